@@ -1,0 +1,37 @@
+# Two commands matter: `make demo` and `make test`. Both work on a fresh Debian machine with
+# Python 3.11: they create .venv, install what they need (system packages too), and run.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test gates pytest bench clean system-deps
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ownkey demo
+
+system-deps:
+	scripts/ensure-system-deps
+
+test: $(STAMP) system-deps
+	scripts/run-tests
+
+gates: $(STAMP)
+	scripts/run-gates
+
+pytest: $(STAMP)
+	$(BIN)/pytest -W error $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""REST interface (FastAPI), thin over ownkey.service."""

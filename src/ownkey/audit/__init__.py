@@ -1,0 +1,1 @@
+"""Audit port and hash chain. Pure core."""

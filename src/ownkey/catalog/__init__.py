@@ -1,0 +1,1 @@
+"""Catalog of protected asset types (the seed as data). Pure core."""

@@ -1,0 +1,32 @@
+"""The ``ownkey`` Typer application: one place where the command groups are assembled."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ownkey.cli import _demo, _policy
+from ownkey.errors import OwnkeyError
+
+app = typer.Typer(
+    name="ownkey",
+    help="ownkey: customer managed keys for collaboration content.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("demo", help="Tell the ownkey story on embedded defaults.")(_demo.demo)
+app.add_typer(_policy.policy_app, name="policy")
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILURE = 1
+
+
+def main() -> None:
+    """Console-script entry: turn ownkey errors into one line on stderr, never a traceback."""
+    try:
+        app(standalone_mode=True)
+    except OwnkeyError as exc:
+        print(f"ownkey: {exc}", file=sys.stderr)
+        sys.exit(EXIT_FAILURE)

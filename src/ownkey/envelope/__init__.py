@@ -1,0 +1,1 @@
+"""Envelope format v1: seal and open content under a scope key. Pure core."""

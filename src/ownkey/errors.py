@@ -1,0 +1,91 @@
+"""The one error tree of ownkey.
+
+Every error that ownkey raises on purpose derives from :class:`OwnkeyError`, so a caller can catch
+one class at its boundary. Third-party errors are translated at the adapter that met them
+(``raise AccessDenied(...) from exc``). No message ever carries key material, plaintext or a
+secret; messages name the field or the object, never its secret value.
+
+::
+
+    OwnkeyError
+    ├── InvalidCiphertext     an envelope failed to open: wrong key, wrong context, or any changed,
+    │                         missing, extra, reordered or truncated byte. Deliberately opaque.
+    ├── AccessDenied          a key refused on purpose: revoked, disabled, destroyed, or a
+    │                         revocation rule matched. Fail closed at once; never retried, never
+    │                         replaced by another key. Render the content as a tombstone.
+    ├── KeyUnavailable        the key manager could not answer: timeout, network, 5xx. Retried
+    │                         with bounded back-off inside a deadline; never falls back to a
+    │                         weaker key.
+    ├── PolicyError           a policy request is malformed or names something unknown
+    │                         (``field`` says which); exit code 2 on the CLI, HTTP 422.
+    ├── ConfigError           ownkey or a provider is configured wrongly (a missing setting, an
+    │                         unusable key id, a missing optional dependency).
+    ├── LifecycleError        an illegal key-state transition (e.g. enabling a destroyed key).
+    ├── NotFound              a named object does not exist (or is not visible to the caller).
+    └── LimitExceeded         a documented limit was hit (message too large, key use limit).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessDenied",
+    "ConfigError",
+    "InvalidCiphertext",
+    "KeyUnavailable",
+    "LifecycleError",
+    "LimitExceeded",
+    "NotFound",
+    "OwnkeyError",
+    "PolicyError",
+]
+
+
+class OwnkeyError(Exception):
+    """Root of every error ownkey raises on purpose."""
+
+
+class InvalidCiphertext(OwnkeyError):  # noqa: N818 - named after pyca's InvalidToken habit
+    """An envelope could not be opened. Carries no detail that helps an attacker."""
+
+    def __init__(self) -> None:
+        super().__init__("invalid ciphertext")
+
+
+class AccessDenied(OwnkeyError):  # noqa: N818 - the name platform code renders
+    """A key refused on purpose; the content must be shown as a tombstone.
+
+    ``reason`` is one of ``revoked``, ``disabled``, ``pending_destruction``, ``destroyed``,
+    ``revocation_rule``, ``provider_denied``, ``policy``; it is safe to show to the customer.
+    """
+
+    def __init__(self, message: str, *, reason: str = "provider_denied") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class KeyUnavailable(OwnkeyError):  # noqa: N818
+    """The key manager could not be reached or answered with a transient failure."""
+
+
+class PolicyError(OwnkeyError):
+    """A policy request is malformed; ``field`` is the dotted path of the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class ConfigError(OwnkeyError):
+    """ownkey or one of its providers is configured wrongly."""
+
+
+class LifecycleError(OwnkeyError):
+    """A key-state transition that the lifecycle table forbids."""
+
+
+class NotFound(OwnkeyError):  # noqa: N818
+    """A named object does not exist, or is not visible to the caller."""
+
+
+class LimitExceeded(OwnkeyError):  # noqa: N818
+    """A documented limit was hit (payload size, key use count)."""

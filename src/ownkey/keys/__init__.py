@@ -1,0 +1,1 @@
+"""Key hierarchy: scope keys, cache, lifecycle, revocation, rotation. Pure core."""

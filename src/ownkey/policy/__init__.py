@@ -1,0 +1,1 @@
+"""Policy engine: which keys protect an asset, and why. Pure core."""

@@ -1,0 +1,1 @@
+"""Adapters to key managers (local, PKCS#11, KMIP, AWS KMS)."""

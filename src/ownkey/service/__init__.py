@@ -1,0 +1,1 @@
+"""Application layer: the composition root and the Protector."""

@@ -1,0 +1,1 @@
+"""Adapters to databases and blob stores (SQLAlchemy, Alembic, directory, S3)."""

@@ -1,0 +1,1 @@
+"""Contract test suites and fakes shipped for the platform's own tests."""

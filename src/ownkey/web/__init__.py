@@ -1,0 +1,1 @@
+"""Admin web pages, thin over ownkey.service."""
