@@ -1,1 +1,65 @@
-"""Envelope format v1: seal and open content under a scope key. Pure core."""
+"""Envelope format v1: seal and open content under a scope key (docs/spec/envelope-v1.md).
+
+Two suites share one header style. The *message* suite seals small payloads in one call with at
+most 63 bytes of overhead beyond the scope key id; the *stream* suite seals large assets in
+segments, in bounded memory, and opens any byte range by decrypting only the segments that cover
+it. Every failure to open raises the same :class:`~ownkey.errors.InvalidCiphertext`.
+"""
+
+from ownkey.envelope._context import EncryptionContext, encode_context
+from ownkey.envelope._format import FORMAT_VERSION, MESSAGE_FIXED_OVERHEAD, peek_key_id
+from ownkey.envelope._keys import SECRET_KEY_ACCESS, ScopeKey, SecretKeyAccess, combine_shares
+from ownkey.envelope._message import (
+    MAX_MESSAGE_BYTES,
+    MESSAGE_USE_LIMIT,
+    MessageCipher,
+    RandomSource,
+    open_message,
+    seal_message,
+)
+from ownkey.envelope._stream import (
+    DEFAULT_SEGMENT_SIZE,
+    MAX_SEGMENT_SIZE,
+    MIN_SEGMENT_SIZE,
+    Readable,
+    SeekableReadable,
+    StreamLayout,
+    Writable,
+    open_range,
+    open_range_into,
+    open_stream,
+    seal_stream,
+    sealed_size,
+    stream_layout,
+)
+
+__all__ = [
+    "DEFAULT_SEGMENT_SIZE",
+    "FORMAT_VERSION",
+    "MAX_MESSAGE_BYTES",
+    "MAX_SEGMENT_SIZE",
+    "MESSAGE_FIXED_OVERHEAD",
+    "MESSAGE_USE_LIMIT",
+    "MIN_SEGMENT_SIZE",
+    "SECRET_KEY_ACCESS",
+    "EncryptionContext",
+    "MessageCipher",
+    "RandomSource",
+    "Readable",
+    "ScopeKey",
+    "SecretKeyAccess",
+    "SeekableReadable",
+    "StreamLayout",
+    "Writable",
+    "combine_shares",
+    "encode_context",
+    "open_message",
+    "open_range",
+    "open_range_into",
+    "open_stream",
+    "peek_key_id",
+    "seal_message",
+    "seal_stream",
+    "sealed_size",
+    "stream_layout",
+]

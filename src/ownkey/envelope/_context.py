@@ -1,0 +1,99 @@
+"""The encryption context and its canonical encoding (spec: docs/spec/envelope-v1.md, section 3).
+
+An encryption context is a small map of names to values (org, service ID, scope, epoch, asset id,
+component, ...). It is bound to every ciphertext, so the encoding must be unambiguous: two
+different maps never encode to the same bytes. Names are restricted to a small ASCII alphabet and
+sorted, every name and value is length-prefixed, and the pair count leads.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterator, Mapping
+
+__all__ = [
+    "MAX_CONTEXT_PAIRS",
+    "MAX_NAME_BYTES",
+    "MAX_VALUE_BYTES",
+    "EncryptionContext",
+    "encode_context",
+]
+
+MAX_CONTEXT_PAIRS = 32
+MAX_NAME_BYTES = 64
+MAX_VALUE_BYTES = 1024
+_NAME = re.compile(r"[a-z0-9_.-]{1,64}\Z")
+_U16 = struct.Struct(">H")
+
+
+def encode_context(pairs: Mapping[str, str]) -> bytes:
+    """Encode a context canonically; raise ValueError naming the offending entry.
+
+    Layout (ENV-3.x): ``u8 count`` then, for each pair in ascending byte order of its name,
+    ``u8 len(name) || name || u16 len(value) || value`` with UTF-8 text.
+    """
+    if len(pairs) > MAX_CONTEXT_PAIRS:
+        raise ValueError(f"encryption context has {len(pairs)} entries; the limit is 32")
+    parts = [bytes((len(pairs),))]
+    for name in sorted(pairs):
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError(
+                f"encryption context name {name!r} must be 1-64 characters of [a-z0-9_.-]"
+            )
+        value = pairs[name]
+        if not isinstance(value, str):
+            raise ValueError(f"encryption context value for {name!r} must be a string")
+        raw = value.encode("utf-8")
+        if len(raw) > MAX_VALUE_BYTES:
+            raise ValueError(f"encryption context value for {name!r} exceeds 1024 bytes")
+        parts.append(bytes((len(name),)) + name.encode("ascii") + _U16.pack(len(raw)) + raw)
+    return b"".join(parts)
+
+
+class EncryptionContext(Mapping[str, str]):
+    """An immutable encryption context that encodes itself once.
+
+    Hot paths build the context once per asset and reuse ``encoded``; a plain ``dict`` is accepted
+    everywhere too and encoded on each call.
+    """
+
+    __slots__ = ("_encoded", "_pairs")
+
+    def __init__(self, pairs: Mapping[str, str] | None = None, /, **kwargs: str) -> None:
+        merged = dict(pairs or {})
+        merged.update(kwargs)
+        self._encoded = encode_context(merged)
+        self._pairs = dict(sorted(merged.items()))
+
+    @property
+    def encoded(self) -> bytes:
+        """The canonical bytes bound to the ciphertext."""
+        return self._encoded
+
+    def __getitem__(self, name: str) -> str:
+        return self._pairs[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._pairs)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def __repr__(self) -> str:
+        return f"EncryptionContext({self._pairs!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, EncryptionContext):
+            return self._encoded == other._encoded
+        return super().__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash(self._encoded)
+
+
+def context_bytes(context: Mapping[str, str]) -> bytes:
+    """The encoding of ``context``, reusing the cached bytes of an EncryptionContext."""
+    if isinstance(context, EncryptionContext):
+        return context.encoded
+    return encode_context(context)

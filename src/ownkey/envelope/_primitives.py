@@ -1,0 +1,89 @@
+"""The hazardous corner: the only module of ownkey that imports ``cryptography.hazmat``.
+
+Everything here is a thin, typed wrapper over pyca/cryptography, so that the rest of ownkey cannot
+misuse a primitive by accident: AES-256-GCM only with 32-byte keys, 12-byte nonces and 16-byte tags;
+HKDF only with SHA-256. A failed tag check becomes :class:`~ownkey.errors.InvalidCiphertext`, the
+one opaque error of the envelope. A test pins this module as the only importer of ``hazmat``.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from ownkey.errors import InvalidCiphertext
+
+__all__ = [
+    "AES_KEY_BYTES",
+    "GCM_NONCE_BYTES",
+    "GCM_TAG_BYTES",
+    "HKDF_MAX_BYTES",
+    "Aes256Gcm",
+    "constant_time_equal",
+    "hkdf_sha256",
+]
+
+AES_KEY_BYTES = 32
+GCM_NONCE_BYTES = 12
+GCM_TAG_BYTES = 16
+HKDF_MAX_BYTES = 255 * 32
+
+
+class Aes256Gcm:
+    """AES-256-GCM with a 96-bit nonce and a 128-bit tag, nothing else.
+
+    One instance holds one expanded key, so hot paths (chat messages, stream segments) pay the key
+    schedule once. ``repr`` never shows the key.
+    """
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != AES_KEY_BYTES:
+            raise ValueError("AES-256-GCM needs a 32-byte key")
+        self._aead = AESGCM(key)
+
+    def __repr__(self) -> str:
+        return "<Aes256Gcm key=<redacted>>"
+
+    def encrypt(self, nonce: bytes, plaintext: bytes | memoryview, aad: bytes | None) -> bytes:
+        """Return ciphertext || tag."""
+        return self._aead.encrypt(nonce, plaintext, aad)
+
+    def decrypt(self, nonce: bytes, ciphertext: bytes | memoryview, aad: bytes | None) -> bytes:
+        """Return the plaintext, or raise InvalidCiphertext (never InvalidTag)."""
+        try:
+            return self._aead.decrypt(nonce, ciphertext, aad)
+        except InvalidTag:
+            raise InvalidCiphertext() from None
+
+    def encrypt_into(
+        self, nonce: bytes, plaintext: bytes | memoryview, aad: bytes | None, out: memoryview
+    ) -> int:
+        """Write ciphertext || tag into ``out`` (exactly ``len(plaintext) + 16`` bytes)."""
+        return self._aead.encrypt_into(nonce, plaintext, aad, out)
+
+    def decrypt_into(
+        self, nonce: bytes, ciphertext: bytes | memoryview, aad: bytes | None, out: memoryview
+    ) -> int:
+        """Write the plaintext into ``out`` (exactly ``len(ciphertext) - 16`` bytes)."""
+        try:
+            return self._aead.decrypt_into(nonce, ciphertext, aad, out)
+        except InvalidTag:
+            raise InvalidCiphertext() from None
+
+
+def hkdf_sha256(ikm: bytes, *, salt: bytes | None, info: bytes, length: int) -> bytes:
+    """HKDF-SHA256 (RFC 5869) extract-and-expand; ``salt=None`` means a string of zeros."""
+    if not 1 <= length <= HKDF_MAX_BYTES:
+        raise ValueError("HKDF-SHA256 output must be 1..8160 bytes")
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
+
+
+def constant_time_equal(a: bytes, b: bytes) -> bool:
+    """Compare two byte strings in time independent of where they differ."""
+    return hmac.compare_digest(a, b)
