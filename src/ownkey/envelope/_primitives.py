@@ -52,10 +52,14 @@ class Aes256Gcm:
 
     def encrypt(self, nonce: bytes, plaintext: bytes | memoryview, aad: bytes | None) -> bytes:
         """Return ciphertext || tag."""
+        if len(nonce) != GCM_NONCE_BYTES:
+            raise ValueError("AES-256-GCM here takes 12-byte nonces only")
         return self._aead.encrypt(nonce, plaintext, aad)
 
     def decrypt(self, nonce: bytes, ciphertext: bytes | memoryview, aad: bytes | None) -> bytes:
         """Return the plaintext, or raise InvalidCiphertext (never InvalidTag)."""
+        if len(nonce) != GCM_NONCE_BYTES:
+            raise ValueError("AES-256-GCM here takes 12-byte nonces only")
         try:
             return self._aead.decrypt(nonce, ciphertext, aad)
         except InvalidTag:
