@@ -31,6 +31,7 @@ pytest: $(STAMP)
 	$(BIN)/pytest -W error $(ARGS)
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run.py $(ARGS)
 
 clean:
