@@ -4,6 +4,10 @@ Two suites share one header style. The *message* suite seals small payloads in o
 most 63 bytes of overhead beyond the scope key id; the *stream* suite seals large assets in
 segments, in bounded memory, and opens any byte range by decrypting only the segments that cover
 it. Every failure to open raises the same :class:`~ownkey.errors.InvalidCiphertext`.
+
+It also re-exports the two other primitives the pure core needs, SHA-256 and Ed25519 (for the
+audit chain's hashes and signed checkpoints), so that ``_primitives`` stays the only module that
+touches ``cryptography.hazmat``.
 """
 
 from ownkey.envelope._context import EncryptionContext, encode_context
@@ -17,6 +21,7 @@ from ownkey.envelope._message import (
     open_message,
     seal_message,
 )
+from ownkey.envelope._primitives import Ed25519Signer, ed25519_verify, sha256
 from ownkey.envelope._stream import (
     DEFAULT_SEGMENT_SIZE,
     MAX_SEGMENT_SIZE,
@@ -42,6 +47,7 @@ __all__ = [
     "MESSAGE_USE_LIMIT",
     "MIN_SEGMENT_SIZE",
     "SECRET_KEY_ACCESS",
+    "Ed25519Signer",
     "EncryptionContext",
     "MessageCipher",
     "RandomSource",
@@ -52,6 +58,7 @@ __all__ = [
     "StreamLayout",
     "Writable",
     "combine_shares",
+    "ed25519_verify",
     "encode_context",
     "open_message",
     "open_range",
@@ -61,5 +68,6 @@ __all__ = [
     "seal_message",
     "seal_stream",
     "sealed_size",
+    "sha256",
     "stream_layout",
 ]

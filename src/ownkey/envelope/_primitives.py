@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hmac
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -23,8 +24,11 @@ __all__ = [
     "GCM_TAG_BYTES",
     "HKDF_MAX_BYTES",
     "Aes256Gcm",
+    "Ed25519Signer",
     "constant_time_equal",
+    "ed25519_verify",
     "hkdf_sha256",
+    "sha256",
 ]
 
 AES_KEY_BYTES = 32
@@ -91,3 +95,43 @@ def hkdf_sha256(ikm: bytes, *, salt: bytes | None, info: bytes, length: int) -> 
 def constant_time_equal(a: bytes, b: bytes) -> bool:
     """Compare two byte strings in time independent of where they differ."""
     return hmac.compare_digest(a, b)
+
+
+def sha256(data: bytes) -> bytes:
+    """SHA-256 of ``data``."""
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(data)
+    return digest.finalize()
+
+
+class Ed25519Signer:
+    """An Ed25519 signing key made from a 32-byte seed (RFC 8032); ``repr`` hides the seed."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, seed: bytes) -> None:
+        if len(seed) != 32:
+            raise ValueError("an Ed25519 seed is 32 bytes")
+        self._key = Ed25519PrivateKey.from_private_bytes(seed)
+
+    def __repr__(self) -> str:
+        return "<Ed25519Signer seed=<redacted>>"
+
+    def sign(self, message: bytes) -> bytes:
+        """A 64-byte signature over ``message``."""
+        return self._key.sign(message)
+
+    def public_key(self) -> bytes:
+        """The 32-byte public key that verifies this signer's signatures."""
+        return self._key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+
+
+def ed25519_verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """True when ``signature`` is a valid Ed25519 signature of ``message`` under ``public_key``."""
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
