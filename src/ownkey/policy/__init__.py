@@ -1,1 +1,41 @@
-"""Policy engine: which keys protect an asset, and why. Pure core."""
+"""Policy engine: which keys protect an asset, and why. Pure core.
+
+The front door is :func:`explain`: a :class:`PolicyRequest` (parsed from DESIGN.md's request JSON
+by :func:`parse_request` or :func:`parse_request_json`) in, a :class:`ProtectionPlan` out, whose
+``to_json()`` is the contract's answer. Bad requests raise :class:`~ownkey.errors.PolicyError`
+naming the field.
+"""
+
+from ownkey.policy._engine import explain
+from ownkey.policy._plan import KeyRef, KeyType, Protection, ProtectionPlan, Reason, Rule
+from ownkey.policy._request import (
+    Asset,
+    Container,
+    DataClass,
+    Member,
+    OrgSettings,
+    PolicyRequest,
+    parse_request,
+    parse_request_json,
+)
+from ownkey.policy._schema import plan_schema, request_schema
+
+__all__ = [
+    "Asset",
+    "Container",
+    "DataClass",
+    "KeyRef",
+    "KeyType",
+    "Member",
+    "OrgSettings",
+    "PolicyRequest",
+    "Protection",
+    "ProtectionPlan",
+    "Reason",
+    "Rule",
+    "explain",
+    "parse_request",
+    "parse_request_json",
+    "plan_schema",
+    "request_schema",
+]
