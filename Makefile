@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,pkcs11,kmip,aws]'
+	$(BIN)/pip install --quiet -e '.[dev,pkcs11,kmip,aws,sql]'
 	touch $(STAMP)
 
 demo: $(STAMP)
