@@ -1,13 +1,49 @@
-"""``ownkey policy``: dry-run the policy decision contract (filled in by the policy issue)."""
+"""``ownkey policy``: dry-run the policy decision contract of DESIGN.md.
+
+``explain`` reads the request JSON on stdin and prints the plan JSON on stdout, the same answer as
+``POST /v1/policy/explain``. A bad request exits with code 2 and one line on stderr that names the
+field; never a traceback, so scripts can tell "your request is wrong" from "ownkey failed" (1).
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from typing import Annotated
+
 import typer
+
+from ownkey.errors import PolicyError
+from ownkey.policy import explain as explain_plan
+from ownkey.policy import parse_request_json, plan_schema, request_schema
 
 policy_app = typer.Typer(help="Dry-run the policy decision contract.", no_args_is_help=True)
 
+EXIT_BAD_INPUT = 2
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
 
 @policy_app.command("explain")
-def explain() -> None:
+def explain(
+    compact: Annotated[bool, typer.Option("--compact", help="Print the plan on one line.")] = False,
+) -> None:
     """Read a policy request (JSON) on stdin and print the protection plan (JSON)."""
-    raise typer.Exit(code=2)
+    try:
+        plan = explain_plan(parse_request_json(sys.stdin.buffer.read()))
+    except PolicyError as exc:
+        typer.echo(f"ownkey: {_one_line(str(exc))}", err=True)
+        raise typer.Exit(code=EXIT_BAD_INPUT) from None
+    typer.echo(json.dumps(plan.to_json(), indent=None if compact else 2))
+
+
+@policy_app.command("schema")
+def schema(
+    plan: Annotated[
+        bool, typer.Option("--plan", help="Print the plan's schema instead of the request's.")
+    ] = False,
+) -> None:
+    """Print the JSON Schema of the policy request (or, with --plan, of the plan)."""
+    typer.echo(json.dumps(plan_schema() if plan else request_schema(), indent=2))

@@ -170,7 +170,9 @@ def _log_index_keys(
             )
             result.append(KeyRef.platform())
     if not any(reason.rule is Rule.LOG_INDEX for reason in reasons):
-        reasons.append(Reason(Rule.LOG_INDEX, "log and index data: the content has no customer key to keep"))
+        reasons.append(
+            Reason(Rule.LOG_INDEX, "log and index data: the content has no customer key to keep")
+        )
     return result
 
 
