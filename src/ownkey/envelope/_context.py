@@ -8,6 +8,7 @@ sorted, every name and value is length-prefixed, and the pair count leads.
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from collections.abc import Iterator, Mapping
@@ -27,6 +28,14 @@ _NAME = re.compile(r"[a-z0-9_.-]{1,64}\Z")
 _U16 = struct.Struct(">H")
 
 
+@functools.lru_cache(maxsize=4096)
+def _name_prefix(name: str) -> bytes:
+    """``u8 len(name) || name`` for a valid name; validated once per distinct name (hot path)."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"encryption context name {name!r} must be 1-64 characters of [a-z0-9_.-]")
+    return bytes((len(name),)) + name.encode("ascii")
+
+
 def encode_context(pairs: Mapping[str, str]) -> bytes:
     """Encode a context canonically; raise ValueError naming the offending entry.
 
@@ -37,17 +46,14 @@ def encode_context(pairs: Mapping[str, str]) -> bytes:
         raise ValueError(f"encryption context has {len(pairs)} entries; the limit is 32")
     parts = [bytes((len(pairs),))]
     for name in sorted(pairs):
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ValueError(
-                f"encryption context name {name!r} must be 1-64 characters of [a-z0-9_.-]"
-            )
+        prefix = _name_prefix(name) if isinstance(name, str) else _name_prefix.__wrapped__(name)
         value = pairs[name]
         if not isinstance(value, str):
             raise ValueError(f"encryption context value for {name!r} must be a string")
         raw = value.encode("utf-8")
         if len(raw) > MAX_VALUE_BYTES:
             raise ValueError(f"encryption context value for {name!r} exceeds 1024 bytes")
-        parts.append(bytes((len(name),)) + name.encode("ascii") + _U16.pack(len(raw)) + raw)
+        parts.append(prefix + _U16.pack(len(raw)) + raw)
     return b"".join(parts)
 
 
