@@ -1,0 +1,120 @@
+"""Where the database is and how to open it: settings, engines, migrations on open.
+
+``OWNKEY_DATABASE_URL`` (``postgresql+psycopg://user@host/db``) selects PostgreSQL; otherwise
+the database is the SQLite file ``$OWNKEY_HOME/ownkey.db`` (``OWNKEY_HOME`` defaults to
+``~/.ownkey``), opened in WAL mode with a busy timeout so that several processes can share it.
+Every open runs the Alembic migrations shipped in this package up to head.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection
+
+from ownkey.errors import ConfigError
+
+__all__ = ["Database", "database_url", "ownkey_home"]
+
+DATABASE_URL_ENV = "OWNKEY_DATABASE_URL"
+HOME_ENV = "OWNKEY_HOME"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def ownkey_home(env: Mapping[str, str] | None = None) -> Path:
+    """The directory for ownkey's local state (``OWNKEY_HOME``, default ``~/.ownkey``)."""
+    env = os.environ if env is None else env
+    return Path(env.get(HOME_ENV) or Path.home() / ".ownkey")
+
+
+def database_url(env: Mapping[str, str] | None = None) -> str:
+    """``OWNKEY_DATABASE_URL`` if set, else the SQLite file under :func:`ownkey_home`."""
+    env = os.environ if env is None else env
+    url = env.get(DATABASE_URL_ENV)
+    if url:
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+    return f"sqlite:///{ownkey_home(env) / 'ownkey.db'}"
+
+
+def _sqlite_engine(url: str) -> Engine:
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi: sqlite3.Connection, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, say when transactions begin (the documented recipe),
+        # so that every transaction is BEGIN IMMEDIATE: writers serialise up front instead of
+        # failing on a lock upgrade half-way.
+        dbapi.isolation_level = None
+        cursor = dbapi.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class Database:
+    """One engine plus what the stores need to know about its dialect.
+
+    Build it with :meth:`open` (which migrates) in the composition root; stores receive it.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @classmethod
+    def open(cls, url: str | None = None, *, migrate: bool = True) -> Database:
+        """Connect to ``url`` (default: :func:`database_url`) and migrate it to head."""
+        url = url or database_url()
+        try:
+            if url.startswith("sqlite"):
+                engine = _sqlite_engine(url)
+            elif url.startswith("postgresql+psycopg"):
+                engine = create_engine(url, pool_pre_ping=True)
+            else:
+                raise ConfigError(
+                    "OWNKEY_DATABASE_URL must be a postgresql+psycopg:// or sqlite:/// URL"
+                )
+        except ImportError as exc:
+            raise ConfigError(
+                "the SQL storage needs the 'sql' extra: pip install 'ownkey[sql]'"
+            ) from exc
+        database = cls(engine)
+        if migrate:
+            database.migrate()
+        return database
+
+    def migrate(self) -> None:
+        """Run the shipped Alembic migrations up to head (idempotent)."""
+        from ownkey.storage._migrate import upgrade
+
+        upgrade(self.engine)
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()

@@ -1,0 +1,224 @@
+"""The one relational schema of ownkey, for SQLite and PostgreSQL alike (docs/storage.md).
+
+SQLAlchemy Core tables: the migrations in ``migrations/versions`` create exactly these, and a
+test compares the two. Times that the audit chain hashes are integer milliseconds; times that
+round-trip into the key layer's records (floats) are stored as double precision, which both
+databases keep exactly.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "assets",
+    "audit_checkpoints",
+    "audit_heads",
+    "audit_records",
+    "job_items",
+    "jobs",
+    "key_versions",
+    "master_keys",
+    "metadata",
+    "orgs",
+    "revocation_rules",
+    "scope_key_wraps",
+    "scope_keys",
+    "users",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+orgs = Table(
+    "orgs",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("cmk", Boolean, nullable=False, default=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("org", String(255), ForeignKey("orgs.name", ondelete="CASCADE"), primary_key=True),
+    Column("email", String(320), primary_key=True),
+    Column("licensed", Boolean, nullable=False, default=False),
+)
+
+# The key registry: ownkey's record of each customer/platform key, by reference.
+master_keys = Table(
+    "master_keys",
+    metadata,
+    Column("ref", String(300), primary_key=True),
+    Column("provider", String(64), nullable=False),
+    Column("key_id", Text, nullable=False),
+    Column("version", String(255), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("changed_at", Double, nullable=False),
+    Column("destroy_at", Double, nullable=True),
+)
+
+key_versions = Table(
+    "key_versions",
+    metadata,
+    Column("ref", String(300), ForeignKey("master_keys.ref", ondelete="CASCADE"), primary_key=True),
+    Column("version", String(255), primary_key=True),
+    Column("first_seen", Double, nullable=False),
+)
+
+# Scope keys exist only as public attributes plus wrapped shares (SK-2).
+scope_keys = Table(
+    "scope_keys",
+    metadata,
+    Column("key_id", LargeBinary(64), primary_key=True),
+    Column("orgs", Text, nullable=False),  # "|acme|globex|": LIKE-searchable
+    Column("service_id", String(4), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("epoch_start", BigInteger, nullable=False),
+    Column("epoch_seconds", BigInteger, nullable=False),
+    Column("keys", Text, nullable=False),  # "|customer:acme|platform|"
+    Column("created_at", Double, nullable=False),
+    Column("sealable", Boolean, nullable=False),
+    Column("shredded_at", Double, nullable=True),
+    # The identity digest while this record is the current one, else NULL: the unique index
+    # makes "first writer wins" hold across nodes.
+    Column("current_for", String(64), nullable=True, unique=True),
+    # Bumped on every change of wraps: replace_wraps is a compare-and-set on it.
+    Column("wraps_version", Integer, nullable=False, default=0),
+    Index(None, "service_id", "epoch_start"),
+)
+
+scope_key_wraps = Table(
+    "scope_key_wraps",
+    metadata,
+    Column(
+        "key_id",
+        LargeBinary(64),
+        ForeignKey("scope_keys.key_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("position", Integer, primary_key=True),
+    Column("key_ref", String(300), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("provider_key_id", Text, nullable=False),
+    Column("version", String(255), nullable=False),
+    Column("blob", LargeBinary, nullable=False),
+)
+
+revocation_rules = Table(
+    "revocation_rules",
+    metadata,
+    Column("rule_id", String(128), primary_key=True),
+    Column("org", String(255), nullable=False),
+    Column("key_ref", String(300), nullable=False, index=True),
+    Column("service_id", String(4), nullable=True),
+    Column("scope", Text, nullable=True),
+    Column("since", Double, nullable=True),
+    Column("until", Double, nullable=True),
+    Column("created_at", Double, nullable=False),
+    Column("actor", String(320), nullable=True),
+    Column("note", Text, nullable=False, default=""),
+)
+
+assets = Table(
+    "assets",
+    metadata,
+    Column("asset_id", String(255), primary_key=True),
+    Column("org", String(255), nullable=False, index=True),
+    Column("service_id", String(4), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sealed_size", BigInteger, nullable=False),
+    Column("scope_key_id", LargeBinary(64), nullable=False, index=True),
+    Column("location", Text, nullable=False),
+    Column("context", Text, nullable=False),  # canonical JSON of the encryption context
+    Column("created_at_ms", BigInteger, nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("org", String(255), nullable=True),
+    Column("params", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("total", BigInteger, nullable=False, default=0),
+    Column("done", BigInteger, nullable=False, default=0),
+    Column("failed", BigInteger, nullable=False, default=0),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+    Column("error", Text, nullable=True),
+)
+
+job_items = Table(
+    "job_items",
+    metadata,
+    Column("job_id", String(64), ForeignKey("jobs.job_id", ondelete="CASCADE"), primary_key=True),
+    Column("item", String(255), primary_key=True),
+    Column("state", String(16), nullable=False),  # pending | done | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text, nullable=True),
+    Index(None, "job_id", "state"),
+)
+
+audit_heads = Table(
+    "audit_heads",
+    metadata,
+    Column("org", String(255), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", LargeBinary(32), nullable=False),
+)
+
+audit_records = Table(
+    "audit_records",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("org", String(255), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("hash", LargeBinary(32), nullable=False),
+    # Copies of body fields for queries; the body (hashed) is authoritative and re-checked.
+    Column("at_ms", BigInteger, nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("actor", String(320), nullable=True),
+    Column("asset_id", String(255), nullable=True),
+    Column("service_id", String(4), nullable=True),
+    Index(None, "org", "seq"),
+    Index(None, "org", "at_ms"),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("org", String(255), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("hash", LargeBinary(32), nullable=False),
+    Column("signed_at", BigInteger, nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("signature", LargeBinary(64), nullable=False),
+)
