@@ -16,6 +16,9 @@ secret; messages name the field or the object, never its secret value.
     ├── KeyUnavailable        the key manager could not answer: timeout, network, 5xx. Retried
     │                         with bounded back-off inside a deadline; never falls back to a
     │                         weaker key.
+    │   └── AuditUnavailable  the audit sink could not record a key operation, so the operation
+    │                         was refused (fail closed). Transient like an outage, but an
+    │                         operator must look at the audit sink, not the key manager.
     ├── PolicyError           a policy request is malformed or names something unknown
     │                         (``field`` says which); exit code 2 on the CLI, HTTP 422.
     ├── ConfigError           ownkey or a provider is configured wrongly (a missing setting, an
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 __all__ = [
     "AccessDenied",
+    "AuditUnavailable",
     "ConfigError",
     "InvalidCiphertext",
     "KeyUnavailable",
@@ -65,6 +69,15 @@ class AccessDenied(OwnkeyError):  # noqa: N818 - the name platform code renders
 
 class KeyUnavailable(OwnkeyError):  # noqa: N818
     """The key manager could not be reached or answered with a transient failure."""
+
+
+class AuditUnavailable(KeyUnavailable):
+    """The audit sink could not record; the key operation it was meant to record did not happen.
+
+    A subclass of :class:`KeyUnavailable` because the caller should treat it the same way (try
+    again later, never fall back to another key); a class of its own so that operators look at
+    the audit sink rather than at the key manager.
+    """
 
 
 class PolicyError(OwnkeyError):
