@@ -1,1 +1,70 @@
-"""Key hierarchy: scope keys, cache, lifecycle, revocation, rotation. Pure core."""
+"""Key hierarchy: scope keys, cache, lifecycle, revocation, rotation. Pure core.
+
+Customer and platform keys (named by :class:`KeyRef`, recorded as :class:`MasterKey`, held by a
+:class:`KeyProvider`) wrap random scope keys, one per (orgs, service, scope, epoch, keys); scope
+keys seal content (see :mod:`ownkey.envelope`). :class:`ScopeKeys` is the access path with every
+check, :class:`KeyAdmin` the lifecycle and revocation rules, :class:`Rewrapper` rotation, backfill
+and rekey support. Requirements are in ``docs/spec/key-lifecycle.md``. No I/O: ports, clock,
+randomness and sleep are injected through :class:`KeyDeps`.
+"""
+
+from ownkey.keys._access import ScopeKeys
+from ownkey.keys._admin import KeyAdmin, ShredEvidence
+from ownkey.keys._cache import CacheEntry, CacheLimits, CacheReport, ScopeKeyCache
+from ownkey.keys._deps import SCOPE_KEY_ID_BYTES, KeyDeps
+from ownkey.keys._flight import SingleFlight
+from ownkey.keys._lifecycle import TRANSITIONS, KeyAction, KeyState, next_state
+from ownkey.keys._memory import MemoryKeyRegistry, MemoryRuleStore, MemoryScopeKeyStore
+from ownkey.keys._ports import KeyDescription, KeyProvider, KeyRegistry, RuleStore, ScopeKeyStore
+from ownkey.keys._records import (
+    SCOPE_KEY_PURPOSE,
+    MasterKey,
+    ScopeIdentity,
+    ScopeKeyRecord,
+    Selector,
+    Wrap,
+    wrap_context,
+)
+from ownkey.keys._refs import KeyRef
+from ownkey.keys._retry import RetryPolicy, call_with_retry
+from ownkey.keys._revocation import RevocationPreview, RevocationRule
+from ownkey.keys._rewrap import Rewrapper, RewrapReport
+
+__all__ = [
+    "SCOPE_KEY_ID_BYTES",
+    "SCOPE_KEY_PURPOSE",
+    "TRANSITIONS",
+    "CacheEntry",
+    "CacheLimits",
+    "CacheReport",
+    "KeyAction",
+    "KeyAdmin",
+    "KeyDeps",
+    "KeyDescription",
+    "KeyProvider",
+    "KeyRef",
+    "KeyRegistry",
+    "KeyState",
+    "MasterKey",
+    "MemoryKeyRegistry",
+    "MemoryRuleStore",
+    "MemoryScopeKeyStore",
+    "RetryPolicy",
+    "RevocationPreview",
+    "RevocationRule",
+    "RewrapReport",
+    "Rewrapper",
+    "RuleStore",
+    "ScopeIdentity",
+    "ScopeKeyCache",
+    "ScopeKeyRecord",
+    "ScopeKeyStore",
+    "ScopeKeys",
+    "Selector",
+    "ShredEvidence",
+    "SingleFlight",
+    "Wrap",
+    "call_with_retry",
+    "next_state",
+    "wrap_context",
+]

@@ -1,0 +1,237 @@
+"""The access path: the scope key to seal with, or to open with, after every check (KL-6, KL-7).
+
+Order matters and is the same for seal and open: key states and revocation rules are checked
+first, on every call, against ownkey's registry and rule store, so a change made through ownkey
+acts on the very next call even when the scope key is cached (RV-2, KL-8). Only then is the cache
+consulted, and only on a miss is the key manager called, once for all concurrent callers (CA-2),
+with bounded retries (FS-2). A denial is recorded, evicts, and is never answered with another key
+(FS-1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ownkey.audit import AuditAction, Outcome
+from ownkey.envelope import ScopeKey, combine_shares
+from ownkey.errors import AccessDenied, ConfigError, InvalidCiphertext, KeyUnavailable
+from ownkey.keys._cache import CacheEntry
+from ownkey.keys._calls import unwrap_share, wrap_share
+from ownkey.keys._deps import SCOPE_KEY_ID_BYTES, KeyDeps
+from ownkey.keys._flight import SingleFlight
+from ownkey.keys._records import (
+    MasterKey,
+    ScopeIdentity,
+    ScopeKeyRecord,
+    Selector,
+    wrap_context,
+)
+from ownkey.keys._refs import HYBRID, KeyRef
+from ownkey.keys._revocation import RevocationRule
+
+__all__ = ["ScopeKeys"]
+
+SHARE_BYTES = 32
+Provision = Callable[[KeyRef], MasterKey]
+
+
+class ScopeKeys:
+    """Hands out cached scope keys for sealing and opening, creating and unwrapping on demand.
+
+    ``provision`` (optional) creates a missing customer or platform key on first use; without it
+    a plan that names an unregistered key is a :class:`ConfigError`, never a silent fallback.
+    """
+
+    def __init__(self, deps: KeyDeps, *, provision: Provision | None = None) -> None:
+        self._deps = deps
+        self._provision = provision
+        self._creating: SingleFlight[CacheEntry] = SingleFlight()
+
+    # -- checks ----------------------------------------------------------------------------------
+
+    def master(self, ref: KeyRef) -> MasterKey:
+        """ownkey's record of ``ref``; provisioned if allowed, else an explicit error."""
+        master = self._deps.registry.get(ref)
+        if master is not None:
+            return master
+        if ref.kind == HYBRID:
+            raise self._denied(
+                None,
+                ref,
+                "policy",
+                f"{ref} is a client-side key: this deployment never holds it",
+            )
+        if self._provision is None:
+            raise ConfigError(f"no key is registered for {ref}")
+        return self._provision(ref)
+
+    def check(self, identity: ScopeIdentity, key_id: bytes | None = None) -> None:
+        """Raise AccessDenied unless every key is enabled and no revocation rule matches."""
+        rules = self._deps.rules
+        for ref in identity.keys:
+            state = self.master(ref).state
+            if not state.usable:
+                raise self._denied(identity, ref, state.value, f"{ref} is {state.value}", key_id)
+            for rule in rules.for_key(ref):
+                if rule.matches(identity):
+                    raise self._denied(
+                        identity,
+                        ref,
+                        "revocation_rule",
+                        f"{ref} is revoked for this content by rule {rule.rule_id}",
+                        key_id,
+                        rule,
+                    )
+
+    def _denied(
+        self,
+        identity: ScopeIdentity | None,
+        ref: KeyRef | None,
+        reason: str,
+        message: str,
+        key_id: bytes | None = None,
+        rule: RevocationRule | None = None,
+    ) -> AccessDenied:
+        """Record a denial, drop what it concerns from the cache, and build the error."""
+        detail = {"reason": reason}
+        if identity is not None:
+            detail.update(
+                service_id=identity.service_id,
+                scope=identity.scope,
+                orgs=",".join(identity.orgs),
+                epoch_start=str(identity.epoch_start),
+            )
+            self._deps.cache.unbind(identity)
+        if key_id is not None:
+            detail["scope_key_id"] = key_id.hex()
+            self._deps.cache.evict_id(key_id)
+        if rule is not None:
+            detail["rule_id"] = rule.rule_id
+        org = ref.org if ref is not None and ref.org else None
+        if org is None and identity is not None and identity.orgs:
+            org = identity.orgs[0]
+        self._deps.auditor.emit(
+            AuditAction.ACCESS_DENIED,
+            Outcome.DENIED,
+            org=org,
+            key=None if ref is None else str(ref),
+            detail=detail,
+        )
+        return AccessDenied(f"access denied: {message}", reason=reason)
+
+    # -- sealing ---------------------------------------------------------------------------------
+
+    def for_seal(self, identity: ScopeIdentity) -> CacheEntry:
+        """The scope key that seals new content of ``identity``, created on first use (SK-1)."""
+        self.check(identity)
+        cache = self._deps.cache
+        key_id = cache.bound(identity)
+        if key_id is not None:
+            entry, refresh = cache.get(key_id)
+            if entry is not None:
+                return self._refresh(entry) if refresh else entry
+        return self._creating.run(identity, lambda: self._current_or_create(identity))
+
+    def _current_or_create(self, identity: ScopeIdentity) -> CacheEntry:
+        record = self._deps.store.current(identity)
+        entry = self._create(identity) if record is None else self._load(record)
+        self._deps.cache.bind(identity, entry.key.key_id)
+        return entry
+
+    def _create(self, identity: ScopeIdentity) -> CacheEntry:
+        """New random shares, one per key, each wrapped under its key (SK-2, SK-3)."""
+        deps = self._deps
+        masters = [self.master(ref) for ref in identity.keys]
+        key_id = deps.random(SCOPE_KEY_ID_BYTES)
+        shares = [deps.random(SHARE_BYTES) for _ in masters]
+        wraps = tuple(
+            wrap_share(deps, master, share, wrap_context(identity, key_id, master.ref))
+            for master, share in zip(masters, shares, strict=True)
+        )
+        record = ScopeKeyRecord(
+            key_id=key_id,
+            orgs=identity.orgs,
+            service_id=identity.service_id,
+            scope=identity.scope,
+            epoch_start=identity.epoch_start,
+            epoch_seconds=identity.epoch_seconds,
+            wraps=wraps,
+            created_at=deps.clock(),
+        )
+        stored = deps.store.create(record)
+        if stored.key_id != key_id:  # another node created it first: use theirs
+            return self._load(stored)
+        return deps.cache.put(ScopeKey(key_id, combine_shares(shares)), identity)
+
+    def retire(self, entry: CacheEntry) -> None:
+        """Seal no more new content with this scope key (its cipher reached its use limit)."""
+        self._deps.store.retire(entry.key.key_id)
+        self._deps.cache.unbind(entry.identity)
+        self._deps.auditor.emit(
+            AuditAction.SCOPE_KEY_RETIRE,
+            detail={"scope_key_id": entry.key.key_id.hex(), "reason": "use_limit"},
+        )
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    def record(self, key_id: bytes) -> ScopeKeyRecord:
+        """The stored record of ``key_id``; an unknown id is indistinguishable from garbage."""
+        record = self._deps.store.get(key_id)
+        if record is None:
+            raise InvalidCiphertext()
+        return record
+
+    def for_open(self, key_id: bytes) -> CacheEntry:
+        """The scope key named by an envelope header, after every check."""
+        entry, refresh = self._deps.cache.get(key_id)
+        if entry is not None:
+            self.check(entry.identity, key_id)
+            return self._refresh(entry) if refresh else entry
+        record = self.record(key_id)
+        if record.shredded:
+            raise self._denied(
+                record.identity, None, "destroyed", "the scope key was destroyed", key_id
+            )
+        self.check(record.identity, key_id)
+        return self._load(record)
+
+    def _load(self, record: ScopeKeyRecord) -> CacheEntry:
+        return self._deps.cache.load(record.key_id, lambda: self._unwrap(record, retry=True))
+
+    def _unwrap(self, record: ScopeKeyRecord, *, retry: bool) -> tuple[ScopeKey, ScopeIdentity]:
+        """Unwrap every share (all are needed) and combine them; a denial evicts the key's uses."""
+        identity = record.identity
+        shares = []
+        for wrap in record.wraps:
+            context = wrap_context(identity, record.key_id, wrap.key)
+            try:
+                shares.append(unwrap_share(self._deps, wrap, context, retry=retry))
+            except AccessDenied as exc:
+                self._deps.cache.evict(Selector(key=wrap.key))
+                raise self._denied(
+                    identity,
+                    wrap.key,
+                    exc.reason,
+                    f"the key manager refused {wrap.key}",
+                    record.key_id,
+                ) from exc
+        return ScopeKey(record.key_id, combine_shares(shares)), identity
+
+    def _refresh(self, entry: CacheEntry) -> CacheEntry:
+        """Re-unwrap an entry past ``refresh_after``; keep it if the manager is unavailable."""
+        cache = self._deps.cache
+        key_id = entry.key.key_id
+        try:
+            record = self.record(key_id)
+            if record.shredded:
+                raise self._denied(
+                    record.identity, None, "destroyed", "the scope key was destroyed", key_id
+                )
+            key, identity = self._unwrap(record, retry=False)
+        except KeyUnavailable:
+            cache.refresh_failed(entry)
+            return entry
+        except BaseException:
+            cache.evict_id(key_id)
+            raise
+        return cache.refreshed(entry, key, identity)

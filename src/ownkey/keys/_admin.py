@@ -1,0 +1,354 @@
+"""Administration of customer and platform keys and of revocation rules (KL-1 to KL-12, RV-*).
+
+Every change follows one order, so a failure anywhere leaves things safe:
+
+1. the lifecycle table says whether the change is legal (nothing happens otherwise, KL-2);
+2. the change is recorded in the audit log; if that fails, nothing happens (KL-12);
+3. the key manager is told, then ownkey's registry, then the cache is evicted (KL-8).
+
+If step 3 fails, a ``failed`` event follows; the states that can result (the provider stricter
+than ownkey, or ownkey stricter than the provider) both deny, never allow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ownkey.audit import AuditAction, Outcome
+from ownkey.errors import AuditUnavailable, ConfigError, LifecycleError, NotFound
+from ownkey.keys._calls import unwrap_share, wrap_share
+from ownkey.keys._deps import KeyDeps
+from ownkey.keys._lifecycle import KeyAction, KeyState, next_state
+from ownkey.keys._records import MasterKey, Selector, describe_selector
+from ownkey.keys._refs import HYBRID, KeyRef
+from ownkey.keys._revocation import RevocationPreview, RevocationRule
+
+__all__ = ["KeyAdmin", "ShredEvidence"]
+
+_KEY_CHECK_CONTEXT = {"purpose": "ownkey.key-check"}
+_ACTIONS = {
+    KeyAction.DISABLE: AuditAction.KEY_DISABLE,
+    KeyAction.ENABLE: AuditAction.KEY_ENABLE,
+    KeyAction.SCHEDULE_DESTRUCTION: AuditAction.KEY_SCHEDULE_DESTRUCTION,
+    KeyAction.CANCEL_DESTRUCTION: AuditAction.KEY_CANCEL_DESTRUCTION,
+    KeyAction.DESTROY: AuditAction.KEY_DESTROY,
+    KeyAction.ROTATE: AuditAction.KEY_ROTATE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ShredEvidence:
+    """What a destruction deleted: recorded in the audit log as crypto-shred evidence (KL-9).
+
+    ``digest`` is SHA-256 over the sorted ids of the shredded scope keys, so an auditor holding
+    a list of ids can check it without the log carrying every id.
+    """
+
+    key: KeyRef
+    at: float
+    scope_keys: int
+    digest: str
+
+
+class KeyAdmin:
+    """Lifecycle of customer and platform keys, revocation rules, cache eviction."""
+
+    def __init__(
+        self,
+        deps: KeyDeps,
+        *,
+        default_provider: str,
+        min_waiting_period: float,
+        default_waiting_period: float,
+    ) -> None:
+        if default_waiting_period < min_waiting_period:
+            raise ConfigError("the default destruction waiting period is below the minimum")
+        self._deps = deps
+        self._default_provider = default_provider
+        self._min_wait = min_waiting_period
+        self._default_wait = default_waiting_period
+
+    # -- keys ------------------------------------------------------------------------------------
+
+    def get(self, ref: KeyRef) -> MasterKey:
+        """ownkey's record of ``ref``; NotFound if none is registered."""
+        master = self._deps.registry.get(ref)
+        if master is None:
+            raise NotFound(f"no key is registered for {ref}")
+        return master
+
+    def keys(self) -> Sequence[MasterKey]:
+        """Every registered key, in plan order."""
+        return self._deps.registry.all()
+
+    def _check_replaceable(self, ref: KeyRef) -> None:
+        existing = self._deps.registry.get(ref)
+        if existing is not None and existing.state is not KeyState.DESTROYED:
+            raise LifecycleError(f"{ref} already has a key ({existing.state.value})")
+        if ref.kind == HYBRID:
+            raise ConfigError(f"{ref} is a client-side key: a platform deployment never holds it")
+
+    def create(
+        self, ref: KeyRef, *, provider: str | None = None, actor: str | None = None
+    ) -> MasterKey:
+        """Create a key in a provider and register it for ``ref``.
+
+        A destroyed key can be followed by a new one for new content; what the destroyed key
+        protected stays destroyed (its wrapped shares are gone, KL-9).
+        """
+        self._check_replaceable(ref)
+        name = provider or self._default_provider
+        backend = self._deps.provider(name)
+        key_id = backend.create_key(label=str(ref))
+        version = backend.describe(key_id).primary_version
+        now = self._deps.clock()
+        master = MasterKey(ref, name, key_id, version, KeyState.ENABLED, now, now)
+        return self._register(master, actor, AuditAction.KEY_CREATE)
+
+    def register(
+        self, ref: KeyRef, *, provider: str, key_id: str, actor: str | None = None
+    ) -> MasterKey:
+        """Register an existing key after a real wrap/unwrap round trip through its provider."""
+        self._check_replaceable(ref)
+        description = self._deps.provider(provider).describe(key_id)
+        if description.state is not KeyState.ENABLED:
+            raise ConfigError(f"key {key_id} in {provider} is {description.state.value}")
+        now = self._deps.clock()
+        candidate = MasterKey(
+            ref, provider, key_id, description.primary_version, KeyState.ENABLED, now, now
+        )
+        probe = self._deps.random(32)
+        wrapped = wrap_share(self._deps, candidate, probe, _KEY_CHECK_CONTEXT)
+        if unwrap_share(self._deps, wrapped, _KEY_CHECK_CONTEXT) != probe:
+            raise ConfigError(f"key {key_id} in {provider} failed a wrap/unwrap round trip")
+        return self._register(candidate, actor, AuditAction.KEY_REGISTER)
+
+    def _register(self, master: MasterKey, actor: str | None, action: AuditAction) -> MasterKey:
+        self._deps.auditor.emit(
+            action,
+            org=master.ref.org,
+            key=str(master.ref),
+            actor=actor,
+            detail={
+                "provider": master.provider,
+                "key_id": master.key_id,
+                "version": master.version,
+            },
+        )
+        self._deps.registry.put(master)
+        return master
+
+    def _transition(
+        self,
+        ref: KeyRef,
+        action: KeyAction,
+        apply: Callable[[MasterKey], MasterKey],
+        actor: str | None,
+        detail: dict[str, str] | None = None,
+    ) -> MasterKey:
+        master = self.get(ref)
+        next_state(master.state, action)  # KL-2: refuse before anything is recorded
+        event = _ACTIONS[action]
+        detail = dict(detail or {}, key_id=master.key_id, from_state=master.state.value)
+        self._deps.auditor.emit(event, org=ref.org, key=str(ref), actor=actor, detail=detail)
+        try:
+            updated = apply(master)
+        except AuditUnavailable:
+            raise
+        except Exception as exc:
+            self._deps.auditor.emit(
+                event,
+                Outcome.FAILED,
+                org=ref.org,
+                key=str(ref),
+                actor=actor,
+                detail=dict(detail, error=type(exc).__name__),
+            )
+            raise
+        self._deps.registry.put(updated)
+        if not updated.state.usable:
+            self._deps.cache.evict(Selector(key=ref))
+        return updated
+
+    def _moved(self, master: MasterKey, action: KeyAction) -> MasterKey:
+        return dataclasses.replace(
+            master, state=next_state(master.state, action), changed_at=self._deps.clock()
+        )
+
+    def disable(self, ref: KeyRef, *, actor: str | None = None) -> MasterKey:
+        """Deny every use of the key until it is enabled again (reversible)."""
+
+        def apply(master: MasterKey) -> MasterKey:
+            self._deps.provider(master.provider).disable(master.key_id)
+            return self._moved(master, KeyAction.DISABLE)
+
+        return self._transition(ref, KeyAction.DISABLE, apply, actor)
+
+    def enable(self, ref: KeyRef, *, actor: str | None = None) -> MasterKey:
+        """Allow the key's use again."""
+
+        def apply(master: MasterKey) -> MasterKey:
+            self._deps.provider(master.provider).enable(master.key_id)
+            return self._moved(master, KeyAction.ENABLE)
+
+        return self._transition(ref, KeyAction.ENABLE, apply, actor)
+
+    def schedule_destruction(
+        self, ref: KeyRef, *, waiting_period: float | None = None, actor: str | None = None
+    ) -> MasterKey:
+        """Mark a disabled key for destruction after a waiting period (KL-4); cancellable."""
+        wait = self._default_wait if waiting_period is None else waiting_period
+        if wait < self._min_wait:
+            raise LifecycleError(
+                f"the waiting period must be at least {self._min_wait:g} s, not {wait:g} s"
+            )
+        destroy_at = self._deps.clock() + wait
+
+        def apply(master: MasterKey) -> MasterKey:
+            self._deps.provider(master.provider).schedule_destruction(
+                master.key_id, destroy_at=destroy_at
+            )
+            moved = self._moved(master, KeyAction.SCHEDULE_DESTRUCTION)
+            return dataclasses.replace(moved, destroy_at=destroy_at)
+
+        return self._transition(
+            ref,
+            KeyAction.SCHEDULE_DESTRUCTION,
+            apply,
+            actor,
+            {"destroy_at": repr(destroy_at), "waiting_period": repr(wait)},
+        )
+
+    def cancel_destruction(self, ref: KeyRef, *, actor: str | None = None) -> MasterKey:
+        """Stop a pending destruction; the key stays disabled (KL-5)."""
+
+        def apply(master: MasterKey) -> MasterKey:
+            self._deps.provider(master.provider).cancel_destruction(master.key_id)
+            moved = self._moved(master, KeyAction.CANCEL_DESTRUCTION)
+            return dataclasses.replace(moved, destroy_at=None)
+
+        return self._transition(ref, KeyAction.CANCEL_DESTRUCTION, apply, actor)
+
+    def destroy(self, ref: KeyRef, *, actor: str | None = None) -> ShredEvidence:
+        """Destroy a key whose waiting period is over: crypto-shred every scope key under it.
+
+        Every scope key with a share under the key loses all its wrapped shares (a tombstone
+        stays, so its content opens as *destroyed* forever), then the provider destroys the key,
+        and the evidence is recorded (KL-9). Irreversible.
+        """
+        master = self.get(ref)
+        now = self._deps.clock()
+        if master.state is KeyState.PENDING_DESTRUCTION and (
+            master.destroy_at is None or now < master.destroy_at
+        ):
+            raise LifecycleError(f"the waiting period of {ref} ends at {master.destroy_at!r}")
+        evidence: list[ShredEvidence] = []
+
+        def apply(current: MasterKey) -> MasterKey:
+            evidence.append(self._shred_under(ref, now))
+            self._deps.provider(current.provider).destroy(current.key_id)
+            return self._moved(current, KeyAction.DESTROY)
+
+        self._transition(ref, KeyAction.DESTROY, apply, actor)
+        self._deps.cache.evict(Selector(key=ref))
+        proof = evidence[0]
+        self._deps.auditor.emit(
+            AuditAction.SCOPE_KEY_SHRED,
+            org=ref.org,
+            key=str(ref),
+            actor=actor,
+            detail={"scope_keys": str(proof.scope_keys), "ids_sha256": proof.digest},
+        )
+        return proof
+
+    def _shred_under(self, ref: KeyRef, now: float) -> ShredEvidence:
+        store = self._deps.store
+        shredded = sorted(
+            record.key_id
+            for record in store.scan(Selector(key=ref))
+            if store.shred(record.key_id, now) is not None
+        )
+        digest = hashlib.sha256(b"".join(shredded)).hexdigest()
+        return ShredEvidence(ref, now, len(shredded), digest)
+
+    def destroy_due(self, *, actor: str | None = None) -> list[ShredEvidence]:
+        """Destroy every key whose waiting period is over (run by a timer or a job)."""
+        now = self._deps.clock()
+        due = [
+            master.ref
+            for master in self._deps.registry.all()
+            if master.state is KeyState.PENDING_DESTRUCTION
+            and master.destroy_at is not None
+            and master.destroy_at <= now
+        ]
+        return [self.destroy(ref, actor=actor) for ref in due]
+
+    def rotate(self, ref: KeyRef, *, actor: str | None = None) -> MasterKey:
+        """Make a new primary version; new scope keys wrap under it, old wraps still open.
+
+        Re-wrapping existing scope keys under the new version is :meth:`Rewrapper.rewrap`.
+        """
+
+        def apply(master: MasterKey) -> MasterKey:
+            version = self._deps.provider(master.provider).rotate(master.key_id)
+            return dataclasses.replace(self._moved(master, KeyAction.ROTATE), version=version)
+
+        return self._transition(ref, KeyAction.ROTATE, apply, actor)
+
+    # -- revocation rules ------------------------------------------------------------------------
+
+    def revoke(self, rule: RevocationRule, *, actor: str | None = None) -> RevocationRule:
+        """Put a rule in force: it denies on the next call and evicts what it selects (RV-2)."""
+        stored = dataclasses.replace(
+            rule,
+            rule_id=rule.rule_id or "r-" + self._deps.random(8).hex(),
+            created_at=self._deps.clock(),
+            actor=actor,
+        )
+        self._deps.auditor.emit(
+            AuditAction.REVOCATION_ADD,
+            org=stored.org,
+            key=str(stored.wrapping_key),
+            actor=actor,
+            detail=stored.describe(),
+        )
+        self._deps.rules.add(stored)
+        self._deps.cache.evict(stored.selector)
+        return stored
+
+    def lift(self, rule_id: str, *, actor: str | None = None) -> RevocationRule:
+        """Remove a rule: access it denied is restored (revocation is reversible, RV-3)."""
+        rule = next((r for r in self._deps.rules.all() if r.rule_id == rule_id), None)
+        if rule is None:
+            raise NotFound(f"no revocation rule {rule_id}")
+        self._deps.auditor.emit(
+            AuditAction.REVOCATION_REMOVE,
+            org=rule.org,
+            key=str(rule.wrapping_key),
+            actor=actor,
+            detail=rule.describe(),
+        )
+        return self._deps.rules.remove(rule_id)
+
+    def rules(self, org: str | None = None) -> list[RevocationRule]:
+        """The rules in force, optionally of one org."""
+        return [rule for rule in self._deps.rules.all() if org is None or rule.org == org]
+
+    def preview(self, rule: RevocationRule) -> RevocationPreview:
+        """Count the scope keys a rule would deny, by service, without changing anything (RV-4)."""
+        counts: dict[str, int] = {}
+        for record in self._deps.store.scan(rule.selector):
+            counts[record.service_id] = counts.get(record.service_id, 0) + 1
+        return RevocationPreview(rule, dict(sorted(counts.items())))
+
+    def evict(self, selector: Selector | None = None, *, actor: str | None = None) -> int:
+        """Drop cached scope keys by key, org, service, scope, epoch range or id (CA-4)."""
+        evicted = self._deps.cache.evict(selector)
+        detail = {"evicted": str(evicted)}
+        if selector is not None:
+            detail.update(describe_selector(selector))
+        self._deps.auditor.emit(AuditAction.CACHE_EVICT, actor=actor, detail=detail)
+        return evicted

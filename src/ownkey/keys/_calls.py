@@ -1,0 +1,108 @@
+"""Key-manager calls with retries, error translation and an audit event for every attempt.
+
+Every wrap and unwrap goes through here, so each one is recorded (with the encryption context, the
+key id and version, and its outcome) before its result is used; if the record cannot be written,
+the result is dropped and :class:`~ownkey.errors.AuditUnavailable` raised (FS-3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+from ownkey.audit import AuditAction, Outcome
+from ownkey.errors import AccessDenied, AuditUnavailable, KeyUnavailable, NotFound
+from ownkey.keys._deps import KeyDeps
+from ownkey.keys._records import MasterKey, Wrap
+from ownkey.keys._refs import KeyRef
+from ownkey.keys._retry import call_with_retry
+
+__all__ = ["unwrap_share", "wrap_share"]
+
+T = TypeVar("T")
+
+
+def _outcome(exc: BaseException) -> Outcome:
+    if isinstance(exc, AccessDenied):
+        return Outcome.DENIED
+    if isinstance(exc, KeyUnavailable):
+        return Outcome.UNAVAILABLE
+    return Outcome.FAILED
+
+
+def _audited_call(
+    deps: KeyDeps,
+    action: AuditAction,
+    key: KeyRef,
+    detail: dict[str, str],
+    call: Callable[[], T],
+    *,
+    retry: bool,
+) -> T:
+    def attempt() -> T:
+        try:
+            result = call()
+        except NotFound as exc:
+            denied = AccessDenied(f"the key manager does not know {key}", reason="provider_denied")
+            _record(deps, action, key, detail, denied)
+            raise denied from exc
+        except AuditUnavailable:
+            raise
+        except Exception as exc:
+            _record(deps, action, key, detail, exc)
+            raise
+        deps.auditor.emit(action, Outcome.OK, org=key.org, key=str(key), detail=detail)
+        return result
+
+    if not retry:
+        return attempt()
+    return call_with_retry(
+        attempt, policy=deps.retry, clock=deps.clock, sleep=deps.sleep, random=deps.random
+    )
+
+
+def _record(
+    deps: KeyDeps, action: AuditAction, key: KeyRef, detail: dict[str, str], exc: Exception
+) -> None:
+    failed = dict(detail, error=type(exc).__name__)
+    if isinstance(exc, AccessDenied):
+        failed["reason"] = exc.reason
+    deps.auditor.emit(action, _outcome(exc), org=key.org, key=str(key), detail=failed)
+
+
+def wrap_share(
+    deps: KeyDeps,
+    master: MasterKey,
+    share: bytes,
+    context: Mapping[str, str],
+    *,
+    retry: bool = True,
+) -> Wrap:
+    """Wrap one share under ``master``'s primary version."""
+    provider = deps.provider(master.provider)
+    detail = dict(context, key_id=master.key_id, version=master.version)
+    blob = _audited_call(
+        deps,
+        AuditAction.WRAP,
+        master.ref,
+        detail,
+        lambda: provider.wrap(master.key_id, share, context),
+        retry=retry,
+    )
+    return Wrap(master.ref, master.provider, master.key_id, master.version, blob)
+
+
+def unwrap_share(
+    deps: KeyDeps, wrap: Wrap, context: Mapping[str, str], *, retry: bool = True
+) -> bytes:
+    """Unwrap one share with the key and version that wrapped it."""
+    provider = deps.provider(wrap.provider)
+    detail = dict(context, key_id=wrap.key_id, version=wrap.version)
+    return _audited_call(
+        deps,
+        AuditAction.UNWRAP,
+        wrap.key,
+        detail,
+        lambda: provider.unwrap(wrap.key_id, wrap.blob, context),
+        retry=retry,
+    )

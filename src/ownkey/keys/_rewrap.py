@@ -1,0 +1,214 @@
+"""Re-wrap jobs: rotation, backfill, and the scope-key side of rekey (RW-1 to RW-6).
+
+A re-wrap unwraps one share with the key (version) that wrapped it and wraps the *same* share under
+another key (version), then swaps the stored wrap with a compare-and-set. The scope key's material
+does not change, so no content is touched and every envelope still opens (RW-1). The same move
+serves three purposes:
+
+- **rotation**: shares under an older version of a key move to its primary version (RW-2);
+- **backfill**: enabling CMK for a service moves an org's platform-key shares of that service to
+  its customer key, and disabling it moves them back (RW-3, RW-4);
+- **rekey** (re-encrypting content under new scope keys) needs no re-wrap: :meth:`Rewrapper.retire`
+  stops sealing with a scope key and :meth:`Rewrapper.shred` deletes it once its content moved
+  (RW-6).
+
+Each function works record by record and reports what it did; a record that fails (key denied or
+unavailable) is reported and left as it was, so a job can run again and finish the rest. An audit
+failure stops the job at once (FS-3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+
+from ownkey.audit import AuditAction
+from ownkey.errors import AuditUnavailable, OwnkeyError
+from ownkey.keys._calls import unwrap_share, wrap_share
+from ownkey.keys._deps import KeyDeps
+from ownkey.keys._records import MasterKey, ScopeKeyRecord, Selector, Wrap, wrap_context
+from ownkey.keys._refs import KeyRef
+
+__all__ = ["RewrapReport", "Rewrapper"]
+
+
+@dataclass(slots=True)
+class RewrapReport:
+    """What a re-wrap job did: scope keys examined, re-wrapped, left alone, failed (by id)."""
+
+    scanned: int = 0
+    rewrapped: int = 0
+    unchanged: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def as_detail(self) -> dict[str, str]:
+        """Counts as strings, for the audit log."""
+        return {
+            "scanned": str(self.scanned),
+            "rewrapped": str(self.rewrapped),
+            "unchanged": str(self.unchanged),
+            "failed": str(len(self.failed)),
+        }
+
+
+# Which wrap of a record to move, or None to leave the record alone.
+Pick = Callable[[ScopeKeyRecord], int | None]
+
+
+class Rewrapper:
+    """Moves wrapped shares between keys and versions without touching content."""
+
+    def __init__(self, deps: KeyDeps, master: Callable[[KeyRef], MasterKey]) -> None:
+        self._deps = deps
+        self._master = master
+
+    def _move(self, record: ScopeKeyRecord, index: int, target: MasterKey) -> None:
+        old = record.wraps[index]
+        identity = record.identity
+        key_id = record.key_id
+        share = unwrap_share(self._deps, old, wrap_context(identity, key_id, old.key))
+        new = wrap_share(self._deps, target, share, wrap_context(identity, key_id, target.ref))
+        wraps = (*record.wraps[:index], new, *record.wraps[index + 1 :])
+        if not self._deps.store.replace_wraps(record.key_id, record.wraps, wraps):
+            raise _ConflictError()
+        if target.ref != old.key:
+            # The set of keys changed: cached checks of this scope key are stale (RW-5).
+            self._deps.cache.evict_id(record.key_id)
+
+    def _run(
+        self,
+        selector: Selector,
+        pick: Pick,
+        target: Callable[[], MasterKey],
+        action_detail: dict[str, str],
+        actor: str | None,
+        org: str | None,
+    ) -> RewrapReport:
+        report = RewrapReport()
+        for record in self._deps.store.scan(selector):
+            report.scanned += 1
+            index = pick(record)
+            if index is None:
+                report.unchanged += 1
+                continue
+            try:
+                self._move(record, index, target())
+            except AuditUnavailable:
+                raise
+            except (OwnkeyError, _ConflictError) as exc:
+                report.failed[record.key_id.hex()] = str(exc) or type(exc).__name__
+                continue
+            report.rewrapped += 1
+        self._deps.auditor.emit(
+            AuditAction.SCOPE_KEY_REWRAP,
+            org=org,
+            actor=actor,
+            detail=dict(action_detail, **report.as_detail()),
+        )
+        return report
+
+    def rewrap(self, ref: KeyRef, *, actor: str | None = None) -> RewrapReport:
+        """Move every share under an older version of ``ref`` to its primary version (RW-2)."""
+        master = self._master(ref)
+
+        def pick(record: ScopeKeyRecord) -> int | None:
+            for index, wrap in enumerate(record.wraps):
+                if wrap.key == ref and not _is_current(wrap, master):
+                    return index
+            return None
+
+        return self._run(
+            Selector(key=ref),
+            pick,
+            lambda: master,
+            {"job": "rotation", "key": str(ref), "to_version": master.version},
+            actor,
+            ref.org,
+        )
+
+    def backfill(
+        self,
+        org: str,
+        service_id: str,
+        *,
+        to_customer: bool,
+        scopes: Collection[str] | None = None,
+        actor: str | None = None,
+    ) -> RewrapReport:
+        """Move ``org``'s shares of ``service_id`` from the platform key to its customer key
+        (``to_customer``) or back (RW-3, RW-4).
+
+        Without ``scopes``, every scope key of that org and service with a platform-key share is
+        moved; pass the scopes the policy now puts under the customer key to narrow it.
+        """
+        customer, platform = KeyRef.customer(org), KeyRef.platform()
+        source, destination = (platform, customer) if to_customer else (customer, platform)
+
+        def pick(record: ScopeKeyRecord) -> int | None:
+            if scopes is not None and record.scope not in scopes:
+                return None
+            if to_customer and customer in record.keys:
+                return None  # already under the customer key
+            for index, wrap in enumerate(record.wraps):
+                if wrap.key == source:
+                    return index
+            return None
+
+        selector = Selector(key=source, org=org, service_id=service_id)
+        return self._run(
+            selector,
+            pick,
+            lambda: self._master(destination),
+            {
+                "job": "backfill",
+                "service_id": service_id,
+                "from": str(source),
+                "to": str(destination),
+            },
+            actor,
+            org,
+        )
+
+    def retire(self, key_id: bytes, *, actor: str | None = None) -> None:
+        """Seal no new content under this scope key; rekeyed content goes to a fresh one."""
+        record = self._deps.store.get(key_id)
+        if record is None:
+            return
+        self._deps.auditor.emit(
+            AuditAction.SCOPE_KEY_RETIRE,
+            actor=actor,
+            detail={"scope_key_id": key_id.hex(), "reason": "rekey"},
+        )
+        self._deps.store.retire(key_id)
+        self._deps.cache.unbind(record.identity)
+
+    def shred(self, key_id: bytes, *, actor: str | None = None) -> bool:
+        """Delete one scope key's wrapped shares (after a rekey moved its content); say if it
+        existed. Envelopes still naming it then open as *destroyed*."""
+        record = self._deps.store.get(key_id)
+        if record is None:
+            return False
+        self._deps.auditor.emit(
+            AuditAction.SCOPE_KEY_SHRED,
+            org=record.orgs[0] if record.orgs else None,
+            actor=actor,
+            detail={"scope_key_id": key_id.hex(), "scope_keys": "1", "reason": "rekey"},
+        )
+        self._deps.store.shred(key_id, self._deps.clock())
+        self._deps.cache.evict_id(key_id)
+        return True
+
+
+class _ConflictError(Exception):
+    """Another writer changed the record's wraps first; the job can run again."""
+
+    def __str__(self) -> str:
+        return "changed concurrently; run again"
+
+
+def _is_current(wrap: Wrap, master: MasterKey) -> bool:
+    return (wrap.provider, wrap.key_id, wrap.version) == (
+        master.provider,
+        master.key_id,
+        master.version,
+    )
