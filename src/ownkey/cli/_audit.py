@@ -1,0 +1,210 @@
+"""``ownkey audit``: verify an org's audit chain and export its key-usage log.
+
+``verify ORG`` recomputes the org's hash chain from the database and checks every signed
+checkpoint against the configured signing key (plus any ``--public-key``); exit 0 when it holds,
+1 with the first problem when it does not. ``export ORG --format jsonl|csv`` prints the org's
+events (optionally filtered like a usage report) with their sequence numbers and hashes.
+Bad input exits 2 with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import sys
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ownkey.errors import LimitExceeded, OwnkeyError
+
+if TYPE_CHECKING:
+    from ownkey.storage import Database
+
+audit_app = typer.Typer(
+    help="Verify and export the tamper-evident audit log.", no_args_is_help=True
+)
+
+EXIT_BAD_INPUT = 2
+EXIT_TAMPERED = 1
+
+
+class ExportFormat(StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+def _bad_input(message: str) -> typer.Exit:
+    typer.echo(f"ownkey: {' '.join(message.split())}", err=True)
+    return typer.Exit(code=EXIT_BAD_INPUT)
+
+
+def _time_ms(option: str, text: str | None) -> int | None:
+    """Epoch milliseconds from ``2024-05-01``, ``2024-05-01T12:00:00Z`` or a number of ms."""
+    if text is None:
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise _bad_input(
+            f"{option}: not an ISO 8601 time or epoch milliseconds: {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _open() -> Database:
+    try:
+        from ownkey.storage import Database
+    except ImportError:
+        raise _bad_input("the audit log needs the 'sql' extra: pip install 'ownkey[sql]'") from None
+    try:
+        return Database.open()
+    except OwnkeyError as exc:
+        raise _bad_input(str(exc)) from None
+
+
+@audit_app.command("verify")
+def verify(
+    org: Annotated[str, typer.Argument(help="The organisation whose chain to verify.")],
+    public_key: Annotated[
+        list[str] | None,
+        typer.Option("--public-key", help="Also trust this Ed25519 public key (64 hex digits)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Recompute ORG's audit chain and check its signed checkpoints."""
+    keys: dict[str, bytes] = {}
+    for text in public_key or []:
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            raise _bad_input(f"--public-key: not hex: {text!r}") from None
+        if len(raw) != 32:
+            raise _bad_input("--public-key: an Ed25519 public key is 32 bytes (64 hex digits)")
+        from ownkey.envelope import sha256
+
+        keys["ed25519:" + sha256(raw).hex()[:16]] = raw
+    database = _open()
+    from ownkey.storage import AuditLog, AuditSigningKey
+
+    signing = AuditSigningKey.load()
+    keys[signing.key_id] = signing.public_key
+    try:
+        log = AuditLog(database)
+        if log.head(org) is None:
+            raise _bad_input(f"no audit log for org {org!r}")
+        report = log.verify(org, keys)
+    finally:
+        database.close()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "org": report.org,
+                    "ok": report.ok,
+                    "records": report.records,
+                    "checkpoints": report.checkpoints,
+                    "last_seq": report.last_seq,
+                    "unsigned_tail": report.unsigned_tail,
+                    "problems": [
+                        {"seq": p.seq, "kind": p.kind, "detail": p.detail} for p in report.problems
+                    ],
+                },
+                indent=2,
+            )
+        )
+    elif report.ok:
+        typer.echo(
+            f"{org}: OK, {report.records} events, {report.checkpoints} signed checkpoints, "
+            f"{report.unsigned_tail} events after the last checkpoint"
+        )
+    else:
+        problem = report.problems[0]
+        typer.echo(f"{org}: TAMPERED at seq {problem.seq}: {problem.kind} ({problem.detail})")
+    if not report.ok:
+        raise typer.Exit(code=EXIT_TAMPERED)
+
+
+_CSV_FIELDS = ("seq", "at", "at_ms", "action", "outcome", "key", "actor", "detail", "hash")
+
+
+@audit_app.command("export")
+def export(
+    org: Annotated[str, typer.Argument(help="The organisation whose log to export.")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="jsonl or csv.")] = (
+        ExportFormat.JSONL
+    ),
+    user: Annotated[str | None, typer.Option(help="Only events by or about this user.")] = None,
+    asset_id: Annotated[str | None, typer.Option("--asset-id", help="Only this asset.")] = None,
+    service_id: Annotated[
+        str | None, typer.Option("--service-id", help="Only this service ID (4 digits).")
+    ] = None,
+    operation: Annotated[
+        str | None, typer.Option(help="Only this action, e.g. key_manager.unwrap.")
+    ] = None,
+    outcome: Annotated[str | None, typer.Option(help="ok, denied, unavailable or failed.")] = None,
+    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601 or ms).")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this time; at most 31 days.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON array instead of the format.")
+    ] = False,
+) -> None:
+    """Print ORG's audit events (all, or those matching the filters) with seq and hash."""
+    if service_id is not None and not (len(service_id) == 4 and service_id.isdigit()):
+        raise _bad_input(f"--service-id: a service ID is 4 digits, not {service_id!r}")
+    if outcome is not None and outcome not in ("ok", "denied", "unavailable", "failed"):
+        raise _bad_input(f"--outcome: one of ok, denied, unavailable, failed; not {outcome!r}")
+    database = _open()
+    from ownkey.storage import AuditLog, AuditQuery
+    from ownkey.storage._audit import iso_ms
+
+    query = AuditQuery(
+        user=user,
+        asset_id=asset_id,
+        service_id=service_id,
+        operation=operation,
+        outcome=outcome,
+        since_ms=_time_ms("--since", since),
+        until_ms=_time_ms("--until", until),
+    )
+    try:
+        query.window()
+    except (ValueError, LimitExceeded) as exc:
+        database.close()
+        raise _bad_input(f"--since/--until: {exc}") from None
+    try:
+        events = AuditLog(database).query(org, query)
+        if as_json:
+            rows = [{"seq": e.seq, "hash": e.hash.hex(), "event": e.body} for e in events]
+            typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        elif fmt is ExportFormat.JSONL:
+            for e in events:
+                line = {"seq": e.seq, "hash": e.hash.hex(), "event": e.body}
+                sys.stdout.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
+        else:
+            writer = csv.writer(sys.stdout, lineterminator="\n")
+            writer.writerow(_CSV_FIELDS)
+            for e in events:
+                body = e.body
+                writer.writerow(
+                    [
+                        e.seq,
+                        iso_ms(int(body["at_ms"])),
+                        body["at_ms"],
+                        body["action"],
+                        body["outcome"],
+                        body.get("key") or "",
+                        body.get("actor") or "",
+                        json.dumps(body.get("detail") or {}, sort_keys=True, ensure_ascii=False),
+                        e.hash.hex(),
+                    ]
+                )
+        sys.stdout.flush()
+    finally:
+        database.close()
