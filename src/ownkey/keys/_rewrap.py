@@ -172,8 +172,8 @@ class Rewrapper:
     def retire(self, key_id: bytes, *, actor: str | None = None) -> None:
         """Seal no new content under this scope key; rekeyed content goes to a fresh one."""
         record = self._deps.store.get(key_id)
-        if record is None:
-            return
+        if record is None or not record.sealable:
+            return  # idempotent: a rekey job retires once, then moves many assets
         self._deps.auditor.emit(
             AuditAction.SCOPE_KEY_RETIRE,
             actor=actor,

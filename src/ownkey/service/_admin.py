@@ -1,0 +1,197 @@
+"""Administration: what a customer's security team (or the platform operator) can do to keys.
+
+A thin facade over the key layer, in the vocabulary of the admin API and CLI: key references may
+be given as text (``customer:acme``, ``platform``), rotation re-wraps by default, backfill says
+``enable``/``disable``. Every call is recorded in the audit log with its ``actor``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from ownkey.keys import (
+    CacheReport,
+    KeyAdmin,
+    KeyDeps,
+    KeyRef,
+    MasterKey,
+    RevocationPreview,
+    RevocationRule,
+    Rewrapper,
+    RewrapReport,
+    ScopeKeyRecord,
+    Selector,
+    ShredEvidence,
+)
+
+__all__ = ["Administration", "Rotation"]
+
+Ref = KeyRef | str
+
+
+def _ref(ref: Ref) -> KeyRef:
+    return ref if isinstance(ref, KeyRef) else KeyRef.parse(ref)
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """A rotated key and, unless skipped, the report of re-wrapping its scope keys."""
+
+    key: MasterKey
+    rewrap: RewrapReport | None
+
+
+class Administration:
+    """Key lifecycle, revocation rules, rotation, backfill, rekey support and the cache."""
+
+    def __init__(self, keys: KeyAdmin, rewrapper: Rewrapper, deps: KeyDeps) -> None:
+        self._keys = keys
+        self._rewrapper = rewrapper
+        self._deps = deps
+
+    # -- keys ------------------------------------------------------------------------------------
+
+    def keys(self) -> Sequence[MasterKey]:
+        """Every registered customer and platform key, with its state."""
+        return self._keys.keys()
+
+    def key(self, ref: Ref) -> MasterKey:
+        """One key's record (NotFound if none is registered)."""
+        return self._keys.get(_ref(ref))
+
+    def create_key(
+        self, ref: Ref, *, provider: str | None = None, actor: str | None = None
+    ) -> MasterKey:
+        """Create a key in a provider (the default one unless named) and register it."""
+        return self._keys.create(_ref(ref), provider=provider, actor=actor)
+
+    def register_key(
+        self, ref: Ref, *, provider: str, key_id: str, actor: str | None = None
+    ) -> MasterKey:
+        """Register a key that already exists in a provider, after a round-trip check."""
+        return self._keys.register(_ref(ref), provider=provider, key_id=key_id, actor=actor)
+
+    def rotate_key(self, ref: Ref, *, rewrap: bool = True, actor: str | None = None) -> Rotation:
+        """New primary version; then re-wrap every scope key under the key (no content touched)."""
+        master = self._keys.rotate(_ref(ref), actor=actor)
+        report = self._rewrapper.rewrap(master.ref, actor=actor) if rewrap else None
+        return Rotation(master, report)
+
+    def rewrap(self, ref: Ref, *, actor: str | None = None) -> RewrapReport:
+        """Re-wrap the scope keys still under an older version of the key (resumable)."""
+        return self._rewrapper.rewrap(_ref(ref), actor=actor)
+
+    def disable_key(self, ref: Ref, *, actor: str | None = None) -> MasterKey:
+        """Deny every use of the key from the next call on (reversible)."""
+        return self._keys.disable(_ref(ref), actor=actor)
+
+    def enable_key(self, ref: Ref, *, actor: str | None = None) -> MasterKey:
+        """Allow a disabled key again."""
+        return self._keys.enable(_ref(ref), actor=actor)
+
+    def schedule_key_destruction(
+        self, ref: Ref, *, waiting_period: float | None = None, actor: str | None = None
+    ) -> MasterKey:
+        """Start the waiting period before destruction (the key must be disabled)."""
+        return self._keys.schedule_destruction(
+            _ref(ref), waiting_period=waiting_period, actor=actor
+        )
+
+    def cancel_key_destruction(self, ref: Ref, *, actor: str | None = None) -> MasterKey:
+        """Stop a pending destruction; the key stays disabled."""
+        return self._keys.cancel_destruction(_ref(ref), actor=actor)
+
+    def destroy_key(self, ref: Ref, *, actor: str | None = None) -> ShredEvidence:
+        """Destroy a key whose waiting period is over: crypto-shred its scope keys. Final."""
+        return self._keys.destroy(_ref(ref), actor=actor)
+
+    def destroy_due(self, *, actor: str | None = None) -> list[ShredEvidence]:
+        """Destroy every key whose waiting period is over (for a timer or a job)."""
+        return self._keys.destroy_due(actor=actor)
+
+    # -- revocation ------------------------------------------------------------------------------
+
+    def revoke(self, rule: RevocationRule, *, actor: str | None = None) -> RevocationRule:
+        """Put a revocation rule in force; it acts on the next call. Returns it with its id."""
+        return self._keys.revoke(rule, actor=actor)
+
+    def preview(self, rule: RevocationRule) -> RevocationPreview:
+        """What a rule would deny, by service, without changing anything."""
+        return self._keys.preview(rule)
+
+    def lift(self, rule_id: str, *, actor: str | None = None) -> RevocationRule:
+        """Remove a rule; what it denied opens again."""
+        return self._keys.lift(rule_id, actor=actor)
+
+    def rules(self, org: str | None = None) -> list[RevocationRule]:
+        """The rules in force, optionally of one org."""
+        return self._keys.rules(org)
+
+    # -- backfill and rekey ----------------------------------------------------------------------
+
+    def backfill(
+        self,
+        org: str,
+        service_id: str,
+        *,
+        enable: bool,
+        scopes: Collection[str] | None = None,
+        actor: str | None = None,
+    ) -> RewrapReport:
+        """CMK turned on (``enable``) or off for a service: move the org's existing scope keys of
+        that service from the platform key to its customer key, or back. No content touched."""
+        return self._rewrapper.backfill(
+            org, service_id, to_customer=enable, scopes=scopes, actor=actor
+        )
+
+    def scope_key(self, key_id: bytes) -> ScopeKeyRecord | None:
+        """A stored scope key (wrapped shares and attributes; never its material)."""
+        return self._deps.store.get(key_id)
+
+    def scope_keys(self, selector: Selector | None = None) -> list[ScopeKeyRecord]:
+        """The stored scope keys a selector matches (all unshredded ones without one)."""
+        return list(self._deps.store.scan(selector or Selector()))
+
+    def retire_scope_key(self, key_id: bytes, *, actor: str | None = None) -> None:
+        """Seal no new content with this scope key."""
+        self._rewrapper.retire(key_id, actor=actor)
+
+    def shred_scope_key(self, key_id: bytes, *, actor: str | None = None) -> bool:
+        """Delete one scope key's wrapped shares once a rekey moved its content away."""
+        return self._rewrapper.shred(key_id, actor=actor)
+
+    # -- cache -----------------------------------------------------------------------------------
+
+    def cache_report(self) -> CacheReport:
+        """The cache's limits and counters."""
+        return self._deps.cache.report()
+
+    def evict(
+        self,
+        *,
+        key: Ref | None = None,
+        org: str | None = None,
+        service_id: str | None = None,
+        scope: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        scope_key_id: bytes | None = None,
+        actor: str | None = None,
+    ) -> int:
+        """Drop cached scope keys by key, org, service, scope, epoch range or id; all if none."""
+        fields = (key, org, service_id, scope, since, until, scope_key_id)
+        selector = (
+            None
+            if all(value is None for value in fields)
+            else Selector(
+                key=None if key is None else _ref(key),
+                org=org,
+                service_id=service_id,
+                scope=scope,
+                since=since,
+                until=until,
+                key_id=scope_key_id,
+            )
+        )
+        return self._keys.evict(selector, actor=actor)

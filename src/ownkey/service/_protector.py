@@ -1,0 +1,245 @@
+"""The Protector: the one front door for sealing and opening content under the customer's key.
+
+``seal`` asks the policy engine which keys must protect the asset, finds (or creates) the scope key
+for those keys, this scope and this epoch, and seals with it; ``open`` reads the scope key id from
+the envelope header, checks every key state and revocation rule, and opens. Both fail closed with
+a typed error the platform renders as a tombstone (:class:`~ownkey.errors.AccessDenied`) or
+retries later (:class:`~ownkey.errors.KeyUnavailable`); neither ever falls back to another key.
+Streams and byte ranges take the same path; ``rekey`` re-encrypts content under a fresh scope key
+for the jobs that need old wrapped copies to become useless.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from ownkey import envelope
+from ownkey.envelope import Readable, SeekableReadable, Writable, peek_key_id
+from ownkey.errors import InvalidCiphertext, LimitExceeded
+from ownkey.keys import (
+    CacheEntry,
+    KeyAdmin,
+    KeyDeps,
+    KeyRef,
+    MasterKey,
+    Rewrapper,
+    ScopeIdentity,
+    ScopeKeys,
+)
+from ownkey.service._admin import Administration
+from ownkey.service._plan import PlanView, PolicyFn, view_plan
+from ownkey.service._request import AssetAddress, address_of, policy_part
+from ownkey.service._settings import ProtectorSettings
+from ownkey.service._streams import PlaintextReader, peek_stream_key_id
+
+__all__ = ["Protector"]
+
+Request = Mapping[str, Any]
+
+
+class Protector:
+    """Seal, open and explain content per the policy, under keys the customer controls.
+
+    Build it with :func:`~ownkey.service.build_protector`, which wires settings, providers,
+    stores, the audit sink and the policy engine; ``admin`` holds the key lifecycle, revocation,
+    rotation, backfill and cache operations. Thread-safe.
+    """
+
+    def __init__(self, settings: ProtectorSettings, deps: KeyDeps, policy: PolicyFn) -> None:
+        self.settings = settings
+        self._deps = deps
+        self._policy = policy
+        self._provision_lock = threading.Lock()
+        self._key_admin = KeyAdmin(
+            deps,
+            default_provider=settings.default_provider,
+            min_waiting_period=settings.min_destruction_waiting_period,
+            default_waiting_period=settings.destruction_waiting_period,
+        )
+        self._keys = ScopeKeys(
+            deps, provision=self._provision if settings.auto_create_keys else None
+        )
+        self._rewrapper = Rewrapper(deps, self._key_admin.get)
+        self.admin = Administration(self._key_admin, self._rewrapper, deps)
+
+    def __repr__(self) -> str:
+        return f"<Protector providers={sorted(self._deps.providers)} keys=<redacted>>"
+
+    def _provision(self, ref: KeyRef) -> MasterKey:
+        with self._provision_lock:
+            existing = self._deps.registry.get(ref)
+            if existing is not None:
+                return existing
+            return self._key_admin.create(ref, actor="ownkey:auto-create")
+
+    # -- policy ----------------------------------------------------------------------------------
+
+    def explain(self, request: Request) -> Any:
+        """The policy engine's plan for ``request`` (``scope`` and ``asset_id`` are ignored)."""
+        return self._policy(policy_part(request))
+
+    def _plan(self, request: Request) -> PlanView:
+        return view_plan(self._policy(policy_part(request)))
+
+    def _identity(
+        self,
+        plan: PlanView,
+        address: AssetAddress,
+        *,
+        epoch: tuple[int, int] | None = None,
+    ) -> ScopeIdentity:
+        """The scope key's identity: the orgs taking part, the plan's service and keys, the scope
+        and the epoch (now, unless given)."""
+        if epoch is None:
+            seconds = self.settings.epoch_for(plan.service_id)
+            epoch = (int(self._deps.clock() // seconds) * seconds, seconds)
+        orgs = {address.org, *address.chat_orgs, *(key.org for key in plan.keys if key.org)}
+        return ScopeIdentity(
+            orgs=tuple(sorted(orgs)),
+            service_id=plan.service_id,
+            scope=address.scope,
+            epoch_start=epoch[0],
+            epoch_seconds=epoch[1],
+            keys=plan.keys,
+        )
+
+    # -- sealing ---------------------------------------------------------------------------------
+
+    def _sealing(self, request: Request) -> tuple[CacheEntry, AssetAddress, ScopeIdentity]:
+        address = address_of(request)
+        identity = self._identity(self._plan(request), address)
+        return self._keys.for_seal(identity), address, identity
+
+    def _seal_message(
+        self, entry: CacheEntry, identity: ScopeIdentity, data: bytes, address: AssetAddress
+    ) -> bytes:
+        try:
+            return entry.cipher.seal(data, address.context)
+        except LimitExceeded:
+            if entry.cipher.uses < entry.cipher.use_limit:
+                raise  # the message is too large: not a key matter
+            self._keys.retire(entry)  # the scope key sealed its share of messages: take a new one
+            return self._keys.for_seal(identity).cipher.seal(data, address.context)
+
+    def seal(self, request: Request, data: bytes) -> bytes:
+        """Seal a small payload (a chat message, a token, up to 64 MiB) per the policy."""
+        entry, address, identity = self._sealing(request)
+        return self._seal_message(entry, identity, data, address)
+
+    def seal_stream(
+        self,
+        request: Request,
+        source: Readable,
+        sink: Writable,
+        *,
+        segment_size: int | None = None,
+    ) -> int:
+        """Seal a large asset from ``source`` into ``sink`` in bounded memory; return its size."""
+        entry, address, _ = self._sealing(request)
+        return envelope.seal_stream(
+            entry.key,
+            address.context,
+            source,
+            sink,
+            segment_size=segment_size or self.settings.segment_size,
+            random=self._deps.random,
+        )
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    def _opening(self, key_id: bytes, address: AssetAddress) -> CacheEntry:
+        entry = self._keys.for_open(key_id)
+        if entry.identity.scope != address.scope:
+            raise InvalidCiphertext()  # sealed for another scope: indistinguishable from garbage
+        return entry
+
+    def open(self, request: Request, sealed: bytes) -> bytes:
+        """Open what :meth:`seal` returned, given the same request."""
+        address = address_of(request)
+        return self._opening(peek_key_id(sealed), address).cipher.open(sealed, address.context)
+
+    def open_stream(self, request: Request, source: Readable, sink: Writable) -> int:
+        """Open a whole sealed stream into ``sink``; return the plaintext bytes written.
+
+        On any error, discard what ``sink`` received (the last segments may be missing).
+        """
+        address = address_of(request)
+        key_id, replay = peek_stream_key_id(source)
+        entry = self._opening(key_id, address)
+        return envelope.open_stream(entry.key, address.context, replay, sink)
+
+    def _seekable_entry(self, source: SeekableReadable, address: AssetAddress) -> CacheEntry:
+        source.seek(0)
+        key_id, _ = peek_stream_key_id(source)
+        source.seek(0)
+        return self._opening(key_id, address)
+
+    def open_range(
+        self, request: Request, source: SeekableReadable, start: int, end: int | None = None
+    ) -> bytes:
+        """Plaintext bytes ``[start, end)`` of a sealed stream, decrypting only what covers them."""
+        address = address_of(request)
+        entry = self._seekable_entry(source, address)
+        return envelope.open_range(entry.key, address.context, source, start, end)
+
+    def open_range_into(
+        self,
+        request: Request,
+        source: SeekableReadable,
+        sink: Writable,
+        start: int,
+        end: int | None = None,
+    ) -> int:
+        """Like :meth:`open_range`, writing into ``sink``; return the bytes written."""
+        address = address_of(request)
+        entry = self._seekable_entry(source, address)
+        return envelope.open_range_into(entry.key, address.context, source, sink, start, end)
+
+    # -- rekey -----------------------------------------------------------------------------------
+
+    def _rekey_target(self, request: Request, address: AssetAddress, old: CacheEntry) -> CacheEntry:
+        """A fresh scope key for the old one's epoch, under the keys the policy names now.
+
+        The old scope key is retired first, so it is never handed out again for sealing; once a
+        job moved all its content, ``admin.shred_scope_key`` deletes it (RW-6).
+        """
+        self._rewrapper.retire(old.key.key_id, actor="ownkey:rekey")
+        epoch = (old.identity.epoch_start, old.identity.epoch_seconds)
+        identity = self._identity(self._plan(request), address, epoch=epoch)
+        new = self._keys.for_seal(identity)
+        if new.key.key_id == old.key.key_id:  # pragma: no cover - retire makes this impossible
+            raise RuntimeError("rekey would reuse the scope key it replaces")
+        return new
+
+    def rekey(self, request: Request, sealed: bytes) -> bytes:
+        """Re-encrypt one sealed message under a fresh scope key; return the new envelope."""
+        address = address_of(request)
+        old = self._opening(peek_key_id(sealed), address)
+        plaintext = old.cipher.open(sealed, address.context)
+        new = self._rekey_target(request, address, old)
+        return new.cipher.seal(plaintext, address.context)
+
+    def rekey_stream(
+        self,
+        request: Request,
+        source: SeekableReadable,
+        sink: Writable,
+        *,
+        segment_size: int | None = None,
+    ) -> int:
+        """Re-encrypt a sealed stream under a fresh scope key, segment by segment."""
+        address = address_of(request)
+        old = self._seekable_entry(source, address)
+        layout = envelope.stream_layout(old.key, address.context, source)
+        reader = PlaintextReader(old.key, address.context, source, layout.plaintext_len)
+        new = self._rekey_target(request, address, old)
+        return envelope.seal_stream(
+            new.key,
+            address.context,
+            reader,
+            sink,
+            segment_size=segment_size or layout.segment_size,
+            random=self._deps.random,
+        )

@@ -1,0 +1,94 @@
+"""The Protector's request: DESIGN.md's policy request plus where the asset lives and its id.
+
+``seal`` and ``open`` take the policy request (``orgs`` and ``asset``) with two more top-level
+fields that the policy engine does not know:
+
+- ``scope``: the container the asset belongs to (a channel id, a chat id, a meeting id, a user
+  id); one scope key covers one scope per epoch, and revocations can target it;
+- ``asset_id``: the asset's own id, bound into the ciphertext so that a sealed asset cannot be
+  swapped for another one of the same scope.
+
+The encryption context of the content is ``org``, ``service_id``, ``scope``, ``asset_id`` and
+``component``: the platform passes the same request to open that it passed to seal. ``open``
+does not consult the policy (content sealed under a customer key stays under it whatever the
+policy says later), so it only needs the fields of that context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ownkey.envelope import EncryptionContext
+from ownkey.errors import PolicyError
+
+__all__ = ["MAX_ID_CHARS", "AssetAddress", "address_of", "policy_part"]
+
+#: ``scope`` and ``asset_id`` are bound into contexts, whose values are limited to 1024 bytes:
+#: 256 characters fit in any UTF-8.
+MAX_ID_CHARS = 256
+_OWN_FIELDS = ("scope", "asset_id")
+
+
+@dataclass(frozen=True, slots=True)
+class AssetAddress:
+    """What the Protector reads from a request itself (the policy engine reads the rest)."""
+
+    service_id: str
+    org: str
+    component: str
+    scope: str
+    asset_id: str
+    chat_orgs: tuple[str, ...]
+    context: EncryptionContext
+
+
+def _text(obj: Mapping[str, Any], name: str, field: str) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str) or not value:
+        raise PolicyError(field, "required, a non-empty string")
+    if len(value) > MAX_ID_CHARS:
+        raise PolicyError(field, f"at most {MAX_ID_CHARS} characters")
+    return value
+
+
+def _chat_orgs(asset: Mapping[str, Any]) -> tuple[str, ...]:
+    container = asset.get("container")
+    if not isinstance(container, Mapping) or container.get("kind") != "chat":
+        return ()
+    members = container.get("members")
+    if not isinstance(members, list):
+        return ()
+    return tuple(
+        sorted(
+            {m["org"] for m in members if isinstance(m, Mapping) and isinstance(m.get("org"), str)}
+        )
+    )
+
+
+def address_of(request: Mapping[str, Any]) -> AssetAddress:
+    """The asset's address and content context, read from a Protector request.
+
+    Raises :class:`PolicyError` naming the field when ``scope``, ``asset_id`` or the asset's
+    ``service_id``, ``org`` or ``component`` is missing or not a string.
+    """
+    if not isinstance(request, Mapping):
+        raise PolicyError("request", "must be a JSON object")
+    asset = request.get("asset")
+    if not isinstance(asset, Mapping):
+        raise PolicyError("asset", "required, an object")
+    scope = _text(request, "scope", "scope")
+    asset_id = _text(request, "asset_id", "asset_id")
+    service_id = _text(asset, "service_id", "asset.service_id")
+    org = _text(asset, "org", "asset.org")
+    component = _text(asset, "component", "asset.component")
+    context = EncryptionContext(
+        org=org, service_id=service_id, scope=scope, asset_id=asset_id, component=component
+    )
+    return AssetAddress(service_id, org, component, scope, asset_id, _chat_orgs(asset), context)
+
+
+def policy_part(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The policy request inside a Protector request (``scope`` and ``asset_id`` removed)."""
+    return {name: value for name, value in request.items() if name not in _OWN_FIELDS}

@@ -1,0 +1,92 @@
+"""The Protector's settings: cache limits, epochs per service, retries, destruction waiting period.
+
+Defaults are the safe ones DESIGN.md names: one-hour epochs for Team Chat (0008), one day for the
+rest; a five-minute cache maximum age, which bounds how long a revocation made directly in a
+customer's KMS can go unnoticed; a seven-day destruction waiting period that cannot be set below
+one day. No setting turns encryption off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from ownkey.envelope import DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE
+from ownkey.errors import ConfigError
+from ownkey.keys import CacheLimits, RetryPolicy
+
+__all__ = ["ProtectorSettings"]
+
+HOUR = 3600
+DAY = 24 * HOUR
+
+
+def _default_epochs() -> Mapping[str, int]:
+    return {"0008": HOUR}
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectorSettings:
+    """Everything the composition root needs to know; every field has a safe default."""
+
+    cache_max_age: float = 300.0
+    cache_refresh_after: float = 240.0
+    cache_max_uses: int = 2**24
+    cache_max_entries: int = 10_000
+    #: Epoch length in seconds by service ID; services not listed use ``default_epoch_seconds``.
+    epoch_seconds: Mapping[str, int] = field(default_factory=_default_epochs)
+    default_epoch_seconds: int = DAY
+    retry_attempts: int = 4
+    retry_base_delay: float = 0.05
+    retry_max_delay: float = 1.0
+    retry_deadline: float = 5.0
+    destruction_waiting_period: float = 7 * DAY
+    min_destruction_waiting_period: float = DAY
+    default_provider: str = "local"
+    #: Create a missing customer key on first use (demos, tests); off: an unregistered key in a
+    #: plan is a ConfigError, never a fallback to another key.
+    auto_create_keys: bool = False
+    segment_size: int = DEFAULT_SEGMENT_SIZE
+
+    def __post_init__(self) -> None:
+        epochs = dict(self.epoch_seconds)
+        for service_id, seconds in epochs.items():
+            if not (isinstance(service_id, str) and len(service_id) == 4 and service_id.isdigit()):
+                raise ConfigError(f"epoch_seconds: {service_id!r} is not a 4-digit service ID")
+            if seconds < 1:
+                raise ConfigError(f"epoch_seconds[{service_id}] must be at least 1 second")
+        if self.default_epoch_seconds < 1:
+            raise ConfigError("default_epoch_seconds must be at least 1 second")
+        if self.min_destruction_waiting_period < 0:
+            raise ConfigError("min_destruction_waiting_period cannot be negative")
+        if self.destruction_waiting_period < self.min_destruction_waiting_period:
+            raise ConfigError("destruction_waiting_period is below its minimum")
+        if not 1 <= self.segment_size <= MAX_SEGMENT_SIZE:
+            raise ConfigError("segment_size must be between 1 byte and 16 MiB")
+        object.__setattr__(self, "epoch_seconds", MappingProxyType(epochs))
+        _ = self.cache_limits, self.retry_policy  # building them checks them (ConfigError)
+
+    def epoch_for(self, service_id: str) -> int:
+        """The epoch length, in seconds, of a service's scope keys."""
+        return self.epoch_seconds.get(service_id, self.default_epoch_seconds)
+
+    @property
+    def cache_limits(self) -> CacheLimits:
+        """The cache's limits."""
+        return CacheLimits(
+            max_age=self.cache_max_age,
+            refresh_after=self.cache_refresh_after,
+            max_uses=self.cache_max_uses,
+            max_entries=self.cache_max_entries,
+        )
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """Back-off for transient key-manager failures."""
+        return RetryPolicy(
+            attempts=self.retry_attempts,
+            base_delay=self.retry_base_delay,
+            max_delay=self.retry_max_delay,
+            deadline=self.retry_deadline,
+        )
