@@ -229,6 +229,34 @@ class SqlScopeKeyStore:
                     return current
             raise
 
+    def create_many(self, records: Sequence[ScopeKeyRecord]) -> None:
+        """Insert new records in one transaction (imports, tests); ids and current identities
+        must be new, or the whole batch is refused."""
+        with self._db.engine.begin() as conn:
+            conn.execute(
+                insert(scope_keys),
+                [
+                    {
+                        "key_id": r.key_id,
+                        "orgs": _bars(r.orgs),
+                        "service_id": r.service_id,
+                        "scope": r.scope,
+                        "epoch_start": r.epoch_start,
+                        "epoch_seconds": r.epoch_seconds,
+                        "keys": _bars([str(key) for key in r.keys]),
+                        "created_at": r.created_at,
+                        "sealable": r.sealable,
+                        "shredded_at": r.shredded_at,
+                        "current_for": _current_for(r),
+                        "wraps_version": 0,
+                    }
+                    for r in records
+                ],
+            )
+            wraps = [row for r in records for row in _wrap_rows(r.key_id, r.wraps)]
+            if wraps:
+                conn.execute(insert(scope_key_wraps), wraps)
+
     def retire(self, key_id: bytes) -> None:
         with self._db.engine.begin() as conn:
             conn.execute(

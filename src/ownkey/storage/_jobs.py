@@ -1,0 +1,241 @@
+"""Crash-safe, resumable jobs: a job is a set of items, each done at most once *effectively*.
+
+A job (rotation re-wrap, backfill, rekey, crypto-shred) is stored with one ``job_items`` row per
+item (a scope key id, an asset id). Workers claim batches of pending items, apply the job's step
+to each, and mark them done together with the job's progress counter in one transaction. A worker
+killed at any point leaves its batch pending; the next worker re-applies the step, so steps are
+written to be idempotent (a re-wrap checks the wrap's version and swaps by compare-and-set).
+
+On PostgreSQL the claim is ``SELECT ... FOR UPDATE SKIP LOCKED`` held for the batch, so any
+number of workers share one job without overlap; on SQLite (one machine) a worker reads a batch
+and marks it afterwards, and the database's write lock serialises the marks.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from ownkey.errors import NotFound
+from ownkey.storage._engine import Database
+from ownkey.storage._schema import job_items, jobs
+
+__all__ = ["JOB_KINDS", "JobStatus", "JobStore"]
+
+#: The kinds of job (docs/storage.md).
+JOB_KINDS = ("rewrap", "backfill", "rekey", "shred")
+PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+_INSERT_BATCH = 2000
+
+
+def _now_ms() -> int:
+    return round(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """A job's progress as stored."""
+
+    job_id: str
+    kind: str
+    org: str | None
+    params: Mapping[str, Any]
+    state: str
+    total: int
+    done: int
+    failed: int
+    error: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (DONE, FAILED)
+
+
+class JobStore:
+    """Creates jobs, hands out batches of their items, records progress."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    def create(
+        self,
+        kind: str,
+        items: Iterable[str],
+        *,
+        org: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        job_id: str | None = None,
+    ) -> str:
+        """Store a job and its items (all pending) in one transaction; return its id.
+
+        Creating a job with an existing ``job_id`` returns that id unchanged (idempotent).
+        """
+        if kind not in JOB_KINDS:
+            raise ValueError(f"unknown job kind {kind!r}; one of {', '.join(JOB_KINDS)}")
+        job_id = job_id or uuid.uuid4().hex
+        with self._db.engine.begin() as conn:
+            if conn.execute(select(jobs.c.job_id).where(jobs.c.job_id == job_id)).first():
+                return job_id
+            now = _now_ms()
+            conn.execute(
+                insert(jobs).values(
+                    job_id=job_id,
+                    kind=kind,
+                    org=org,
+                    params=json.dumps(dict(params or {}), sort_keys=True),
+                    state=PENDING,
+                    total=0,
+                    done=0,
+                    failed=0,
+                    created_at_ms=now,
+                    updated_at_ms=now,
+                )
+            )
+            total = 0
+            batch: list[dict[str, Any]] = []
+            for item in items:
+                batch.append({"job_id": job_id, "item": item, "state": PENDING, "attempts": 0})
+                if len(batch) >= _INSERT_BATCH:
+                    conn.execute(insert(job_items), batch)
+                    total += len(batch)
+                    batch = []
+            if batch:
+                conn.execute(insert(job_items), batch)
+                total += len(batch)
+            conn.execute(update(jobs).where(jobs.c.job_id == job_id).values(total=total))
+        return job_id
+
+    def status(self, job_id: str) -> JobStatus:
+        with self._db.engine.connect() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.job_id == job_id)).first()
+        if row is None:
+            raise NotFound(f"no job {job_id}")
+        return JobStatus(
+            job_id=row.job_id,
+            kind=row.kind,
+            org=row.org,
+            params=json.loads(row.params),
+            state=row.state,
+            total=int(row.total),
+            done=int(row.done),
+            failed=int(row.failed),
+            error=row.error,
+        )
+
+    def all(self) -> list[JobStatus]:
+        with self._db.engine.connect() as conn:
+            ids = [
+                r.job_id for r in conn.execute(select(jobs.c.job_id).order_by(jobs.c.created_at_ms))
+            ]
+        return [self.status(job_id) for job_id in ids]
+
+    def _claim(self, conn: Connection, job_id: str, limit: int) -> list[str]:
+        query = (
+            select(job_items.c.item)
+            .where(job_items.c.job_id == job_id, job_items.c.state == PENDING)
+            .order_by(job_items.c.item)
+            .limit(limit)
+        )
+        if self._db.is_postgresql:
+            query = query.with_for_update(skip_locked=True)
+        return [row.item for row in conn.execute(query)]
+
+    def _mark(self, conn: Connection, job_id: str, done: list[str], failed: dict[str, str]) -> None:
+        if done:
+            conn.execute(
+                update(job_items)
+                .where(job_items.c.job_id == job_id, job_items.c.item.in_(done))
+                .values(state=DONE, attempts=job_items.c.attempts + 1)
+            )
+        for item, error in failed.items():
+            conn.execute(
+                update(job_items)
+                .where(job_items.c.job_id == job_id, job_items.c.item == item)
+                .values(state=FAILED, error=error[:2000], attempts=job_items.c.attempts + 1)
+            )
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.job_id == job_id)
+            .values(
+                done=jobs.c.done + len(done),
+                failed=jobs.c.failed + len(failed),
+                state=RUNNING,
+                updated_at_ms=_now_ms(),
+            )
+        )
+
+    def _finish_if_drained(self, job_id: str) -> bool:
+        with self._db.engine.begin() as conn:
+            pending = conn.execute(
+                select(func.count())
+                .select_from(job_items)
+                .where(job_items.c.job_id == job_id, job_items.c.state == PENDING)
+            ).scalar_one()
+            if pending:
+                return False
+            failed = conn.execute(
+                select(func.count())
+                .select_from(job_items)
+                .where(job_items.c.job_id == job_id, job_items.c.state == FAILED)
+            ).scalar_one()
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.job_id == job_id)
+                .values(state=FAILED if failed else DONE, updated_at_ms=_now_ms())
+            )
+            return True
+
+    def run_batch(self, job_id: str, step: Callable[[str], None], *, limit: int = 100) -> int:
+        """Claim up to ``limit`` pending items, apply ``step`` to each, record them; return
+        how many were claimed (0: none left for this worker).
+
+        A step that raises an :class:`Exception` marks its item failed with the message; the
+        job then ends ``failed`` once every item is settled. A killed worker records nothing.
+        """
+        failed: dict[str, str] = {}
+        done: list[str] = []
+        if self._db.is_postgresql:
+            with self._db.engine.begin() as conn:
+                items = self._claim(conn, job_id, limit)
+                for item in items:
+                    try:
+                        step(item)
+                        done.append(item)
+                    except Exception as exc:
+                        failed[item] = f"{type(exc).__name__}: {exc}"
+                self._mark(conn, job_id, done, failed)
+            return len(items)
+        with self._db.engine.begin() as conn:
+            items = self._claim(conn, job_id, limit)
+        for item in items:
+            try:
+                step(item)
+                done.append(item)
+            except Exception as exc:
+                failed[item] = f"{type(exc).__name__}: {exc}"
+        if items:
+            with self._db.engine.begin() as conn:
+                self._mark(conn, job_id, done, failed)
+        return len(items)
+
+    def run(
+        self,
+        job_id: str,
+        step: Callable[[str], None],
+        *,
+        limit: int = 100,
+        progress: Callable[[JobStatus], None] | None = None,
+    ) -> JobStatus:
+        """Work on the job until no pending item is left; return its final status."""
+        while self.run_batch(job_id, step, limit=limit):
+            if progress is not None:
+                progress(self.status(job_id))
+        self._finish_if_drained(job_id)
+        return self.status(job_id)
