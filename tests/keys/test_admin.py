@@ -184,4 +184,4 @@ def test_get_unknown_key_is_not_found() -> None:
     rig = make_rig(keys=(PLATFORM,))
     with pytest.raises(NotFound):
         rig.admin.get(ACME)
-    assert [master.ref for master in rig.admin.keys()] == [PLATFORM]  # noqa: SIM118
+    assert [master.ref for master in rig.admin.list_keys()] == [PLATFORM]

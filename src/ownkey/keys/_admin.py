@@ -80,7 +80,7 @@ class KeyAdmin:
             raise NotFound(f"no key is registered for {ref}")
         return master
 
-    def keys(self) -> Sequence[MasterKey]:
+    def list_keys(self) -> Sequence[MasterKey]:
         """Every registered key, in plan order."""
         return self._deps.registry.all()
 

@@ -143,6 +143,7 @@ class Rewrapper:
         """
         customer, platform = KeyRef.customer(org), KeyRef.platform()
         source, destination = (platform, customer) if to_customer else (customer, platform)
+        self._master(destination)  # fail fast (NotFound) rather than once per scope key
 
         def pick(record: ScopeKeyRecord) -> int | None:
             if scopes is not None and record.scope not in scopes:

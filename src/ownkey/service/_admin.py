@@ -52,9 +52,9 @@ class Administration:
 
     # -- keys ------------------------------------------------------------------------------------
 
-    def keys(self) -> Sequence[MasterKey]:
+    def list_keys(self) -> Sequence[MasterKey]:
         """Every registered customer and platform key, with its state."""
-        return self._keys.keys()
+        return self._keys.list_keys()
 
     def key(self, ref: Ref) -> MasterKey:
         """One key's record (NotFound if none is registered)."""
