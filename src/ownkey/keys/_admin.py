@@ -223,7 +223,14 @@ class KeyAdmin:
         )
 
     def cancel_destruction(self, ref: KeyRef, *, actor: str | None = None) -> MasterKey:
-        """Stop a pending destruction; the key stays disabled (KL-5)."""
+        """Stop a pending destruction; the key stays disabled (KL-5).
+
+        Only during the waiting period: once it is over the key manager may already have
+        destroyed the key on its own schedule, so there is nothing left to cancel (KL-4).
+        """
+        master = self.get(ref)
+        if master.destroy_at is not None and self._deps.clock() >= master.destroy_at:
+            raise LifecycleError(f"the waiting period of {ref} is over; it cannot be cancelled")
 
         def apply(master: MasterKey) -> MasterKey:
             self._deps.provider(master.provider).cancel_destruction(master.key_id)
