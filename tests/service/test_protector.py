@@ -7,7 +7,13 @@ import io
 import pytest
 
 from ownkey.envelope import MESSAGE_FIXED_OVERHEAD, peek_key_id
-from ownkey.errors import AccessDenied, ConfigError, InvalidCiphertext, PolicyError
+from ownkey.errors import (
+    AccessDenied,
+    ConfigError,
+    InvalidCiphertext,
+    LimitExceeded,
+    PolicyError,
+)
 from ownkey.keys import KeyRef
 from ownkey.service import ProtectorSettings, build_protector, policy_engine, policy_part
 from tests.service._helpers import AL, ANN, BO, CY, DAY, HOUR, chat, make_node, single
@@ -221,3 +227,28 @@ def test_excluded_components_and_other_members_do_not_widen_a_channel() -> None:
     record = node.store.get(peek_key_id(sealed))
     assert record is not None
     assert (record.keys, record.orgs) == ((ACME,), ("acme",))
+
+
+def test_a_scope_key_at_its_message_use_limit_is_retired_for_a_fresh_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SK-5: sealing goes on under a new scope key; the old one still opens what it sealed."""
+    import functools
+
+    from ownkey.envelope import MessageCipher
+    from ownkey.keys import _cache
+
+    monkeypatch.setattr(_cache, "MessageCipher", functools.partial(MessageCipher, use_limit=3))
+    node = make_node()
+    sealed = [node.protector.seal(chat(asset_id=f"m{i}"), b"%d" % i) for i in range(7)]
+    ids = [peek_key_id(blob) for blob in sealed]
+    assert len(set(ids[:3])) == 1
+    assert len(set(ids)) == 3
+    retired = node.store.get(ids[0])
+    assert retired is not None
+    assert not retired.sealable
+    for i, blob in enumerate(sealed):
+        assert node.protector.open(chat(asset_id=f"m{i}"), blob) == b"%d" % i
+    with pytest.raises(LimitExceeded):  # too large is not a key matter: no new scope key
+        node.protector.seal(chat(), b"x" * (64 * 1024 * 1024 + 1))
+    assert len(node.store) == 3

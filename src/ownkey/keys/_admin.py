@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -67,6 +68,9 @@ class KeyAdmin:
         if default_waiting_period < min_waiting_period:
             raise ConfigError("the default destruction waiting period is below the minimum")
         self._deps = deps
+        # Changes to one process's view of a key are serialised (read, check, write); across
+        # nodes the storage adapter's transactions do the same.
+        self._lock = threading.RLock()
         self._default_provider = default_provider
         self._min_wait = min_waiting_period
         self._default_wait = default_waiting_period
@@ -99,19 +103,26 @@ class KeyAdmin:
         A destroyed key can be followed by a new one for new content; what the destroyed key
         protected stays destroyed (its wrapped shares are gone, KL-9).
         """
-        self._check_replaceable(ref)
-        name = provider or self._default_provider
-        backend = self._deps.provider(name)
-        key_id = backend.create_key(label=str(ref))
-        version = backend.describe(key_id).primary_version
-        now = self._deps.clock()
-        master = MasterKey(ref, name, key_id, version, KeyState.ENABLED, now, now)
-        return self._register(master, actor, AuditAction.KEY_CREATE)
+        with self._lock:
+            self._check_replaceable(ref)
+            name = provider or self._default_provider
+            backend = self._deps.provider(name)
+            key_id = backend.create_key(label=str(ref))
+            version = backend.describe(key_id).primary_version
+            now = self._deps.clock()
+            master = MasterKey(ref, name, key_id, version, KeyState.ENABLED, now, now)
+            return self._register(master, actor, AuditAction.KEY_CREATE)
 
     def register(
         self, ref: KeyRef, *, provider: str, key_id: str, actor: str | None = None
     ) -> MasterKey:
         """Register an existing key after a real wrap/unwrap round trip through its provider."""
+        with self._lock:
+            return self._register_existing(ref, provider, key_id, actor)
+
+    def _register_existing(
+        self, ref: KeyRef, provider: str, key_id: str, actor: str | None
+    ) -> MasterKey:
         self._check_replaceable(ref)
         description = self._deps.provider(provider).describe(key_id)
         if description.state is not KeyState.ENABLED:
@@ -148,6 +159,17 @@ class KeyAdmin:
         apply: Callable[[MasterKey], MasterKey],
         actor: str | None,
         detail: dict[str, str] | None = None,
+    ) -> MasterKey:
+        with self._lock:
+            return self._transition_locked(ref, action, apply, actor, detail)
+
+    def _transition_locked(
+        self,
+        ref: KeyRef,
+        action: KeyAction,
+        apply: Callable[[MasterKey], MasterKey],
+        actor: str | None,
+        detail: dict[str, str] | None,
     ) -> MasterKey:
         master = self.get(ref)
         next_state(master.state, action)  # KL-2: refuse before anything is recorded
@@ -246,6 +268,10 @@ class KeyAdmin:
         stays, so its content opens as *destroyed* forever), then the provider destroys the key,
         and the evidence is recorded (KL-9). Irreversible.
         """
+        with self._lock:
+            return self._destroy(ref, actor)
+
+    def _destroy(self, ref: KeyRef, actor: str | None) -> ShredEvidence:
         master = self.get(ref)
         now = self._deps.clock()
         if master.state is KeyState.PENDING_DESTRUCTION and (

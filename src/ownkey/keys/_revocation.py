@@ -35,6 +35,7 @@ class RevocationRule:
     created_at: float = 0.0
     actor: str | None = None
     note: str = ""
+    _selector: Selector = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.org:
@@ -43,8 +44,16 @@ class RevocationRule:
             object.__setattr__(self, "key", KeyRef.customer(self.org))
         elif self.key.org not in (None, self.org):
             raise ValueError("a rule can only revoke its own org's key (or the platform key)")
-        if self.since is not None and self.until is not None and self.until <= self.since:
-            raise ValueError("a time window needs since < until")
+        # Built once: rules are matched on every seal and open of the content they cover.
+        selector = Selector(
+            key=self.key,
+            org=self.org,
+            service_id=self.service_id,
+            scope=self.scope,
+            since=self.since,
+            until=self.until,
+        )
+        object.__setattr__(self, "_selector", selector)
 
     @property
     def wrapping_key(self) -> KeyRef:
@@ -55,18 +64,11 @@ class RevocationRule:
     @property
     def selector(self) -> Selector:
         """The scope keys this rule denies."""
-        return Selector(
-            key=self.key,
-            org=self.org,
-            service_id=self.service_id,
-            scope=self.scope,
-            since=self.since,
-            until=self.until,
-        )
+        return self._selector
 
     def matches(self, identity: ScopeIdentity) -> bool:
         """Whether the rule denies a scope key of this identity."""
-        return self.selector.matches(identity)
+        return self._selector.matches(identity)
 
     def describe(self) -> dict[str, str]:
         """The rule's fields as strings, for audit details and reports."""
