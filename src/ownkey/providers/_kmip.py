@@ -1,0 +1,585 @@
+"""The ``kmip`` provider: AES-256 keys in a KMIP server, reached with PyKMIP over mutual TLS.
+
+**Keys and versions.** A key id is a KMIP ``Name``; every active or deactivated symmetric key
+carrying that name is one version, named by its KMIP unique identifier. The primary version is the
+newest (``Initial Date``, then identifier) that is active. Rotation creates and activates a new
+object under the same name.
+
+**Binding the context.** PyKMIP's client cannot send AES-GCM associated data, so the context is
+bound locally and honestly instead: each wrap draws a random 32-byte data key (DEK), seals the
+share with it in the envelope message suite (AES-256-GCM, key commitment, the canonical context
+as associated data, and a key id that commits to the KMIP key id and version), and has the KMIP
+key encrypt the DEK (``Encrypt``, AES-CBC with PKCS#5 padding and a server-chosen IV)::
+
+    blob = frame(uid, iv (16) || E_kmip(DEK) (48) || seal_message(DEK, share, context))
+
+Unwrapping asks the server to decrypt the DEK, then opens the envelope with the context: a wrong
+context, a changed byte anywhere, or a blob of another key fails with
+:class:`~ownkey.errors.InvalidCiphertext`. The share is only recoverable through the KMIP
+server, so revoking the key there cuts ownkey off.
+
+**Lifecycle.** *disable* revokes every active version (KMIP ``Revoke``, reason
+cessation-of-operation: state Deactivated). KMIP has no way back from Deactivated, so *enable*
+raises :class:`~ownkey.errors.LifecycleError` (``reversible_disable`` is False): use a revocation
+rule in ownkey for a reversible stop. *Pending destruction* and the tombstone of a *destroyed*
+key have no KMIP state either; they are kept in the server as an opaque object named
+``ownkey-state:<key id>``. *destroy* issues KMIP ``Destroy`` for every version.
+
+**Errors.** ``PERMISSION_DENIED`` and ``WRONG_KEY_LIFECYCLE_STATE`` are
+:class:`~ownkey.errors.AccessDenied` (the reason read back from the key's state); a failed
+decryption (``CRYPTOGRAPHIC_FAILURE``, or PyKMIP's ``GENERAL_FAILURE`` for bad padding) is
+InvalidCiphertext; a server certificate that does not verify, or an unsupported operation, is
+:class:`~ownkey.errors.ConfigError`; the server rejecting *our* certificate (a revoked client
+certificate) is AccessDenied; timeouts, refused or reset connections are
+:class:`~ownkey.errors.KeyUnavailable`. Every socket operation is bounded by ``timeout``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import select
+import socket
+import ssl
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+with warnings.catch_warnings():
+    # PyKMIP 0.11 imports declarative_base from SQLAlchemy's 1.x location, which warns once at
+    # import time (a MovedIn20Warning, a DeprecationWarning); nothing else is silenced.
+    warnings.filterwarnings(
+        "ignore", message=r"The ``declarative_base\(\)`` function", category=DeprecationWarning
+    )
+    from kmip import enums
+    from kmip.core import exceptions as kmip_core_errors
+    from kmip.pie import exceptions as kmip_errors
+    from kmip.pie import objects as kmip_objects
+    from kmip.pie.client import ProxyKmipClient
+
+from ownkey.envelope import ScopeKey, open_message, seal_message
+from ownkey.errors import (
+    AccessDenied,
+    ConfigError,
+    InvalidCiphertext,
+    KeyUnavailable,
+    LifecycleError,
+    NotFound,
+    OwnkeyError,
+)
+from ownkey.keys import KeyAction, KeyDescription, KeyState, next_state
+from ownkey.providers._common import StateMark, check_plaintext, context_bytes, frame, unframe
+
+__all__ = ["KmipProvider"]
+
+_STATE_PREFIX: Final = "ownkey-state:"
+_DEK_BYTES = 32
+_IV_BYTES = 16
+_CBC_BYTES = 48  # a 32-byte DEK plus one block of PKCS#5 padding
+_KID_LABEL: Final = b"ownkey/kmip/v1\x00"
+_VERSIONS_TTL = 30.0
+_CBC_PARAMS: Final = {
+    "block_cipher_mode": enums.BlockCipherMode.CBC,
+    "padding_method": enums.PaddingMethod.PKCS5,
+    "cryptographic_algorithm": enums.CryptographicAlgorithm.AES,
+}
+_USAGE: Final = [enums.CryptographicUsageMask.ENCRYPT, enums.CryptographicUsageMask.DECRYPT]
+
+_DENIED_REASONS = frozenset(
+    {enums.ResultReason.PERMISSION_DENIED, enums.ResultReason.WRONG_KEY_LIFECYCLE_STATE}
+)
+_CONFIG_REASONS = frozenset(
+    {
+        enums.ResultReason.INVALID_FIELD,
+        enums.ResultReason.INVALID_MESSAGE,
+        enums.ResultReason.OPERATION_NOT_SUPPORTED,
+        enums.ResultReason.FEATURE_NOT_SUPPORTED,
+        enums.ResultReason.KEY_FORMAT_TYPE_NOT_SUPPORTED,
+        enums.ResultReason.ILLEGAL_OPERATION,
+        enums.ResultReason.AUTHENTICATION_NOT_SUCCESSFUL,
+    }
+)
+_BAD_BLOB_REASONS = frozenset(
+    {enums.ResultReason.CRYPTOGRAPHIC_FAILURE, enums.ResultReason.GENERAL_FAILURE}
+)
+# TLS alerts with which a server rejects the client's certificate: the customer cut us off.
+_REJECTED_ALERTS = (
+    "ALERT_BAD_CERTIFICATE",
+    "ALERT_CERTIFICATE_REVOKED",
+    "ALERT_CERTIFICATE_EXPIRED",
+    "ALERT_CERTIFICATE_UNKNOWN",
+    "ALERT_UNKNOWN_CA",
+    "ALERT_ACCESS_DENIED",
+    "CERTIFICATE_REQUIRED",
+)
+
+
+def _kid(key_id: str, uid: str) -> bytes:
+    """The envelope key id: commits to the KMIP key id and version (it is associated data)."""
+    digest = hashlib.sha256(_KID_LABEL + key_id.encode() + b"\x00" + uid.encode()).digest()
+    return b"kmip:" + digest[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class _Version:
+    uid: str
+    state: Any  # enums.State
+    created: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Versions:
+    versions: tuple[_Version, ...]
+    fetched: float
+
+    @property
+    def primary(self) -> _Version | None:
+        active = [v for v in self.versions if v.state == enums.State.ACTIVE]
+        return active[-1] if active else None
+
+    def get(self, uid: str) -> _Version | None:
+        for version in self.versions:
+            if version.uid == uid:
+                return version
+        return None
+
+
+def _alive(client: Any) -> bool:
+    """Whether an idle connection is still open: an idle socket that is readable has met an
+    end of stream or a reset (the server restarted, a proxy cut it)."""
+    sock = getattr(client.proxy, "socket", None)
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
+
+
+def _discard(client: Any) -> None:
+    """Close a client and its socket for sure (PyKMIP forgets, without closing, a socket whose
+    shutdown fails, e.g. after a reset)."""
+    sock = getattr(client.proxy, "socket", None)
+    with contextlib.suppress(Exception):
+        client.close()
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.close()
+    client.proxy.socket = None
+
+
+def _order(version: _Version) -> tuple[int, int, str]:
+    return (version.created, int(version.uid) if version.uid.isdigit() else 0, version.uid)
+
+
+class KmipProvider:
+    """Customer keys in a KMIP server (PyKMIP's, or any KMIP 1.x server with AES-CBC).
+
+    ``certfile``/``keyfile`` are the client's certificate and key, ``ca_file`` the CA that signed
+    the server's certificate; the server's name (``server_hostname``, default ``host``) is
+    checked against its certificate. At most ``pool_size`` connections stay open.
+    """
+
+    reversible_disable: Final = False
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int = 5696,
+        certfile: str,
+        keyfile: str,
+        ca_file: str,
+        name: str = "kmip",
+        server_hostname: str | None = None,
+        timeout: float = 2.0,
+        pool_size: int = 8,
+        random: Callable[[int], bytes] = os.urandom,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if timeout <= 0:
+            raise ConfigError("the kmip timeout must be positive")
+        self._host = host
+        self._port = port
+        self._name = name
+        self._server_hostname = server_hostname or host
+        self._timeout = timeout
+        self._pool_size = pool_size
+        self._random = random
+        self._clock = clock
+        self._certfile, self._keyfile, self._ca_file = certfile, keyfile, ca_file
+        try:
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(certfile, keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"kmip: cannot load the client certificate, key or CA ({type(exc).__name__})"
+            ) from exc
+        self._tls = context
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+        self._versions: dict[str, _Versions] = {}
+
+    def __repr__(self) -> str:
+        return f"<KmipProvider name={self._name} server={self._host}:{self._port}>"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    # -- connections ----------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        client = ProxyKmipClient(
+            hostname=self._host, port=self._port, config_file=os.devnull
+        )
+        proxy = client.proxy
+        tls, server_hostname, timeout = self._tls, self._server_hostname, self._timeout
+
+        def create_socket(sock: socket.socket) -> None:
+            # PyKMIP's own socket set-up checks no host name and uses a deprecated protocol
+            # constant; this one verifies the server's name and speaks TLS 1.2 or newer.
+            proxy.socket = tls.wrap_socket(sock, server_hostname=server_hostname)
+            proxy.socket.settimeout(timeout)
+
+        proxy._create_socket = create_socket
+        try:
+            client.open()
+        except BaseException:
+            _discard(client)
+            raise
+        return client
+
+    @contextlib.contextmanager
+    def _client(self, what: str, *, decrypting: bool = False) -> Iterator[Any]:
+        """A pooled, open client; SDK failures leave as ownkey errors, broken links are closed."""
+        client = self._idle_client()
+        healthy = False
+        try:
+            if client is None:
+                client = self._connect()
+            yield client
+            healthy = True
+        except OwnkeyError:
+            healthy = True  # raised by this module: the connection itself is fine
+            raise
+        except kmip_errors.KmipOperationFailure as exc:
+            healthy = True  # the server answered: the connection is fine
+            raise self._translate(what, exc, decrypting=decrypting) from exc
+        except Exception as exc:
+            raise self._translate(what, exc, decrypting=decrypting) from exc
+        finally:
+            if client is not None:
+                self._release(client, healthy=healthy)
+
+    def _idle_client(self) -> Any | None:
+        """A pooled connection that is still open, if any (closed ones are dropped)."""
+        while True:
+            with self._lock:
+                if not self._idle:
+                    return None
+                client = self._idle.pop()
+            if _alive(client):
+                return client
+            _discard(client)
+
+    def _release(self, client: Any, *, healthy: bool) -> None:
+        if healthy:
+            with self._lock:
+                if len(self._idle) < self._pool_size:
+                    self._idle.append(client)
+                    return
+        _discard(client)
+
+    def _translate(self, what: str, exc: Exception, *, decrypting: bool) -> OwnkeyError:
+        if isinstance(exc, kmip_errors.KmipOperationFailure):
+            reason = exc.reason
+            label = getattr(reason, "name", "unknown")
+            if reason in _DENIED_REASONS:
+                return AccessDenied(f"{what}: the KMIP server refused ({label})")
+            if reason == enums.ResultReason.ITEM_NOT_FOUND:
+                return NotFound(f"{what}: no such object in the KMIP server")
+            if decrypting and reason in _BAD_BLOB_REASONS:
+                return InvalidCiphertext()
+            if reason in _CONFIG_REASONS:
+                return ConfigError(f"{what}: the KMIP server refused the request ({label})")
+            return KeyUnavailable(f"{what}: the KMIP server failed ({label})")
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return ConfigError(
+                f"{what}: the KMIP server's certificate does not verify against the CA "
+                f"({exc.verify_message})"
+            )
+        if isinstance(exc, ssl.SSLError) and any(
+            alert in (exc.reason or "") for alert in _REJECTED_ALERTS
+        ):
+            return AccessDenied(
+                f"{what}: the KMIP server rejected ownkey's client certificate ({exc.reason})"
+            )
+        if isinstance(exc, (TimeoutError, socket.timeout)):
+            return KeyUnavailable(f"{what}: the KMIP server did not answer in {self._timeout:g}s")
+        if isinstance(exc, OSError):
+            return KeyUnavailable(f"{what}: cannot reach the KMIP server ({type(exc).__name__})")
+        if isinstance(
+            exc,
+            (
+                kmip_errors.ClientConnectionFailure,
+                kmip_errors.ClientConnectionNotOpen,
+                kmip_core_errors.KmipError,
+                kmip_core_errors.NetworkingError,
+            ),
+        ):
+            return KeyUnavailable(f"{what}: KMIP connection failed ({type(exc).__name__})")
+        # A reply PyKMIP could not parse (a cut or garbled stream) is a transport failure.
+        return KeyUnavailable(f"{what}: unexpected KMIP failure ({type(exc).__name__})")
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for client in idle:
+            _discard(client)
+
+    # -- objects --------------------------------------------------------------------------
+
+    def _locate(self, client: Any, name: str, object_type: Any) -> list[str]:
+        factory = client.attribute_factory
+        return [
+            str(uid)
+            for uid in client.locate(
+                attributes=[
+                    factory.create_attribute(enums.AttributeType.NAME, name),
+                    factory.create_attribute(enums.AttributeType.OBJECT_TYPE, object_type),
+                ]
+            )
+        ]
+
+    def _fetch_versions(self, client: Any, key_id: str) -> _Versions:
+        found = []
+        for uid in self._locate(client, key_id, enums.ObjectType.SYMMETRIC_KEY):
+            _, attributes = client.get_attributes(uid, ["State", "Initial Date"])
+            values = {a.attribute_name.value: a.attribute_value.value for a in attributes}
+            found.append(_Version(uid, values.get("State"), int(values.get("Initial Date") or 0)))
+        found.sort(key=_order)
+        versions = _Versions(tuple(found), time.monotonic())
+        with self._lock:
+            self._versions[key_id] = versions
+        return versions
+
+    def _cached_versions(self, client: Any, key_id: str, *, need: str | None = None) -> _Versions:
+        with self._lock:
+            cached = self._versions.get(key_id)
+        if (
+            cached is not None
+            and time.monotonic() - cached.fetched < _VERSIONS_TTL
+            and (need is None or cached.get(need) is not None)
+            and (need is not None or cached.primary is not None)
+        ):
+            return cached
+        return self._fetch_versions(client, key_id)
+
+    def _forget(self, key_id: str) -> None:
+        with self._lock:
+            self._versions.pop(key_id, None)
+
+    def _mark(self, client: Any, key_id: str) -> tuple[StateMark | None, list[str]]:
+        uids = self._locate(client, _STATE_PREFIX + key_id, enums.ObjectType.OPAQUE_DATA)
+        if not uids:
+            return None, []
+        try:
+            return StateMark.from_bytes(bytes(client.get(uids[0]).value)), uids
+        except ValueError as exc:
+            raise ConfigError(f"the KMIP state object of {key_id} is unreadable") from exc
+
+    def _set_mark(self, client: Any, key_id: str, mark: StateMark | None) -> None:
+        _, old = self._mark(client, key_id)
+        if mark is not None:
+            opaque = kmip_objects.OpaqueObject(
+                mark.to_bytes(), enums.OpaqueDataType.NONE, name=_STATE_PREFIX + key_id
+            )
+            client.register(opaque)
+        for uid in old:
+            client.destroy(uid)
+
+    def _state(
+        self, client: Any, key_id: str
+    ) -> tuple[KeyState, _Versions, StateMark | None]:
+        versions = self._fetch_versions(client, key_id)
+        mark, _ = self._mark(client, key_id)
+        if mark is not None and mark.state is KeyState.DESTROYED:
+            return KeyState.DESTROYED, _Versions((), versions.fetched), mark
+        if not versions.versions:
+            raise NotFound(f"no key named {key_id} in the KMIP server")
+        if mark is not None and mark.state is KeyState.PENDING_DESTRUCTION:
+            if mark.destroy_at is not None and self._clock() >= mark.destroy_at:
+                self._shred(client, key_id, versions, mark)
+                destroyed = StateMark(KeyState.DESTROYED, mark.destroy_at)
+                return KeyState.DESTROYED, _Versions((), versions.fetched), destroyed
+            return KeyState.PENDING_DESTRUCTION, versions, mark
+        state = KeyState.ENABLED if versions.primary is not None else KeyState.DISABLED
+        return state, versions, mark
+
+    def _shred(self, client: Any, key_id: str, versions: _Versions, mark: StateMark) -> None:
+        for version in versions.versions:
+            if version.state == enums.State.ACTIVE:
+                client.revoke(enums.RevocationReasonCode.CESSATION_OF_OPERATION, version.uid)
+            client.destroy(version.uid)
+        self._set_mark(client, key_id, StateMark(KeyState.DESTROYED, mark.destroy_at))
+        self._forget(key_id)
+
+    def _refusal(self, key_id: str, cause: OwnkeyError) -> OwnkeyError:
+        """Turn a refusal met during wrap/unwrap into AccessDenied with the key's state."""
+        self._forget(key_id)
+        try:
+            with self._client(f"describe {key_id}") as client:
+                state = self._state(client, key_id)[0]
+        except NotFound:
+            return NotFound(f"no key named {key_id} in the KMIP server")
+        except OwnkeyError:
+            return cause
+        if state.usable:
+            if isinstance(cause, NotFound):
+                return KeyUnavailable(f"kmip key {key_id} changed during the call; try again")
+            return AccessDenied(f"the KMIP server refused key {key_id}")
+        return AccessDenied(f"kmip key {key_id} is {state.value}", reason=state.value)
+
+    def _create_version(self, client: Any, key_id: str) -> str:
+        uid = str(
+            client.create(
+                enums.CryptographicAlgorithm.AES,
+                256,
+                name=key_id,
+                cryptographic_usage_mask=_USAGE,
+            )
+        )
+        try:
+            client.activate(uid)
+        except Exception:
+            with contextlib.suppress(Exception):
+                client.destroy(uid)
+            raise
+        self._forget(key_id)
+        return uid
+
+    # -- KeyProvider ----------------------------------------------------------------------
+
+    def create_key(self, *, label: str) -> str:
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-")[:64] or "key"
+        key_id = f"{slug}-{self._random(6).hex()}"
+        with self._client(f"create key {key_id}") as client:
+            self._create_version(client, key_id)
+        return key_id
+
+    def wrap(self, key_id: str, plaintext: bytes, context: Mapping[str, str]) -> bytes:
+        check_plaintext(plaintext)
+        context_bytes(context)
+        dek = self._random(_DEK_BYTES)
+        try:
+            with self._client(f"wrap under {key_id}") as client:
+                primary = self._cached_versions(client, key_id).primary
+                if primary is None:
+                    raise AccessDenied(f"kmip key {key_id} has no active version")
+                encrypted, iv = client.encrypt(
+                    dek, uid=primary.uid, cryptographic_parameters=dict(_CBC_PARAMS, random_iv=True)
+                )
+        except (AccessDenied, NotFound) as exc:
+            raise self._refusal(key_id, exc) from exc
+        if len(iv) != _IV_BYTES or len(encrypted) != _CBC_BYTES:
+            raise ConfigError("the KMIP server answered AES-CBC with unexpected sizes")
+        sealed = seal_message(
+            ScopeKey(_kid(key_id, primary.uid), dek), plaintext, context, random=self._random
+        )
+        return frame(primary.uid, bytes(iv) + bytes(encrypted) + sealed)
+
+    def unwrap(self, key_id: str, wrapped: bytes, context: Mapping[str, str]) -> bytes:
+        context_bytes(context)
+        uid, body = unframe(wrapped)
+        if len(body) <= _IV_BYTES + _CBC_BYTES:
+            raise InvalidCiphertext()
+        iv, encrypted = body[:_IV_BYTES], body[_IV_BYTES : _IV_BYTES + _CBC_BYTES]
+        try:
+            with self._client(f"unwrap under {key_id}", decrypting=True) as client:
+                if self._cached_versions(client, key_id, need=uid).get(uid) is None:
+                    if not self._fetch_versions(client, key_id).versions:
+                        raise NotFound(f"no key named {key_id} in the KMIP server")
+                    raise InvalidCiphertext()  # not a version of this key
+                dek = client.decrypt(
+                    encrypted,
+                    uid=uid,
+                    cryptographic_parameters=dict(_CBC_PARAMS),
+                    iv_counter_nonce=iv,
+                )
+        except (AccessDenied, NotFound) as exc:
+            raise self._refusal(key_id, exc) from exc
+        if len(dek) != _DEK_BYTES:
+            raise InvalidCiphertext()
+        return open_message(
+            ScopeKey(_kid(key_id, uid), bytes(dek)), body[_IV_BYTES + _CBC_BYTES :], context
+        )
+
+    def describe(self, key_id: str) -> KeyDescription:
+        with self._client(f"describe {key_id}") as client:
+            state, versions, mark = self._state(client, key_id)
+        names = tuple(v.uid for v in versions.versions)
+        primary = versions.primary
+        return KeyDescription(
+            key_id=key_id,
+            state=state,
+            primary_version=primary.uid if primary else (names[-1] if names else ""),
+            versions=names,
+            destroy_at=mark.destroy_at if mark is not None else None,
+            label=key_id,
+        )
+
+    def rotate(self, key_id: str) -> str:
+        with self._client(f"rotate {key_id}") as client:
+            state = self._state(client, key_id)[0]
+            next_state(state, KeyAction.ROTATE)
+            return self._create_version(client, key_id)
+
+    def disable(self, key_id: str) -> None:
+        with self._client(f"disable {key_id}") as client:
+            state, versions, _ = self._state(client, key_id)
+            next_state(state, KeyAction.DISABLE)
+            for version in versions.versions:
+                if version.state == enums.State.ACTIVE:
+                    client.revoke(enums.RevocationReasonCode.CESSATION_OF_OPERATION, version.uid)
+            self._forget(key_id)
+
+    def enable(self, key_id: str) -> None:
+        with self._client(f"enable {key_id}") as client:
+            state = self._state(client, key_id)[0]
+        next_state(state, KeyAction.ENABLE)
+        raise LifecycleError(
+            f"kmip key {key_id} was revoked and KMIP cannot re-activate a revoked key; "
+            "create a new key and re-wrap (or use an ownkey revocation rule for a reversible stop)"
+        )
+
+    def schedule_destruction(self, key_id: str, *, destroy_at: float) -> None:
+        with self._client(f"schedule destruction of {key_id}") as client:
+            state = self._state(client, key_id)[0]
+            next_state(state, KeyAction.SCHEDULE_DESTRUCTION)
+            self._set_mark(client, key_id, StateMark(KeyState.PENDING_DESTRUCTION, destroy_at))
+
+    def cancel_destruction(self, key_id: str) -> None:
+        with self._client(f"cancel destruction of {key_id}") as client:
+            state = self._state(client, key_id)[0]
+            next_state(state, KeyAction.CANCEL_DESTRUCTION)
+            self._set_mark(client, key_id, None)
+
+    def destroy(self, key_id: str) -> None:
+        with self._client(f"destroy {key_id}") as client:
+            state, versions, mark = self._state(client, key_id)
+            if state is KeyState.DESTROYED:
+                return
+            if state is not KeyState.PENDING_DESTRUCTION or mark is None:
+                raise LifecycleError(
+                    f"kmip key {key_id} is {state.value}; schedule its destruction first"
+                )
+            self._shred(client, key_id, versions, mark)
