@@ -108,12 +108,19 @@ def test_reset_cuts_new_and_open_connections(proxy: FaultProxy) -> None:
         conn.sendall(b"a")
         assert conn.recv(16) == b"a"
         with proxy.fault(Fault.RESET):
-            with pytest.raises(OSError):  # ConnectionResetError, or EOF then reset
-                conn.sendall(b"b")
-                if not conn.recv(16):
-                    raise ConnectionResetError
+            with pytest.raises(ConnectionResetError):
+                _send_and_read(conn, b"b")
             with pytest.raises(ConnectionError):
                 _ask(proxy)
+
+
+def _send_and_read(conn: socket.socket, payload: bytes) -> bytes:
+    """One exchange on an open connection; a reset shows as ConnectionResetError."""
+    conn.sendall(payload)
+    data = conn.recv(16)
+    if not data:
+        raise ConnectionResetError("closed by the peer")
+    return data
 
 
 def test_refuse_closes_the_port_and_reopens_it(proxy: FaultProxy) -> None:
