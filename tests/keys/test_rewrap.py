@@ -96,3 +96,31 @@ def test_retire_and_shred_one_scope_key() -> None:
     with pytest.raises(AccessDenied) as denied:
         rig.keys.for_open(entry.key.key_id)
     assert denied.value.reason == "destroyed"
+
+
+def test_one_scope_key_at_a_time_for_resumable_jobs() -> None:
+    """RW-2, RW-3: per-record primitives are idempotent and survive a concurrent writer."""
+    rig = make_rig()
+    a = rig.keys.for_seal(rig.identity(ACME, scope="a"))
+    rig.admin.rotate(ACME)
+    assert rig.rewrapper.rewrap_one(ACME, a.key.key_id)
+    assert not rig.rewrapper.rewrap_one(ACME, a.key.key_id)  # done already: a repeat is harmless
+    assert not rig.rewrapper.rewrap_one(ACME, b"\x00" * 16)
+    assert rig.keys.for_open(a.key.key_id).key == a.key
+
+    p = rig.keys.for_seal(rig.identity(PLATFORM, orgs=("acme",), scope="p"))
+    store = rig.store
+    original = store.replace_wraps
+    raced: list[bool] = []
+
+    def lose_the_first_race(key_id: bytes, expected: tuple, wraps: tuple) -> bool:  # type: ignore[type-arg]
+        if not raced:
+            raced.append(True)
+            return False
+        return original(key_id, expected, wraps)
+
+    store.replace_wraps = lose_the_first_race  # type: ignore[method-assign]
+    assert rig.rewrapper.backfill_one("acme", p.key.key_id, to_customer=True)
+    assert raced == [True]
+    assert _keys(rig, p) == (ACME,)
+    assert not rig.rewrapper.backfill_one("globex", p.key.key_id, to_customer=True)

@@ -168,3 +168,15 @@ def test_admin_lists_scope_keys_without_material() -> None:
     assert len(node.admin.scope_keys()) == 2
     assert "blob" not in repr(records[0].wraps[0])
     assert node.admin.scope_key(records[0].key_id) == records[0]
+
+
+def test_per_scope_key_primitives_for_job_runners() -> None:
+    node = make_node()
+    sealed = node.protector.seal(chat(), b"x")
+    node.admin.rotate_key("customer:acme", rewrap=False)
+    assert node.admin.rewrap_scope_key("customer:acme", peek_key_id(sealed))
+    assert _versions(node, sealed)["customer:acme"] == "v2"
+    one_sided = node.protector.seal(chat("chat-2", globex=()), b"y")
+    assert node.admin.backfill_scope_key("globex", peek_key_id(one_sided), enable=True)
+    assert node.admin.backfill_scope_key("globex", peek_key_id(one_sided), enable=False)
+    assert node.protector.open(chat("chat-2", globex=()), one_sided) == b"y"

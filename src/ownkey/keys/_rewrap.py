@@ -12,9 +12,11 @@ serves three purposes:
   stops sealing with a scope key and :meth:`Rewrapper.shred` deletes it once its content moved
   (RW-6).
 
-Each function works record by record and reports what it did; a record that fails (key denied or
+Each job works record by record and reports what it did; a record that fails (key denied or
 unavailable) is reported and left as it was, so a job can run again and finish the rest. An audit
-failure stops the job at once (FS-3).
+failure stops the job at once (FS-3). ``rewrap_one`` and ``backfill_one`` do the same for one
+scope key, for job runners that track progress per scope key and may be killed at any point: each
+is idempotent, and the compare-and-set makes a repeated or concurrent run harmless.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from ownkey.audit import AuditAction
-from ownkey.errors import AuditUnavailable, OwnkeyError
+from ownkey.errors import AuditUnavailable, KeyUnavailable, OwnkeyError
 from ownkey.keys._calls import unwrap_share, wrap_share
 from ownkey.keys._deps import KeyDeps
 from ownkey.keys._records import MasterKey, ScopeKeyRecord, Selector, Wrap, wrap_context
@@ -53,6 +55,7 @@ class RewrapReport:
 
 # Which wrap of a record to move, or None to leave the record alone.
 Pick = Callable[[ScopeKeyRecord], int | None]
+_CAS_ATTEMPTS = 3
 
 
 class Rewrapper:
@@ -107,8 +110,7 @@ class Rewrapper:
         )
         return report
 
-    def rewrap(self, ref: KeyRef, *, actor: str | None = None) -> RewrapReport:
-        """Move every share under an older version of ``ref`` to its primary version (RW-2)."""
+    def _rotation(self, ref: KeyRef) -> tuple[Pick, MasterKey]:
         master = self._master(ref)
 
         def pick(record: ScopeKeyRecord) -> int | None:
@@ -117,6 +119,11 @@ class Rewrapper:
                     return index
             return None
 
+        return pick, master
+
+    def rewrap(self, ref: KeyRef, *, actor: str | None = None) -> RewrapReport:
+        """Move every share under an older version of ``ref`` to its primary version (RW-2)."""
+        pick, master = self._rotation(ref)
         return self._run(
             Selector(key=ref),
             pick,
@@ -125,6 +132,32 @@ class Rewrapper:
             actor,
             ref.org,
         )
+
+    def rewrap_one(self, ref: KeyRef, key_id: bytes) -> bool:
+        """Re-wrap one scope key's share under ``ref`` to its primary version; say if anything
+        changed. For jobs that track progress per scope key: idempotent, safe to repeat after a
+        crash. Raises what the key manager raises."""
+        pick, master = self._rotation(ref)
+        return self._one(key_id, pick, master)
+
+    def _backfill(
+        self, org: str, to_customer: bool, scopes: Collection[str] | None
+    ) -> tuple[Pick, KeyRef, KeyRef]:
+        customer, platform = KeyRef.customer(org), KeyRef.platform()
+        source, destination = (platform, customer) if to_customer else (customer, platform)
+        self._master(destination)  # fail fast (NotFound) rather than once per scope key
+
+        def pick(record: ScopeKeyRecord) -> int | None:
+            if scopes is not None and record.scope not in scopes:
+                return None
+            if org not in record.orgs or (to_customer and customer in record.keys):
+                return None  # not this org's, or already under its customer key
+            for index, wrap in enumerate(record.wraps):
+                if wrap.key == source:
+                    return index
+            return None
+
+        return pick, source, destination
 
     def backfill(
         self,
@@ -141,23 +174,9 @@ class Rewrapper:
         Without ``scopes``, every scope key of that org and service with a platform-key share is
         moved; pass the scopes the policy now puts under the customer key to narrow it.
         """
-        customer, platform = KeyRef.customer(org), KeyRef.platform()
-        source, destination = (platform, customer) if to_customer else (customer, platform)
-        self._master(destination)  # fail fast (NotFound) rather than once per scope key
-
-        def pick(record: ScopeKeyRecord) -> int | None:
-            if scopes is not None and record.scope not in scopes:
-                return None
-            if to_customer and customer in record.keys:
-                return None  # already under the customer key
-            for index, wrap in enumerate(record.wraps):
-                if wrap.key == source:
-                    return index
-            return None
-
-        selector = Selector(key=source, org=org, service_id=service_id)
+        pick, source, destination = self._backfill(org, to_customer, scopes)
         return self._run(
-            selector,
+            Selector(key=source, org=org, service_id=service_id),
             pick,
             lambda: self._master(destination),
             {
@@ -169,6 +188,26 @@ class Rewrapper:
             actor,
             org,
         )
+
+    def backfill_one(self, org: str, key_id: bytes, *, to_customer: bool) -> bool:
+        """Backfill one scope key (see :meth:`backfill`); say if anything changed."""
+        pick, _, destination = self._backfill(org, to_customer, None)
+        return self._one(key_id, pick, self._master(destination))
+
+    def _one(self, key_id: bytes, pick: Pick, target: MasterKey) -> bool:
+        for _ in range(_CAS_ATTEMPTS):
+            record = self._deps.store.get(key_id)
+            if record is None or record.shredded:
+                return False
+            index = pick(record)
+            if index is None:
+                return False
+            try:
+                self._move(record, index, target)
+            except _ConflictError:
+                continue  # another writer won: read again and see what is left to do
+            return True
+        raise KeyUnavailable("the scope key kept changing concurrently; try again")
 
     def retire(self, key_id: bytes, *, actor: str | None = None) -> None:
         """Seal no new content under this scope key; rekeyed content goes to a fresh one."""

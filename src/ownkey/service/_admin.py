@@ -145,6 +145,14 @@ class Administration:
             org, service_id, to_customer=enable, scopes=scopes, actor=actor
         )
 
+    def rewrap_scope_key(self, ref: Ref, key_id: bytes) -> bool:
+        """Re-wrap one scope key under the primary version of ``ref`` (for resumable jobs)."""
+        return self._rewrapper.rewrap_one(_ref(ref), key_id)
+
+    def backfill_scope_key(self, org: str, key_id: bytes, *, enable: bool) -> bool:
+        """Backfill one scope key of ``org`` (for resumable jobs)."""
+        return self._rewrapper.backfill_one(org, key_id, to_customer=enable)
+
     def scope_key(self, key_id: bytes) -> ScopeKeyRecord | None:
         """A stored scope key (wrapped shares and attributes; never its material)."""
         return self._deps.store.get(key_id)
