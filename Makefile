@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,pkcs11,kmip,aws,sql]'
+	$(BIN)/pip install --quiet -e '.[dev,pkcs11,kmip,aws,sql,api]'
 	touch $(STAMP)
 
 demo: $(STAMP)
