@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from ownkey.cli import _audit, _demo, _policy
+from ownkey.cli import _audit, _demo, _key, _policy
 from ownkey.errors import OwnkeyError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 app.command("demo", help="Tell the ownkey story on embedded defaults.")(_demo.demo)
 app.add_typer(_policy.policy_app, name="policy")
 app.add_typer(_audit.audit_app, name="audit")
+app.add_typer(_key.key_app, name="key")
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1

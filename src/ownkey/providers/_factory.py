@@ -1,0 +1,169 @@
+"""Build a provider by kind from plain settings: what the CLI and the composition root call.
+
+Settings come from the caller (``--set name=value`` on the CLI) and, for any not given, from the
+environment as ``OWNKEY_<KIND>_<NAME>`` (``OWNKEY_KMIP_HOST``, ``OWNKEY_PKCS11_PIN``, ...). A secret
+(the PKCS#11 PIN) is accepted from the environment or a file only, never as a command-line
+value, and no error message ever repeats it. The SDK of each provider is an optional extra; a
+missing one is a :class:`~ownkey.errors.ConfigError` that says what to install.
+
+==========  ===================================================================================
+kind        settings (required in bold in the guides)
+==========  ===================================================================================
+local       none (``OWNKEY_HOME``, ``OWNKEY_ROOT_KEY``)
+pkcs11      library, token, pin (env) or pin_file, timeout
+kmip        host, port, cert, key, ca, server_name, timeout
+aws_kms     region, endpoint_url, profile, timeout
+==========  ===================================================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+from ownkey.errors import ConfigError
+from ownkey.keys import KeyProvider
+
+__all__ = ["PROVIDER_KINDS", "SETTINGS", "build_provider", "provider_settings"]
+
+PROVIDER_KINDS: Final = ("local", "pkcs11", "kmip", "aws_kms")
+#: The settings each kind accepts.
+SETTINGS: Final[Mapping[str, frozenset[str]]] = {
+    "local": frozenset(),
+    "pkcs11": frozenset({"library", "token", "pin", "pin_file", "timeout"}),
+    "kmip": frozenset({"host", "port", "cert", "key", "ca", "server_name", "timeout"}),
+    "aws_kms": frozenset({"region", "endpoint_url", "profile", "timeout"}),
+}
+_SECRETS: Final = frozenset({"pin"})
+_EXTRAS: Final = {"pkcs11": "pkcs11", "kmip": "kmip", "aws_kms": "aws"}
+
+
+def provider_settings(
+    kind: str,
+    given: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    secrets_given: bool = False,
+) -> dict[str, str]:
+    """The settings of ``kind``: ``given`` first, then ``OWNKEY_<KIND>_<NAME>`` variables.
+
+    ``secrets_given=False`` (the CLI) refuses a secret among ``given``.
+    """
+    if kind not in SETTINGS:
+        raise ConfigError(f"unknown provider {kind!r}; one of {', '.join(PROVIDER_KINDS)}")
+    env = os.environ if env is None else env
+    allowed = SETTINGS[kind]
+    settings: dict[str, str] = {}
+    for name, value in (given or {}).items():
+        if name not in allowed:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise ConfigError(f"{kind} has no setting {name!r} (settings: {known})")
+        if name in _SECRETS and not secrets_given:
+            raise ConfigError(
+                f"pass the {kind} {name} in OWNKEY_{kind.upper()}_{name.upper()} or "
+                f"{name}_file, never on the command line"
+            )
+        settings[name] = value
+    for name in allowed:
+        variable = f"OWNKEY_{kind.upper()}_{name.upper()}"
+        if name not in settings and env.get(variable):
+            settings[name] = env[variable]
+    return settings
+
+
+def _require(kind: str, settings: Mapping[str, str], name: str) -> str:
+    value = settings.get(name)
+    if not value:
+        raise ConfigError(
+            f"{kind} needs the {name} setting (--set {name}=... or "
+            f"OWNKEY_{kind.upper()}_{name.upper()})"
+        )
+    return value
+
+
+def _float(kind: str, settings: Mapping[str, str], name: str, default: float) -> float:
+    text = settings.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{kind} {name} must be a number of seconds, not {text!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{kind} {name} must be positive")
+    return value
+
+
+def _missing_sdk(kind: str, exc: ImportError) -> ConfigError:
+    return ConfigError(
+        f"the {kind} provider needs its SDK ({exc.name}): pip install 'ownkey[{_EXTRAS[kind]}]'"
+    )
+
+
+def build_provider(
+    kind: str,
+    given: Mapping[str, str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    name: str | None = None,
+    secrets_given: bool = False,
+) -> KeyProvider:
+    """A provider of ``kind`` (``local``, ``pkcs11``, ``kmip``, ``aws_kms``) from settings."""
+    env = os.environ if env is None else env
+    settings = provider_settings(kind, given, env, secrets_given=secrets_given)
+    label = name or kind
+    if kind == "local":
+        from ownkey.providers._local_store import LocalKeyStoreProvider
+
+        return LocalKeyStoreProvider(env=env, name=label)
+    if kind == "pkcs11":
+        try:
+            from ownkey.providers._pkcs11 import Pkcs11Provider
+        except ImportError as exc:
+            raise _missing_sdk(kind, exc) from exc
+        pin = settings.get("pin")
+        if not pin and settings.get("pin_file"):
+            try:
+                pin = Path(settings["pin_file"]).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"pkcs11 pin_file: cannot read {settings['pin_file']}") from exc
+        if not pin:
+            raise ConfigError("pkcs11 needs the token PIN (OWNKEY_PKCS11_PIN or pin_file)")
+        return Pkcs11Provider(
+            library=_require(kind, settings, "library"),
+            token_label=_require(kind, settings, "token"),
+            pin=pin,
+            name=label,
+            timeout=_float(kind, settings, "timeout", 5.0),
+        )
+    if kind == "kmip":
+        try:
+            from ownkey.providers._kmip import KmipProvider
+        except ImportError as exc:
+            raise _missing_sdk(kind, exc) from exc
+        port_text = settings.get("port", "5696")
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ConfigError(f"kmip port must be a TCP port number, not {port_text!r}")
+        return KmipProvider(
+            host=_require(kind, settings, "host"),
+            port=int(port_text),
+            certfile=_require(kind, settings, "cert"),
+            keyfile=_require(kind, settings, "key"),
+            ca_file=_require(kind, settings, "ca"),
+            server_hostname=settings.get("server_name"),
+            name=label,
+            timeout=_float(kind, settings, "timeout", 2.0),
+        )
+    try:
+        from ownkey.providers._aws_kms import AwsKmsProvider
+    except ImportError as exc:
+        raise _missing_sdk(kind, exc) from exc
+    return AwsKmsProvider(
+        region=settings.get("region"),
+        endpoint_url=settings.get("endpoint_url"),
+        profile=settings.get("profile"),
+        name=label,
+        timeout=_float(kind, settings, "timeout", 2.0),
+    )
