@@ -27,7 +27,7 @@ from ownkey.keys import (
     ScopeKeyStore,
 )
 from ownkey.providers import LocalKeyProvider
-from ownkey.service._plan import PolicyFn, policy_engine
+from ownkey.service._plan import MemoizedPolicy, PolicyFn
 from ownkey.service._protector import Protector
 from ownkey.service._settings import ProtectorSettings
 
@@ -70,7 +70,7 @@ def build_protector(
         sleep=sleep,
         retry=settings.retry_policy,
     )
-    protector = Protector(settings, deps, policy or policy_engine)
+    protector = Protector(settings, deps, policy or MemoizedPolicy())
     if deps.registry.get(KeyRef.platform()) is None:
         protector.admin.create_key(KeyRef.platform(), actor="ownkey:setup")
     return protector

@@ -7,6 +7,9 @@ mapping of the same shape, e.g. a stub in a test) into the few fields sealing ne
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +17,7 @@ from typing import Any
 from ownkey import policy
 from ownkey.keys import KeyRef
 
-__all__ = ["PlanView", "PolicyFn", "policy_engine", "view_plan"]
+__all__ = ["MemoizedPolicy", "PlanView", "PolicyFn", "policy_engine", "view_plan"]
 
 #: Anything that answers a policy request (a mapping in DESIGN.md's shape) with a plan.
 PolicyFn = Callable[[Mapping[str, Any]], Any]
@@ -32,6 +35,39 @@ class PlanView:
 def policy_engine(request: Mapping[str, Any]) -> policy.ProtectionPlan:
     """ownkey's own policy engine: strict parsing, then :func:`ownkey.policy.explain`."""
     return policy.explain(policy.parse_request(request))
+
+
+class MemoizedPolicy:
+    """ownkey's policy engine behind a bounded memo keyed by the canonical request.
+
+    The engine is a pure function of the request, and the request carries every input (org
+    settings, licences, members), so a remembered plan is exactly the plan the engine would give:
+    nothing to invalidate. Chat seals thousands of messages per channel with one request shape;
+    parsing and explaining it once instead of per message takes most of the seal cost away.
+    """
+
+    def __init__(self, engine: PolicyFn = policy_engine, *, max_entries: int = 4096) -> None:
+        self._engine = engine
+        self._max_entries = max_entries
+        self._plans: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, request: Mapping[str, Any]) -> Any:
+        try:
+            fingerprint = json.dumps(request, sort_keys=True, separators=(",", ":"))
+        except (TypeError, ValueError):
+            return self._engine(request)  # not plain JSON: let the engine judge it, uncached
+        with self._lock:
+            plan = self._plans.get(fingerprint)
+            if plan is not None:
+                self._plans.move_to_end(fingerprint)
+                return plan
+        plan = self._engine(request)  # raises PolicyError for a bad request: nothing cached
+        with self._lock:
+            self._plans[fingerprint] = plan
+            if len(self._plans) > self._max_entries:
+                self._plans.popitem(last=False)
+        return plan
 
 
 def _field(plan: Any, name: str) -> Any:
