@@ -941,6 +941,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats")
     parser.add_argument("--json-only", action="store_true", help="print only the JSON object")
     parser.add_argument("--repeat", type=int, default=None, help="repetitions per measurement")
+    parser.add_argument(
+        "--no-providers", action="store_true", help="skip the key-manager call latencies"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -998,6 +1001,11 @@ def main(argv: list[str] | None = None) -> int:
                 report["ranged_read"] = range_bench(size, sizedir, max(15, stream_repeat))
             for sealed in sizedir.iterdir():
                 sealed.unlink()
+    if not args.no_providers:  # bench/providers.py: real key managers, started and stopped there
+        note("key-manager latencies ...", quiet)
+        import providers
+
+        report["providers"] = providers.provider_bench(50 if args.quick else 200, quiet)
     report["method"] = {
         "messages": "in process; loops of one call per message; best and median of the repeats",
         "streams": (
@@ -1017,6 +1025,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not quiet:
         render(report)
+        if "providers" in report:
+            providers.render(report["providers"])
     print(json.dumps(report, indent=2))
     return 0
 
