@@ -41,6 +41,11 @@ class AuditAction(StrEnum):
     REVOCATION_ADD = "revocation.add"
     REVOCATION_REMOVE = "revocation.remove"
     CACHE_EVICT = "cache.evict"
+    # the org directory: settings and licences decide which key protects new content
+    ORG_CREATE = "org.create"
+    ORG_UPDATE = "org.update"
+    ORG_USERS = "org.users"
+    PROVIDER_CONFIGURE = "provider.configure"
     # the data plane said no
     ACCESS_DENIED = "access.denied"
 

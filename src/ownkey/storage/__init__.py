@@ -16,21 +16,31 @@ from ownkey.storage._audit import (
     SqlAuditSink,
     event_body,
 )
+from ownkey.storage._directory import ORG_FLAGS, OrgRow, ProviderRow, SqlOrgDirectory, UserRow
 from ownkey.storage._engine import Database, database_url, ownkey_home
+from ownkey.storage._jobs import JOB_KINDS, JobStatus, JobStore
 from ownkey.storage._keys import SqlKeyRegistry, SqlRuleStore, SqlScopeKeyStore
 
 __all__ = [
     "CHECKPOINT_EVERY",
+    "JOB_KINDS",
     "MAX_QUERY_DAYS",
+    "ORG_FLAGS",
     "PLATFORM_LOG",
     "AuditLog",
     "AuditQuery",
     "AuditSigningKey",
     "Database",
+    "JobStatus",
+    "JobStore",
+    "OrgRow",
+    "ProviderRow",
     "SqlAuditSink",
     "SqlKeyRegistry",
+    "SqlOrgDirectory",
     "SqlRuleStore",
     "SqlScopeKeyStore",
+    "UserRow",
     "database_url",
     "event_body",
     "ownkey_home",

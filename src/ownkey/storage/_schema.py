@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "master_keys",
     "metadata",
     "orgs",
+    "providers",
     "revocation_rules",
     "scope_key_wraps",
     "scope_keys",
@@ -55,6 +57,16 @@ orgs = Table(
     Column("name", String(255), primary_key=True),
     Column("cmk", Boolean, nullable=False, default=False),
     Column("created_at_ms", BigInteger, nullable=False),
+    # The org directory (migration 0002): enabled services as "|0001|0008|", the policy's flags,
+    # and a revision bumped by every change to the org or its users (cheap change detection).
+    Column("services", Text, nullable=False, server_default=""),
+    Column("large_org", Boolean, nullable=False, server_default=false()),
+    Column("log_index_encryption", Boolean, nullable=False, server_default=false()),
+    Column("compliance_archival", Boolean, nullable=False, server_default=false()),
+    Column("advanced_chat_encryption", Boolean, nullable=False, server_default=false()),
+    Column("hybrid", Boolean, nullable=False, server_default=false()),
+    Column("revision", BigInteger, nullable=False, server_default="0"),
+    Column("changed_at_ms", BigInteger, nullable=False, server_default="0"),
 )
 
 users = Table(
@@ -63,6 +75,17 @@ users = Table(
     Column("org", String(255), ForeignKey("orgs.name", ondelete="CASCADE"), primary_key=True),
     Column("email", String(320), primary_key=True),
     Column("licensed", Boolean, nullable=False, default=False),
+)
+
+# Key managers other than the embedded one, by name: kind and non-secret settings (JSON); secrets
+# come from the environment of each process (OWNKEY_<KIND>_<NAME>).
+providers = Table(
+    "providers",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("settings", Text, nullable=False),
+    Column("changed_at_ms", BigInteger, nullable=False),
 )
 
 # The key registry: ownkey's record of each customer/platform key, by reference.

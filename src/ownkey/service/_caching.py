@@ -1,0 +1,137 @@
+"""Read caches in front of the key registry and the rule store: the hot path asks them per call.
+
+The access path checks every key's state and every revocation rule on every seal and open
+(KL-6, RV-2). Against SQL stores that would be two database round trips per key per message;
+these adapters answer from memory instead and re-read the whole (small) table:
+
+- at once in this process after any write made through them (write-through, then invalidate);
+- when :meth:`invalidate` is called: the hook for a change notification from another node
+  (PostgreSQL ``LISTEN/NOTIFY``);
+- at the latest ``max_age`` seconds after the last read of the table, which bounds how long a
+  change made through another process goes unseen when no notification arrives.
+
+``max_age=0`` reads through on every call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+from ownkey.keys import KeyRef, KeyRegistry, MasterKey, RevocationRule, RuleStore
+
+__all__ = ["CachedKeyRegistry", "CachedRuleStore"]
+
+
+class _Snapshot:
+    """A value re-read by ``load`` when invalidated or older than ``max_age``."""
+
+    def __init__(self, max_age: float, clock: Callable[[], float]) -> None:
+        self._max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._loaded_at: float | None = None
+        self._generation = 0
+
+    def fresh(self) -> bool:
+        loaded = self._loaded_at
+        return loaded is not None and self._clock() - loaded < self._max_age
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._loaded_at = None
+            self._generation += 1
+
+    def reload(self, load: Callable[[], None]) -> None:
+        with self._lock:
+            generation = self._generation
+            started = self._clock()
+        load()
+        with self._lock:
+            if generation == self._generation:  # no invalidation raced with the load
+                self._loaded_at = started
+
+
+class CachedKeyRegistry:
+    """A :class:`~ownkey.keys.KeyRegistry` answering ``get``/``all`` from a snapshot."""
+
+    def __init__(self, inner: KeyRegistry, *, max_age: float, clock: Callable[[], float]) -> None:
+        self._inner = inner
+        self._snapshot = _Snapshot(max_age, clock)
+        self._keys: dict[KeyRef, MasterKey] = {}
+
+    def __repr__(self) -> str:
+        return f"<CachedKeyRegistry {self._inner!r}>"
+
+    def _load(self) -> None:
+        self._keys = {key.ref: key for key in self._inner.all()}
+
+    def _current(self) -> dict[KeyRef, MasterKey]:
+        if not self._snapshot.fresh():
+            self._snapshot.reload(self._load)
+        return self._keys
+
+    def get(self, ref: KeyRef) -> MasterKey | None:
+        return self._current().get(ref)
+
+    def put(self, key: MasterKey) -> None:
+        try:
+            self._inner.put(key)
+        finally:
+            self.invalidate()
+
+    def all(self) -> Sequence[MasterKey]:
+        return sorted(self._current().values(), key=lambda key: key.ref.sort_key)
+
+    def invalidate(self) -> None:
+        """Re-read the registry on the next call."""
+        self._snapshot.invalidate()
+
+
+class CachedRuleStore:
+    """A :class:`~ownkey.keys.RuleStore` answering ``for_key``/``all`` from a snapshot."""
+
+    def __init__(self, inner: RuleStore, *, max_age: float, clock: Callable[[], float]) -> None:
+        self._inner = inner
+        self._snapshot = _Snapshot(max_age, clock)
+        self._rules: tuple[RevocationRule, ...] = ()
+        self._by_key: dict[KeyRef, tuple[RevocationRule, ...]] = {}
+
+    def __repr__(self) -> str:
+        return f"<CachedRuleStore {self._inner!r}>"
+
+    def _load(self) -> None:
+        rules = tuple(self._inner.all())
+        by_key: dict[KeyRef, list[RevocationRule]] = {}
+        for rule in rules:
+            by_key.setdefault(rule.wrapping_key, []).append(rule)
+        self._by_key = {ref: tuple(found) for ref, found in by_key.items()}
+        self._rules = rules
+
+    def _fresh(self) -> None:
+        if not self._snapshot.fresh():
+            self._snapshot.reload(self._load)
+
+    def add(self, rule: RevocationRule) -> None:
+        try:
+            self._inner.add(rule)
+        finally:
+            self.invalidate()
+
+    def remove(self, rule_id: str) -> RevocationRule:
+        try:
+            return self._inner.remove(rule_id)
+        finally:
+            self.invalidate()
+
+    def all(self) -> Sequence[RevocationRule]:
+        self._fresh()
+        return self._rules
+
+    def for_key(self, ref: KeyRef) -> Sequence[RevocationRule]:
+        self._fresh()
+        return self._by_key.get(ref, ())
+
+    def invalidate(self) -> None:
+        """Re-read the rules on the next call."""
+        self._snapshot.invalidate()

@@ -1,0 +1,919 @@
+"""The runtime: one ownkey deployment composed from settings, for the CLI, the API and the demo.
+
+:meth:`Runtime.open` wires, for one ``OWNKEY_HOME`` (or ``OWNKEY_DATABASE_URL``):
+
+- the :class:`~ownkey.storage.Database` (SQLite under the home, or PostgreSQL), migrated;
+- the SQL scope-key store, and the key registry and rule store behind read caches
+  (:mod:`ownkey.service._caching`), so that the per-message checks cost no database round trip;
+- the key providers: the embedded ``local`` store under the home, and every provider registered
+  through :meth:`Runtime.register_key` (its non-secret settings kept in the database, its secrets
+  read from this process's environment), each built on first use;
+- the :class:`~ownkey.storage.SqlAuditSink` (per-org hash chains, signed checkpoints);
+- the :class:`OrgDirectory`: org settings and licensed users, cached per org by revision;
+- the :class:`~ownkey.service.Protector`, whose policy reads ``orgs`` from that directory.
+
+Data plane: ``runtime.protector`` (``seal``, ``open``, the stream and range variants) takes a
+request with the *asset* part only (``asset``, ``scope``, ``asset_id``); the runtime's policy fills
+``orgs`` from the directory for every org the asset touches. A request that carries ``orgs``
+itself is refused (the directory is the authority, not the caller); :meth:`explain` accepts one,
+as a what-if dry run. The asset's own org must be in the directory; a chat member's org that is
+not is an org without a customer key.
+
+Freshness across processes: changes made through this runtime act on its next call. Changes made
+by another process or node are seen after ``recheck_interval`` seconds (default 1 s), or at once
+when the caller's change notification (PostgreSQL ``LISTEN/NOTIFY``) calls :meth:`invalidate`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ownkey import policy
+from ownkey.audit import AuditAction, Auditor
+from ownkey.catalog import ASSET_TYPES, SERVICE_IDS, asset_type
+from ownkey.envelope import RandomSource
+from ownkey.errors import ConfigError, NotFound, PolicyError
+from ownkey.keys import (
+    KeyDeps,
+    KeyProvider,
+    KeyRef,
+    MasterKey,
+    RevocationPreview,
+    RevocationRule,
+    ScopeKeyCache,
+    Selector,
+)
+from ownkey.policy import OrgSettings, PolicyRequest, ProtectionPlan
+from ownkey.providers import LocalKeyStoreProvider, build_provider, provider_settings
+from ownkey.service._admin import Administration
+from ownkey.service._caching import CachedKeyRegistry, CachedRuleStore
+from ownkey.service._directory import (
+    ORG_FLAGS,
+    Org,
+    OrgDirectory,
+    User,
+    check_org_name,
+    check_service_ids,
+    check_user,
+    org_of,
+)
+from ownkey.service._plan import policy_engine
+from ownkey.service._protector import Protector
+from ownkey.service._request import policy_part
+from ownkey.service._settings import ProtectorSettings
+from ownkey.storage import (
+    AuditLog,
+    AuditSigningKey,
+    Database,
+    JobStatus,
+    JobStore,
+    SqlAuditSink,
+    SqlKeyRegistry,
+    SqlOrgDirectory,
+    SqlRuleStore,
+    SqlScopeKeyStore,
+    database_url,
+    ownkey_home,
+)
+
+__all__ = ["Coverage", "OrgUpdate", "Runtime", "ServiceCoverage"]
+
+Request = Mapping[str, Any]
+_NO_CMK = OrgSettings(cmk=False)
+_LOCAL = "local"
+
+
+# -- policy with orgs from the directory -----------------------------------------------------------
+
+
+def _orgs_of(asset: Mapping[str, Any]) -> list[str]:
+    """The asset's org first, then every other member org, in order of appearance."""
+    names: dict[str, None] = {}
+    org = asset.get("org")
+    if isinstance(org, str):
+        names[org] = None
+    container = asset.get("container")
+    if isinstance(container, Mapping):
+        members = container.get("members")
+        if isinstance(members, list):
+            for member in members:
+                if isinstance(member, Mapping) and isinstance(member.get("org"), str):
+                    names.setdefault(member["org"], None)
+    return list(names)
+
+
+def _stub(settings: OrgSettings) -> dict[str, Any]:
+    """Request JSON for an org without its (possibly long) list of licensed users."""
+    out: dict[str, Any] = {"cmk": settings.cmk, "services": sorted(settings.services)}
+    out.update({flag: getattr(settings, flag) for flag in ORG_FLAGS})
+    return out
+
+
+class DirectoryPolicy:
+    """The policy engine with ``orgs`` read from the directory, plans remembered per request
+    and org revisions (a remembered plan is exactly what the engine would answer)."""
+
+    def __init__(self, directory: OrgDirectory, *, max_entries: int = 4096) -> None:
+        self._directory = directory
+        self._max_entries = max_entries
+        self._plans: OrderedDict[str, ProtectionPlan] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def request(self, request: Request) -> PolicyRequest:
+        """The full policy request: the asset from ``request``, every org from the directory."""
+        return self._build(request, self._orgs(request))
+
+    def _orgs(self, request: Request) -> dict[str, Org | None]:
+        """Every org the asset touches, as the directory knows it (None: unknown)."""
+        if not isinstance(request, Mapping):
+            raise PolicyError("request", "must be a JSON object")
+        if "orgs" in request:
+            raise PolicyError(
+                "orgs",
+                "comes from ownkey's org directory; send the asset (with scope and asset_id) only",
+            )
+        asset = request.get("asset")
+        if not isinstance(asset, Mapping):
+            raise PolicyError("asset", "required, an object")
+        orgs = {name: self._directory.org(name) for name in _orgs_of(asset)}
+        first = next(iter(orgs), None)
+        if first is not None and orgs[first] is None:
+            raise PolicyError(
+                "asset.org", f"org {json.dumps(first)} is not in ownkey's org directory"
+            )
+        return orgs
+
+    @staticmethod
+    def _build(request: Request, orgs: Mapping[str, Org | None]) -> PolicyRequest:
+        settings = {name: _NO_CMK if org is None else org.settings for name, org in orgs.items()}
+        stub = {name: _stub(value) for name, value in settings.items()}
+        parsed = policy.parse_request({**request, "orgs": stub})
+        return PolicyRequest(settings, parsed.asset)
+
+    def __call__(self, request: Request) -> ProtectionPlan:
+        orgs = self._orgs(request)
+        revisions = [(name, 0 if org is None else org.revision) for name, org in orgs.items()]
+        try:
+            fingerprint = json.dumps([request, revisions], sort_keys=True, separators=(",", ":"))
+        except (TypeError, ValueError):
+            return policy.explain(self._build(request, orgs))
+        with self._lock:
+            plan = self._plans.get(fingerprint)
+            if plan is not None:
+                self._plans.move_to_end(fingerprint)
+                return plan
+        plan = policy.explain(self._build(request, orgs))  # PolicyError: nothing remembered
+        with self._lock:
+            self._plans[fingerprint] = plan
+            if len(self._plans) > self._max_entries:
+                self._plans.popitem(last=False)
+        return plan
+
+
+# -- providers built on first use ------------------------------------------------------------------
+
+
+class _Providers(Mapping[str, KeyProvider]):
+    """Key providers by name, each built on first use from its stored settings and the env."""
+
+    def __init__(
+        self,
+        factories: dict[str, Callable[[], KeyProvider]],
+        built: Mapping[str, KeyProvider],
+    ) -> None:
+        self._factories = factories
+        self._built: dict[str, KeyProvider] = dict(built)
+        self._lock = threading.Lock()
+
+    def __getitem__(self, name: str) -> KeyProvider:
+        found = self._built.get(name)
+        if found is not None:
+            return found
+        with self._lock:
+            found = self._built.get(name)
+            if found is None:
+                factory = self._factories.get(name)
+                if factory is None:
+                    raise KeyError(name)
+                found = self._built[name] = factory()
+            return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(set(self._factories) | set(self._built)))
+
+    def __len__(self) -> int:
+        return len(set(self._factories) | set(self._built))
+
+    def add(self, name: str, factory: Callable[[], KeyProvider]) -> None:
+        with self._lock:
+            self._factories[name] = factory
+            self._built.pop(name, None)
+
+    def put(self, name: str, provider: KeyProvider) -> None:
+        with self._lock:
+            self._built[name] = provider
+
+    def built(self) -> list[KeyProvider]:
+        return list(self._built.values())
+
+
+# -- reports ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrgUpdate:
+    """An org after a change, and the services whose new content changed key."""
+
+    org: Org
+    now_customer: tuple[str, ...] = ()
+    now_platform: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceCoverage:
+    """How one service of one org is protected, and how much is under each key."""
+
+    service_id: str
+    name: str
+    enabled: bool
+    protection: str  # customer | platform | client_side
+    why: str
+    customer_scope_keys: int = 0
+    platform_scope_keys: int = 0
+    shredded_scope_keys: int = 0
+    assets: int = 0
+    asset_bytes: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "service_id": self.service_id,
+            "name": self.name,
+            "enabled": self.enabled,
+            "protection": self.protection,
+            "why": self.why,
+            "scope_keys": {
+                "customer": self.customer_scope_keys,
+                "platform": self.platform_scope_keys,
+                "shredded": self.shredded_scope_keys,
+            },
+            "assets": self.assets,
+            "asset_bytes": self.asset_bytes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """An org's coverage by service: which services are under its key, and how much content."""
+
+    org: Org
+    key: MasterKey | None
+    users: int
+    licensed_users: int
+    rules: int
+    services: tuple[ServiceCoverage, ...] = field(default=())
+
+    def service(self, service_id: str) -> ServiceCoverage:
+        return next(s for s in self.services if s.service_id == service_id)
+
+    def to_json(self) -> dict[str, Any]:
+        key = self.key
+        return {
+            "org": self.org.name,
+            "cmk": self.org.cmk,
+            "key": None
+            if key is None
+            else {
+                "ref": str(key.ref),
+                "provider": key.provider,
+                "state": key.state.value,
+                "version": key.version,
+            },
+            "users": self.users,
+            "licensed_users": self.licensed_users,
+            "revocation_rules": self.rules,
+            "services": [s.to_json() for s in self.services],
+        }
+
+
+def _service_protection(org: Org, key: MasterKey | None, service_id: str) -> tuple[bool, str, str]:
+    """(enabled, protection of new content, why) for one service of one org."""
+    entry = asset_type(service_id)
+    settings = org.settings
+    enabled = service_id in settings.services or not entry.needs_enabling
+    if entry.client_side:
+        if settings.cmk and settings.hybrid:
+            return True, "client_side", "CMK hybrid: encrypted on the client"
+        return False, "platform", "needs cmk and hybrid on"
+    if service_id == "0008" and settings.advanced_chat_encryption:
+        return enabled, "client_side", "advanced chat encryption: encrypted on the client"
+    if not settings.cmk:
+        return enabled, "platform", "cmk is off"
+    if not enabled:
+        return False, "platform", "not enabled"
+    if entry.requires_setting and not settings.setting(entry.requires_setting):
+        return enabled, "platform", f"needs {entry.requires_setting} on"
+    if key is None:
+        return enabled, "platform", "no customer key registered: sealing is refused"
+    if not entry.needs_licence:
+        return enabled, "customer", "whole account, whatever the licences"
+    return enabled, "customer", "content of licensed users (excluded components aside)"
+
+
+# -- the runtime -----------------------------------------------------------------------------------
+
+
+class Runtime:
+    """One ownkey deployment: database, stores, providers, audit, org directory, Protector.
+
+    Build it with :meth:`open`; use it as a context manager or call :meth:`close`. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        protector: Protector,
+        deps: KeyDeps,
+        directory: OrgDirectory,
+        providers: _Providers,
+        registry: CachedKeyRegistry,
+        rules: CachedRuleStore,
+        audit_sink: SqlAuditSink,
+        signing_key: AuditSigningKey,
+        env: Mapping[str, str],
+    ) -> None:
+        self.database = database
+        self.protector = protector
+        self.directory = directory
+        self.audit_sink = audit_sink
+        self.signing_key = signing_key
+        self.env = env
+        self.jobs = JobStore(database)
+        self._deps = deps
+        self._providers = providers
+        self._registry = registry
+        self._rules = rules
+        self._policy = DirectoryPolicy(directory)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<Runtime database={self.database.dialect} keys=<redacted>>"
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        home: str | os.PathLike[str] | None = None,
+        url: str | None = None,
+        settings: ProtectorSettings | None = None,
+        env: Mapping[str, str] | None = None,
+        providers: Mapping[str, KeyProvider] | None = None,
+        recheck_interval: float = 1.0,
+        migrate: bool = True,
+        clock: Callable[[], float] = time.time,
+        random: RandomSource = os.urandom,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Runtime:
+        """Open the deployment at ``home`` (default ``OWNKEY_HOME``, ``~/.ownkey``) or ``url``
+        (default ``OWNKEY_DATABASE_URL``, else SQLite under the home); create the platform key
+        on first open. ``providers`` adds or replaces providers by name (tests, fakes)."""
+        environ = dict(os.environ if env is None else env)
+        if home is not None:
+            environ["OWNKEY_HOME"] = str(Path(home))
+        if recheck_interval < 0:
+            raise ConfigError("recheck_interval cannot be negative")
+        settings = settings or ProtectorSettings()
+        database = Database.open(url or database_url(environ), migrate=migrate)
+        try:
+            return cls._compose(
+                database, settings, environ, providers, recheck_interval, clock, random, sleep
+            )
+        except BaseException:
+            database.close()
+            raise
+
+    @classmethod
+    def _compose(
+        cls,
+        database: Database,
+        settings: ProtectorSettings,
+        env: dict[str, str],
+        given: Mapping[str, KeyProvider] | None,
+        recheck_interval: float,
+        clock: Callable[[], float],
+        random: RandomSource,
+        sleep: Callable[[float], None],
+    ) -> Runtime:
+        directory_store = SqlOrgDirectory(database)
+        factories: dict[str, Callable[[], KeyProvider]] = {
+            _LOCAL: lambda: LocalKeyStoreProvider(env=env, random=random, clock=clock),
+        }
+        for row in directory_store.providers():
+            factories[row.name] = _factory(row.kind, dict(row.settings), env, row.name)
+        providers = _Providers(factories, given or {})
+        signing_key = AuditSigningKey.load(env)
+        sink = SqlAuditSink(database, signing_key, clock=clock)
+        registry = CachedKeyRegistry(
+            SqlKeyRegistry(database), max_age=recheck_interval, clock=clock
+        )
+        rules = CachedRuleStore(SqlRuleStore(database), max_age=recheck_interval, clock=clock)
+        deps = KeyDeps(
+            providers=providers,
+            registry=registry,
+            store=SqlScopeKeyStore(database),
+            rules=rules,
+            auditor=Auditor(sink, clock),
+            cache=ScopeKeyCache(settings.cache_limits, clock=clock, random=random),
+            clock=clock,
+            random=random,
+            sleep=sleep,
+            retry=settings.retry_policy,
+        )
+        directory = OrgDirectory(directory_store, recheck_interval=recheck_interval, clock=clock)
+        runtime_policy = DirectoryPolicy(directory)
+        protector = Protector(settings, deps, runtime_policy)
+        runtime = cls(
+            database=database,
+            protector=protector,
+            deps=deps,
+            directory=directory,
+            providers=providers,
+            registry=registry,
+            rules=rules,
+            audit_sink=sink,
+            signing_key=signing_key,
+            env=env,
+        )
+        runtime._policy = runtime_policy
+        if registry.get(KeyRef.platform()) is None:
+            protector.admin.create_key(KeyRef.platform(), actor="ownkey:setup")
+        return runtime
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close providers that hold connections, then the database. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for provider in self._providers.built():
+            close = getattr(provider, "close", None)
+            if callable(close):
+                close()
+        self.database.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def invalidate(
+        self, *, orgs: Iterable[str] | None = None, keys: bool = True, rules: bool = True
+    ) -> None:
+        """Re-read what another node changed: org settings (``orgs``, all when None), key
+        records, revocation rules. The hook for change notifications; cheap to call."""
+        self.directory.invalidate(orgs)
+        if keys:
+            self._registry.invalidate()
+        if rules:
+            self._rules.invalidate()
+
+    @property
+    def admin(self) -> Administration:
+        """Key lifecycle, revocation, rotation, backfill and the cache, deciding on fresh
+        records: reading this re-reads key records and rules written by other processes."""
+        self._registry.invalidate()
+        self._rules.invalidate()
+        return self.protector.admin
+
+    @property
+    def settings(self) -> ProtectorSettings:
+        return self.protector.settings
+
+    @property
+    def home(self) -> Path:
+        return ownkey_home(self.env)
+
+    @property
+    def audit_log(self) -> AuditLog:
+        return AuditLog(self.database)
+
+    # -- data plane ------------------------------------------------------------------------------
+
+    def policy_request(self, request: Request) -> PolicyRequest:
+        """The full policy request the runtime builds for an asset-only request."""
+        return self._policy.request(policy_part(request))
+
+    def explain(self, request: Request) -> ProtectionPlan:
+        """The plan for an asset-only request (orgs from the directory), or, if ``orgs`` is
+        given, for exactly that request (a what-if dry run that changes nothing)."""
+        if isinstance(request, Mapping) and "orgs" in request:
+            return policy_engine(policy_part(request))
+        plan: ProtectionPlan = self.protector.explain(request)
+        return plan
+
+    # -- orgs and users --------------------------------------------------------------------------
+
+    def org(self, name: str) -> Org:
+        """An org's settings, read from the database (NotFound if none)."""
+        store = self.directory.store
+        row = store.get_org(name)
+        if row is None:
+            raise NotFound(f"no org {name!r}")
+        return org_of(row, store.licensed_users(name))
+
+    def orgs(self) -> list[Org]:
+        """Every org, by name."""
+        store = self.directory.store
+        return [org_of(row, store.licensed_users(row.name)) for row in store.list_orgs()]
+
+    def _emit(self, action: AuditAction, org: str, actor: str | None, **detail: str) -> None:
+        self._deps.auditor.emit(action, org=org, actor=actor, detail=detail)
+
+    def _customer_key(self, org: str) -> MasterKey | None:
+        return self._registry.get(KeyRef.customer(org))
+
+    def _require_key_for_cmk(self, org: str) -> None:
+        self._registry.invalidate()
+        if self._customer_key(org) is None:
+            raise ConfigError(
+                f"org {org!r} has no customer key: create or register one first "
+                f"(ownkey key create {org} / ownkey key register {org} ...)"
+            )
+
+    def create_org(
+        self,
+        name: str,
+        *,
+        cmk: bool = False,
+        services: Collection[str] = (),
+        actor: str | None = None,
+        **flags: bool,
+    ) -> Org:
+        """Add an org to the directory. ``cmk=True`` needs its customer key registered first.
+        ``flags``: any of large_org, log_index_encryption, compliance_archival,
+        advanced_chat_encryption, hybrid."""
+        check_org_name(name)
+        service_ids = check_service_ids(services)
+        _check_flags(flags)
+        if cmk:
+            self._require_key_for_cmk(name)
+        if self.directory.store.get_org(name) is not None:
+            raise PolicyError("org", f"org {name!r} already exists")
+        detail = {"cmk": str(cmk).lower(), "services": ",".join(service_ids)}
+        detail.update({flag: str(value).lower() for flag, value in flags.items()})
+        self._emit(AuditAction.ORG_CREATE, name, actor, **detail)
+        row = self.directory.store.create_org(name, cmk=cmk, services=service_ids, flags=flags)
+        self.directory.invalidate([name])
+        return org_of(row, frozenset())
+
+    def update_org(
+        self,
+        name: str,
+        *,
+        cmk: bool | None = None,
+        enable: Collection[str] = (),
+        disable: Collection[str] = (),
+        actor: str | None = None,
+        **flags: bool,
+    ) -> OrgUpdate:
+        """Change an org's settings: turn CMK on or off, enable or disable services, set flags.
+
+        New content follows at once. Existing content stays under the key it was sealed with
+        until a backfill moves it (:meth:`create_job` ``backfill``); the result says which
+        services changed key.
+        """
+        before = self.org(name)
+        on = set(check_service_ids(enable, "enable"))
+        off = set(check_service_ids(disable, "disable"))
+        if on & off:
+            raise PolicyError("enable", f"{', '.join(sorted(on & off))} both enabled and disabled")
+        _check_flags(flags)
+        if cmk and not before.cmk:
+            self._require_key_for_cmk(name)
+        services = (set(before.settings.services) | on) - off
+        detail: dict[str, str] = {}
+        if cmk is not None and cmk != before.cmk:
+            detail["cmk"] = str(cmk).lower()
+        if on - before.settings.services:
+            detail["enabled"] = ",".join(sorted(on - before.settings.services))
+        if off & before.settings.services:
+            detail["disabled"] = ",".join(sorted(off & before.settings.services))
+        changed_flags = {f: v for f, v in flags.items() if getattr(before.settings, f) != v}
+        detail.update({flag: str(value).lower() for flag, value in changed_flags.items()})
+        if not detail:
+            return OrgUpdate(before)
+        self._emit(AuditAction.ORG_UPDATE, name, actor, **detail)
+        row = self.directory.store.update_org(
+            name,
+            cmk=cmk,
+            services=None if services == set(before.settings.services) else services,
+            flags=changed_flags,
+        )
+        self.directory.invalidate([name])
+        after = org_of(row, before.settings.licensed_users)
+        was, now = _customer_services(before), _customer_services(after)
+        return OrgUpdate(after, tuple(sorted(now - was)), tuple(sorted(was - now)))
+
+    def _check_org(self, org: str) -> None:
+        if self.directory.store.get_org(org) is None:
+            raise NotFound(f"no org {org!r}")
+
+    def add_users(
+        self,
+        org: str,
+        users: Collection[str],
+        *,
+        licensed: bool = False,
+        actor: str | None = None,
+    ) -> int:
+        """Add users (licensed or not); existing ones get ``licensed`` set. Return rows changed."""
+        return self._put_users(org, users, licensed, actor, "add")
+
+    def set_licensed(
+        self, org: str, users: Collection[str], licensed: bool, *, actor: str | None = None
+    ) -> int:
+        """Grant or withdraw the CMK licence of existing users; NotFound for an unknown one."""
+        self._check_org(org)
+        known = {user.user for user in self.users(org)}
+        missing = sorted(set(users) - known)
+        if missing:
+            raise NotFound(f"org {org!r} has no user {missing[0]!r}")
+        return self._put_users(org, users, licensed, actor, "license" if licensed else "unlicense")
+
+    def _put_users(
+        self, org: str, users: Collection[str], licensed: bool, actor: str | None, op: str
+    ) -> int:
+        emails = [check_user(user) for user in users]
+        if not emails:
+            raise PolicyError("users", "name at least one user")
+        self._check_org(org)
+        self._emit(
+            AuditAction.ORG_USERS,
+            org,
+            actor,
+            operation=op,
+            licensed=str(licensed).lower(),
+            users=str(len(emails)),
+            first=emails[0],
+        )
+        changed = self.directory.store.put_users(org, emails, licensed=licensed)
+        self.directory.invalidate([org])
+        return changed
+
+    def remove_users(self, org: str, users: Collection[str], *, actor: str | None = None) -> int:
+        """Remove users from the directory; return how many existed."""
+        emails = [check_user(user) for user in users]
+        self._check_org(org)
+        self._emit(AuditAction.ORG_USERS, org, actor, operation="remove", users=str(len(emails)))
+        removed = self.directory.store.remove_users(org, emails)
+        self.directory.invalidate([org])
+        return removed
+
+    def users(self, org: str, *, licensed: bool | None = None) -> list[User]:
+        """The org's users (only licensed or unlicensed ones if asked)."""
+        self._check_org(org)
+        return [
+            User(row.org, row.email, row.licensed)
+            for row in self.directory.store.users(org, licensed=licensed)
+        ]
+
+    # -- keys ------------------------------------------------------------------------------------
+
+    def create_key(
+        self, org: str, *, provider: str = _LOCAL, actor: str | None = None
+    ) -> MasterKey:
+        """Create ``org``'s customer key in a provider (the embedded local store by default)."""
+        self._check_org(org)
+        return self.admin.create_key(KeyRef.customer(org), provider=provider, actor=actor)
+
+    def configure_provider(
+        self,
+        name: str,
+        kind: str,
+        settings: Mapping[str, str] | None = None,
+        *,
+        actor: str | None = None,
+    ) -> KeyProvider:
+        """Build a provider of ``kind`` (settings given, then ``OWNKEY_<KIND>_<NAME>``), keep
+        its non-secret settings under ``name`` so every process builds it the same way."""
+        given = dict(settings or {})
+        provider_settings(kind, given)  # ConfigError for unknown kinds, settings or a secret
+        built = build_provider(kind, given, env=self.env, name=name)
+        self._deps.auditor.emit(
+            AuditAction.PROVIDER_CONFIGURE,
+            actor=actor,
+            detail={"name": name, "kind": kind, "settings": ",".join(sorted(given))},
+        )
+        self.directory.store.put_provider(name, kind, given)
+        self._providers.add(name, _factory(kind, given, self.env, name))
+        self._providers.put(name, built)
+        return built
+
+    def register_key(
+        self,
+        org: str,
+        *,
+        provider: str,
+        key_id: str,
+        kind: str | None = None,
+        settings: Mapping[str, str] | None = None,
+        actor: str | None = None,
+    ) -> MasterKey:
+        """Register ``org``'s existing key after a round-trip check. With ``kind`` (and
+        ``settings``), configure the provider named ``provider`` first."""
+        self._check_org(org)
+        if kind is not None:
+            self.configure_provider(provider, kind, settings, actor=actor)
+        return self.admin.register_key(
+            KeyRef.customer(org), provider=provider, key_id=key_id, actor=actor
+        )
+
+    def keys(self, org: str | None = None) -> list[MasterKey]:
+        """Registered keys (of one org's customer key, or all including the platform key)."""
+        keys = self.admin.list_keys()
+        return [k for k in keys if org is None or k.ref.org == org]
+
+    def revoke(self, rule: RevocationRule, *, actor: str | None = None) -> RevocationRule:
+        """Put a revocation rule in force (its org must exist)."""
+        self._check_org(rule.org)
+        return self.admin.revoke(rule, actor=actor)
+
+    def preview(self, rule: RevocationRule) -> RevocationPreview:
+        """What a rule would deny, by service, without changing anything."""
+        return self.admin.preview(rule)
+
+    # -- coverage --------------------------------------------------------------------------------
+
+    def coverage(self, org: str) -> Coverage:
+        """Which services of ``org`` are under its customer key, with counts of scope keys
+        (customer vs platform only vs crypto-shredded) and recorded assets."""
+        found = self.org(org)
+        store = self.directory.store
+        self._registry.invalidate()
+        key = self._customer_key(org)
+        ref = str(KeyRef.customer(org))
+        customer: dict[str, int] = {}
+        platform: dict[str, int] = {}
+        for service_id, keys, count in store.scope_key_counts(org):
+            target = customer if ref in keys else platform
+            target[service_id] = target.get(service_id, 0) + count
+        shredded = store.shredded_counts(org)
+        stored = store.asset_counts(org)
+        services = []
+        for entry in ASSET_TYPES:
+            sid = entry.service_id
+            enabled, protection, why = _service_protection(found, key, sid)
+            count, size = stored.get(sid, (0, 0))
+            services.append(
+                ServiceCoverage(
+                    service_id=sid,
+                    name=entry.name,
+                    enabled=enabled,
+                    protection=protection,
+                    why=why,
+                    customer_scope_keys=customer.get(sid, 0),
+                    platform_scope_keys=platform.get(sid, 0),
+                    shredded_scope_keys=shredded.get(sid, 0),
+                    assets=count,
+                    asset_bytes=size,
+                )
+            )
+        users, licensed = store.user_counts(org)
+        rules = len(self.admin.rules(org))
+        return Coverage(found, key, users, licensed, rules, tuple(services))
+
+    # -- jobs ------------------------------------------------------------------------------------
+
+    def create_job(
+        self,
+        kind: str,
+        *,
+        key: str | KeyRef | None = None,
+        org: str | None = None,
+        services: Collection[str] = (),
+        enable: bool = True,
+    ) -> JobStatus:
+        """A resumable job over scope keys, stored with one item per scope key:
+
+        - ``rewrap`` (``key``): re-wrap every scope key under an older version of the key;
+        - ``backfill`` (``org``, ``services``, ``enable``): move the org's scope keys of those
+          services from the platform key to its customer key (or back when ``enable`` is False).
+        """
+        if kind == "rewrap":
+            if key is None:
+                raise PolicyError("key", "a rewrap job names a key")
+            ref = key if isinstance(key, KeyRef) else _parse_ref(key)
+            self.admin.key(ref)
+            items = [r.key_id.hex() for r in self.admin.scope_keys(Selector(key=ref))]
+            job_id = self.jobs.create("rewrap", items, org=ref.org, params={"key": str(ref)})
+            return self.jobs.status(job_id)
+        if kind == "backfill":
+            if org is None:
+                raise PolicyError("org", "a backfill job names an org")
+            self._check_org(org)
+            service_ids = check_service_ids(services)
+            if not service_ids:
+                raise PolicyError("services", "a backfill job names at least one service")
+            items = [
+                r.key_id.hex()
+                for sid in service_ids
+                for r in self.admin.scope_keys(Selector(org=org, service_id=sid))
+            ]
+            job_id = self.jobs.create(
+                "backfill",
+                items,
+                org=org,
+                params={"services": list(service_ids), "enable": enable},
+            )
+            return self.jobs.status(job_id)
+        raise PolicyError("kind", f"unknown job kind {kind!r}; one of rewrap, backfill")
+
+    def run_job(
+        self,
+        job_id: str,
+        *,
+        progress: Callable[[JobStatus], None] | None = None,
+        batch: int = 100,
+    ) -> JobStatus:
+        """Work on a job until nothing is pending (resumable: run it again after a crash)."""
+        status = self.jobs.status(job_id)
+        admin = self.admin
+        if status.kind == "rewrap":
+            ref = _parse_ref(str(status.params["key"]))
+
+            def step(item: str) -> None:
+                admin.rewrap_scope_key(ref, bytes.fromhex(item))
+
+        elif status.kind == "backfill":
+            org = status.org or ""
+            enable = bool(status.params.get("enable", True))
+
+            def step(item: str) -> None:
+                admin.backfill_scope_key(org, bytes.fromhex(item), enable=enable)
+
+        else:
+            raise PolicyError("job", f"this runtime cannot run {status.kind} jobs")
+        return self.jobs.run(job_id, step, limit=batch, progress=progress)
+
+    def job(self, job_id: str) -> JobStatus:
+        """A job's stored progress (NotFound for an unknown id)."""
+        return self.jobs.status(job_id)
+
+    def list_jobs(self, org: str | None = None) -> list[JobStatus]:
+        """Every job (of one org if given), oldest first."""
+        return [job for job in self.jobs.all() if org is None or job.org == org]
+
+
+def _factory(
+    kind: str, settings: dict[str, str], env: Mapping[str, str], name: str
+) -> Callable[[], KeyProvider]:
+    def build() -> KeyProvider:
+        return build_provider(kind, settings, env=env, name=name)
+
+    return build
+
+
+def _parse_ref(text: str) -> KeyRef:
+    try:
+        return KeyRef.parse(text)
+    except ValueError as exc:
+        raise PolicyError("key", str(exc)) from None
+
+
+def _check_flags(flags: Mapping[str, bool]) -> None:
+    for flag, value in flags.items():
+        if flag not in ORG_FLAGS:
+            raise PolicyError(flag, f"unknown org setting; one of {', '.join(ORG_FLAGS)}")
+        if not isinstance(value, bool):
+            raise PolicyError(flag, "must be true or false")
+
+
+def _customer_services(org: Org) -> set[str]:
+    """The services whose new content goes under the org's customer key (licences aside)."""
+    settings = org.settings
+    return {
+        sid
+        for sid in SERVICE_IDS
+        if settings.protects(sid)
+        and not asset_type(sid).client_side
+        and not (
+            asset_type(sid).requires_setting
+            and not settings.setting(str(asset_type(sid).requires_setting))
+        )
+    }
