@@ -744,7 +744,7 @@ class Runtime:
             KeyRef.customer(org), provider=provider, key_id=key_id, actor=actor
         )
 
-    def keys(self, org: str | None = None) -> list[MasterKey]:
+    def list_keys(self, org: str | None = None) -> list[MasterKey]:
         """Registered keys (of one org's customer key, or all including the platform key)."""
         keys = self.admin.list_keys()
         return [k for k in keys if org is None or k.ref.org == org]
