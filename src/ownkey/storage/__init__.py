@@ -20,13 +20,18 @@ from ownkey.storage._directory import ORG_FLAGS, OrgRow, ProviderRow, SqlOrgDire
 from ownkey.storage._engine import Database, database_url, ownkey_home
 from ownkey.storage._jobs import JOB_KINDS, JobStatus, JobStore
 from ownkey.storage._keys import SqlKeyRegistry, SqlRuleStore, SqlScopeKeyStore
+from ownkey.storage._tokens import ORG_TOKEN, PLATFORM_TOKEN, TOKEN_KINDS, ApiToken, TokenStore
 
 __all__ = [
     "CHECKPOINT_EVERY",
     "JOB_KINDS",
     "MAX_QUERY_DAYS",
     "ORG_FLAGS",
+    "ORG_TOKEN",
     "PLATFORM_LOG",
+    "PLATFORM_TOKEN",
+    "TOKEN_KINDS",
+    "ApiToken",
     "AuditLog",
     "AuditQuery",
     "AuditSigningKey",
@@ -40,6 +45,7 @@ __all__ = [
     "SqlOrgDirectory",
     "SqlRuleStore",
     "SqlScopeKeyStore",
+    "TokenStore",
     "UserRow",
     "database_url",
     "event_body",

@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "api_tokens",
     "assets",
     "audit_checkpoints",
     "audit_heads",
@@ -244,4 +245,17 @@ audit_checkpoints = Table(
     Column("signed_at", BigInteger, nullable=False),
     Column("key_id", String(64), nullable=False),
     Column("signature", LargeBinary(64), nullable=False),
+)
+
+# Bearer tokens of the REST API: only a SHA-256 digest of each token's secret is stored.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False),  # org | platform
+    Column("org", String(255), nullable=True, index=True),
+    Column("digest", LargeBinary(32), nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("revoked_at_ms", BigInteger, nullable=True),
+    Column("note", Text, nullable=False, default=""),
 )

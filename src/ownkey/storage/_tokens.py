@@ -1,0 +1,168 @@
+"""Bearer tokens of the REST API, stored hashed (docs/api.md).
+
+A token reads ``okt_<id>.<secret>``: ``id`` is 16 hex digits, public, the row to look up;
+``secret`` is 256 random bits in unpadded base64url. Only SHA-256 of the secret is stored, so a
+copy of the database lets nobody call the API; the comparison is constant-time. Two kinds:
+
+- ``org``: an org admin token, valid on that org's admin routes only;
+- ``platform``: a platform service token, valid on the data plane only.
+
+The token text is returned once, by :meth:`TokenStore.issue`, and never again.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Row
+
+from ownkey.envelope import RandomSource, sha256
+from ownkey.errors import NotFound
+from ownkey.storage._engine import Database
+from ownkey.storage._schema import api_tokens
+
+__all__ = ["ORG_TOKEN", "PLATFORM_TOKEN", "TOKEN_KINDS", "ApiToken", "TokenStore"]
+
+ORG_TOKEN: Final = "org"  # noqa: S105 - a kind of token, not a secret
+PLATFORM_TOKEN: Final = "platform"  # noqa: S105
+TOKEN_KINDS: Final = (ORG_TOKEN, PLATFORM_TOKEN)
+_PREFIX = "okt_"
+_SECRET_BYTES = 32
+_ID_BYTES = 8
+_SHAPE = re.compile(r"okt_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """A stored token: who it speaks for. Never carries the secret or its digest."""
+
+    token_id: str
+    kind: str
+    org: str | None
+    created_at_ms: int
+    revoked_at_ms: int | None
+    note: str
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at_ms is None
+
+
+def _token(row: Row[Any]) -> ApiToken:
+    return ApiToken(
+        token_id=row.token_id,
+        kind=row.kind,
+        org=row.org,
+        created_at_ms=int(row.created_at_ms),
+        revoked_at_ms=None if row.revoked_at_ms is None else int(row.revoked_at_ms),
+        note=row.note,
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _parse(text: str) -> tuple[str, bytes] | None:
+    match = _SHAPE.fullmatch(text)
+    if match is None:
+        return None
+    try:
+        secret = base64.urlsafe_b64decode(match.group(2) + "=")
+    except (binascii.Error, ValueError):  # pragma: no cover - the pattern admits only base64url
+        return None
+    return match.group(1), secret
+
+
+class TokenStore:
+    """Issues, authenticates, lists and revokes API tokens in ``api_tokens``."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        random: RandomSource = os.urandom,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = database
+        self._random = random
+        self._clock = clock
+        # A digest to compare against when the id is unknown, so that an unknown id and a wrong
+        # secret take the same path.
+        self._decoy = sha256(random(_SECRET_BYTES))
+
+    def issue(self, kind: str, *, org: str | None = None, note: str = "") -> tuple[ApiToken, str]:
+        """Create a token; return its record and its text (shown once, stored only hashed)."""
+        if kind not in TOKEN_KINDS:
+            raise ValueError(f"unknown token kind {kind!r}; one of {', '.join(TOKEN_KINDS)}")
+        if (kind == ORG_TOKEN) != bool(org):
+            raise ValueError("an org token names exactly one org; a platform token names none")
+        token_id = self._random(_ID_BYTES).hex()
+        secret = self._random(_SECRET_BYTES)
+        record = ApiToken(
+            token_id=token_id,
+            kind=kind,
+            org=org if kind == ORG_TOKEN else None,
+            created_at_ms=round(self._clock() * 1000),
+            revoked_at_ms=None,
+            note=note,
+        )
+        with self._db.engine.begin() as conn:
+            conn.execute(
+                insert(api_tokens).values(
+                    token_id=record.token_id,
+                    kind=record.kind,
+                    org=record.org,
+                    digest=sha256(secret),
+                    created_at_ms=record.created_at_ms,
+                    revoked_at_ms=None,
+                    note=note,
+                )
+            )
+        return record, f"{_PREFIX}{token_id}.{_b64(secret)}"
+
+    def authenticate(self, text: str) -> ApiToken | None:
+        """The active token ``text`` names, or None (malformed, unknown, wrong or revoked)."""
+        parsed = _parse(text)
+        if parsed is None:
+            return None
+        token_id, secret = parsed
+        with self._db.engine.connect() as conn:
+            row = conn.execute(select(api_tokens).where(api_tokens.c.token_id == token_id)).first()
+        stored = self._decoy if row is None else bytes(row.digest)
+        matches = hmac.compare_digest(stored, sha256(secret))
+        if row is None or not matches or row.revoked_at_ms is not None:
+            return None
+        return _token(row)
+
+    def all(self, *, org: str | None = None) -> list[ApiToken]:
+        """Every token (of one org, if given), oldest first."""
+        query = select(api_tokens).order_by(api_tokens.c.created_at_ms, api_tokens.c.token_id)
+        if org is not None:
+            query = query.where(api_tokens.c.org == org)
+        with self._db.engine.connect() as conn:
+            return [_token(row) for row in conn.execute(query)]
+
+    def revoke(self, token_id: str) -> ApiToken:
+        """Revoke a token from the next request on (NotFound if there is none)."""
+        with self._db.engine.begin() as conn:
+            row = conn.execute(select(api_tokens).where(api_tokens.c.token_id == token_id)).first()
+            if row is None:
+                raise NotFound(f"no token {token_id}")
+            if row.revoked_at_ms is None:
+                conn.execute(
+                    update(api_tokens)
+                    .where(api_tokens.c.token_id == token_id)
+                    .values(revoked_at_ms=round(self._clock() * 1000))
+                )
+            row = conn.execute(select(api_tokens).where(api_tokens.c.token_id == token_id)).one()
+        return _token(row)
