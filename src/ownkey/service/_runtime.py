@@ -183,15 +183,20 @@ class DirectoryPolicy:
 
 
 class _Providers(Mapping[str, KeyProvider]):
-    """Key providers by name, each built on first use from its stored settings and the env."""
+    """Key providers by name, each built on first use from its stored settings and the env.
+
+    Providers handed in by the caller stay the caller's to close; :meth:`owned` lists those
+    built here.
+    """
 
     def __init__(
         self,
         factories: dict[str, Callable[[], KeyProvider]],
-        built: Mapping[str, KeyProvider],
+        given: Mapping[str, KeyProvider],
     ) -> None:
         self._factories = factories
-        self._built: dict[str, KeyProvider] = dict(built)
+        self._built: dict[str, KeyProvider] = dict(given)
+        self._owned: dict[str, KeyProvider] = {}
         self._lock = threading.Lock()
 
     def __getitem__(self, name: str) -> KeyProvider:
@@ -204,7 +209,7 @@ class _Providers(Mapping[str, KeyProvider]):
                 factory = self._factories.get(name)
                 if factory is None:
                     raise KeyError(name)
-                found = self._built[name] = factory()
+                found = self._built[name] = self._owned[name] = factory()
             return found
 
     def __iter__(self) -> Iterator[str]:
@@ -213,17 +218,19 @@ class _Providers(Mapping[str, KeyProvider]):
     def __len__(self) -> int:
         return len(set(self._factories) | set(self._built))
 
-    def add(self, name: str, factory: Callable[[], KeyProvider]) -> None:
+    def configure(
+        self, name: str, factory: Callable[[], KeyProvider], given: KeyProvider | None
+    ) -> None:
+        """Use ``factory`` for ``name`` from now on (``given``, the caller's, until reopened)."""
         with self._lock:
             self._factories[name] = factory
             self._built.pop(name, None)
+            if given is not None:
+                self._built[name] = given
 
-    def put(self, name: str, provider: KeyProvider) -> None:
+    def owned(self) -> list[KeyProvider]:
         with self._lock:
-            self._built[name] = provider
-
-    def built(self) -> list[KeyProvider]:
-        return list(self._built.values())
+            return list(self._owned.values())
 
 
 # -- reports ---------------------------------------------------------------------------------------
@@ -465,7 +472,7 @@ class Runtime:
         if self._closed:
             return
         self._closed = True
-        for provider in self._providers.built():
+        for provider in self._providers.owned():
             close = getattr(provider, "close", None)
             if callable(close):
                 close()
@@ -695,35 +702,38 @@ class Runtime:
 
     # -- keys ------------------------------------------------------------------------------------
 
-    def create_key(
-        self, org: str, *, provider: str = _LOCAL, actor: str | None = None
-    ) -> MasterKey:
-        """Create ``org``'s customer key in a provider (the embedded local store by default)."""
-        self._check_org(org)
-        return self.admin.create_key(KeyRef.customer(org), provider=provider, actor=actor)
-
     def configure_provider(
         self,
         name: str,
         kind: str,
         settings: Mapping[str, str] | None = None,
         *,
+        provider: KeyProvider | None = None,
         actor: str | None = None,
-    ) -> KeyProvider:
-        """Build a provider of ``kind`` (settings given, then ``OWNKEY_<KIND>_<NAME>``), keep
-        its non-secret settings under ``name`` so every process builds it the same way."""
+    ) -> None:
+        """Keep a key manager's non-secret settings under ``name``, so that every process builds
+        it the same way (settings given, then ``OWNKEY_<KIND>_<NAME>`` from its environment).
+
+        ``provider`` is an instance the caller built and checked already (and will close);
+        without it the provider is built here on first use.
+        """
         given = dict(settings or {})
         provider_settings(kind, given)  # ConfigError for unknown kinds, settings or a secret
-        built = build_provider(kind, given, env=self.env, name=name)
         self._deps.auditor.emit(
             AuditAction.PROVIDER_CONFIGURE,
             actor=actor,
             detail={"name": name, "kind": kind, "settings": ",".join(sorted(given))},
         )
         self.directory.store.put_provider(name, kind, given)
-        self._providers.add(name, _factory(kind, given, self.env, name))
-        self._providers.put(name, built)
-        return built
+        self._providers.configure(name, _factory(kind, given, self.env, name), provider)
+
+    def create_key(
+        self, org: str, *, provider: str = _LOCAL, actor: str | None = None
+    ) -> MasterKey:
+        """Create ``org``'s customer key in a provider (the embedded local store by default).
+        A key can be prepared before its org is in the directory."""
+        check_org_name(org)
+        return self.admin.create_key(KeyRef.customer(org), provider=provider, actor=actor)
 
     def register_key(
         self,
@@ -737,7 +747,7 @@ class Runtime:
     ) -> MasterKey:
         """Register ``org``'s existing key after a round-trip check. With ``kind`` (and
         ``settings``), configure the provider named ``provider`` first."""
-        self._check_org(org)
+        check_org_name(org)
         if kind is not None:
             self.configure_provider(provider, kind, settings, actor=actor)
         return self.admin.register_key(
