@@ -6,6 +6,14 @@ One schema for SQLite (default: ``$OWNKEY_HOME/ownkey.db``) and PostgreSQL
 see docs/storage.md.
 """
 
+from ownkey.storage._assets import (
+    INLINE_LIMIT,
+    AssetRecord,
+    AssetStore,
+    AssetTotals,
+    RetiredScopeKey,
+    SweepReport,
+)
 from ownkey.storage._audit import (
     CHECKPOINT_EVERY,
     MAX_QUERY_DAYS,
@@ -16,6 +24,15 @@ from ownkey.storage._audit import (
     SqlAuditSink,
     event_body,
 )
+from ownkey.storage._blobs import (
+    BlobReader,
+    BlobStore,
+    BlobWriter,
+    DirectoryBlobStore,
+    S3BlobStore,
+    S3RangeReader,
+    blob_store_from_env,
+)
 from ownkey.storage._directory import ORG_FLAGS, OrgRow, ProviderRow, SqlOrgDirectory, UserRow
 from ownkey.storage._engine import Database, database_url, ownkey_home
 from ownkey.storage._jobs import JOB_KINDS, JobStatus, JobStore
@@ -24,6 +41,7 @@ from ownkey.storage._tokens import ORG_TOKEN, PLATFORM_TOKEN, TOKEN_KINDS, ApiTo
 
 __all__ = [
     "CHECKPOINT_EVERY",
+    "INLINE_LIMIT",
     "JOB_KINDS",
     "MAX_QUERY_DAYS",
     "ORG_FLAGS",
@@ -32,21 +50,33 @@ __all__ = [
     "PLATFORM_TOKEN",
     "TOKEN_KINDS",
     "ApiToken",
+    "AssetRecord",
+    "AssetStore",
+    "AssetTotals",
     "AuditLog",
     "AuditQuery",
     "AuditSigningKey",
+    "BlobReader",
+    "BlobStore",
+    "BlobWriter",
     "Database",
+    "DirectoryBlobStore",
     "JobStatus",
     "JobStore",
     "OrgRow",
     "ProviderRow",
+    "RetiredScopeKey",
+    "S3BlobStore",
+    "S3RangeReader",
     "SqlAuditSink",
     "SqlKeyRegistry",
     "SqlOrgDirectory",
     "SqlRuleStore",
     "SqlScopeKeyStore",
+    "SweepReport",
     "TokenStore",
     "UserRow",
+    "blob_store_from_env",
     "database_url",
     "event_body",
     "ownkey_home",

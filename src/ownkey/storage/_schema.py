@@ -178,6 +178,11 @@ assets = Table(
     Column("location", Text, nullable=False),
     Column("context", Text, nullable=False),  # canonical JSON of the encryption context
     Column("created_at_ms", BigInteger, nullable=False),
+    # Migration 0004 (asset store): the policy request the asset was sealed with (JSON, for
+    # rekey and backfill), and the sealed bytes of small assets kept inline (location "db:").
+    Column("request", Text, nullable=True),
+    Column("data", LargeBinary, nullable=True),
+    Index(None, "org", "service_id"),
 )
 
 jobs = Table(
@@ -200,7 +205,7 @@ job_items = Table(
     "job_items",
     metadata,
     Column("job_id", String(64), ForeignKey("jobs.job_id", ondelete="CASCADE"), primary_key=True),
-    Column("item", String(255), primary_key=True),
+    Column("item", String(1024), primary_key=True),  # widened by 0004: "a:" + an asset id
     Column("state", String(16), nullable=False),  # pending | done | failed
     Column("attempts", Integer, nullable=False, default=0),
     Column("error", Text, nullable=True),
