@@ -20,7 +20,10 @@ from ownkey.catalog import (
 from ownkey.errors import NotFound
 
 ROOT = Path(__file__).resolve().parents[2]
-SEED = ROOT.parent / "shared" / "seed" / "cmk-protected-content.txt"
+# The product specification, committed so the check runs in every clone; a test below keeps the
+# copy equal to the shared original when that sits beside the checkout.
+SEED = ROOT / "docs" / "spec" / "seed" / "cmk-protected-content.txt"
+SHARED_SEED = ROOT.parent / "shared" / "seed" / "cmk-protected-content.txt"
 
 # The seed's table, in its order: (service ID, asset name).
 SEED_ROWS = [
@@ -53,7 +56,6 @@ def test_every_row_of_the_seed_is_in_the_catalog_in_order() -> None:
     assert len(SERVICE_IDS) == len(ASSET_TYPES) == 26
 
 
-@pytest.mark.skipif(not SEED.exists(), reason="shared/seed is not beside this checkout")
 def test_catalog_matches_the_seed_file() -> None:
     """The same IDs as the product page itself, when it is at hand."""
     text = SEED.read_text(encoding="utf-8")
@@ -153,3 +155,8 @@ def test_catalog_doc_lists_every_service_with_inclusions_and_exclusions() -> Non
     for entry in ASSET_TYPES:
         row = next(line for line in doc.splitlines() if line.startswith(f"| `{entry.service_id}`"))
         assert all(f"`{c}`" in row for c in entry.included + entry.excluded)
+
+
+@pytest.mark.skipif(not SHARED_SEED.exists(), reason="the shared seed is not beside this checkout")
+def test_committed_seed_is_the_shared_original() -> None:
+    assert SEED.read_bytes() == SHARED_SEED.read_bytes()
