@@ -222,9 +222,10 @@ class Rewrapper:
         self._deps.store.retire(key_id)
         self._deps.cache.unbind(record.identity)
 
-    def shred(self, key_id: bytes, *, actor: str | None = None) -> bool:
-        """Delete one scope key's wrapped shares (after a rekey moved its content); say if it
-        existed. Envelopes still naming it then open as *destroyed*."""
+    def shred(self, key_id: bytes, *, actor: str | None = None, reason: str = "rekey") -> bool:
+        """Delete one scope key's wrapped shares (after a rekey moved its content, or as a step
+        of a key's destruction: ``reason``); say if it existed. Envelopes still naming it then
+        open as *destroyed*."""
         record = self._deps.store.get(key_id)
         if record is None:
             return False
@@ -232,7 +233,7 @@ class Rewrapper:
             AuditAction.SCOPE_KEY_SHRED,
             org=record.orgs[0] if record.orgs else None,
             actor=actor,
-            detail={"scope_key_id": key_id.hex(), "scope_keys": "1", "reason": "rekey"},
+            detail={"scope_key_id": key_id.hex(), "scope_keys": "1", "reason": reason},
         )
         self._deps.store.shred(key_id, self._deps.clock())
         self._deps.cache.evict_id(key_id)

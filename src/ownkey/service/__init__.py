@@ -8,8 +8,10 @@ org directory, Protector): what the CLI, the API and the demo open.
 """
 
 from ownkey.service._admin import Administration, Rotation
+from ownkey.service._assets import AssetPreview, AssetService, PlanChanged
 from ownkey.service._build import build_protector
 from ownkey.service._directory import Org, OrgDirectory, User
+from ownkey.service._jobs import JobRunner
 from ownkey.service._plan import PlanView, PolicyFn, policy_engine, view_plan
 from ownkey.service._protector import Protector
 from ownkey.service._request import AssetAddress, address_of, policy_part
@@ -19,10 +21,14 @@ from ownkey.service._settings import ProtectorSettings
 __all__ = [
     "Administration",
     "AssetAddress",
+    "AssetPreview",
+    "AssetService",
     "Coverage",
+    "JobRunner",
     "Org",
     "OrgDirectory",
     "OrgUpdate",
+    "PlanChanged",
     "PlanView",
     "PolicyFn",
     "Protector",

@@ -165,9 +165,12 @@ class Administration:
         """Seal no new content with this scope key."""
         self._rewrapper.retire(key_id, actor=actor)
 
-    def shred_scope_key(self, key_id: bytes, *, actor: str | None = None) -> bool:
-        """Delete one scope key's wrapped shares once a rekey moved its content away."""
-        return self._rewrapper.shred(key_id, actor=actor)
+    def shred_scope_key(
+        self, key_id: bytes, *, actor: str | None = None, reason: str = "rekey"
+    ) -> bool:
+        """Delete one scope key's wrapped shares once a rekey moved its content away (or as a
+        step of a key's destruction, ``reason="key destruction"``)."""
+        return self._rewrapper.shred(key_id, actor=actor, reason=reason)
 
     # -- cache -----------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,6 +136,62 @@ class JobStore:
             ]
         return [self.status(job_id) for job_id in ids]
 
+    def has_item(self, job_id: str, item: str) -> bool:
+        """Whether ``item`` is one of the job's items (whatever its state)."""
+        with self._db.engine.connect() as conn:
+            return (
+                conn.execute(
+                    select(job_items.c.item).where(
+                        job_items.c.job_id == job_id, job_items.c.item == item
+                    )
+                ).first()
+                is not None
+            )
+
+    def items(
+        self, job_id: str, *, prefix: str = "", state: str | None = None
+    ) -> Iterator[tuple[str, str, int, str | None]]:
+        """The job's items starting with ``prefix`` (optionally in one state), in item order:
+        ``(item, state, attempts, error)``."""
+        after = ""
+        while True:
+            query = select(
+                job_items.c.item, job_items.c.state, job_items.c.attempts, job_items.c.error
+            ).where(job_items.c.job_id == job_id, job_items.c.item > after)
+            if prefix:
+                query = query.where(job_items.c.item.startswith(prefix, autoescape=True))
+            if state is not None:
+                query = query.where(job_items.c.state == state)
+            with self._db.engine.connect() as conn:
+                rows = list(conn.execute(query.order_by(job_items.c.item).limit(_INSERT_BATCH)))
+            for row in rows:
+                yield row.item, row.state, int(row.attempts), row.error
+            if len(rows) < _INSERT_BATCH:
+                return
+            after = rows[-1].item
+
+    def retry_failed(self, job_id: str) -> int:
+        """Put the job's failed items back to pending (after fixing their cause); return how
+        many. The job runs again with :meth:`run`."""
+        with self._db.engine.begin() as conn:
+            count = conn.execute(
+                update(job_items)
+                .where(job_items.c.job_id == job_id, job_items.c.state == FAILED)
+                .values(state=PENDING, error=None)
+            ).rowcount
+            if count:
+                conn.execute(
+                    update(jobs)
+                    .where(jobs.c.job_id == job_id)
+                    .values(
+                        failed=jobs.c.failed - count,
+                        state=RUNNING,
+                        error=None,
+                        updated_at_ms=_now_ms(),
+                    )
+                )
+        return int(count)
+
     def _claim(self, conn: Connection, job_id: str, limit: int) -> list[str]:
         query = (
             select(job_items.c.item)
@@ -185,10 +241,20 @@ class JobStore:
                 .select_from(job_items)
                 .where(job_items.c.job_id == job_id, job_items.c.state == FAILED)
             ).scalar_one()
+            error = None
+            if failed:
+                first = conn.execute(
+                    select(job_items.c.item, job_items.c.error)
+                    .where(job_items.c.job_id == job_id, job_items.c.state == FAILED)
+                    .order_by(job_items.c.item)
+                    .limit(1)
+                ).first()
+                if first is not None:
+                    error = f"{failed} item(s) failed; first {first.item}: {first.error}"[:2000]
             conn.execute(
                 update(jobs)
                 .where(jobs.c.job_id == job_id)
-                .values(state=FAILED if failed else DONE, updated_at_ms=_now_ms())
+                .values(state=FAILED if failed else DONE, error=error, updated_at_ms=_now_ms())
             )
             return True
 

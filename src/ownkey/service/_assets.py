@@ -1,0 +1,406 @@
+"""Stored assets: seal into the asset store, open whole or by byte range, rekey in place.
+
+:class:`AssetService` joins the :class:`~ownkey.service.Protector` (which seals and opens) and the
+storage's :class:`~ownkey.storage.AssetStore` (which keeps ciphertext and metadata):
+
+- ``put_asset(request, data)`` seals per the policy: bytes up to ``small_limit`` with the message
+  suite (kept inline in the database), anything larger or any stream with the segmented stream
+  suite, in bounded memory, straight into a new blob. The row records the scope key id read from
+  the envelope, the content context, and the request in a compact form (``licensed_users``
+  narrowed to the users the asset names: the policy only asks about those), so that jobs can
+  evaluate the policy for stored content later.
+- ``get_asset`` / ``get_asset_range`` rebuild the opening request from the stored context (open
+  never consults the policy) and decrypt only the segments that cover the range.
+- ``rekey_asset`` re-encrypts one asset under a fresh scope key and swaps the blob with a
+  compare-and-set; it refuses when the policy now names other keys than those the content is
+  under (moving content between keys is a backfill's job, never a side effect of a rekey).
+- ``preview(rule)`` extends the key layer's preview with assets and bytes by service.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Container, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ownkey.envelope import Readable, Writable
+from ownkey.errors import ConfigError
+from ownkey.keys import KeyRef, RevocationPreview, RevocationRule
+from ownkey.service._plan import view_plan
+from ownkey.service._protector import Protector
+from ownkey.service._request import address_of
+from ownkey.storage import AssetRecord, AssetStore, RetiredScopeKey
+
+__all__ = [
+    "SMALL_LIMIT",
+    "AssetPreview",
+    "AssetService",
+    "PlanChanged",
+    "compact_request",
+    "opening_request",
+]
+
+#: ``put_asset`` seals bytes up to this size as one message (inline in the database).
+SMALL_LIMIT = 32 * 1024
+_SEAL_ATTEMPTS = 3
+_REKEY_ATTEMPTS = 4
+_MESSAGE_SUITE = 0x01
+
+Request = Mapping[str, Any]
+#: Turns a stored request into the one to evaluate now (e.g. fills ``orgs`` from the directory).
+Completer = Callable[[Request], Request]
+
+
+class PlanChanged(ConfigError):  # noqa: N818 - named like the error tree
+    """The policy now names other keys than those a stored asset's scope key is under.
+
+    A rekey keeps the keys; moving content between keys is a backfill. Run the backfill for the
+    service (or give the rekey the orgs' current settings), then rekey again.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class AssetPreview:
+    """What a revocation rule would deny: scope keys, stored assets and their bytes, by service."""
+
+    rule: RevocationRule
+    scope_keys_by_service: dict[str, int] = field(default_factory=dict)
+    assets_by_service: dict[str, int] = field(default_factory=dict)
+    bytes_by_service: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def scope_keys(self) -> int:
+        return sum(self.scope_keys_by_service.values())
+
+    @property
+    def assets(self) -> int:
+        return sum(self.assets_by_service.values())
+
+    @property
+    def bytes(self) -> int:
+        return sum(self.bytes_by_service.values())
+
+    def to_json(self) -> dict[str, Any]:
+        services = sorted(
+            {*self.scope_keys_by_service, *self.assets_by_service, *self.bytes_by_service}
+        )
+        return {
+            "rule": self.rule.describe(),
+            "scope_keys": self.scope_keys,
+            "assets": self.assets,
+            "bytes": self.bytes,
+            "by_service": {
+                s: {
+                    "scope_keys": self.scope_keys_by_service.get(s, 0),
+                    "assets": self.assets_by_service.get(s, 0),
+                    "bytes": self.bytes_by_service.get(s, 0),
+                }
+                for s in services
+            },
+        }
+
+
+def _users(asset: Mapping[str, Any]) -> set[str]:
+    users = {asset.get("owner"), asset.get("creator")}
+    container = asset.get("container")
+    if isinstance(container, Mapping) and isinstance(container.get("members"), list):
+        users.update(m.get("user") for m in container["members"] if isinstance(m, Mapping))
+    return {user for user in users if isinstance(user, str)}
+
+
+def compact_request(request: Request) -> dict[str, Any]:
+    """The request as stored with an asset: each org's ``licensed_users`` narrowed to the users
+    the asset names (owner, creator, members), the only ones the policy asks about."""
+    out = dict(request)
+    orgs, asset = request.get("orgs"), request.get("asset")
+    if isinstance(orgs, Mapping) and isinstance(asset, Mapping):
+        named = _users(asset)
+        compact: dict[str, Any] = {}
+        for name, settings in orgs.items():
+            if isinstance(settings, Mapping) and isinstance(settings.get("licensed_users"), list):
+                licensed = [u for u in settings["licensed_users"] if u in named]
+                compact[name] = {**settings, "licensed_users": sorted(set(licensed))}
+            else:
+                compact[name] = settings
+        out["orgs"] = compact
+    return out
+
+
+def opening_request(record: AssetRecord) -> dict[str, Any]:
+    """The Protector request that opens a stored asset: its content context, nothing more."""
+    context = record.context
+    return {
+        "asset": {
+            "service_id": context["service_id"],
+            "org": context["org"],
+            "component": context.get("component", ""),
+        },
+        "scope": context["scope"],
+        "asset_id": context["asset_id"],
+    }
+
+
+class _Counting:
+    """Counts the plaintext bytes a source yields while it is sealed."""
+
+    def __init__(self, source: Readable) -> None:
+        self._source = source
+        self.count = 0
+
+    def readinto(self, buffer: memoryview, /) -> int | None:
+        got = self._source.readinto(buffer)
+        self.count += got or 0
+        return got
+
+
+def _first_bytes(reader: Any) -> int:
+    head = bytearray(2)
+    view = memoryview(head)
+    filled = 0
+    while filled < 2:
+        got = reader.readinto(view[filled:])
+        if not got:
+            break
+        filled += got
+    reader.seek(0)
+    return head[1] if filled == 2 else -1
+
+
+class AssetService:
+    """Seal into, open from and rekey within an :class:`~ownkey.storage.AssetStore`."""
+
+    def __init__(
+        self,
+        protector: Protector,
+        store: AssetStore,
+        *,
+        complete_request: Completer | None = None,
+        small_limit: int = SMALL_LIMIT,
+        actor: str = "ownkey:assets",
+    ) -> None:
+        self.protector = protector
+        self.store = store
+        self._complete = complete_request
+        self.small_limit = small_limit
+        self._actor = actor
+
+    def __repr__(self) -> str:
+        return f"<AssetService store={self.store!r}>"
+
+    # -- put -----------------------------------------------------------------------------------
+
+    def _retired(self, exc: RetiredScopeKey) -> None:
+        """A rekey retired the scope key this node still had cached for sealing: drop it."""
+        self.protector.admin.evict(scope_key_id=exc.scope_key_id, actor=self._actor)
+
+    def put_asset(
+        self,
+        request: Request,
+        data: bytes | bytearray | memoryview | Readable,
+        *,
+        segment_size: int | None = None,
+    ) -> AssetRecord:
+        """Seal ``data`` per the policy and store it under ``request['asset_id']`` (replacing
+        what was stored under that id). Bytes up to ``small_limit`` become one message; larger
+        bytes and any stream are sealed segment by segment without being held in memory."""
+        address = address_of(request)
+        stored = compact_request(request)
+        if isinstance(data, bytes | bytearray | memoryview) and len(data) <= self.small_limit:
+            payload = bytes(data)
+            for attempt in range(_SEAL_ATTEMPTS):
+                sealed = self.protector.seal(request, payload)
+                try:
+                    return self.store.put(
+                        context=address.context, sealed=sealed, size=len(payload), request=stored
+                    )
+                except RetiredScopeKey as exc:
+                    if attempt == _SEAL_ATTEMPTS - 1:
+                        raise
+                    self._retired(exc)
+        source: Readable = (
+            io.BytesIO(bytes(data)) if isinstance(data, bytes | bytearray | memoryview) else data
+        )
+        for attempt in range(_SEAL_ATTEMPTS):
+            counting = _Counting(source)
+            with self.store.writer(address.asset_id) as blob:
+                self.protector.seal_stream(request, counting, blob, segment_size=segment_size)
+                try:
+                    return self.store.commit(
+                        blob, context=address.context, size=counting.count, request=stored
+                    )
+                except RetiredScopeKey as exc:
+                    rewind = getattr(source, "seek", None)
+                    if attempt == _SEAL_ATTEMPTS - 1 or rewind is None:
+                        raise  # a one-shot stream cannot be sealed again: the caller retries
+                    self._retired(exc)
+                    rewind(0)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- get -----------------------------------------------------------------------------------
+
+    def record(self, asset_id: str) -> AssetRecord:
+        """The stored asset's metadata (NotFound if none)."""
+        return self.store.get(asset_id)
+
+    def get_asset_into(self, asset_id: str, sink: Writable) -> int:
+        """Open the whole asset into ``sink``; return the plaintext bytes written.
+
+        A stream is written segment by segment as each one authenticates: on an error, discard
+        what ``sink`` received."""
+        record, reader = self.store.open(asset_id)
+        try:
+            request = opening_request(record)
+            if _first_bytes(reader) == _MESSAGE_SUITE:
+                plaintext = self.protector.open(request, _read_all(reader))
+                sink.write(memoryview(plaintext))
+                return len(plaintext)
+            return self.protector.open_stream(request, reader, sink)
+        finally:
+            reader.close()
+
+    def get_asset(self, asset_id: str) -> bytes:
+        """The whole plaintext of a stored asset."""
+        sink = io.BytesIO()
+        self.get_asset_into(asset_id, sink)
+        return sink.getvalue()
+
+    def get_asset_range_into(
+        self, asset_id: str, sink: Writable, start: int, end: int | None = None
+    ) -> int:
+        """Plaintext bytes ``[start, end)`` into ``sink`` (``end`` clipped like an HTTP Range),
+        decrypting only the segments that cover them; return the bytes written."""
+        if start < 0 or (end is not None and end < start):
+            raise ValueError("a range needs 0 <= start <= end")
+        record, reader = self.store.open(asset_id)
+        try:
+            request = opening_request(record)
+            if _first_bytes(reader) == _MESSAGE_SUITE:
+                plaintext = self.protector.open(request, _read_all(reader))
+                piece = plaintext[start:end]
+                sink.write(memoryview(piece))
+                return len(piece)
+            return self.protector.open_range_into(request, reader, sink, start, end)
+        finally:
+            reader.close()
+
+    def get_asset_range(self, asset_id: str, start: int, end: int | None = None) -> bytes:
+        """Plaintext bytes ``[start, end)`` of a stored asset."""
+        sink = io.BytesIO()
+        self.get_asset_range_into(asset_id, sink, start, end)
+        return sink.getvalue()
+
+    def delete_asset(self, asset_id: str) -> AssetRecord:
+        """Remove a stored asset (row and blob)."""
+        return self.store.delete(asset_id)
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    def current_request(
+        self, record: AssetRecord, orgs: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The request to evaluate the policy with for a stored asset *now*: the stored one,
+        completed (e.g. from the org directory), with ``orgs`` overriding its org settings."""
+        if record.request is None:
+            raise ConfigError(
+                f"asset {record.asset_id} was stored without its request: the policy cannot be "
+                "evaluated for it"
+            )
+        request: dict[str, Any] = dict(record.request)
+        if self._complete is not None:
+            request = dict(self._complete(request))
+        if orgs:
+            request["orgs"] = {**dict(request.get("orgs") or {}), **orgs}
+        return request
+
+    def plan_keys(self, request: Request) -> tuple[KeyRef, ...]:
+        """The keys the policy names for ``request``, sorted and unique."""
+        return tuple(sorted(set(view_plan(self.protector.explain(request)).keys)))
+
+    def rekey_asset(
+        self,
+        asset_id: str,
+        *,
+        only_from: Container[bytes] | None = None,
+        orgs: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Re-encrypt one stored asset under a fresh scope key (its old one is retired) and swap
+        its content atomically; say if it changed. Idempotent: an asset already moved away from
+        ``only_from`` (or deleted) is left alone.
+
+        Raises :class:`PlanChanged` if the policy now names other keys than the content's scope
+        key is under, and what the Protector raises (a denied key, an outage)."""
+        for _ in range(_REKEY_ATTEMPTS):
+            record = self.store.find(asset_id)
+            if record is None:
+                return False
+            if only_from is not None and record.scope_key_id not in only_from:
+                return False
+            request = self.current_request(record, orgs)
+            if address_of(request).context != record.context:
+                raise ConfigError(f"asset {asset_id}: its stored request names another asset")
+            old = self.protector.admin.scope_key(record.scope_key_id)
+            if old is not None and not old.shredded:
+                keys = self.plan_keys(request)
+                if keys != old.keys:
+                    raise PlanChanged(
+                        f"asset {asset_id}: the policy now names "
+                        f"{', '.join(map(str, keys)) or 'no key'} but its scope key is under "
+                        f"{', '.join(map(str, old.keys))}; run the backfill first"
+                    )
+            try:
+                if self._rekey_once(record, request):
+                    return True
+            except RetiredScopeKey as exc:
+                self._retired(exc)  # the fresh key was retired meanwhile: try once more
+        raise ConfigError(f"asset {asset_id} kept changing while it was rekeyed; run again")
+
+    def _rekey_once(self, record: AssetRecord, request: Request) -> bool:
+        _, reader = self.store.open(record.asset_id)
+        try:
+            if _first_bytes(reader) == _MESSAGE_SUITE:
+                sealed = self.protector.rekey(request, _read_all(reader))
+                replaced = self.store.replace(
+                    record.asset_id,
+                    expected_location=record.location,
+                    sealed=sealed,
+                    size=record.size,
+                )
+                return replaced is not None
+            with self.store.writer(record.asset_id) as blob:
+                self.protector.rekey_stream(request, reader, blob)
+                replaced = self.store.replace(
+                    record.asset_id,
+                    expected_location=record.location,
+                    blob=blob,
+                    size=record.size,
+                )
+                return replaced is not None
+        finally:
+            reader.close()
+
+    # -- preview -------------------------------------------------------------------------------
+
+    def preview(self, rule: RevocationRule) -> AssetPreview:
+        """What ``rule`` would deny, by service: scope keys (the key layer's count), and the
+        stored assets and plaintext bytes under them. Changes nothing."""
+        keys: RevocationPreview = self.protector.admin.preview(rule)
+        ids = [record.key_id for record in self.protector.admin.scope_keys(rule.selector)]
+        totals = self.store.totals(ids)
+        return AssetPreview(
+            rule,
+            dict(keys.scope_keys_by_service),
+            dict(totals.assets_by_service),
+            dict(totals.bytes_by_service),
+        )
+
+
+def _read_all(reader: Any) -> bytes:
+    chunks: list[bytes] = []
+    buffer = bytearray(1 << 16)
+    view = memoryview(buffer)
+    while True:
+        got = reader.readinto(view)
+        if not got:
+            return b"".join(chunks)
+        chunks.append(bytes(view[:got]))
