@@ -23,6 +23,7 @@ from ownkey.errors import AuditUnavailable, ConfigError, LifecycleError, NotFoun
 from ownkey.keys._calls import unwrap_share, wrap_share
 from ownkey.keys._deps import KeyDeps
 from ownkey.keys._lifecycle import KeyAction, KeyState, next_state
+from ownkey.keys._ports import KeyDescription
 from ownkey.keys._records import MasterKey, Selector, describe_selector
 from ownkey.keys._refs import HYBRID, KeyRef
 from ownkey.keys._revocation import RevocationPreview, RevocationRule
@@ -136,6 +137,21 @@ class KeyAdmin:
         if unwrap_share(self._deps, wrapped, _KEY_CHECK_CONTEXT) != probe:
             raise ConfigError(f"key {key_id} in {provider} failed a wrap/unwrap round trip")
         return self._register(candidate, actor, AuditAction.KEY_REGISTER)
+
+    def check(self, ref: KeyRef) -> KeyDescription:
+        """Ask the key manager about a registered key, then wrap and unwrap a random probe
+        under it (both calls audited): its description if the round trip holds.
+
+        Raises what the manager says (AccessDenied for a disabled or destroyed key,
+        KeyUnavailable for an outage) and ConfigError if the probe does not come back.
+        """
+        master = self.get(ref)
+        description = self._deps.provider(master.provider).describe(master.key_id)
+        probe = self._deps.random(32)
+        wrapped = wrap_share(self._deps, master, probe, _KEY_CHECK_CONTEXT)
+        if unwrap_share(self._deps, wrapped, _KEY_CHECK_CONTEXT) != probe:
+            raise ConfigError(f"{ref} failed a wrap/unwrap round trip")
+        return description
 
     def _register(self, master: MasterKey, actor: str | None, action: AuditAction) -> MasterKey:
         self._deps.auditor.emit(

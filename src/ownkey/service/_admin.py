@@ -14,6 +14,7 @@ from ownkey.keys import (
     CacheReport,
     KeyAdmin,
     KeyDeps,
+    KeyDescription,
     KeyRef,
     MasterKey,
     RevocationPreview,
@@ -59,6 +60,10 @@ class Administration:
     def key(self, ref: Ref) -> MasterKey:
         """One key's record (NotFound if none is registered)."""
         return self._keys.get(_ref(ref))
+
+    def check_key(self, ref: Ref) -> KeyDescription:
+        """Describe a registered key in its key manager and prove a wrap/unwrap round trip."""
+        return self._keys.check(_ref(ref))
 
     def create_key(
         self, ref: Ref, *, provider: str | None = None, actor: str | None = None
@@ -173,6 +178,18 @@ class Administration:
         return self._rewrapper.shred(key_id, actor=actor, reason=reason)
 
     # -- cache -----------------------------------------------------------------------------------
+
+    def forget(
+        self, selector: Selector | None = None, *, scope_key_ids: Collection[bytes] = ()
+    ) -> int:
+        """Drop cached scope keys because another node changed what they depend on.
+
+        Not an admin action, so not audited: the change itself was recorded where it was made.
+        ``selector`` drops what it matches (nothing if None), ``scope_key_ids`` those ids.
+        """
+        cache = self._deps.cache
+        dropped = 0 if selector is None else cache.evict(selector)
+        return dropped + sum(cache.evict_id(key_id) for key_id in scope_key_ids)
 
     def cache_report(self) -> CacheReport:
         """The cache's limits and counters."""
