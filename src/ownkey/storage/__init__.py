@@ -33,6 +33,7 @@ from ownkey.storage._blobs import (
     S3RangeReader,
     blob_store_from_env,
 )
+from ownkey.storage._changes import CHANNEL, Change, ChangeListener
 from ownkey.storage._directory import ORG_FLAGS, OrgRow, ProviderRow, SqlOrgDirectory, UserRow
 from ownkey.storage._engine import Database, database_url, ownkey_home
 from ownkey.storage._jobs import JOB_KINDS, JobStatus, JobStore
@@ -40,6 +41,7 @@ from ownkey.storage._keys import SqlKeyRegistry, SqlRuleStore, SqlScopeKeyStore
 from ownkey.storage._tokens import ORG_TOKEN, PLATFORM_TOKEN, TOKEN_KINDS, ApiToken, TokenStore
 
 __all__ = [
+    "CHANNEL",
     "CHECKPOINT_EVERY",
     "INLINE_LIMIT",
     "JOB_KINDS",
@@ -59,6 +61,8 @@ __all__ = [
     "BlobReader",
     "BlobStore",
     "BlobWriter",
+    "Change",
+    "ChangeListener",
     "Database",
     "DirectoryBlobStore",
     "JobStatus",
