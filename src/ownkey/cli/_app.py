@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from ownkey.cli import _audit, _demo, _key, _policy
+from ownkey.cli import _audit, _demo, _key, _policy, _serve, _token
 from ownkey.errors import OwnkeyError
 
 app = typer.Typer(
@@ -20,6 +20,8 @@ app.command("demo", help="Tell the ownkey story on embedded defaults.")(_demo.de
 app.add_typer(_policy.policy_app, name="policy")
 app.add_typer(_audit.audit_app, name="audit")
 app.add_typer(_key.key_app, name="key")
+app.add_typer(_token.token_app, name="token")
+app.command("serve", help="Serve the REST API on this node.")(_serve.serve)
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1

@@ -9,9 +9,12 @@ org directory, Protector): what the CLI, the API and the demo open.
 
 from ownkey.service._admin import Administration, Rotation
 from ownkey.service._assets import AssetPreview, AssetService, PlanChanged
+from ownkey.service._background import BackgroundJobs
 from ownkey.service._build import build_protector
 from ownkey.service._directory import Org, OrgDirectory, User
 from ownkey.service._jobs import JobRunner
+from ownkey.service._nodes import NodeSync
+from ownkey.service._objects import ObjectRange, Objects
 from ownkey.service._plan import PlanView, PolicyFn, policy_engine, view_plan
 from ownkey.service._protector import Protector
 from ownkey.service._request import AssetAddress, address_of, policy_part
@@ -23,8 +26,12 @@ __all__ = [
     "AssetAddress",
     "AssetPreview",
     "AssetService",
+    "BackgroundJobs",
     "Coverage",
     "JobRunner",
+    "NodeSync",
+    "ObjectRange",
+    "Objects",
     "Org",
     "OrgDirectory",
     "OrgUpdate",

@@ -1,0 +1,407 @@
+"""Admin routes, one org at a time: ``/v1/orgs/{org}/...`` with that org's admin token.
+
+Settings, users and licences, the org's customer key (create or register, check, rotate,
+disable, enable, schedule or cancel destruction), revocation rules with a preview, coverage by
+service, the audit log (events, export, verify) and jobs. Each route is one call into the
+service layer; every change is audited there with the token as the actor.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import StreamingResponse
+
+from ownkey.api._auth import OrgAdmin
+from ownkey.api._models import (
+    CoverageOut,
+    DestructionIn,
+    JobIn,
+    JobOut,
+    JobsOut,
+    KeyCheckOut,
+    KeyIn,
+    KeyOut,
+    OrgSettingsOut,
+    OrgSettingsPatch,
+    OrgUpdateOut,
+    PreviewOut,
+    RotateIn,
+    RotationOut,
+    RuleIn,
+    RuleOut,
+    RulesOut,
+    ServiceId,
+    UserIn,
+    UserOut,
+    UsersIn,
+    UsersOut,
+)
+from ownkey.api._state import State
+from ownkey.errors import NotFound, PolicyError
+from ownkey.keys import KeyRef
+from ownkey.storage import AuditQuery, JobStatus
+from ownkey.storage._audit import ExportedEvent, iso_ms
+
+__all__ = ["admin_router"]
+
+admin_router = APIRouter(prefix="/v1/orgs/{org}")
+_DAY = 86_400
+
+
+def _customer(admin: OrgAdmin) -> KeyRef:
+    return KeyRef.customer(admin.org)
+
+
+# -- settings and users ----------------------------------------------------------------------------
+
+
+@admin_router.get("/settings", tags=["settings"], summary="The org's settings")
+def get_settings(admin: OrgAdmin, state: State) -> OrgSettingsOut:
+    runtime = state.runtime
+    return OrgSettingsOut.of(runtime.org(admin.org), runtime.settings.cache_limits)
+
+
+@admin_router.patch("/settings", tags=["settings"], summary="Change the org's settings")
+def patch_settings(admin: OrgAdmin, state: State, body: OrgSettingsPatch) -> OrgUpdateOut:
+    runtime = state.runtime
+    update = runtime.update_org(
+        admin.org,
+        cmk=body.cmk,
+        enable=body.enable,
+        disable=body.disable,
+        actor=admin.actor,
+        **body.flags(),
+    )
+    return OrgUpdateOut.of(update, runtime.settings.cache_limits)
+
+
+UserPath = Annotated[str, Path(min_length=1, max_length=320, pattern=r"^\S+$")]
+
+
+@admin_router.get("/users", tags=["users"], summary="The org's users and licences")
+def list_users(
+    admin: OrgAdmin,
+    state: State,
+    licensed: Annotated[bool | None, Query(description="Only (un)licensed users.")] = None,
+) -> UsersOut:
+    users = state.runtime.users(admin.org, licensed=licensed)
+    return UsersOut(users=[UserOut.of(user) for user in users])
+
+
+@admin_router.post("/users", tags=["users"], summary="Add users (or set their licence)")
+def add_users(admin: OrgAdmin, state: State, body: UsersIn) -> UsersOut:
+    runtime = state.runtime
+    runtime.add_users(admin.org, body.users, licensed=body.licensed, actor=admin.actor)
+    wanted = set(body.users)
+    users = [user for user in runtime.users(admin.org) if user.user in wanted]
+    return UsersOut(users=[UserOut.of(user) for user in users])
+
+
+@admin_router.put("/users/{user}", tags=["users"], summary="Add a user or set its licence")
+def put_user(admin: OrgAdmin, state: State, user: UserPath, body: UserIn) -> UserOut:
+    state.runtime.add_users(admin.org, [user], licensed=body.licensed, actor=admin.actor)
+    return UserOut(user=user, licensed=body.licensed)
+
+
+@admin_router.delete("/users/{user}", tags=["users"], summary="Remove a user", status_code=204)
+def delete_user(admin: OrgAdmin, state: State, user: UserPath) -> Response:
+    if not state.runtime.remove_users(admin.org, [user], actor=admin.actor):
+        raise NotFound(f"org {admin.org!r} has no user {user!r}")
+    return Response(status_code=204)
+
+
+# -- the customer key ------------------------------------------------------------------------------
+
+
+@admin_router.get("/key", tags=["key"], summary="The org's customer key and its state")
+def get_key(admin: OrgAdmin, state: State) -> KeyOut:
+    return KeyOut.of(state.runtime.admin.key(_customer(admin)))
+
+
+@admin_router.put(
+    "/key",
+    tags=["key"],
+    status_code=201,
+    summary="Create the org's key in a provider, or register an existing one",
+    description=(
+        "Without `key_id`, a new key is created in `provider` (default: the embedded local "
+        "store). With `key_id`, an existing key of an already configured provider is "
+        "registered after a wrap/unwrap round trip. Providers and their secrets are "
+        "configured by the operator on every node (`ownkey key register`, environment)."
+    ),
+)
+def put_key(admin: OrgAdmin, state: State, body: KeyIn) -> KeyOut:
+    runtime = state.runtime
+    if body.key_id is None:
+        key = runtime.create_key(admin.org, provider=body.provider, actor=admin.actor)
+    else:
+        key = runtime.register_key(
+            admin.org, provider=body.provider, key_id=body.key_id, actor=admin.actor
+        )
+    return KeyOut.of(key)
+
+
+@admin_router.post(
+    "/key/check", tags=["key"], summary="Ask the key manager and prove a wrap/unwrap round trip"
+)
+def check_key(admin: OrgAdmin, state: State) -> KeyCheckOut:
+    admin_api = state.runtime.admin
+    ref = _customer(admin)
+    description = admin_api.check_key(ref)
+    return KeyCheckOut.of(admin_api.key(ref), description)
+
+
+@admin_router.post("/key/rotate", tags=["key"], summary="Rotate the key (re-wrap, no content)")
+def rotate_key(admin: OrgAdmin, state: State, body: RotateIn | None = None) -> RotationOut:
+    rewrap = True if body is None else body.rewrap
+    rotation = state.runtime.admin.rotate_key(_customer(admin), rewrap=rewrap, actor=admin.actor)
+    return RotationOut.of(rotation)
+
+
+@admin_router.post("/key/disable", tags=["key"], summary="Deny every use of the key (reversible)")
+def disable_key(admin: OrgAdmin, state: State) -> KeyOut:
+    return KeyOut.of(state.runtime.admin.disable_key(_customer(admin), actor=admin.actor))
+
+
+@admin_router.post("/key/enable", tags=["key"], summary="Allow a disabled key again")
+def enable_key(admin: OrgAdmin, state: State) -> KeyOut:
+    return KeyOut.of(state.runtime.admin.enable_key(_customer(admin), actor=admin.actor))
+
+
+@admin_router.post(
+    "/key/destruction",
+    tags=["key"],
+    summary="Schedule destruction of a disabled key after a waiting period",
+)
+def schedule_destruction(
+    admin: OrgAdmin, state: State, body: DestructionIn | None = None
+) -> KeyOut:
+    days = None if body is None else body.waiting_period_days
+    key = state.runtime.admin.schedule_key_destruction(
+        _customer(admin),
+        waiting_period=None if days is None else days * _DAY,
+        actor=admin.actor,
+    )
+    return KeyOut.of(key)
+
+
+@admin_router.delete(
+    "/key/destruction", tags=["key"], summary="Cancel a pending destruction (key stays disabled)"
+)
+def cancel_destruction(admin: OrgAdmin, state: State) -> KeyOut:
+    key = state.runtime.admin.cancel_key_destruction(_customer(admin), actor=admin.actor)
+    return KeyOut.of(key)
+
+
+# -- revocation ------------------------------------------------------------------------------------
+
+
+@admin_router.get("/revocations", tags=["revocations"], summary="Revocation rules in force")
+def list_rules(admin: OrgAdmin, state: State) -> RulesOut:
+    return RulesOut(rules=[RuleOut.of(rule) for rule in state.runtime.admin.rules(admin.org)])
+
+
+@admin_router.post(
+    "/revocations",
+    tags=["revocations"],
+    status_code=201,
+    summary="Revoke the key for what the rule selects (acts on the next call, on every node)",
+)
+def add_rule(admin: OrgAdmin, state: State, body: RuleIn) -> RuleOut:
+    return RuleOut.of(state.runtime.revoke(body.rule(admin.org), actor=admin.actor))
+
+
+@admin_router.post(
+    "/revocations/preview",
+    tags=["revocations"],
+    summary="What a rule would deny, by service, without changing anything",
+)
+def preview_rule(admin: OrgAdmin, state: State, body: RuleIn) -> PreviewOut:
+    return PreviewOut.of(state.runtime.preview(body.rule(admin.org)))
+
+
+RuleId = Annotated[str, Path(min_length=1, max_length=128)]
+
+
+@admin_router.delete(
+    "/revocations/{rule_id}",
+    tags=["revocations"],
+    summary="Lift a rule: what it denied opens again",
+)
+def lift_rule(admin: OrgAdmin, state: State, rule_id: RuleId) -> RuleOut:
+    admin_api = state.runtime.admin
+    if not any(rule.rule_id == rule_id for rule in admin_api.rules(admin.org)):
+        raise NotFound(f"no revocation rule {rule_id}")  # nor one of another org
+    return RuleOut.of(admin_api.lift(rule_id, actor=admin.actor))
+
+
+# -- coverage --------------------------------------------------------------------------------------
+
+
+@admin_router.get(
+    "/coverage", tags=["coverage"], summary="Which services are under the org's key, how much"
+)
+def coverage(admin: OrgAdmin, state: State) -> CoverageOut:
+    return CoverageOut.of(state.runtime.coverage(admin.org))
+
+
+# -- audit -----------------------------------------------------------------------------------------
+
+
+def _query(
+    user: str | None,
+    asset_id: str | None,
+    service_id: str | None,
+    operation: str | None,
+    outcome: str | None,
+    since_ms: int | None,
+    until_ms: int | None,
+) -> AuditQuery:
+    if since_ms is not None and until_ms is not None and until_ms <= since_ms:
+        raise PolicyError("until_ms", "must be after since_ms")
+    query = AuditQuery(
+        user=user,
+        asset_id=asset_id,
+        service_id=service_id,
+        operation=operation,
+        outcome=outcome,
+        since_ms=since_ms,
+        until_ms=until_ms,
+    )
+    query.window()  # LimitExceeded for a range over 31 days, before anything is read
+    return query
+
+
+Filter = Annotated[str | None, Query(min_length=1, max_length=320)]
+Millis = Annotated[int | None, Query(ge=0, le=10**14, description="Unix milliseconds.")]
+
+
+def _event(event: ExportedEvent) -> dict[str, Any]:
+    body = dict(event.body)
+    return {
+        "seq": event.seq,
+        "hash": event.hash.hex(),
+        "at": iso_ms(int(body.get("at_ms", 0))),
+        **body,
+    }
+
+
+@admin_router.get(
+    "/audit/events",
+    tags=["audit"],
+    summary="The org's key-usage log, filtered (a window of at most 31 days)",
+)
+def audit_events(
+    admin: OrgAdmin,
+    state: State,
+    user: Filter = None,
+    asset_id: Filter = None,
+    service_id: Annotated[ServiceId | None, Query()] = None,
+    operation: Filter = None,
+    outcome: Annotated[str | None, Query(pattern="^(ok|denied|unavailable|failed)$")] = None,
+    since_ms: Millis = None,
+    until_ms: Millis = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, list[dict[str, Any]]]:
+    query = _query(user, asset_id, service_id, operation, outcome, since_ms, until_ms)
+    found = itertools.islice(state.runtime.audit_log.query(admin.org, query), limit)
+    return {"events": [_event(event) for event in found]}
+
+
+@admin_router.get(
+    "/audit/export",
+    tags=["audit"],
+    summary="Export the org's audit chain as JSON lines (seq, hash, body)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
+)
+def audit_export(
+    admin: OrgAdmin,
+    state: State,
+    since_ms: Millis = None,
+    until_ms: Millis = None,
+) -> StreamingResponse:
+    query = _query(None, None, None, None, None, since_ms, until_ms)
+    events = state.runtime.audit_log.query(admin.org, query)
+
+    def lines() -> Iterator[bytes]:
+        for event in events:
+            yield json.dumps(_event(event), sort_keys=True).encode("utf-8") + b"\n"
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+@admin_router.get(
+    "/audit/verify",
+    tags=["audit"],
+    summary="Recompute the org's hash chain and check its signed checkpoints",
+)
+def audit_verify(admin: OrgAdmin, state: State) -> dict[str, Any]:
+    runtime = state.runtime
+    key = runtime.signing_key
+    report = runtime.audit_log.verify(admin.org, {key.key_id: key.public_key})
+    return {
+        "org": report.org,
+        "ok": report.ok,
+        "records": report.records,
+        "checkpoints": report.checkpoints,
+        "last_seq": report.last_seq,
+        "unsigned_tail": report.unsigned_tail,
+        "problems": [{"seq": p.seq, "kind": p.kind, "detail": p.detail} for p in report.problems],
+    }
+
+
+# -- jobs ------------------------------------------------------------------------------------------
+
+
+def _job(status: JobStatus) -> JobOut:
+    return JobOut(
+        job_id=status.job_id,
+        kind=status.kind,
+        org=status.org,
+        params=dict(status.params),
+        state=status.state,
+        total=status.total,
+        done=status.done,
+        failed=status.failed,
+        error=status.error,
+    )
+
+
+@admin_router.get("/jobs", tags=["jobs"], summary="The org's jobs and their progress")
+def list_jobs(admin: OrgAdmin, state: State) -> JobsOut:
+    return JobsOut(jobs=[_job(job) for job in state.runtime.list_jobs(admin.org)])
+
+
+@admin_router.post(
+    "/jobs",
+    tags=["jobs"],
+    status_code=202,
+    summary="Start a re-wrap or backfill job on this node (resumable on any node)",
+)
+def start_job(admin: OrgAdmin, state: State, body: JobIn) -> JobOut:
+    runtime = state.runtime
+    if body.kind == "rewrap":
+        status = runtime.create_job("rewrap", key=_customer(admin))
+    else:
+        status = runtime.create_job(
+            "backfill", org=admin.org, services=body.services, enable=body.enable
+        )
+    state.jobs.start(status.job_id)
+    return _job(status)
+
+
+JobId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@admin_router.get("/jobs/{job_id}", tags=["jobs"], summary="One job's progress")
+def get_job(admin: OrgAdmin, state: State, job_id: JobId) -> JobOut:
+    status = state.runtime.job(job_id)
+    if status.org != admin.org:
+        raise NotFound(f"no job {job_id}")  # the same answer as for an id that does not exist
+    return _job(status)

@@ -1,0 +1,183 @@
+"""The FastAPI application: routes, problem documents, metrics, OpenAPI; built per runtime.
+
+:func:`create_app` takes an open :class:`~ownkey.service.Runtime` (the composition root) and
+builds one app around it: nothing global, so tests build as many as they like. With
+``node_sync`` the app also follows changes made by other nodes (PostgreSQL ``LISTEN/NOTIFY``
+plus a periodic re-check, :class:`~ownkey.service.NodeSync`) while it runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ownkey.api._admin import admin_router
+from ownkey.api._data import data_router
+from ownkey.api._metrics import CONTENT_TYPE, Metrics
+from ownkey.api._problems import (
+    PROBLEM_JSON,
+    RETRY_AFTER_SECONDS,
+    install_problem_handlers,
+    problem_response,
+    problem_schema,
+)
+from ownkey.api._state import ApiState
+from ownkey.service import AssetService, BackgroundJobs, NodeSync, Objects, Runtime
+from ownkey.storage import AssetStore, TokenStore, blob_store_from_env
+
+__all__ = ["create_app"]
+
+VERSION = "1"
+_ERRORS: dict[str, str] = {
+    "401": "No or an invalid bearer token",
+    "403": "Access denied (a tombstone on the data plane) or the wrong kind of token",
+    "404": "Not found, or not the caller's to see",
+    "409": "Conflicts with a key's state or ownkey's configuration",
+    "422": "Invalid request: `field` names what is wrong",
+    "503": "A key manager or the audit sink is unavailable: retry after Retry-After",
+}
+
+
+class _CountAnswers:
+    """Counts HTTP answers by status class for ``/metrics`` (pure ASGI: streams untouched)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self._app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def counting(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self._metrics.answered(int(message["status"]))
+            await send(message)
+
+        await self._app(scope, receive, counting)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with problem documents for every error answer."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    document = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    schemas["Problem"] = problem_schema()
+    problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, operations in document.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            codes = dict(_ERRORS) if path.startswith("/v1/") else {}
+            if path.startswith("/v1/objects/") and operation.get("operationId", "").startswith(
+                "get_object"
+            ):
+                codes["416"] = "The range is outside the object"
+            if path == "/healthz":
+                codes["503"] = "The database does not answer"
+            for code, description in codes.items():
+                responses[code] = {"description": description, "content": problem}
+    app.openapi_schema = document
+    return document
+
+
+def create_app(
+    runtime: Runtime,
+    *,
+    tokens: TokenStore | None = None,
+    objects: Objects | None = None,
+    node_sync: bool = False,
+) -> FastAPI:
+    """The REST API over ``runtime`` (which the caller opens and closes).
+
+    ``objects`` defaults to the asset store of the runtime's database and environment
+    (``OWNKEY_BLOB_DIR``, S3, or ``$OWNKEY_HOME/objects``); ``node_sync`` follows other nodes'
+    changes while the app runs.
+    """
+    if objects is None:
+        store = AssetStore(runtime.database, blob_store_from_env(runtime.env))
+        objects = Objects(AssetService(runtime.protector, store))
+    metrics = Metrics(runtime.protector.admin.cache_report)
+    jobs = BackgroundJobs(runtime)
+    state = ApiState(
+        runtime=runtime,
+        tokens=tokens if tokens is not None else TokenStore(runtime.database),
+        objects=objects,
+        jobs=jobs,
+        metrics=metrics,
+    )
+    sync = NodeSync(runtime) if node_sync else None
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if sync is not None:
+            sync.start()
+        try:
+            yield
+        finally:
+            if sync is not None:
+                sync.stop()
+            jobs.close()
+
+    app = FastAPI(
+        title="ownkey",
+        version=VERSION,
+        description=(
+            "Customer managed keys for collaboration content. Admin routes "
+            "(`/v1/orgs/{org}/...`) take that org's admin token; the data plane takes a "
+            "platform service token. Errors are `application/problem+json`; a denied open is "
+            "403 `urn:ownkey:problem:access-denied` with a `reason`: render a tombstone."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.api = state
+    app.state.authority = state
+    app.state.node_sync = sync
+    app.state.on_denied = metrics.denied
+    install_problem_handlers(app)
+    app.include_router(data_router)
+    app.include_router(admin_router)
+
+    @app.get("/healthz", tags=["node"], summary="Liveness: the database answers")
+    def healthz() -> JSONResponse:
+        try:
+            with runtime.database.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:
+            return problem_response(
+                503,
+                "database-unavailable",
+                "the database does not answer",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        return JSONResponse({"status": "ok", "database": runtime.database.dialect})
+
+    @app.get(
+        "/metrics",
+        tags=["node"],
+        summary="Prometheus metrics of this node",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(_CountAnswers, metrics=metrics)
+    return app

@@ -1,0 +1,558 @@
+"""The API's request and response bodies (pydantic), and their translation from service objects.
+
+Bodies are strict (``extra="forbid"``): an unknown field is a 422 naming it, like the policy
+contract. Binary payloads travel as standard base64 in JSON; large objects travel as raw bytes
+(``/v1/objects``). Nothing here decides anything: each ``from_*`` copies fields.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+
+from ownkey.catalog import SERVICE_IDS
+from ownkey.errors import PolicyError
+from ownkey.keys import CacheLimits, KeyDescription, MasterKey, RevocationPreview, RevocationRule
+from ownkey.keys import RewrapReport as CoreRewrapReport
+from ownkey.policy import plan_schema, request_schema
+from ownkey.service import Coverage, Org, OrgUpdate, Rotation, User
+from ownkey.storage import ApiToken, AssetRecord
+
+__all__ = [
+    "AssetRequest",
+    "Base64",
+    "CacheLimitsOut",
+    "CoverageOut",
+    "DestructionIn",
+    "JobIn",
+    "JobOut",
+    "JobsOut",
+    "KeyCheckOut",
+    "KeyIn",
+    "KeyOut",
+    "KeysOut",
+    "ObjectOut",
+    "OpenIn",
+    "OpenOut",
+    "OrgSettingsOut",
+    "OrgSettingsPatch",
+    "OrgUpdateOut",
+    "PreviewOut",
+    "RotateIn",
+    "RotationOut",
+    "RuleIn",
+    "RuleOut",
+    "RulesOut",
+    "SealIn",
+    "SealOut",
+    "ServiceId",
+    "UserIn",
+    "UserOut",
+    "UsersIn",
+    "UsersOut",
+    "decode_base64",
+    "inline_schema",
+    "plan_json_schema",
+    "policy_request_json_schema",
+]
+
+#: Largest payload of ``/v1/seal`` and ``/v1/open`` (plaintext); larger content goes through
+#: ``/v1/objects`` as a stream.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+_MAX_BASE64 = 4 * (MAX_MESSAGE_BYTES + 1024) // 3 + 4
+_ID_CHARS = 256
+
+
+def inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON Schema with its ``#/$defs/...`` references replaced by the definitions, and without
+    ``$schema``/``$defs``: embeddable in an OpenAPI document."""
+    defs = schema.get("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                merged = dict(defs[ref.removeprefix("#/$defs/")])
+                merged.update({k: v for k, v in node.items() if k != "$ref"})
+                return resolve(merged)
+            return {k: resolve(v) for k, v in node.items() if k not in ("$schema", "$defs")}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+def policy_request_json_schema() -> dict[str, Any]:
+    """DESIGN.md's policy request (``orgs`` and ``asset``), inlined."""
+    return inline_schema(request_schema())
+
+
+def plan_json_schema() -> dict[str, Any]:
+    """The protection plan, inlined."""
+    return inline_schema(plan_schema())
+
+
+def _asset_schema() -> dict[str, Any]:
+    asset: dict[str, Any] = policy_request_json_schema()["properties"]["asset"]
+    return asset
+
+
+def _check_service_id(value: str) -> str:
+    if value not in SERVICE_IDS:
+        raise ValueError(f"unknown service ID {value!r}")
+    return value
+
+
+ServiceId = Annotated[
+    str,
+    AfterValidator(_check_service_id),
+    WithJsonSchema({"type": "string", "enum": list(SERVICE_IDS)}),
+]
+Text = Annotated[str, Field(min_length=1, max_length=_ID_CHARS)]
+Base64 = Annotated[
+    str,
+    Field(max_length=_MAX_BASE64, pattern=r"^[A-Za-z0-9+/]*={0,2}$"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "contentEncoding": "base64",
+            "maxLength": _MAX_BASE64,
+            "pattern": "^[A-Za-z0-9+/]*={0,2}$",
+        }
+    ),
+]
+
+
+def decode_base64(value: str, field: str) -> bytes:
+    """Standard base64 to bytes; PolicyError naming ``field`` if it is not."""
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise PolicyError(field, "not standard base64") from None
+
+
+def encode_base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- data plane ------------------------------------------------------------------------------------
+
+
+class AssetRequest(_Strict):
+    """What the platform says about an asset: the policy's ``asset``, its scope and its id.
+
+    ``orgs`` is not sent: ownkey reads every org's settings from its own directory.
+    """
+
+    asset: Annotated[dict[str, Any], WithJsonSchema(_asset_schema())]
+    scope: Text = Field(description="The container: a channel, chat, meeting or user id.")
+    asset_id: Text = Field(description="The asset's own id, bound into the ciphertext.")
+
+    def to_request(self) -> dict[str, Any]:
+        return {"asset": self.asset, "scope": self.scope, "asset_id": self.asset_id}
+
+
+class SealIn(_Strict):
+    request: AssetRequest
+    data: Base64 = Field(description="The plaintext, standard base64 (at most 16 MiB).")
+
+
+class SealOut(_Strict):
+    sealed: str = Field(description="The envelope, standard base64.")
+    sealed_bytes: int
+
+
+class OpenIn(_Strict):
+    request: AssetRequest
+    sealed: Base64 = Field(description="What /v1/seal returned, standard base64.")
+
+
+class OpenOut(_Strict):
+    data: str = Field(description="The plaintext, standard base64.")
+
+
+class ObjectOut(_Strict):
+    asset_id: str
+    org: str
+    service_id: str
+    scope: str
+    component: str
+    size: int
+    sealed_size: int
+    created_at_ms: int
+
+    @classmethod
+    def of(cls, record: AssetRecord) -> ObjectOut:
+        return cls(
+            asset_id=record.asset_id,
+            org=record.org,
+            service_id=record.service_id,
+            scope=record.scope,
+            component=record.context.get("component", ""),
+            size=record.size,
+            sealed_size=record.sealed_size,
+            created_at_ms=record.created_at_ms,
+        )
+
+
+# -- settings and users ----------------------------------------------------------------------------
+
+
+class CacheLimitsOut(_Strict):
+    """The node's scope-key cache limits (settings of the deployment, the same for every org)."""
+
+    max_age_seconds: float
+    refresh_after_seconds: float
+    max_uses: int
+    max_entries: int
+
+    @classmethod
+    def of(cls, limits: CacheLimits) -> CacheLimitsOut:
+        return cls(
+            max_age_seconds=limits.max_age,
+            refresh_after_seconds=limits.refresh_after,
+            max_uses=limits.max_uses,
+            max_entries=limits.max_entries,
+        )
+
+
+class OrgSettingsOut(_Strict):
+    name: str
+    cmk: bool
+    services: list[str]
+    large_org: bool
+    log_index_encryption: bool
+    compliance_archival: bool
+    advanced_chat_encryption: bool
+    hybrid: bool
+    licensed_users: int
+    revision: int
+    created_at: float
+    changed_at: float
+    cache: CacheLimitsOut
+
+    @classmethod
+    def of(cls, org: Org, limits: CacheLimits) -> OrgSettingsOut:
+        return cls(**org.to_json(), cache=CacheLimitsOut.of(limits))
+
+
+class OrgSettingsPatch(_Strict):
+    """Only the fields given change. ``enable``/``disable`` add or remove services."""
+
+    cmk: bool | None = None
+    enable: list[ServiceId] = Field(default_factory=list, max_length=64)
+    disable: list[ServiceId] = Field(default_factory=list, max_length=64)
+    large_org: bool | None = None
+    log_index_encryption: bool | None = Field(
+        default=None, description="Large orgs only: protect log and index data under the CK."
+    )
+    compliance_archival: bool | None = None
+    advanced_chat_encryption: bool | None = None
+    hybrid: bool | None = None
+
+    def flags(self) -> dict[str, bool]:
+        names = (
+            "large_org",
+            "log_index_encryption",
+            "compliance_archival",
+            "advanced_chat_encryption",
+            "hybrid",
+        )
+        return {name: value for name in names if (value := getattr(self, name)) is not None}
+
+
+class OrgUpdateOut(_Strict):
+    settings: OrgSettingsOut
+    now_customer: list[str] = Field(description="Services whose new content moved to the CK.")
+    now_platform: list[str] = Field(description="Services whose new content left the CK.")
+
+    @classmethod
+    def of(cls, update: OrgUpdate, limits: CacheLimits) -> OrgUpdateOut:
+        return cls(
+            settings=OrgSettingsOut.of(update.org, limits),
+            now_customer=list(update.now_customer),
+            now_platform=list(update.now_platform),
+        )
+
+
+UserId = Annotated[str, Field(min_length=1, max_length=320, pattern=r"^\S+$")]
+
+
+class UserOut(_Strict):
+    user: str
+    licensed: bool
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(user=user.user, licensed=user.licensed)
+
+
+class UsersOut(_Strict):
+    users: list[UserOut]
+
+
+class UsersIn(_Strict):
+    users: list[UserId] = Field(min_length=1, max_length=1000)
+    licensed: bool = False
+
+
+class UserIn(_Strict):
+    licensed: bool
+
+
+# -- keys ------------------------------------------------------------------------------------------
+
+
+class KeyOut(_Strict):
+    ref: str
+    provider: str
+    key_id: str
+    version: str
+    state: str
+    created_at: float
+    changed_at: float
+    destroy_at: float | None
+
+    @classmethod
+    def of(cls, key: MasterKey) -> KeyOut:
+        return cls(
+            ref=str(key.ref),
+            provider=key.provider,
+            key_id=key.key_id,
+            version=key.version,
+            state=key.state.value,
+            created_at=key.created_at,
+            changed_at=key.changed_at,
+            destroy_at=key.destroy_at,
+        )
+
+
+class KeysOut(_Strict):
+    keys: list[KeyOut]
+
+
+class KeyIn(_Strict):
+    """Create the org's key in a provider (no ``key_id``), or register an existing one."""
+
+    provider: Annotated[str, Field(min_length=1, max_length=64)] = "local"
+    key_id: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
+
+
+class KeyCheckOut(_Strict):
+    key: KeyOut
+    manager_state: str = Field(description="What the key manager says now.")
+    primary_version: str
+    versions: list[str]
+    round_trip: bool = Field(description="A random probe wrapped and unwrapped under the key.")
+
+    @classmethod
+    def of(cls, key: MasterKey, description: KeyDescription) -> KeyCheckOut:
+        return cls(
+            key=KeyOut.of(key),
+            manager_state=description.state.value,
+            primary_version=description.primary_version,
+            versions=list(description.versions),
+            round_trip=True,
+        )
+
+
+class RotateIn(_Strict):
+    rewrap: bool = Field(True, description="Re-wrap existing scope keys now (no content touched).")
+
+
+class RewrapOut(_Strict):
+    scanned: int
+    rewrapped: int
+    unchanged: int
+    failed: int
+
+    @classmethod
+    def of(cls, report: CoreRewrapReport) -> RewrapOut:
+        return cls(
+            scanned=report.scanned,
+            rewrapped=report.rewrapped,
+            unchanged=report.unchanged,
+            failed=len(report.failed),
+        )
+
+
+class RotationOut(_Strict):
+    key: KeyOut
+    rewrap: RewrapOut | None
+
+    @classmethod
+    def of(cls, rotation: Rotation) -> RotationOut:
+        report = rotation.rewrap
+        return cls(
+            key=KeyOut.of(rotation.key), rewrap=None if report is None else RewrapOut.of(report)
+        )
+
+
+class DestructionIn(_Strict):
+    waiting_period_days: float | None = Field(
+        default=None, gt=0, le=3650, description="Default: the deployment's (7 days)."
+    )
+
+
+# -- revocation ------------------------------------------------------------------------------------
+
+
+class RuleIn(_Strict):
+    """Revoke the org's customer key for what the fields select (all of it when none is set)."""
+
+    service_id: ServiceId | None = None
+    scope: Text | None = None
+    since: float | None = Field(default=None, ge=0, le=1e11, description="Unix seconds.")
+    until: float | None = Field(default=None, ge=0, le=1e11, description="Unix seconds.")
+    note: str = Field(default="", max_length=1000)
+
+    @model_validator(mode="after")
+    def _window(self) -> RuleIn:
+        if self.since is not None and self.until is not None and self.until <= self.since:
+            raise ValueError("until must be after since")
+        return self
+
+    def rule(self, org: str) -> RevocationRule:
+        return RevocationRule(
+            org=org,
+            service_id=self.service_id,
+            scope=self.scope,
+            since=self.since,
+            until=self.until,
+            note=self.note,
+        )
+
+
+class RuleOut(_Strict):
+    rule_id: str
+    org: str
+    key: str
+    service_id: str | None
+    scope: str | None
+    since: float | None
+    until: float | None
+    created_at: float
+    actor: str | None
+    note: str
+
+    @classmethod
+    def of(cls, rule: RevocationRule) -> RuleOut:
+        return cls(
+            rule_id=rule.rule_id,
+            org=rule.org,
+            key=str(rule.wrapping_key),
+            service_id=rule.service_id,
+            scope=rule.scope,
+            since=rule.since,
+            until=rule.until,
+            created_at=rule.created_at,
+            actor=rule.actor,
+            note=rule.note,
+        )
+
+
+class RulesOut(_Strict):
+    rules: list[RuleOut]
+
+
+class PreviewOut(_Strict):
+    scope_keys: int = Field(description="Scope keys the rule would deny.")
+    scope_keys_by_service: dict[str, int]
+
+    @classmethod
+    def of(cls, preview: RevocationPreview) -> PreviewOut:
+        return cls(
+            scope_keys=preview.scope_keys,
+            scope_keys_by_service=dict(preview.scope_keys_by_service),
+        )
+
+
+# -- coverage, jobs, tokens ------------------------------------------------------------------------
+
+
+class ScopeKeyCounts(_Strict):
+    customer: int
+    platform: int
+    shredded: int
+
+
+class ServiceCoverageOut(_Strict):
+    service_id: str
+    name: str
+    enabled: bool
+    protection: str
+    why: str
+    scope_keys: ScopeKeyCounts
+    assets: int
+    asset_bytes: int
+
+
+class CoverageKeyOut(_Strict):
+    ref: str
+    provider: str
+    state: str
+    version: str
+
+
+class CoverageOut(_Strict):
+    org: str
+    cmk: bool
+    key: CoverageKeyOut | None
+    users: int
+    licensed_users: int
+    revocation_rules: int
+    services: list[ServiceCoverageOut]
+
+    @classmethod
+    def of(cls, coverage: Coverage) -> CoverageOut:
+        return cls.model_validate(coverage.to_json())
+
+
+class JobIn(_Strict):
+    """``rewrap``: re-wrap the org's scope keys under its key's newest version. ``backfill``:
+    move the org's scope keys of ``services`` to its customer key (``enable``) or back."""
+
+    kind: Literal["rewrap", "backfill"]
+    services: list[ServiceId] = Field(default_factory=list, max_length=64)
+    enable: bool = True
+
+
+class JobOut(_Strict):
+    job_id: str
+    kind: str
+    org: str | None
+    params: dict[str, Any]
+    state: str
+    total: int
+    done: int
+    failed: int
+    error: str | None
+
+
+class JobsOut(_Strict):
+    jobs: list[JobOut]
+
+
+class TokenOut(_Strict):
+    token_id: str
+    kind: str
+    org: str | None
+    created_at_ms: int
+
+    @classmethod
+    def of(cls, token: ApiToken) -> TokenOut:
+        return cls(
+            token_id=token.token_id,
+            kind=token.kind,
+            org=token.org,
+            created_at_ms=token.created_at_ms,
+        )

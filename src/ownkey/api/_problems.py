@@ -1,0 +1,214 @@
+"""Errors as ``application/problem+json`` (RFC 9457): one table from ownkey's error tree.
+
+Every error answer carries ``type``, ``title``, ``status`` and ``detail``; ``detail`` is the
+error's own message, which by the rule of :mod:`ownkey.errors` never holds key material,
+plaintext or a secret. Unexpected exceptions answer 500 with a fixed detail: their text is not
+shown. Extensions: ``reason`` and ``tombstone`` on a denial, ``field`` on bad input.
+
+========================  ======  ==========================  ===============================
+error                     status  type (``urn:ownkey:problem:``)  meaning for the client
+========================  ======  ==========================  ===============================
+AccessDenied              403     access-denied               render a tombstone; do not retry
+KeyUnavailable            503     key-unavailable             retry after ``Retry-After``
+AuditUnavailable          503     audit-unavailable           retry after ``Retry-After``
+PolicyError, bad input    422     invalid-request             fix ``field``
+InvalidCiphertext         422     invalid-ciphertext          the sealed bytes do not open
+LimitExceeded             422     limit-exceeded              a documented limit was hit
+LifecycleError            409     lifecycle-conflict          illegal key-state transition
+ConfigError               409     configuration               ownkey is not set up for this
+NotFound                  404     not-found                   (also: not yours to see)
+========================  ======  ==========================  ===============================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, Final
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from ownkey.errors import (
+    AccessDenied,
+    AuditUnavailable,
+    ConfigError,
+    InvalidCiphertext,
+    KeyUnavailable,
+    LifecycleError,
+    LimitExceeded,
+    NotFound,
+    OwnkeyError,
+    PolicyError,
+)
+
+__all__ = [
+    "PROBLEM_JSON",
+    "PROBLEM_PREFIX",
+    "RETRY_AFTER_SECONDS",
+    "ApiProblem",
+    "install_problem_handlers",
+    "problem_response",
+    "problem_schema",
+]
+
+PROBLEM_JSON: Final = "application/problem+json"
+PROBLEM_PREFIX: Final = "urn:ownkey:problem:"
+#: What a client is told to wait before retrying an unavailable key manager or audit sink.
+RETRY_AFTER_SECONDS: Final = 2
+
+_BY_ERROR: tuple[tuple[type[OwnkeyError], int, str], ...] = (
+    (AccessDenied, 403, "access-denied"),
+    (AuditUnavailable, 503, "audit-unavailable"),
+    (KeyUnavailable, 503, "key-unavailable"),
+    (PolicyError, 422, "invalid-request"),
+    (InvalidCiphertext, 422, "invalid-ciphertext"),
+    (LimitExceeded, 422, "limit-exceeded"),
+    (LifecycleError, 409, "lifecycle-conflict"),
+    (ConfigError, 409, "configuration"),
+    (NotFound, 404, "not-found"),
+)
+_BY_STATUS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    411: "length-required",
+    413: "content-too-large",
+    415: "unsupported-media-type",
+    416: "range-not-satisfiable",
+    422: "invalid-request",
+}
+
+
+class ApiProblem(Exception):  # noqa: N818 - it is a problem document, not an error class
+    """An answer the API layer itself decides (401, 403, 416, ...), as a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        slug: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.slug = slug or _BY_STATUS.get(status, "error")
+        self.headers = dict(headers or {})
+        self.extensions = extensions
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    detail: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    """A problem document answer."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_PREFIX + slug,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    body.update(extensions)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _ownkey_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, OwnkeyError)
+    status, slug = next(
+        ((status, slug) for cls, status, slug in _BY_ERROR if isinstance(exc, cls)),
+        (500, "internal-error"),
+    )
+    extensions: dict[str, Any] = {}
+    headers: dict[str, str] = {}
+    if isinstance(exc, AccessDenied):
+        extensions.update(reason=exc.reason, tombstone=True)
+        on_denied = getattr(request.app.state, "on_denied", None)
+        if on_denied is not None:
+            on_denied(exc.reason)
+    if isinstance(exc, PolicyError):
+        extensions["field"] = exc.field
+    if isinstance(exc, KeyUnavailable):
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return problem_response(status, slug, _one_line(str(exc)), headers=headers, **extensions)
+
+
+def _api_problem(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiProblem)
+    return problem_response(exc.status, exc.slug, exc.detail, headers=exc.headers, **exc.extensions)
+
+
+def _field_of(location: Sequence[Any]) -> str:
+    parts = [str(part) for part in location]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:] if parts[0] == "body" else parts
+    return ".".join(parts) or "request"
+
+
+def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    field = _field_of(first.get("loc", ()))
+    message = _one_line(str(first.get("msg", "invalid")))
+    return problem_response(422, "invalid-request", f"{field}: {message}", field=field)
+
+
+def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    status = exc.status_code
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
+    return problem_response(
+        status, _BY_STATUS.get(status, "error"), detail, headers=exc.headers or None
+    )
+
+
+def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:
+    return problem_response(500, "internal-error", "an internal error occurred")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer every error of ``app`` with a problem document."""
+    app.add_exception_handler(OwnkeyError, _ownkey_error)
+    app.add_exception_handler(ApiProblem, _api_problem)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def problem_schema() -> dict[str, Any]:
+    """The JSON Schema of a problem document, for the OpenAPI components."""
+    return {
+        "type": "object",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string", "description": "urn:ownkey:problem:<slug>"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "reason": {
+                "type": "string",
+                "description": "On access-denied: why (revoked, disabled, destroyed, ...).",
+            },
+            "tombstone": {
+                "type": "boolean",
+                "description": "On access-denied: render the content as a tombstone.",
+            },
+            "field": {"type": "string", "description": "On invalid-request: the bad field."},
+        },
+    }

@@ -1,0 +1,44 @@
+"""``ownkey serve``: the REST API on this node (uvicorn), over ``OWNKEY_HOME`` or
+``OWNKEY_DATABASE_URL``.
+
+Any number of nodes can serve one PostgreSQL database: each follows the others' changes through
+``LISTEN/NOTIFY`` and re-checks keys, rules and org settings every ``--recheck-interval``
+seconds (docs/api.md, "Several nodes").
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+EXIT_BAD_INPUT = 2
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    recheck_interval: Annotated[
+        float,
+        typer.Option(
+            "--recheck-interval",
+            help="Seconds between re-reads of keys, rules and org settings (a bound when a "
+            "change notification is lost).",
+            min=0.05,
+        ),
+    ] = 1.0,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
+) -> None:
+    """Serve the REST API (OpenAPI at /openapi.json)."""
+    try:
+        import uvicorn
+
+        from ownkey.api import create_app
+    except ImportError:
+        typer.echo("ownkey: serve needs the 'api' extra: pip install 'ownkey[api]'", err=True)
+        raise typer.Exit(code=EXIT_BAD_INPUT) from None
+    from ownkey.service import Runtime
+
+    with Runtime.open(recheck_interval=recheck_interval) as runtime:
+        app = create_app(runtime, node_sync=True)
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
