@@ -1,19 +1,29 @@
-"""``ownkey demo``: the envelope told in a few seconds, on a throwaway key, with nothing kept.
+"""``ownkey demo``: the whole ownkey story on embedded defaults, narrated, in under a minute.
 
-A thin interface: every cryptographic step is one call into :mod:`ownkey.envelope`; this module
-only makes up content, moves bytes between files and narrates. It exits with code 1 if anything
-it shows does not hold (a round trip that differs, a tampered envelope that opens), so a test can
-rely on it.
+Everything goes through the :class:`~ownkey.service.Runtime` that ``ownkey serve`` and the admin
+commands use: a SQLite database, the embedded local key store and the audit chain under a
+throw-away ``OWNKEY_HOME`` (or ``--home``, which must be new or empty, to look around afterwards).
+The story: two orgs (acme with a customer key and licensed users, globex partly licensed), a
+200 MiB recording sealed as a stream in bounded memory and read back by range, a cross-org chat
+under both orgs' keys, personal identifiers, excluded components under the platform key,
+coverage, a channel revoked then the whole key (tombstones), access restored, a rotation that
+re-wraps without touching content, the audit chain verified, and crypto-shredding.
+
+Every claim the narration makes is checked as it is made; if one does not hold the demo prints
+``FAILED: ...`` and exits with code 1, so ``make demo`` and the tests can rely on it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
 import resource
-import secrets
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -28,26 +38,21 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ownkey.envelope import (
-    MESSAGE_FIXED_OVERHEAD,
-    EncryptionContext,
-    MessageCipher,
-    ScopeKey,
-    open_range,
-    seal_stream,
-    stream_layout,
-)
-from ownkey.errors import InvalidCiphertext
+from ownkey.errors import AccessDenied, InvalidCiphertext, LifecycleError, OwnkeyError
 
 __all__ = ["demo"]
 
 MIB = 1024 * 1024
-STREAM_BYTES = 64 * MIB
-RANGE_BYTES = 3 * 64  # three lines of the made-up recording
+DAY = 86_400.0
+RECORDING_MIB = 200
+#: The demo fails if sealing the recording grows the process's peak memory by more than this.
+MEMORY_BOUND_MIB = 64
+TIME_BOUND_SECONDS = 60.0
 _LINE_BYTES = 64
 _LINES_PER_BATCH = 4096
-CHAT_MESSAGE = "Lunch at noon? The Q3 numbers look good, let's celebrate."
 
+ANN, AL = "ann@acme.test", "al@acme.test"  # acme: both licensed
+BO, CY = "bo@globex.test", "cy@globex.test"  # globex: bo licensed, cy not
 
 # Line n of the made-up recording is _LINE % n: fixed width, so any offset names its line.
 _LINE_TEXT = b"frame %09d | all-hands recording | acme | meeting-42"
@@ -67,13 +72,14 @@ def _expected(start: int, end: int) -> bytes:
 
 
 class _RecordingSource:
-    """A readable that generates the recording line by line: never more than a batch in memory."""
+    """A readable that generates the recording (hashing it): never more than a batch in memory."""
 
     def __init__(self, total: int, on_read: Callable[[int], None]) -> None:
         self._total = total
         self._position = 0
         self._pending = memoryview(b"")
         self._on_read = on_read
+        self.digest = hashlib.sha256()
 
     def readinto(self, buffer: memoryview, /) -> int:
         filled = 0
@@ -84,7 +90,9 @@ class _RecordingSource:
                 skip = self._position - first * _LINE_BYTES
                 self._pending = memoryview(batch)[skip:]
             count = min(len(buffer) - filled, len(self._pending), self._total - self._position)
-            buffer[filled : filled + count] = self._pending[:count]
+            chunk = self._pending[:count]
+            buffer[filled : filled + count] = chunk
+            self.digest.update(chunk)
             self._pending = self._pending[count:]
             filled += count
             self._position += count
@@ -92,192 +100,635 @@ class _RecordingSource:
         return filled
 
 
+class _HashSink:
+    """A writable that only hashes what it is given."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: memoryview, /) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return len(data)
+
+
+class _DemoClock:
+    """Wall-clock time that the demo can fast-forward (a destruction's waiting period)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _size(count: int) -> str:
-    return f"{count / MIB:.0f} MiB" if count >= MIB else f"{count:,} bytes"
+def _flip(path: Path, offset: int) -> None:
+    """Flip the lowest bit of one byte of a file, in place."""
+    with path.open("r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes((byte[0] ^ 1,)))
 
 
-def demo() -> None:
-    """Seal and open content with a throwaway key, narrated."""
-    console = Console(highlight=False)
-    started = time.perf_counter()
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(MIB), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
-    def check(condition: bool, failure: str) -> None:
+
+def _keys(plan: Any) -> str:
+    return " + ".join(
+        f"{key.type.value}:{key.org}" if key.org else key.type.value for key in plan.keys
+    )
+
+
+# -- requests --------------------------------------------------------------------------------------
+
+
+def _asset(
+    service_id: str,
+    org: str,
+    owner: str | None,
+    component: str,
+    *,
+    owner_kind: str = "user",
+    container: dict[str, Any] | None = None,
+    creator: str | None = None,
+) -> dict[str, Any]:
+    asset: dict[str, Any] = {
+        "service_id": service_id,
+        "org": org,
+        "owner": owner,
+        "owner_kind": owner_kind,
+        "component": component,
+    }
+    if container is not None:
+        asset["container"] = container
+    if creator is not None:
+        asset["creator"] = creator
+    return asset
+
+
+def _request(asset: dict[str, Any], scope: str, asset_id: str) -> dict[str, Any]:
+    return {"asset": asset, "scope": scope, "asset_id": asset_id}
+
+
+def _chat(members: list[tuple[str, str]]) -> dict[str, Any]:
+    return {"kind": "chat", "members": [{"user": u, "org": o} for u, o in members]}
+
+
+def _channel(members: list[tuple[str, str]]) -> dict[str, Any]:
+    return {"kind": "channel", "members": [{"user": u, "org": o} for u, o in members]}
+
+
+RECORDING = _request(
+    _asset("0001", "acme", ANN, "video", container={"kind": "meeting", "members": []}),
+    "meeting-42",
+    "recording-42",
+)
+POLL = _request(
+    _asset("0001", "acme", ANN, "poll", container={"kind": "meeting", "members": []}),
+    "meeting-42",
+    "poll-42",
+)
+CROSS_ORG = _request(
+    _asset("0008", "acme", ANN, "message", container=_chat([(ANN, "acme"), (BO, "globex")])),
+    "chat-ann-bo",
+    "msg-1",
+)
+HALF_LICENSED = _request(
+    _asset("0008", "globex", CY, "message", container=_chat([(CY, "globex"), (AL, "acme")])),
+    "chat-cy-al",
+    "msg-2",
+)
+REACTION = _request(
+    _asset("0008", "acme", ANN, "reaction", container=_chat([(ANN, "acme"), (BO, "globex")])),
+    "chat-ann-bo",
+    "reaction-1",
+)
+IDENTIFIER = _request(
+    _asset("9999", "acme", None, "picture", owner_kind="room"),
+    "room-7",
+    "name-tag-photo",
+)
+CHANNELS = {
+    name: _request(
+        _asset("0008", "acme", ANN, "message", container=_channel([(ANN, "acme"), (AL, "acme")])),
+        name,
+        f"{name}-msg-1",
+    )
+    for name in ("chan-eng", "chan-sales")
+}
+
+
+# -- the story -------------------------------------------------------------------------------------
+
+
+class _Story:
+    def __init__(self, console: Console, recording_bytes: int) -> None:
+        self.console = console
+        self.recording_bytes = recording_bytes
+        self.started = time.perf_counter()
+        self.claims = 0
+        self.clock = _DemoClock()
+        self.recording_path: Path | None = None
+
+    def fail(self, failure: str) -> NoReturn:
+        self.console.print(f"[bold red]FAILED:[/] {failure}")
+        raise typer.Exit(code=1)
+
+    def check(self, condition: bool, failure: str) -> None:
+        self.claims += 1
         if not condition:
-            console.print(f"[bold red]FAILED:[/] {failure}")
-            raise typer.Exit(code=1)
+            self.fail(failure)
 
+    def chapter(self, number: int, title: str, text: str) -> None:
+        elapsed = time.perf_counter() - self.started
+        self.console.print(f"\n[bold cyan]{number}. {title}[/] [dim]({elapsed:.1f} s)[/]")
+        self.console.print(text)
+
+    def denied(self, call: Callable[[], object], what: str) -> AccessDenied:
+        """Run ``call``, which must be denied; render the tombstone the platform would show."""
+        try:
+            call()
+        except AccessDenied as exc:
+            self.console.print(
+                f"  [red]\u2020 tombstone[/] {what}: [italic]content unavailable[/] "
+                f"[dim](AccessDenied, reason {exc.reason})[/]"
+            )
+            self.claims += 1
+            return exc
+        self.fail(f"{what} opened although it should have been denied")
+
+    def opens(self, call: Callable[[], bytes], expected: bytes, what: str) -> None:
+        try:
+            got = call()
+        except OwnkeyError as exc:
+            self.fail(f"{what} did not open: {type(exc).__name__}: {exc}")
+        self.check(got == expected, f"{what} opened to other bytes")
+        self.console.print(f"  [green]\u2713 opens[/] {what}")
+
+
+@contextlib.contextmanager
+def _home(given: Path | None) -> Iterator[Path]:
+    if given is not None:
+        yield given
+        return
+    with tempfile.TemporaryDirectory(prefix="ownkey-demo-") as workdir:
+        yield Path(workdir) / "home"
+
+
+def demo(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home", help="Keep the demo's state here (a new directory) instead of a temp one."
+        ),
+    ] = None,
+    recording_mib: Annotated[
+        int, typer.Option(help="Size of the made-up recording, in MiB.", min=1, max=4096)
+    ] = RECORDING_MIB,
+) -> None:
+    """Tell the ownkey story on embedded defaults, narrated; exit 1 if a claim does not hold."""
+    from ownkey.service import Runtime
+
+    if home is None and isinstance(ctx.obj, dict) and ctx.obj.get("home") is not None:
+        home = Path(ctx.obj["home"])  # ownkey --home DIR demo
+    if home is not None and home.exists() and (not home.is_dir() or any(home.iterdir())):
+        typer.echo(f"ownkey: --home {home} is not empty; the demo needs a new home", err=True)
+        raise typer.Exit(code=2)
+    console = Console(highlight=False)
+    story = _Story(console, recording_mib * MIB)
     console.print(
         Panel.fit(
-            "[bold]ownkey demo[/]: content sealed under a key that never leaves this process.\n"
-            "Everything runs on this machine with a throwaway key; nothing is kept afterwards.",
+            "[bold]ownkey demo[/]: two organisations, their content sealed under keys they "
+            "control. Everything runs on this machine: SQLite, the embedded key store and the "
+            "audit chain under a throw-away OWNKEY_HOME. Every claim below is checked as it "
+            "is made.",
             border_style="cyan",
         )
     )
+    with _home(home) as where, tempfile.TemporaryDirectory(prefix="ownkey-demo-blobs-") as blobs:
+        env = {"OWNKEY_HOME": str(where)}
+        runtime = Runtime.open(env=env, clock=story.clock)
+        try:
+            _tell(story, runtime, Path(blobs))
+            runtime.close()
+            _shredded_forever(story, Runtime.open(env=env, clock=story.clock))
+        finally:
+            runtime.close()
+        elapsed = time.perf_counter() - story.started
+        story.check(
+            elapsed < TIME_BOUND_SECONDS,
+            f"the demo took {elapsed:.1f} s, more than {TIME_BOUND_SECONDS:.0f} s",
+        )
+        console.print(
+            f"\n[bold]Demo finished in {elapsed:.1f} s[/] (under a minute): "
+            f"{story.claims} claims checked, all held."
+        )
+        if home is not None:
+            console.print(
+                f"Look around: [bold]ownkey --home {where} coverage acme[/], "
+                f"[bold]ownkey --home {where} audit export acme[/]",
+                soft_wrap=True,
+            )
 
-    # 1. A scope key: in production it is stored only wrapped under the customer's key.
-    key = ScopeKey(b"demo-scope-key", secrets.token_bytes(32))
-    console.print("\n[bold cyan]1. A scope key[/]")
+
+def _tell(story: _Story, rt: Any, blobs: Path) -> None:
+    console = story.console
+    protector = rt.protector
+
+    # 1. Two orgs ---------------------------------------------------------------------------------
+    story.chapter(
+        1,
+        "Two organisations",
+        "acme creates a customer key in the embedded key store, turns CMK on for recordings "
+        "(0001) and team chat (0008), and licenses both its users. globex does the same for "
+        "team chat only, with one of its two users licensed.",
+    )
+    for org, services, users in (
+        ("acme", ["0001", "0008"], [(ANN, True), (AL, True)]),
+        ("globex", ["0008"], [(BO, True), (CY, False)]),
+    ):
+        rt.create_org(org, actor="demo")
+        rt.create_key(org, actor="demo")
+        rt.update_org(org, cmk=True, enable=services, actor="demo")
+        for user, licensed in users:
+            rt.add_users(org, [user], licensed=licensed, actor="demo")
+    orgs = Table(title=None, header_style="bold")
+    for column in ("org", "customer key", "CMK on for", "licensed users", "unlicensed"):
+        orgs.add_column(column)
+    for entry in rt.orgs():
+        key = rt.list_keys(entry.name)[0]
+        orgs.add_row(
+            entry.name,
+            f"{key.ref} ({key.provider} {key.key_id}, {key.state.value})",
+            ", ".join(entry.services) + " (+9999 always)",
+            ", ".join(u.user for u in rt.users(entry.name, licensed=True)),
+            ", ".join(u.user for u in rt.users(entry.name, licensed=False)) or "-",
+        )
+    console.print(orgs)
+    story.check(len(rt.list_keys()) == 3, "expected two customer keys and the platform key")
+
+    # 2. The recording ----------------------------------------------------------------------------
+    size = story.recording_bytes
+    story.chapter(
+        2,
+        f"A {size // MIB} MiB meeting recording, sealed as a stream",
+        "ann organised the meeting and holds a CMK licence, so the recording goes under acme's "
+        f"key: plan [bold]{_keys(rt.explain(RECORDING))}[/]. The platform sends only the asset; "
+        "ownkey reads acme's settings from its directory. The recording is generated on the fly "
+        "and sealed segment by segment into a file.",
+    )
+    sealed_path = blobs / "recording-42.sealed"
+    rss_before = _peak_rss_mib()
+    progress = Progress(
+        TextColumn("sealing"),
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    with progress:
+        task = progress.add_task("seal", total=size)
+        source = _RecordingSource(size, lambda count: progress.advance(task, count))
+        started = time.perf_counter()
+        with sealed_path.open("wb") as out:
+            sealed_size = protector.seal_stream(RECORDING, source, out)
+        seconds = time.perf_counter() - started
+    growth = _peak_rss_mib() - rss_before
     console.print(
-        "In production a scope key is random, one per organisation, service, scope and time "
-        "window, and stored only wrapped under the customer's own key. Here it is a throwaway "
-        f"one, made for this run: {key!r} (its material never prints)."
+        f"Sealed {size // MIB} MiB into {sealed_size:,} bytes in {seconds:.2f} s "
+        f"({size / seconds / 1e6:,.0f} MB/s); peak memory grew by {growth:.0f} MiB."
     )
-
-    # 2. A chat message, bound to its encryption context.
-    console.print("\n[bold cyan]2. Sealing a chat message[/]")
-    context = EncryptionContext(
-        org="acme",
-        service_id="0008",
-        scope="chat-4711",
-        epoch="2026-11-01T10",
-        asset="msg-000001",
-        component="message",
+    story.check(sealed_path.stat().st_size == sealed_size, "the sealed file has another size")
+    story.check(
+        growth < MEMORY_BOUND_MIB,
+        f"sealing grew peak memory by {growth:.0f} MiB (bound {MEMORY_BOUND_MIB} MiB)",
     )
-    cipher = MessageCipher(key)
-    message = CHAT_MESSAGE.encode("utf-8")
-    envelope = cipher.seal(message, context)
-    overhead = len(envelope) - len(message)
-    console.print(f"Message: [italic]{CHAT_MESSAGE!r}[/]")
-    context_text = ", ".join(f"{name}={value}" for name, value in context.items())
-    console.print(f"Encryption context (bound to the ciphertext, not stored in it): {context_text}")
-    sizes = Table(show_header=False, box=None, padding=(0, 2))
-    sizes.add_row("plaintext", f"{len(message)} bytes")
-    sizes.add_row("envelope", f"{len(envelope)} bytes")
-    sizes.add_row(
-        "overhead",
-        f"{overhead} bytes = {len(key.key_id)} (scope key id) + {MESSAGE_FIXED_OVERHEAD} "
-        "(version, suite, nonce, key commitment, tag)",
-    )
-    console.print(sizes)
-    console.print(f"The envelope starts with [dim]{envelope[:24].hex()}...[/]")
-    opened = cipher.open(envelope, context)
-    check(opened == message, "the opened message differs from the original")
-    console.print("[green]Opened the message with the same key and context: it matches.[/]")
+    start = size // 2 - 2 * _LINE_BYTES
+    end = start + 3 * _LINE_BYTES
 
-    with tempfile.TemporaryDirectory(prefix="ownkey-demo-") as workdir:
-        sealed_path = Path(workdir) / "recording.sealed"
+    def read_range() -> bytes:
+        with sealed_path.open("rb") as stream:
+            result: bytes = protector.open_range(RECORDING, stream, start, end)
+            return result
 
-        # 3. A large asset, streamed through in bounded memory.
-        console.print("\n[bold cyan]3. Sealing a 64 MiB recording as a stream[/]")
-        stream_context = EncryptionContext(
-            org="acme",
-            service_id="0001",
-            scope="meeting-42",
-            epoch="2026-11-01",
-            asset="recording-7",
-            component="video",
-        )
-        console.print(
-            "The recording is generated on the fly and sealed segment by segment into a temp "
-            "file: no more than a few segments are ever in memory."
-        )
-        progress = Progress(
-            TextColumn("sealing"),
-            BarColumn(),
-            DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        )
-        with progress:
-            task = progress.add_task("seal", total=STREAM_BYTES)
-            source = _RecordingSource(STREAM_BYTES, lambda count: progress.advance(task, count))
-            seal_started = time.perf_counter()
-            with sealed_path.open("wb") as sink:
-                sealed_bytes = seal_stream(key, stream_context, source, sink)
-            seal_seconds = time.perf_counter() - seal_started
-        console.print(
-            f"Sealed {_size(STREAM_BYTES)} into {sealed_bytes:,} bytes "
-            f"(+{sealed_bytes - STREAM_BYTES:,} bytes of headers and tags) in "
-            f"{seal_seconds:.2f} s, {STREAM_BYTES / seal_seconds / 1e6:,.0f} MB/s."
-        )
-        console.print(
-            f"Peak memory of this whole process so far: {_peak_rss_mib():.0f} MiB "
-            "(interpreter included), for a 64 MiB asset."
-        )
-
-        # 4. A ranged read: only the segments covering the range are decrypted.
-        console.print("\n[bold cyan]4. Reading a range from the middle[/]")
-        start = STREAM_BYTES // 2 - 2 * _LINE_BYTES  # straddles a segment boundary
-        end = start + RANGE_BYTES
-        with sealed_path.open("rb") as sealed:
-            layout = stream_layout(key, stream_context, sealed)
-            range_started = time.perf_counter()
-            piece = open_range(key, stream_context, sealed, start, end)
-            range_ms = (time.perf_counter() - range_started) * 1e3
-        first, last = start // layout.segment_size, (end - 1) // layout.segment_size
-        covering = f"segment {first}" if first == last else f"segments {first}-{last}"
-        console.print(
-            f"Bytes {start:,} to {end:,}: the stream has {layout.segment_count} segments of "
-            f"{layout.segment_size // 1024} KiB; ownkey decrypted {covering} (and the final one, "
-            f"which authenticates the length) in {range_ms:.1f} ms."
-        )
-        check(piece == _expected(start, end), "the ranged read differs from the original")
-        for line in piece.decode("ascii").splitlines():
-            console.print(f"  [dim]{line.rstrip()}[/]")
-        console.print("[green]The range matches the original bytes.[/]")
-
-        # 5. Everything that is not exactly right is refused, with one opaque error.
-        console.print("\n[bold cyan]5. What is refused[/]")
-        tampered = bytearray(envelope)
-        tampered[len(envelope) // 2] ^= 0x01
-        wrong_context = EncryptionContext({**context, "org": "globex"})
-        # One byte inside the ciphertext of the segment that holds the range's first byte.
-        segment_offset, _ = layout.segment_span(first)
-        flip_at = segment_offset + start % layout.segment_size
-        with sealed_path.open("r+b") as file:
-            file.seek(flip_at)
-            original = file.read(1)
-            file.seek(flip_at)
-            file.write(bytes((original[0] ^ 0x01,)))
-
-        def message_wrong_key() -> object:
-            other = ScopeKey(key.key_id, secrets.token_bytes(32))
-            return MessageCipher(other).open(envelope, context)
-
-        def message_wrong_context() -> object:
-            return cipher.open(envelope, wrong_context)
-
-        def message_tampered() -> object:
-            return cipher.open(bytes(tampered), context)
-
-        def stream_wrong_context() -> object:
-            wrong = EncryptionContext({**stream_context, "asset": "recording-8"})
-            with sealed_path.open("rb") as sealed:
-                return open_range(key, wrong, sealed, 0, 100)
-
-        def stream_tampered() -> object:
-            with sealed_path.open("rb") as sealed:
-                return open_range(key, stream_context, sealed, start, end)
-
-        attempts = [
-            ("the message with another key of the same id", message_wrong_key),
-            ("the message with a wrong context (org=globex)", message_wrong_context),
-            ("the message with a single tampered byte", message_tampered),
-            ("the recording with a wrong context (another asset id)", stream_wrong_context),
-            ("the recording's range with a single tampered byte", stream_tampered),
-        ]
-        errors: set[str] = set()
-        for label, attempt in attempts:
-            try:
-                attempt()
-            except InvalidCiphertext as exc:
-                errors.add(f"{type(exc).__name__}: {exc}")
-                console.print(f"Opening {label}: [red]refused with {type(exc).__name__}[/]")
-            else:
-                check(False, f"{label} was accepted")
-        check(len(errors) == 1, "the refusals did not all raise the same error")
-        console.print(
-            f"[green]All {len(attempts)} refused with the same error ({errors.pop()}):[/] "
-            "a wrong key, a wrong context and a changed byte look alike, so the error tells an "
-            "attacker nothing."
-        )
-
+    started = time.perf_counter()
+    piece = read_range()
+    range_ms = (time.perf_counter() - started) * 1000
+    story.check(piece == _expected(start, end), "the ranged read differs from the original")
     console.print(
-        f"\n[bold]Demo finished[/] in {time.perf_counter() - started:.2f} s; the temp files "
-        "and the throwaway key are gone."
+        f"Bytes {start:,} to {end:,} from the middle, in {range_ms:.1f} ms (only the segments "
+        "covering them are decrypted):"
+    )
+    for line in piece.decode("ascii").splitlines():
+        console.print(f"  [dim]{line.rstrip()}[/]")
+    whole = _HashSink()
+    with sealed_path.open("rb") as stream:
+        protector.open_stream(RECORDING, stream, whole)
+    story.check(
+        whole.size == size and whole.digest.digest() == source.digest.digest(),
+        "the whole recording did not open to the original bytes",
+    )
+    console.print("[green]The range matches, and the whole recording opens to the same SHA-256.[/]")
+    segment = rt.settings.segment_size
+    header = sealed_size - size - 16 * -(-size // segment)  # what precedes the first segment
+    flip_at = header + start + 16 * (start // segment)  # the ciphertext of plaintext byte `start`
+    _flip(sealed_path, flip_at)
+    try:
+        read_range()
+    except InvalidCiphertext:
+        story.check(True, "")
+        console.print(
+            f"One bit flipped at byte {flip_at:,} of the sealed file: the range read is refused "
+            "(InvalidCiphertext, the same opaque error for any change); bit flipped back."
+        )
+    else:
+        story.fail("a tampered recording opened")
+    finally:
+        _flip(sealed_path, flip_at)
+
+    # 3. Chats, identifiers, exclusions ---------------------------------------------------------
+    story.chapter(
+        3,
+        "Who holds the keys, asset by asset",
+        "Each asset's plan comes from the seed's rules and the orgs' settings. A chat between "
+        "two licensed users of different orgs needs both orgs' keys; with an unlicensed side "
+        "the platform key stands in for it. Personal identifiers (9999) need no enabling and no "
+        "licence. Polls (0001) and reactions (0008) are excluded by the seed.",
+    )
+    cases = [
+        ("cross-org chat ann(acme) <-> bo(globex)", CROSS_ORG, "customer:acme + customer:globex"),
+        ("chat cy(globex, unlicensed) <-> al(acme)", HALF_LICENSED, "customer:acme + platform"),
+        ("room name-tag photo (9999)", IDENTIFIER, "customer:acme"),
+        ("poll in ann's meeting (0001, excluded)", POLL, "platform"),
+        ("reaction in the chat (0008, excluded)", REACTION, "platform"),
+    ]
+    plans = Table(header_style="bold")
+    for column in ("asset", "keys needed to open", "protection", "envelope"):
+        plans.add_column(column)
+    sealed: dict[str, bytes] = {}
+    for label, request, expected in cases:
+        plan = rt.explain(request)
+        keys = _keys(plan)
+        story.check(keys == expected, f"{label}: plan {keys}, expected {expected}")
+        payload = f"{label}: hello".encode()
+        sealed[label] = protector.seal(request, payload)
+        story.check(
+            protector.open(request, sealed[label]) == payload, f"{label} did not round-trip"
+        )
+        plans.add_row(label, keys, plan.protection.value, f"{len(sealed[label])} bytes")
+    console.print(plans)
+    reason = rt.explain(CROSS_ORG).reasons[-1]
+    console.print(f"[dim]why: {reason.rule}: {reason.text}[/]")
+
+    # 4. Coverage ---------------------------------------------------------------------------------
+    from ownkey.cli._org import coverage_table
+
+    for channel in CHANNELS.values():
+        sealed[channel["scope"]] = protector.seal(
+            channel, b"roadmap for " + channel["scope"].encode()
+        )
+    story.chapter(
+        4,
+        "Coverage: what acme's key protects",
+        "Scope keys per service: one per scope (meeting, chat, channel, room) and epoch, "
+        "stored only wrapped. A cross-org chat counts for both orgs.",
+    )
+    report = rt.coverage("acme")
+    rows = {s.service_id: s for s in report.services if s.enabled}
+    console.print(coverage_table(dataclasses.replace(report, services=tuple(rows.values()))))
+    story.check(rows["0001"].customer_scope_keys == 1, "0001: expected one customer scope key")
+    story.check(rows["0001"].platform_scope_keys == 1, "0001: expected the poll's platform SK")
+    story.check(rows["0008"].customer_scope_keys == 4, "0008: expected 4 customer scope keys")
+    story.check(rows["9999"].customer_scope_keys == 1, "9999: expected one customer scope key")
+
+    # 5. Revocation -------------------------------------------------------------------------------
+    from ownkey.keys import RevocationRule
+
+    story.chapter(
+        5,
+        "acme revokes one channel, then its whole key",
+        "A revocation rule acts on the very next call, cached scope keys or not; content it "
+        "covers is refused with AccessDenied, which the platform renders as a tombstone.",
+    )
+    eng, sales = CHANNELS["chan-eng"], CHANNELS["chan-sales"]
+    channel_rule = RevocationRule(org="acme", service_id="0008", scope="chan-eng", note="demo")
+    preview = rt.preview(channel_rule)
+    console.print(
+        f"Preview of revoking chan-eng: {preview.scope_keys} scope key(s) "
+        f"{dict(preview.scope_keys_by_service)}; nothing changed yet."
+    )
+    story.check(preview.scope_keys == 1, "the preview should count one scope key")
+    channel_rule = rt.revoke(channel_rule, actor="demo")
+    console.print(f"Rule {channel_rule.rule_id}: customer:acme denied for chan-eng.")
+    story.denied(lambda: protector.open(eng, sealed["chan-eng"]), "chan-eng message")
+    story.opens(
+        lambda: protector.open(sales, sealed["chan-sales"]),
+        b"roadmap for chan-sales",
+        "chan-sales message (another channel)",
+    )
+    key_rule = rt.revoke(RevocationRule(org="acme", note="demo: whole key"), actor="demo")
+    console.print(f"Rule {key_rule.rule_id}: all of customer:acme denied.")
+    story.denied(read_range, "the recording (range read)")
+    story.denied(lambda: protector.open(CROSS_ORG, sealed[cases[0][0]]), "the cross-org chat")
+    story.denied(lambda: protector.open(IDENTIFIER, sealed[cases[2][0]]), "the name-tag photo")
+    story.denied(lambda: protector.seal(eng, b"new"), "sealing new chan-eng content")
+    story.opens(
+        lambda: protector.open(POLL, sealed[cases[3][0]]),
+        f"{cases[3][0]}: hello".encode(),
+        "the poll (platform key: not acme's to revoke)",
+    )
+    console.print(
+        "globex's own key is untouched, yet the cross-org chat is denied: either "
+        "org's revocation is effective."
+    )
+
+    story.chapter(
+        6,
+        "acme re-enables",
+        "Revocation is reversible, unlike destruction: acme lifts both rules. Disabling the key "
+        "itself denies everything under it the same way, and enabling it restores access.",
+    )
+    for rule in (key_rule, channel_rule):
+        rt.admin.lift(rule.rule_id, actor="demo")
+    rt.admin.disable_key("customer:acme", actor="demo")
+    story.denied(read_range, "the recording, key disabled")
+    rt.admin.enable_key("customer:acme", actor="demo")
+    story.opens(read_range, _expected(start, end), "the recording range")
+    story.opens(
+        lambda: protector.open(eng, sealed["chan-eng"]),
+        b"roadmap for chan-eng",
+        "chan-eng message",
+    )
+    story.opens(
+        lambda: protector.open(CROSS_ORG, sealed[cases[0][0]]),
+        f"{cases[0][0]}: hello".encode(),
+        "the cross-org chat",
+    )
+
+    # 7. Rotation -------------------------------------------------------------------------------
+    story.chapter(
+        7,
+        "acme rotates its key",
+        "A new key version; every scope key wrapped under acme's key is re-wrapped under it by a "
+        "resumable job. The content is not touched: same ciphertext bytes, still opening.",
+    )
+    before = _file_sha256(sealed_path)
+    chat_before = sealed[cases[0][0]]
+    rotation = rt.admin.rotate_key("customer:acme", rewrap=False, actor="demo")
+    job = rt.create_job("rewrap", key="customer:acme")
+    with Progress(
+        TextColumn("re-wrapping"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        console=console,
+    ) as bar:
+        task = bar.add_task("rewrap", total=job.total)
+        status = rt.run_job(job.job_id, progress=lambda s: bar.update(task, completed=s.done))
+    story.check(status.state == "done", f"the re-wrap job ended {status.state}")
+    acme_ref = rotation.key.ref
+    versions = {
+        wrap.version
+        for record in rt.admin.scope_keys()
+        for wrap in record.wraps
+        if wrap.key == acme_ref
+    }
+    story.check(versions == {rotation.key.version}, f"wraps still under versions {versions}")
+    after = _file_sha256(sealed_path)
+    story.check(before == after, "the sealed recording changed")
+    console.print(
+        f"acme's key is now at {rotation.key.version}; {status.done} scope keys re-wrapped, all "
+        f"now under {rotation.key.version}. Sealed recording SHA-256 before and after: "
+        f"{before[:16]}... = {after[:16]}..."
+    )
+    story.opens(read_range, _expected(start, end), "the recording range (unchanged bytes)")
+    story.opens(
+        lambda: protector.open(CROSS_ORG, chat_before),
+        f"{cases[0][0]}: hello".encode(),
+        "the cross-org chat (unchanged bytes)",
+    )
+
+    # 8. Audit ------------------------------------------------------------------------------------
+    story.chapter(
+        8,
+        "The audit chain",
+        "Every key-manager call, admin change and denial went into a per-org hash chain (a "
+        "checkpoint is signed every 256 events). Verifying recomputes every hash. acme's log "
+        "is its key-usage report:",
+    )
+    _usage(story, rt)
+    _verify_audit(story, rt)
+
+    # 9. Crypto-shredding -------------------------------------------------------------------------
+    story.chapter(
+        9,
+        "acme crypto-shreds",
+        "Destruction takes two steps: disable, then schedule it after a waiting period (7 days "
+        "by default, cancellable). The demo fast-forwards its clock by 7 days; destroying "
+        "deletes every wrapped share under the key.",
+    )
+    admin = rt.admin
+    admin.disable_key("customer:acme", actor="demo")
+    scheduled = admin.schedule_key_destruction("customer:acme", actor="demo")
+    console.print(f"customer:acme disabled, destruction scheduled (state {scheduled.state.value}).")
+    story.check(
+        _raises(lambda: admin.destroy_key("customer:acme"), LifecycleError),
+        "the key was destroyed before its waiting period ended",
+    )
+    console.print("Destroying now is refused: the waiting period is not over. Fast-forward 7 days.")
+    story.clock.advance(7 * DAY + 1)
+    evidence = admin.destroy_key("customer:acme", actor="demo")
+    console.print(
+        f"Destroyed: {evidence.scope_keys} scope keys crypto-shredded "
+        f"(evidence SHA-256 {evidence.digest[:16]}... in the audit log)."
+    )
+    story.check(evidence.scope_keys >= 6, f"only {evidence.scope_keys} scope keys shredded")
+    story.denied(read_range, "the recording")
+    story.denied(lambda: protector.open(CROSS_ORG, chat_before), "the cross-org chat")
+    story.check(
+        _raises(lambda: admin.enable_key("customer:acme"), LifecycleError),
+        "a destroyed key could be enabled again",
+    )
+    console.print("Enabling the destroyed key is refused: destruction is final.")
+    story.opens(
+        lambda: protector.open(POLL, sealed[cases[3][0]]),
+        f"{cases[3][0]}: hello".encode(),
+        "the poll (platform key)",
+    )
+    story.denied(
+        lambda: protector.open(HALF_LICENSED, sealed[cases[1][0]]),
+        "globex's chat with al (it needed acme's key too)",
+    )
+    _verify_audit(story, rt)
+    story.recording_path = sealed_path
+
+
+def _shredded_forever(story: _Story, rt: Any) -> None:
+    """A new process on the same home: the shredded content still does not open."""
+    try:
+        path = story.recording_path
+        if path is None:
+            story.fail("the story ended before the recording was sealed")
+        story.console.print("\nA fresh runtime on the same home (as after a restart) tries again:")
+
+        def read() -> bytes:
+            with path.open("rb") as sealed:
+                result: bytes = rt.protector.open_range(RECORDING, sealed, 0, 64)
+                return result
+
+        exc = story.denied(read, "the recording, after a restart")
+        story.check(exc.reason == "destroyed", f"denied for {exc.reason}, not destroyed")
+    finally:
+        rt.close()
+
+
+def _raises(call: Callable[[], object], error: type[Exception]) -> bool:
+    try:
+        call()
+    except error:
+        return True
+    return False
+
+
+def _verify_audit(story: _Story, rt: Any) -> None:
+    log = rt.audit_log
+    keys = {rt.signing_key.key_id: rt.signing_key.public_key}
+    rows = []
+    for org in ("acme", "globex", ":platform"):
+        report = log.verify(org, keys)
+        story.check(report.ok, f"the audit chain of {org} does not verify: {report.problems}")
+        rows.append((org, report.records, report.checkpoints, "OK"))
+    table = Table(header_style="bold")
+    for column in ("chain", "events", "signed checkpoints", "verify"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(cell) for cell in row))
+    story.console.print(table)
+
+
+def _usage(story: _Story, rt: Any) -> None:
+    from ownkey.storage import AuditQuery
+
+    counts: dict[str, int] = {}
+    for record in rt.audit_log.query("acme", AuditQuery()):
+        action = f"{record.body['action']} ({record.body['outcome']})"
+        counts[action] = counts.get(action, 0) + 1
+    story.check(counts.get("access.denied (denied)", 0) >= 5, "the denials were not audited")
+    story.console.print(
+        "  " + ", ".join(f"{action} x{count}" for action, count in sorted(counts.items()))
     )

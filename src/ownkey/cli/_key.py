@@ -131,39 +131,21 @@ def _check(provider: Any, kind: str, key_id: str, org: str) -> dict[str, Any]:
     }
 
 
-def _record(provider: Any, kind: str, key_id: str, org: str) -> Any:
-    """Register ``customer:ORG`` through the service layer, in ownkey's database."""
+def _record(provider: Any, kind: str, key_id: str, org: str, settings: dict[str, str]) -> Any:
+    """Register ``customer:ORG`` through the runtime, in ownkey's database; the provider's
+    non-secret settings are kept there too, so every ownkey process can build it again."""
     try:
-        from ownkey.providers import LocalKeyStoreProvider
-        from ownkey.service import build_protector
-        from ownkey.storage import (
-            AuditSigningKey,
-            Database,
-            SqlAuditSink,
-            SqlKeyRegistry,
-            SqlRuleStore,
-            SqlScopeKeyStore,
-        )
+        from ownkey.service import Runtime
     except ImportError:
         raise _say(
             "recording a key needs the 'sql' extra: pip install 'ownkey[sql]'", EXIT_BAD_INPUT
         ) from None
-    database = Database.open()
-    try:
-        providers = {"local": LocalKeyStoreProvider()}
-        providers[kind] = provider
-        protector = build_protector(
-            providers=providers,
-            registry=SqlKeyRegistry(database),
-            scope_keys=SqlScopeKeyStore(database),
-            rules=SqlRuleStore(database),
-            audit=SqlAuditSink(database, AuditSigningKey.load()),
-        )
-        return protector.admin.register_key(
-            f"customer:{org}", provider=kind, key_id=key_id, actor="cli:key-register"
-        )
-    finally:
-        database.close()
+    with Runtime.open() as runtime:
+        if kind != "local":
+            runtime.configure_provider(
+                kind, kind, settings, provider=provider, actor="cli:key-register"
+            )
+        return runtime.register_key(org, provider=kind, key_id=key_id, actor="cli:key-register")
 
 
 @key_app.command("register")
@@ -195,14 +177,15 @@ def register(
         )
     if not key_id.strip():
         raise _say("--key-id must not be empty", EXIT_BAD_INPUT)
+    given = _parse_settings(settings or [])
     try:
-        provider = build_provider(provider_kind, _parse_settings(settings or []))
+        provider = build_provider(provider_kind, given)
     except ConfigError as exc:
         raise _say(str(exc), EXIT_BAD_INPUT) from None
     try:
         report = _check(provider, provider_kind, key_id, org)
         if not check_only:
-            master = _record(provider, provider_kind, key_id, org)
+            master = _record(provider, provider_kind, key_id, org, given)
             report["version"] = master.version
     except typer.Exit:
         raise
@@ -215,8 +198,13 @@ def register(
         if callable(close):
             close()
     report.update(
-        {"org": org, "key": f"customer:{org}", "provider": provider_kind, "key_id": key_id,
-         "registered": not check_only}
+        {
+            "org": org,
+            "key": f"customer:{org}",
+            "provider": provider_kind,
+            "key_id": key_id,
+            "registered": not check_only,
+        }
     )
     if as_json:
         typer.echo(json.dumps(report, sort_keys=True))

@@ -50,7 +50,6 @@ from ownkey.keys import (
     RevocationPreview,
     RevocationRule,
     ScopeKeyCache,
-    Selector,
 )
 from ownkey.policy import OrgSettings, PolicyRequest, ProtectionPlan
 from ownkey.providers import LocalKeyStoreProvider, build_provider, provider_settings
@@ -66,6 +65,7 @@ from ownkey.service._directory import (
     check_user,
     org_of,
 )
+from ownkey.service._jobs import JobRunner
 from ownkey.service._plan import policy_engine
 from ownkey.service._protector import Protector
 from ownkey.service._request import policy_part
@@ -810,6 +810,11 @@ class Runtime:
 
     # -- jobs ------------------------------------------------------------------------------------
 
+    @property
+    def job_runner(self) -> JobRunner:
+        """The runner of rewrap, backfill and shred jobs (:mod:`ownkey.service._jobs`)."""
+        return JobRunner(self.protector, self.jobs, clock=self._deps.clock)
+
     def create_job(
         self,
         kind: str,
@@ -823,16 +828,16 @@ class Runtime:
 
         - ``rewrap`` (``key``): re-wrap every scope key under an older version of the key;
         - ``backfill`` (``org``, ``services``, ``enable``): move the org's scope keys of those
-          services from the platform key to its customer key (or back when ``enable`` is False).
+          services from the platform key to its customer key (or back when ``enable`` is False);
+        - ``shred`` (``key``): crypto-shred a key whose destruction is due, scope key by scope
+          key, then destroy it.
         """
-        if kind == "rewrap":
+        runner = self.job_runner
+        if kind in ("rewrap", "shred"):
             if key is None:
-                raise PolicyError("key", "a rewrap job names a key")
+                raise PolicyError("key", f"a {kind} job names a key")
             ref = key if isinstance(key, KeyRef) else _parse_ref(key)
-            self.admin.key(ref)
-            items = [r.key_id.hex() for r in self.admin.scope_keys(Selector(key=ref))]
-            job_id = self.jobs.create("rewrap", items, org=ref.org, params={"key": str(ref)})
-            return self.jobs.status(job_id)
+            return runner.rewrap(ref) if kind == "rewrap" else runner.shred(ref)
         if kind == "backfill":
             if org is None:
                 raise PolicyError("org", "a backfill job names an org")
@@ -840,19 +845,8 @@ class Runtime:
             service_ids = check_service_ids(services)
             if not service_ids:
                 raise PolicyError("services", "a backfill job names at least one service")
-            items = [
-                r.key_id.hex()
-                for sid in service_ids
-                for r in self.admin.scope_keys(Selector(org=org, service_id=sid))
-            ]
-            job_id = self.jobs.create(
-                "backfill",
-                items,
-                org=org,
-                params={"services": list(service_ids), "enable": enable},
-            )
-            return self.jobs.status(job_id)
-        raise PolicyError("kind", f"unknown job kind {kind!r}; one of rewrap, backfill")
+            return runner.backfill(org, service_ids, enable=enable)
+        raise PolicyError("kind", f"unknown job kind {kind!r}; one of rewrap, backfill, shred")
 
     def run_job(
         self,
@@ -862,24 +856,8 @@ class Runtime:
         batch: int = 100,
     ) -> JobStatus:
         """Work on a job until nothing is pending (resumable: run it again after a crash)."""
-        status = self.jobs.status(job_id)
-        admin = self.admin
-        if status.kind == "rewrap":
-            ref = _parse_ref(str(status.params["key"]))
-
-            def step(item: str) -> None:
-                admin.rewrap_scope_key(ref, bytes.fromhex(item))
-
-        elif status.kind == "backfill":
-            org = status.org or ""
-            enable = bool(status.params.get("enable", True))
-
-            def step(item: str) -> None:
-                admin.backfill_scope_key(org, bytes.fromhex(item), enable=enable)
-
-        else:
-            raise PolicyError("job", f"this runtime cannot run {status.kind} jobs")
-        return self.jobs.run(job_id, step, limit=batch, progress=progress)
+        self.admin  # noqa: B018 - decide on fresh key records and rules
+        return self.job_runner.run(job_id, batch=batch, progress=progress)
 
     def job(self, job_id: str) -> JobStatus:
         """A job's stored progress (NotFound for an unknown id)."""

@@ -1,0 +1,172 @@
+"""What every admin command shares: opening the runtime, errors as one line, JSON or tables.
+
+Exit codes, the same for every command:
+
+- ``0``: done;
+- ``1``: ownkey or a key manager refused or failed (access denied, a key manager unavailable,
+  an illegal key-state transition, a missing configuration such as an unregistered key);
+- ``2``: bad input: a malformed or unknown value on the command line, or a named object (org,
+  user, key, rule, job) that does not exist.
+
+Errors print one line on stderr, ``ownkey: <what is wrong>``; never a traceback, never a secret
+(ownkey's error messages carry none).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ownkey.errors import NotFound, OwnkeyError, PolicyError
+
+if TYPE_CHECKING:
+    from ownkey.keys import KeyRef
+    from ownkey.service import Runtime
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+#: The actor recorded in the audit log for changes made from the command line.
+CLI_ACTOR = "cli"
+
+JSON_OPTION = typer.Option("--json", help="Print JSON instead of a table.")
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    """Print ``ownkey: message`` on stderr and exit with ``code``."""
+    typer.echo(f"ownkey: {one_line(message)}", err=True)
+    raise typer.Exit(code=code)
+
+
+def exit_code(exc: BaseException) -> int:
+    """2 for bad input (PolicyError, NotFound, ValueError), 1 for everything else."""
+    return EXIT_BAD_INPUT if isinstance(exc, PolicyError | NotFound | ValueError) else EXIT_FAILED
+
+
+@contextlib.contextmanager
+def errors() -> Iterator[None]:
+    """Turn ownkey's errors (and ValueErrors from parsing) into one line and an exit code."""
+    try:
+        yield
+    except (OwnkeyError, ValueError) as exc:
+        fail(str(exc), exit_code(exc))
+
+
+@contextlib.contextmanager
+def runtime() -> Iterator[Runtime]:
+    """The runtime at ``--home`` / ``OWNKEY_HOME`` / ``OWNKEY_DATABASE_URL``, closed afterwards;
+    errors inside the block become one line and an exit code."""
+    try:
+        from ownkey.service import Runtime
+    except ImportError:  # pragma: no cover - the sql extra is part of every install we test
+        fail("the admin commands need the 'sql' extra: pip install 'ownkey[sql]'", EXIT_FAILED)
+    with errors():
+        opened = Runtime.open()
+    try:
+        with errors():
+            yield opened
+    finally:
+        opened.close()
+
+
+def console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def emit_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    out = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        out.add_column(column)
+    for row in rows:
+        out.add_row(*("" if cell is None else str(cell) for cell in row))
+    return out
+
+
+def show(value: Any, as_json: bool, human: Callable[[Console], None]) -> None:
+    """Print ``value`` as JSON, or let ``human`` print it."""
+    if as_json:
+        emit_json(value)
+    else:
+        human(console())
+
+
+def split_csv(values: Sequence[str] | None) -> list[str]:
+    """``--enable 0001,0008 --enable 0011`` -> ``["0001", "0008", "0011"]``."""
+    out: list[str] = []
+    for value in values or []:
+        out.extend(part.strip() for part in value.split(",") if part.strip())
+    return out
+
+
+def key_ref(text: str) -> KeyRef:
+    """``acme`` (its customer key), ``customer:acme``, ``platform``."""
+    from ownkey.keys import KeyRef
+
+    if ":" not in text and text != "platform":
+        text = f"customer:{text}"
+    try:
+        return KeyRef.parse(text)
+    except ValueError as exc:
+        fail(f"KEY: {exc} (write ORG, customer:ORG or platform)")
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)\Z")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(option: str, text: str | None) -> float | None:
+    """Seconds from ``90``, ``90s``, ``15m``, ``24h``, ``7d``."""
+    if text is None:
+        return None
+    match = _DURATION.match(text.strip())
+    if match is None:
+        fail(f"{option}: a duration like 3600, 15m, 24h or 7d, not {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def moment(option: str, text: str | None) -> float | None:
+    """Epoch seconds from ``2026-11-01``, ``2026-11-01T10:00:00Z`` or a number of seconds."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{option}: an ISO 8601 time or epoch seconds, not {text!r}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
+
+
+def iso(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="seconds")
+
+
+def progress_console() -> Console:
+    """Progress bars go to stderr, so ``--json`` output on stdout stays parseable."""
+    return Console(stderr=True, highlight=False)
+
+
+def is_tty() -> bool:
+    return sys.stderr.isatty()

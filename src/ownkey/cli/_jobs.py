@@ -1,0 +1,147 @@
+"""``ownkey jobs``: run and follow resumable jobs over scope keys, with progress bars.
+
+- ``jobs run rewrap --key KEY``: re-wrap every scope key under an older version of a key (after
+  a rotation);
+- ``jobs run backfill ORG --service S``: move an org's existing scope keys of a service to its
+  customer key (``--disable``: back to the platform key);
+- ``jobs run shred --key KEY``: crypto-shred a key whose destruction is due, scope key by scope
+  key, then destroy it;
+- ``jobs resume JOB`` continues an interrupted job; ``jobs status [JOB]`` shows progress.
+
+Rewrap and backfill touch no content. Progress bars go to stderr, so ``--json`` stays clean.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ownkey.cli._common import (
+    JSON_OPTION,
+    fail,
+    key_ref,
+    progress_console,
+    runtime,
+    show,
+    split_csv,
+    table,
+)
+
+if TYPE_CHECKING:
+    from ownkey.service import Runtime
+    from ownkey.storage import JobStatus
+
+__all__ = ["job_json", "jobs_app", "run_with_progress"]
+
+jobs_app = typer.Typer(help="Run and follow re-wrap and backfill jobs.", no_args_is_help=True)
+
+
+def job_json(job: JobStatus) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "kind": job.kind,
+        "org": job.org,
+        "params": dict(job.params),
+        "state": job.state,
+        "total": job.total,
+        "done": job.done,
+        "failed": job.failed,
+        "error": job.error,
+    }
+
+
+def run_with_progress(rt: Runtime, job: JobStatus, *, quiet: bool = False) -> JobStatus:
+    """Run a job to the end with a progress bar on stderr (none when ``quiet``)."""
+    if quiet or job.total == 0:
+        return rt.run_job(job.job_id)
+    label = f"{job.kind} {job.org or job.params.get('key', '')}".strip()
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("scope keys"),
+        TimeElapsedColumn(),
+        console=progress_console(),
+        transient=False,
+    ) as bar:
+        task = bar.add_task(label, total=job.total, completed=job.done + job.failed)
+        return rt.run_job(
+            job.job_id,
+            progress=lambda status: bar.update(task, completed=status.done + status.failed),
+        )
+
+
+def _report(job: JobStatus, as_json: bool) -> None:
+    def human(out: Any) -> None:
+        colour = "green" if job.state == "done" else "red" if job.state == "failed" else "yellow"
+        out.print(
+            f"job {job.job_id} ({job.kind}): [{colour}]{job.state}[/], "
+            f"{job.done}/{job.total} scope keys done, {job.failed} failed"
+        )
+
+    show(job_json(job), as_json, human)
+    if job.state == "failed":
+        raise typer.Exit(code=1)
+
+
+@jobs_app.command("run")
+def run(
+    kind: Annotated[str, typer.Argument(help="rewrap, backfill or shred.")],
+    org: Annotated[str | None, typer.Argument(help="The org (backfill).")] = None,
+    key: Annotated[str | None, typer.Option(help="The key (rewrap, shred).")] = None,
+    service: Annotated[
+        list[str] | None, typer.Option("--service", help="Service IDs to backfill (repeatable).")
+    ] = None,
+    disable: Annotated[
+        bool, typer.Option("--disable", help="Backfill back to the platform key.")
+    ] = False,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Create a job and run it to the end (a progress bar on stderr)."""
+    if kind not in ("rewrap", "backfill", "shred"):
+        fail(f"KIND: rewrap, backfill or shred, not {kind!r}")
+    with runtime() as rt:
+        job = rt.create_job(
+            kind,
+            key=None if key is None else key_ref(key),
+            org=org,
+            services=split_csv(service),
+            enable=not disable,
+        )
+        job = run_with_progress(rt, job, quiet=as_json)
+    _report(job, as_json)
+
+
+@jobs_app.command("resume")
+def resume(
+    job_id: Annotated[str, typer.Argument(help="The job to continue.")],
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Continue an interrupted job where it stopped."""
+    with runtime() as rt:
+        job = run_with_progress(rt, rt.job(job_id), quiet=as_json)
+    _report(job, as_json)
+
+
+@jobs_app.command("status")
+def status(
+    job_id: Annotated[str | None, typer.Argument(help="One job (all when omitted).")] = None,
+    org: Annotated[str | None, typer.Option(help="Only this org's jobs.")] = None,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Show jobs and their progress."""
+    with runtime() as rt:
+        found = [rt.job(job_id)] if job_id else rt.list_jobs(org)
+    rows = [
+        (j.job_id, j.kind, j.org or "", j.state, f"{j.done}/{j.total}", j.failed) for j in found
+    ]
+
+    def human(out: Any) -> None:
+        if not found:
+            out.print("no jobs")
+            return
+        out.print(table("jobs", ("id", "kind", "org", "state", "done", "failed"), rows))
+
+    show([job_json(j) for j in found], as_json, human)

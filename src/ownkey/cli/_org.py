@@ -1,0 +1,345 @@
+"""``ownkey org``, ``ownkey user`` and ``ownkey coverage``: the org directory from the command line.
+
+An org's settings decide which key protects its *new* content: ``cmk`` (it has a customer key in
+use), the enabled services, and the large-org, log/index, compliance-archival, advanced-chat and
+hybrid flags. Users carry the CMK licence that user-owned assets need. ``org set`` backfills by
+default: when a service moves to the customer key (or back), the org's existing scope keys of that
+service are re-wrapped by a job (no content touched); ``--no-backfill`` leaves them for
+``ownkey jobs run backfill``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ownkey.cli._common import (
+    CLI_ACTOR,
+    JSON_OPTION,
+    emit_json,
+    fail,
+    iso,
+    runtime,
+    show,
+    split_csv,
+    table,
+)
+from ownkey.cli._jobs import job_json, run_with_progress
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ownkey.service import Coverage, Org, Runtime
+
+__all__ = ["coverage", "org_app", "user_app"]
+
+org_app = typer.Typer(help="Create and configure organisations.", no_args_is_help=True)
+user_app = typer.Typer(help="Users of an org and their CMK licences.", no_args_is_help=True)
+
+_FLAG_HELP = {
+    "large_org": "Large organisation (may protect log and index data).",
+    "log_index_encryption": "Protect log and index data (large orgs only).",
+    "compliance_archival": "Compliance archival on (0006).",
+    "advanced_chat_encryption": "Advanced chat encryption: team chat is encrypted on the client.",
+    "hybrid": "CMK hybrid (1001): client-side chat keys.",
+}
+ServiceOption = Annotated[
+    list[str] | None,
+    typer.Option("--enable", help="Enable service IDs (repeatable, or comma-separated)."),
+]
+
+
+def _flags(**values: bool | None) -> dict[str, bool]:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _org_human(org: Org) -> Any:
+    def human(out: Console) -> None:
+        settings = org.settings
+        rows = [
+            ("cmk", "on" if settings.cmk else "off"),
+            ("services", ", ".join(org.services) or "none"),
+            *((flag, "on" if getattr(settings, flag) else "off") for flag in _FLAG_HELP),
+            ("licensed users", len(settings.licensed_users)),
+            ("revision", org.revision),
+            ("changed", iso(org.changed_at)),
+        ]
+        out.print(table(f"org {org.name}", ("setting", "value"), rows))
+
+    return human
+
+
+@org_app.command("create")
+def create(
+    org: Annotated[str, typer.Argument(help="The org's name (letters, digits, . _ -).")],
+    cmk: Annotated[bool, typer.Option("--cmk", help="Turn CMK on (needs a customer key).")] = False,
+    create_key: Annotated[
+        bool,
+        typer.Option("--create-key", help="Create the org's customer key in the local store."),
+    ] = False,
+    enable: ServiceOption = None,
+    large_org: Annotated[bool, typer.Option(help=_FLAG_HELP["large_org"])] = False,
+    log_index_encryption: Annotated[
+        bool, typer.Option(help=_FLAG_HELP["log_index_encryption"])
+    ] = False,
+    compliance_archival: Annotated[
+        bool, typer.Option(help=_FLAG_HELP["compliance_archival"])
+    ] = False,
+    advanced_chat_encryption: Annotated[
+        bool, typer.Option(help=_FLAG_HELP["advanced_chat_encryption"])
+    ] = False,
+    hybrid: Annotated[bool, typer.Option(help=_FLAG_HELP["hybrid"])] = False,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Add an org to the directory (optionally with a new customer key and CMK on)."""
+    flags = _flags(
+        large_org=large_org,
+        log_index_encryption=log_index_encryption,
+        compliance_archival=compliance_archival,
+        advanced_chat_encryption=advanced_chat_encryption,
+        hybrid=hybrid,
+    )
+    with runtime() as rt:
+        created = rt.create_org(org, services=split_csv(enable), actor=CLI_ACTOR, **flags)
+        key = rt.create_key(org, actor=CLI_ACTOR) if create_key else None
+        if cmk:
+            created = rt.update_org(org, cmk=True, actor=CLI_ACTOR).org
+    out = created.to_json()
+    out["key"] = None if key is None else str(key.ref)
+
+    def human(console: Console) -> None:
+        _org_human(created)(console)
+        if key is not None:
+            console.print(f"created {key.ref} in the {key.provider} store (version {key.version})")
+
+    show(out, as_json, human)
+
+
+@org_app.command("show")
+def show_org(
+    org: Annotated[str, typer.Argument(help="The org.")],
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Show an org's settings."""
+    with runtime() as rt:
+        found = rt.org(org)
+    show(found.to_json(), as_json, _org_human(found))
+
+
+@org_app.command("list")
+def list_orgs(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
+    """List every org."""
+    with runtime() as rt:
+        orgs = rt.orgs()
+    rows = [
+        (o.name, "on" if o.cmk else "off", ", ".join(o.services), len(o.settings.licensed_users))
+        for o in orgs
+    ]
+
+    def human(console: Console) -> None:
+        if not orgs:
+            console.print("no orgs yet: ownkey org create ORG")
+            return
+        console.print(table("orgs", ("org", "cmk", "services", "licensed users"), rows))
+
+    show([o.to_json() for o in orgs], as_json, human)
+
+
+def _backfill(rt: Runtime, org: str, services: tuple[str, ...], enable: bool, quiet: bool) -> Any:
+    if not services:
+        return None
+    job = rt.create_job("backfill", org=org, services=services, enable=enable)
+    return job_json(run_with_progress(rt, job, quiet=quiet))
+
+
+@org_app.command("set")
+def set_org(
+    org: Annotated[str, typer.Argument(help="The org.")],
+    cmk: Annotated[
+        bool | None, typer.Option("--cmk/--no-cmk", help="Turn CMK on or off.", show_default=False)
+    ] = None,
+    enable: ServiceOption = None,
+    disable: Annotated[
+        list[str] | None,
+        typer.Option("--disable", help="Disable service IDs (repeatable, or comma-separated)."),
+    ] = None,
+    large_org: Annotated[bool | None, typer.Option(help=_FLAG_HELP["large_org"])] = None,
+    log_index_encryption: Annotated[
+        bool | None, typer.Option(help=_FLAG_HELP["log_index_encryption"])
+    ] = None,
+    compliance_archival: Annotated[
+        bool | None, typer.Option(help=_FLAG_HELP["compliance_archival"])
+    ] = None,
+    advanced_chat_encryption: Annotated[
+        bool | None, typer.Option(help=_FLAG_HELP["advanced_chat_encryption"])
+    ] = None,
+    hybrid: Annotated[bool | None, typer.Option(help=_FLAG_HELP["hybrid"])] = None,
+    backfill: Annotated[
+        bool,
+        typer.Option(help="Re-wrap existing scope keys of services that changed key."),
+    ] = True,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Change an org's settings; new content follows at once, existing content is backfilled."""
+    flags = _flags(
+        large_org=large_org,
+        log_index_encryption=log_index_encryption,
+        compliance_archival=compliance_archival,
+        advanced_chat_encryption=advanced_chat_encryption,
+        hybrid=hybrid,
+    )
+    on, off = split_csv(enable), split_csv(disable)
+    if cmk is None and not on and not off and not flags:
+        fail("nothing to change: give --cmk/--no-cmk, --enable, --disable or a flag")
+    with runtime() as rt:
+        update = rt.update_org(org, cmk=cmk, enable=on, disable=off, actor=CLI_ACTOR, **flags)
+        moved = {}
+        if backfill:
+            moved["to_customer"] = _backfill(rt, org, update.now_customer, True, as_json)
+            moved["to_platform"] = _backfill(rt, org, update.now_platform, False, as_json)
+    out = update.org.to_json()
+    out["now_customer"] = list(update.now_customer)
+    out["now_platform"] = list(update.now_platform)
+    out["backfill"] = moved
+
+    def human(console: Console) -> None:
+        _org_human(update.org)(console)
+        if update.now_customer:
+            console.print(f"new content of {', '.join(update.now_customer)}: customer key")
+        if update.now_platform:
+            console.print(f"new content of {', '.join(update.now_platform)}: platform key")
+        for direction, job in moved.items():
+            if job is not None:
+                console.print(
+                    f"backfill {direction.replace('_', ' ')}: {job['done']}/{job['total']} "
+                    f"existing scope keys re-wrapped ({job['state']})"
+                )
+
+    show(out, as_json, human)
+
+
+# -- users ---------------------------------------------------------------------------------------
+
+
+def _users_changed(org: str, users: list[str], what: str, changed: int, as_json: bool) -> None:
+    if as_json:
+        emit_json({"org": org, "users": users, "operation": what, "changed": changed})
+    else:
+        typer.echo(f"{org}: {what} {len(users)} user(s), {changed} changed")
+
+
+UsersArg = Annotated[list[str], typer.Argument(help="User ids (emails).")]
+
+
+@user_app.command("add")
+def add(
+    org: Annotated[str, typer.Argument(help="The org.")],
+    users: UsersArg,
+    licensed: Annotated[bool, typer.Option("--licensed", help="With a CMK licence.")] = False,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Add users to an org (unlicensed unless --licensed)."""
+    with runtime() as rt:
+        changed = rt.add_users(org, users, licensed=licensed, actor=CLI_ACTOR)
+    _users_changed(org, users, "added", changed, as_json)
+
+
+@user_app.command("license")
+def license_users(
+    org: Annotated[str, typer.Argument(help="The org.")],
+    users: UsersArg,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Grant the CMK licence to existing users."""
+    with runtime() as rt:
+        changed = rt.set_licensed(org, users, True, actor=CLI_ACTOR)
+    _users_changed(org, users, "licensed", changed, as_json)
+
+
+@user_app.command("unlicense")
+def unlicense_users(
+    org: Annotated[str, typer.Argument(help="The org.")],
+    users: UsersArg,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Withdraw the CMK licence (their new content goes under the platform key)."""
+    with runtime() as rt:
+        changed = rt.set_licensed(org, users, False, actor=CLI_ACTOR)
+    _users_changed(org, users, "unlicensed", changed, as_json)
+
+
+@user_app.command("remove")
+def remove(
+    org: Annotated[str, typer.Argument(help="The org.")],
+    users: UsersArg,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Remove users from an org."""
+    with runtime() as rt:
+        changed = rt.remove_users(org, users, actor=CLI_ACTOR)
+    _users_changed(org, users, "removed", changed, as_json)
+
+
+@user_app.command("list")
+def list_users(
+    org: Annotated[str, typer.Argument(help="The org.")],
+    licensed: Annotated[
+        bool | None,
+        typer.Option("--licensed/--unlicensed", help="Only licensed or unlicensed users."),
+    ] = None,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """List an org's users and their licences."""
+    with runtime() as rt:
+        users = rt.users(org, licensed=licensed)
+
+    def human(console: Console) -> None:
+        rows = [(u.user, "yes" if u.licensed else "no") for u in users]
+        console.print(table(f"users of {org}", ("user", "CMK licence"), rows))
+
+    show([u.to_json() for u in users], as_json, human)
+
+
+# -- coverage ------------------------------------------------------------------------------------
+
+
+def coverage_table(report: Coverage) -> Any:
+    """The coverage report as a Rich table (also used by the demo)."""
+    colours = {"customer": "green", "platform": "yellow", "client_side": "cyan"}
+    rows = []
+    for s in report.services:
+        colour = colours.get(s.protection, "white")
+        rows.append(
+            (
+                s.service_id,
+                s.name,
+                "yes" if s.enabled else "no",
+                f"[{colour}]{s.protection}[/]",
+                s.customer_scope_keys or "",
+                s.platform_scope_keys or "",
+                s.shredded_scope_keys or "",
+                s.why,
+            )
+        )
+    key = report.key
+    title = (
+        f"coverage of {report.org.name}: cmk {'on' if report.org.cmk else 'off'}, key "
+        + ("none" if key is None else f"{key.ref} ({key.provider}, {key.state.value})")
+        + f", {report.licensed_users}/{report.users} users licensed"
+    )
+    return table(
+        title,
+        ("id", "service", "enabled", "new content", "SK cust.", "SK platf.", "shredded", "why"),
+        rows,
+    )
+
+
+def coverage(
+    org: Annotated[str, typer.Argument(help="The org.")],
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Which services of ORG are under its customer key, with scope-key counts."""
+    with runtime() as rt:
+        report = rt.coverage(org)
+    show(report.to_json(), as_json, lambda console: console.print(coverage_table(report)))
