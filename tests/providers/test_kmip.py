@@ -5,21 +5,27 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from kmip import enums
+from kmip.pie import exceptions as kmip_errors
+from kmip.pie import objects as kmip_objects
+from kmip.pie.client import ProxyKmipClient
 
 from ownkey.errors import (
     AccessDenied,
     ConfigError,
     InvalidCiphertext,
     KeyUnavailable,
+    LifecycleError,
     NotFound,
 )
 from ownkey.keys import KeyState, RetryPolicy, call_with_retry
-from ownkey.providers._common import unframe
-from ownkey.providers._kmip import KmipProvider, enums
+from ownkey.providers import _kmip
+from ownkey.providers._common import StateMark, unframe
+from ownkey.providers._kmip import KmipProvider
 from ownkey.testing.faultproxy import Fault, FaultProxy
 from ownkey.testing.live_contract import LiveProviderContract, ProviderHarness
 from ownkey.testing.provider_contract import CONTEXT
@@ -67,7 +73,6 @@ class TestKmipContract(LiveProviderContract):
             outage=lambda: proxy.fault(Fault.REFUSE),
             hang=lambda: proxy.fault(Fault.BLACKHOLE),
             slow=lambda: proxy.fault(Fault.DELAY, delay=3 * TIMEOUT),
-            reversible_disable=False,
         )
 
 
@@ -95,8 +100,106 @@ def test_blob_layout_binds_the_version(kmip: KmipProvider) -> None:
             kmip.unwrap(key_id, bytes(changed), CONTEXT)
 
 
+def _kmip_state(admin: Any, uid: str) -> Any:
+    _, attributes = admin.get_attributes(uid, ["State"])
+    return attributes[0].attribute_value.value
+
+
+def _marks(admin: Any, key_id: str) -> list[StateMark]:
+    factory = admin.attribute_factory
+    uids = admin.locate(
+        attributes=[
+            factory.create_attribute(enums.AttributeType.NAME, _kmip._STATE_PREFIX + key_id),
+            factory.create_attribute(enums.AttributeType.OBJECT_TYPE, enums.ObjectType.OPAQUE_DATA),
+        ]
+    )
+    return [StateMark.from_bytes(bytes(admin.get(uid).value)) for uid in uids]
+
+
+def test_disable_is_a_mark_in_the_server_and_leaves_the_kmip_key_active(
+    kmip_server: KmipServer, kmip: KmipProvider, admin: Any
+) -> None:
+    key_id = kmip.create_key(label="acme")
+    share = os.urandom(32)
+    wrapped = kmip.wrap(key_id, share, CONTEXT)
+    uid = kmip.describe(key_id).primary_version
+    kmip.disable(key_id)
+    assert _kmip_state(admin, uid) == enums.State.ACTIVE  # not revoked: reversible
+    assert _marks(admin, key_id) == [StateMark(KeyState.DISABLED)]
+    other = _provider(kmip_server)  # another ownkey node, reading the same server
+    try:
+        assert other.describe(key_id).state is KeyState.DISABLED
+        calls: list[Callable[[], object]] = [
+            lambda: other.unwrap(key_id, wrapped, CONTEXT),
+            lambda: other.wrap(key_id, share, CONTEXT),
+        ]
+        for call in calls:
+            with pytest.raises(AccessDenied) as denied:
+                call()
+            assert denied.value.reason == "disabled"
+        other.enable(key_id)
+        assert _marks(admin, key_id) == []
+        assert other.unwrap(key_id, wrapped, CONTEXT) == share
+        assert kmip.describe(key_id).state is KeyState.ENABLED
+    finally:
+        other.close()
+
+
+def test_a_disable_by_another_node_is_seen_within_the_ttl(
+    kmip_server: KmipServer, kmip: KmipProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The documented bound: this node's changes act at once, another node's within the TTL."""
+    ttl = 0.3
+    monkeypatch.setattr(_kmip, "_VERSIONS_TTL", ttl)
+    key_id = kmip.create_key(label="acme")
+    share = os.urandom(32)
+    wrapped = kmip.wrap(key_id, share, CONTEXT)
+    other = _provider(kmip_server)
+    try:
+        assert other.unwrap(key_id, wrapped, CONTEXT) == share  # caches the (absent) mark
+        kmip.disable(key_id)
+        with pytest.raises(AccessDenied) as denied:  # this node: at once
+            kmip.unwrap(key_id, wrapped, CONTEXT)
+        assert denied.value.reason == "disabled"
+        time.sleep(ttl + 0.05)
+        with pytest.raises(AccessDenied) as denied:  # the other node: once its cache expired
+            other.unwrap(key_id, wrapped, CONTEXT)
+        assert denied.value.reason == "disabled"
+        with pytest.raises(AccessDenied):
+            other.wrap(key_id, share, CONTEXT)
+        kmip.enable(key_id)
+        assert kmip.unwrap(key_id, wrapped, CONTEXT) == share  # this node: at once
+        time.sleep(ttl + 0.05)
+        assert other.unwrap(key_id, wrapped, CONTEXT) == share
+    finally:
+        other.close()
+
+
+def test_the_mark_is_read_once_per_ttl_not_per_call(
+    kmip: KmipProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checking the mark on every wrap and unwrap costs no round trip while it is cached."""
+    key_id = kmip.create_key(label="acme")
+    share = os.urandom(32)
+    kmip.unwrap(key_id, kmip.wrap(key_id, share, CONTEXT), CONTEXT)  # warm the caches
+    calls: list[str] = []
+    for operation in ("locate", "get", "get_attributes", "encrypt", "decrypt"):
+        original = getattr(ProxyKmipClient, operation)
+
+        def counted(self: Any, *args: Any, _op: str = operation, _f: Any = original,
+                    **kwargs: Any) -> Any:
+            calls.append(_op)
+            return _f(self, *args, **kwargs)
+
+        monkeypatch.setattr(ProxyKmipClient, operation, counted)
+    for _ in range(5):
+        assert kmip.unwrap(key_id, kmip.wrap(key_id, share, CONTEXT), CONTEXT) == share
+    assert sorted(calls) == ["decrypt"] * 5 + ["encrypt"] * 5
+
+
 def test_customer_revoking_the_key_in_kmip_denies(kmip: KmipProvider, admin: Any) -> None:
-    """A revocation made in the customer's KMIP server, not through ownkey."""
+    """A revocation made in the customer's KMIP server, not through ownkey: the key reads as
+    disabled, and ownkey cannot enable it again (KMIP has no way back from a revocation)."""
     key_id = kmip.create_key(label="acme")
     wrapped = kmip.wrap(key_id, os.urandom(32), CONTEXT)
     uid = kmip.describe(key_id).primary_version
@@ -104,8 +207,87 @@ def test_customer_revoking_the_key_in_kmip_denies(kmip: KmipProvider, admin: Any
     with pytest.raises(AccessDenied) as denied:
         kmip.unwrap(key_id, wrapped, CONTEXT)
     assert denied.value.reason == "disabled"
-    with pytest.raises(AccessDenied):
+    with pytest.raises(AccessDenied) as denied:
         kmip.wrap(key_id, os.urandom(32), CONTEXT)
+    assert denied.value.reason == "disabled"
+    assert kmip.describe(key_id).state is KeyState.DISABLED
+    with pytest.raises(LifecycleError, match="cannot re-activate"):
+        kmip.enable(key_id)
+    assert kmip.describe(key_id).state is KeyState.DISABLED
+    assert _marks(admin, key_id) == []  # the refused enable changed nothing
+
+
+def test_a_key_disabled_in_ownkey_then_revoked_in_kmip_cannot_be_enabled(
+    kmip: KmipProvider, admin: Any
+) -> None:
+    key_id = kmip.create_key(label="acme")
+    uid = kmip.describe(key_id).primary_version
+    kmip.disable(key_id)
+    admin.revoke(enums.RevocationReasonCode.KEY_COMPROMISE, uid)
+    with pytest.raises(LifecycleError, match="cannot re-activate"):
+        kmip.enable(key_id)
+    assert _marks(admin, key_id) == [StateMark(KeyState.DISABLED)]
+    kmip.schedule_destruction(key_id, destroy_at=time.time() + 3600)
+    kmip.destroy(key_id)
+    assert kmip.describe(key_id).state is KeyState.DESTROYED
+
+
+def test_destroy_revokes_and_destroys_every_kmip_object(kmip: KmipProvider, admin: Any) -> None:
+    """Destruction stays irreversible in the server itself (crypto-shred), unlike disable."""
+    key_id = kmip.create_key(label="acme")
+    kmip.rotate(key_id)
+    versions = kmip.describe(key_id).versions
+    assert len(versions) == 2
+    kmip.disable(key_id)
+    destroy_at = time.time() + 3600
+    kmip.schedule_destruction(key_id, destroy_at=destroy_at)
+    assert _marks(admin, key_id) == [StateMark(KeyState.PENDING_DESTRUCTION, destroy_at)]
+    kmip.destroy(key_id)
+    for uid in versions:
+        with pytest.raises(kmip_errors.KmipOperationFailure) as failed:
+            admin.get(uid)
+        assert failed.value.reason == enums.ResultReason.ITEM_NOT_FOUND
+    assert [mark.state for mark in _marks(admin, key_id)] == [KeyState.DESTROYED]
+    assert kmip.describe(key_id).state is KeyState.DESTROYED
+
+
+def test_cancelling_a_destruction_leaves_a_disabled_mark(kmip: KmipProvider, admin: Any) -> None:
+    key_id = kmip.create_key(label="acme")
+    kmip.disable(key_id)
+    kmip.schedule_destruction(key_id, destroy_at=time.time() + 3600)
+    kmip.cancel_destruction(key_id)
+    assert _marks(admin, key_id) == [StateMark(KeyState.DISABLED)]
+    assert kmip.describe(key_id).state is KeyState.DISABLED
+    kmip.enable(key_id)
+    assert _marks(admin, key_id) == []
+
+
+def test_an_interrupted_change_reads_as_the_safer_state(kmip: KmipProvider, admin: Any) -> None:
+    """A change registers the new mark before it destroys the old: should it stop in between,
+    two marks remain. A disabled one beside a pending one reads as disabled (never shredded on
+    a half-made change); the next change removes both."""
+    key_id = kmip.create_key(label="acme")
+    kmip.disable(key_id)
+    pending = StateMark(KeyState.PENDING_DESTRUCTION, time.time() - 1)  # already due
+    admin.register(
+        kmip_objects.OpaqueObject(
+            pending.to_bytes(), enums.OpaqueDataType.NONE, name=_kmip._STATE_PREFIX + key_id
+        )
+    )
+    assert kmip.describe(key_id).state is KeyState.DISABLED
+    kmip.enable(key_id)
+    assert _marks(admin, key_id) == []
+    assert kmip.describe(key_id).state is KeyState.ENABLED
+
+
+def test_a_tombstone_wins_over_any_other_mark() -> None:
+    disabled = StateMark(KeyState.DISABLED)
+    pending = StateMark(KeyState.PENDING_DESTRUCTION, 1.0)
+    destroyed = StateMark(KeyState.DESTROYED, 1.0)
+    assert _kmip._in_force([]) is None
+    assert _kmip._in_force([pending, disabled]) == disabled
+    assert _kmip._in_force([disabled, pending]) == disabled
+    assert _kmip._in_force([pending, destroyed]) == destroyed
 
 
 def test_customer_destroying_the_key_in_kmip_is_not_found(
@@ -123,8 +305,9 @@ def test_customer_destroying_the_key_in_kmip_is_not_found(
 def test_state_lives_in_the_kmip_server(kmip_server: KmipServer, kmip: KmipProvider) -> None:
     key_id = kmip.create_key(label="acme")
     kmip.disable(key_id)
-    kmip.schedule_destruction(key_id, destroy_at=time.time() + 3600)
     other = _provider(kmip_server)
+    assert other.describe(key_id).state is KeyState.DISABLED
+    kmip.schedule_destruction(key_id, destroy_at=time.time() + 3600)
     assert other.describe(key_id).state is KeyState.PENDING_DESTRUCTION
     other.close()
 

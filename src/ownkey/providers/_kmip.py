@@ -18,12 +18,22 @@ context, a changed byte anywhere, or a blob of another key fails with
 :class:`~ownkey.errors.InvalidCiphertext`. The share is only recoverable through the KMIP
 server, so revoking the key there cuts ownkey off.
 
-**Lifecycle.** *disable* revokes every active version (KMIP ``Revoke``, reason
-cessation-of-operation: state Deactivated). KMIP has no way back from Deactivated, so *enable*
-raises :class:`~ownkey.errors.LifecycleError` (``reversible_disable`` is False): use a revocation
-rule in ownkey for a reversible stop. *Pending destruction* and the tombstone of a *destroyed*
-key have no KMIP state either; they are kept in the server as an opaque object named
-``ownkey-state:<key id>``. *destroy* issues KMIP ``Destroy`` for every version.
+**Lifecycle.** KMIP has no reversible "disabled" (a revoked object never becomes active again),
+no *pending destruction* and no tombstone, so ownkey keeps those states in the customer's server
+itself, as an opaque object named ``ownkey-state:<key id>`` holding a
+:class:`~ownkey.providers._common.StateMark`, which every ownkey node reads. *disable* records
+``disabled`` there and leaves the KMIP objects active; *enable* removes the mark
+(``reversible_disable`` is True); *schedule_destruction* and *cancel_destruction* replace it;
+*destroy* revokes (KMIP ``Revoke``, cessation of operation) and destroys (``Destroy``) every
+version, irreversibly, and leaves a ``destroyed`` mark as the tombstone. A key whose versions the
+customer revoked in the KMIP server (no active version) reads as ``disabled`` as well, and its
+*enable* raises :class:`~ownkey.errors.LifecycleError`: KMIP cannot re-activate it.
+
+Every wrap and unwrap checks the mark. The mark, like the versions, is cached per key for
+``_VERSIONS_TTL`` seconds, so an enabled key costs no extra round trip: a state change made
+through this provider object acts on its very next call (it updates its cache), one made by
+another ownkey node (or by hand in the server) within ``_VERSIONS_TTL``. A revocation in the KMIP
+server needs no mark: the server refuses the key's next use itself.
 
 **Errors.** ``PERMISSION_DENIED`` and ``WRONG_KEY_LIFECYCLE_STATE`` are
 :class:`~ownkey.errors.AccessDenied` (the reason read back from the key's state); a failed
@@ -82,6 +92,8 @@ _DEK_BYTES = 32
 _IV_BYTES = 16
 _CBC_BYTES = 48  # a 32-byte DEK plus one block of PKCS#5 padding
 _KID_LABEL: Final = b"ownkey/kmip/v1\x00"
+#: How long the versions and the state mark of a key are cached: the bound on how late this node
+#: sees a change made by another node (a disable, an enable) or in the KMIP server by hand.
 _VERSIONS_TTL = 30.0
 _CBC_PARAMS: Final = {
     "block_cipher_mode": enums.BlockCipherMode.CBC,
@@ -149,6 +161,28 @@ class _Versions:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    mark: StateMark | None
+    fetched: float
+
+
+# When an interrupted change left more than one mark (every change registers the new mark before
+# it destroys the old one, so that the key never reads as enabled in between), a tombstone wins;
+# otherwise the least destructive: an interrupted schedule or cancel reads as disabled (refused,
+# and never shredded on the strength of a half-made change).
+_MARK_PRECEDENCE: Final = {KeyState.DISABLED: 0, KeyState.PENDING_DESTRUCTION: 1}
+
+
+def _in_force(marks: list[StateMark]) -> StateMark | None:
+    if not marks:
+        return None
+    for mark in marks:
+        if mark.state is KeyState.DESTROYED:
+            return mark
+    return min(marks, key=lambda mark: _MARK_PRECEDENCE.get(mark.state, len(_MARK_PRECEDENCE)))
+
+
 def _alive(client: Any) -> bool:
     """Whether an idle connection is still open: an idle socket that is readable has met an
     end of stream or a reset (the server restarted, a proxy cut it)."""
@@ -186,7 +220,7 @@ class KmipProvider:
     checked against its certificate. At most ``pool_size`` connections stay open.
     """
 
-    reversible_disable: Final = False
+    reversible_disable: Final = True
 
     def __init__(
         self,
@@ -226,6 +260,7 @@ class KmipProvider:
         self._idle: list[Any] = []
         self._lock = threading.Lock()
         self._versions: dict[str, _Versions] = {}
+        self._marks: dict[str, _Mark] = {}
 
     def __repr__(self) -> str:
         return f"<KmipProvider name={self._name} server={self._host}:{self._port}>"
@@ -387,18 +422,33 @@ class KmipProvider:
     def _forget(self, key_id: str) -> None:
         with self._lock:
             self._versions.pop(key_id, None)
+            self._marks.pop(key_id, None)
+
+    def _remember_mark(self, key_id: str, mark: StateMark | None, since: float) -> None:
+        """Cache ``mark`` as the server's from ``since`` on, unless a newer view is cached (a
+        read that began before this node's own change must not overwrite it)."""
+        with self._lock:
+            cached = self._marks.get(key_id)
+            if cached is None or cached.fetched <= since:
+                self._marks[key_id] = _Mark(mark, since)
 
     def _mark(self, client: Any, key_id: str) -> tuple[StateMark | None, list[str]]:
+        """The key's state mark in the server (None: no mark) and the ids of its objects."""
+        since = time.monotonic()
         uids = self._locate(client, _STATE_PREFIX + key_id, enums.ObjectType.OPAQUE_DATA)
-        if not uids:
-            return None, []
         try:
-            return StateMark.from_bytes(bytes(client.get(uids[0]).value)), uids
+            marks = [StateMark.from_bytes(bytes(client.get(uid).value)) for uid in uids]
         except ValueError as exc:
             raise ConfigError(f"the KMIP state object of {key_id} is unreadable") from exc
+        mark = _in_force(marks)
+        self._remember_mark(key_id, mark, since)
+        return mark, uids
 
     def _set_mark(self, client: Any, key_id: str, mark: StateMark | None) -> None:
+        """Replace the key's state mark: the new one is registered before the old ones go."""
         _, old = self._mark(client, key_id)
+        with self._lock:
+            self._marks.pop(key_id, None)  # if a step fails, the next call reads the server
         if mark is not None:
             opaque = kmip_objects.OpaqueObject(
                 mark.to_bytes(), enums.OpaqueDataType.NONE, name=_STATE_PREFIX + key_id
@@ -406,6 +456,23 @@ class KmipProvider:
             client.register(opaque)
         for uid in old:
             client.destroy(uid)
+        self._remember_mark(key_id, mark, time.monotonic())  # acts on this node's next call
+
+    def _admit(self, key_id: str) -> None:
+        """Refuse a wrap or unwrap at once when the key's state mark says it is not enabled.
+
+        The mark is cached for ``_VERSIONS_TTL`` seconds: no round trip for a key whose mark was
+        read recently, and a change made by another node is seen within that time.
+        """
+        with self._lock:
+            cached = self._marks.get(key_id)
+        if cached is not None and time.monotonic() - cached.fetched < _VERSIONS_TTL:
+            mark = cached.mark
+        else:
+            with self._client(f"read the state of {key_id}") as client:
+                mark = self._mark(client, key_id)[0]
+        if mark is not None and not mark.state.usable:
+            raise AccessDenied(f"kmip key {key_id} is {mark.state.value}", reason=mark.state.value)
 
     def _state(
         self, client: Any, key_id: str
@@ -422,6 +489,9 @@ class KmipProvider:
                 destroyed = StateMark(KeyState.DESTROYED, mark.destroy_at)
                 return KeyState.DESTROYED, _Versions((), versions.fetched), destroyed
             return KeyState.PENDING_DESTRUCTION, versions, mark
+        if mark is not None and mark.state is KeyState.DISABLED:
+            return KeyState.DISABLED, versions, mark
+        # No mark: disabled only if the customer revoked every version in the server.
         state = KeyState.ENABLED if versions.primary is not None else KeyState.DISABLED
         return state, versions, mark
 
@@ -430,8 +500,8 @@ class KmipProvider:
             if version.state == enums.State.ACTIVE:
                 client.revoke(enums.RevocationReasonCode.CESSATION_OF_OPERATION, version.uid)
             client.destroy(version.uid)
-        self._set_mark(client, key_id, StateMark(KeyState.DESTROYED, mark.destroy_at))
         self._forget(key_id)
+        self._set_mark(client, key_id, StateMark(KeyState.DESTROYED, mark.destroy_at))
 
     def _refusal(self, key_id: str, cause: OwnkeyError) -> OwnkeyError:
         """Turn a refusal met during wrap/unwrap into AccessDenied with the key's state."""
@@ -479,6 +549,7 @@ class KmipProvider:
     def wrap(self, key_id: str, plaintext: bytes, context: Mapping[str, str]) -> bytes:
         check_plaintext(plaintext)
         context_bytes(context)
+        self._admit(key_id)
         dek = self._random(_DEK_BYTES)
         try:
             with self._client(f"wrap under {key_id}") as client:
@@ -503,6 +574,7 @@ class KmipProvider:
         if len(body) <= _IV_BYTES + _CBC_BYTES:
             raise InvalidCiphertext()
         iv, encrypted = body[:_IV_BYTES], body[_IV_BYTES : _IV_BYTES + _CBC_BYTES]
+        self._admit(key_id)
         try:
             with self._client(f"unwrap under {key_id}", decrypting=True) as client:
                 if self._cached_versions(client, key_id, need=uid).get(uid) is None:
@@ -544,22 +616,24 @@ class KmipProvider:
             return self._create_version(client, key_id)
 
     def disable(self, key_id: str) -> None:
+        """Record ``disabled`` in the key's state mark; the KMIP objects stay active."""
         with self._client(f"disable {key_id}") as client:
-            state, versions, _ = self._state(client, key_id)
+            state = self._state(client, key_id)[0]
             next_state(state, KeyAction.DISABLE)
-            for version in versions.versions:
-                if version.state == enums.State.ACTIVE:
-                    client.revoke(enums.RevocationReasonCode.CESSATION_OF_OPERATION, version.uid)
-            self._forget(key_id)
+            self._set_mark(client, key_id, StateMark(KeyState.DISABLED))
 
     def enable(self, key_id: str) -> None:
+        """Remove the ``disabled`` mark; a key revoked in the KMIP server cannot come back."""
         with self._client(f"enable {key_id}") as client:
-            state = self._state(client, key_id)[0]
-        next_state(state, KeyAction.ENABLE)
-        raise LifecycleError(
-            f"kmip key {key_id} was revoked and KMIP cannot re-activate a revoked key; "
-            "create a new key and re-wrap (or use an ownkey revocation rule for a reversible stop)"
-        )
+            state, versions, _ = self._state(client, key_id)
+            next_state(state, KeyAction.ENABLE)
+            if versions.primary is None:
+                raise LifecycleError(
+                    f"kmip key {key_id} has no active version: it was revoked in the KMIP "
+                    "server, and KMIP cannot re-activate a revoked key; create a new key and "
+                    "re-wrap under it"
+                )
+            self._set_mark(client, key_id, None)
 
     def schedule_destruction(self, key_id: str, *, destroy_at: float) -> None:
         with self._client(f"schedule destruction of {key_id}") as client:
@@ -571,7 +645,7 @@ class KmipProvider:
         with self._client(f"cancel destruction of {key_id}") as client:
             state = self._state(client, key_id)[0]
             next_state(state, KeyAction.CANCEL_DESTRUCTION)
-            self._set_mark(client, key_id, None)
+            self._set_mark(client, key_id, StateMark(KeyState.DISABLED))
 
     def destroy(self, key_id: str) -> None:
         with self._client(f"destroy {key_id}") as client:

@@ -23,10 +23,11 @@ Requirements added here (LC-n are cited by the tests):
 
 A key manager that lacks a capability declares it on the harness: ``enforces_states=False``
 (moto accepts disabled keys), ``exact_context=False`` (moto glues context names and values),
-``reversible_disable=False`` (a KMIP revocation is final, so ``enable`` must raise
-LifecycleError), ``immediate_destruction=False`` (AWS KMS waits at least 7 days). The tests that
-need a missing capability are skipped with the reason, or run in the variant the manager allows;
-none passes silently.
+``reversible_disable=False`` (a manager whose disable cannot be undone, so ``enable`` must raise
+LifecycleError; every bundled provider, KMIP included, can enable again),
+``immediate_destruction=False`` (AWS KMS waits at least 7 days). The tests that need a missing
+capability are skipped with the reason, or run in the variant the manager allows; none passes
+silently.
 """
 
 from __future__ import annotations
