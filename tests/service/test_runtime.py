@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from ownkey.errors import AccessDenied, ConfigError, NotFound, PolicyError
+from ownkey.errors import AccessDenied, ConfigError, LifecycleError, NotFound, PolicyError
 from ownkey.keys import KeyRef, RevocationRule
 from ownkey.providers import LocalKeyStoreProvider
 from ownkey.service import Runtime
@@ -436,3 +436,24 @@ def test_bad_jobs_are_refused(runtime: Runtime) -> None:
         runtime.create_job("rewrap", key="customer:nobody")
     with pytest.raises(NotFound):
         runtime.job("nope")
+
+
+def test_shred_job_destroys_a_key_whose_destruction_is_due(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    setup_acme(runtime)
+    sealed = runtime.protector.seal(chat(), b"m")
+    admin = runtime.admin
+    admin.disable_key("customer:acme")
+    admin.schedule_key_destruction("customer:acme", waiting_period=86_400)
+    with pytest.raises(LifecycleError):
+        runtime.create_job("shred", key="customer:acme")  # not due yet
+    clock.advance(86_400)
+    job = runtime.create_job("shred", key=KeyRef.customer("acme"))
+    status = runtime.run_job(job.job_id)
+    assert (status.state, status.done, status.total) == ("done", 2, 2)  # one scope key + destroy
+    assert runtime.admin.key("customer:acme").state.value == "destroyed"
+    assert runtime.coverage("acme").service("0008").shredded_scope_keys == 1
+    with pytest.raises(AccessDenied) as caught:
+        runtime.protector.open(chat(), sealed)
+    assert caught.value.reason == "destroyed"

@@ -26,20 +26,16 @@ when the caller's change notification (PostgreSQL ``LISTEN/NOTIFY``) calls :meth
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ownkey import policy
 from ownkey.audit import AuditAction, Auditor
-from ownkey.catalog import ASSET_TYPES, SERVICE_IDS, asset_type
 from ownkey.envelope import RandomSource
 from ownkey.errors import ConfigError, NotFound, PolicyError
 from ownkey.keys import (
@@ -51,10 +47,11 @@ from ownkey.keys import (
     RevocationRule,
     ScopeKeyCache,
 )
-from ownkey.policy import OrgSettings, PolicyRequest, ProtectionPlan
+from ownkey.policy import PolicyRequest, ProtectionPlan
 from ownkey.providers import LocalKeyStoreProvider, build_provider, provider_settings
 from ownkey.service._admin import Administration
 from ownkey.service._caching import CachedKeyRegistry, CachedRuleStore
+from ownkey.service._coverage import Coverage, ServiceCoverage, coverage_of, customer_services
 from ownkey.service._directory import (
     ORG_FLAGS,
     Org,
@@ -67,6 +64,7 @@ from ownkey.service._directory import (
 )
 from ownkey.service._jobs import JobRunner
 from ownkey.service._plan import policy_engine
+from ownkey.service._policy_directory import DirectoryPolicy
 from ownkey.service._protector import Protector
 from ownkey.service._request import policy_part
 from ownkey.service._settings import ProtectorSettings
@@ -88,95 +86,7 @@ from ownkey.storage import (
 __all__ = ["Coverage", "OrgUpdate", "Runtime", "ServiceCoverage"]
 
 Request = Mapping[str, Any]
-_NO_CMK = OrgSettings(cmk=False)
 _LOCAL = "local"
-
-
-# -- policy with orgs from the directory -----------------------------------------------------------
-
-
-def _orgs_of(asset: Mapping[str, Any]) -> list[str]:
-    """The asset's org first, then every other member org, in order of appearance."""
-    names: dict[str, None] = {}
-    org = asset.get("org")
-    if isinstance(org, str):
-        names[org] = None
-    container = asset.get("container")
-    if isinstance(container, Mapping):
-        members = container.get("members")
-        if isinstance(members, list):
-            for member in members:
-                if isinstance(member, Mapping) and isinstance(member.get("org"), str):
-                    names.setdefault(member["org"], None)
-    return list(names)
-
-
-def _stub(settings: OrgSettings) -> dict[str, Any]:
-    """Request JSON for an org without its (possibly long) list of licensed users."""
-    out: dict[str, Any] = {"cmk": settings.cmk, "services": sorted(settings.services)}
-    out.update({flag: getattr(settings, flag) for flag in ORG_FLAGS})
-    return out
-
-
-class DirectoryPolicy:
-    """The policy engine with ``orgs`` read from the directory, plans remembered per request
-    and org revisions (a remembered plan is exactly what the engine would answer)."""
-
-    def __init__(self, directory: OrgDirectory, *, max_entries: int = 4096) -> None:
-        self._directory = directory
-        self._max_entries = max_entries
-        self._plans: OrderedDict[str, ProtectionPlan] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def request(self, request: Request) -> PolicyRequest:
-        """The full policy request: the asset from ``request``, every org from the directory."""
-        return self._build(request, self._orgs(request))
-
-    def _orgs(self, request: Request) -> dict[str, Org | None]:
-        """Every org the asset touches, as the directory knows it (None: unknown)."""
-        if not isinstance(request, Mapping):
-            raise PolicyError("request", "must be a JSON object")
-        if "orgs" in request:
-            raise PolicyError(
-                "orgs",
-                "comes from ownkey's org directory; send the asset (with scope and asset_id) only",
-            )
-        asset = request.get("asset")
-        if not isinstance(asset, Mapping):
-            raise PolicyError("asset", "required, an object")
-        orgs = {name: self._directory.org(name) for name in _orgs_of(asset)}
-        first = next(iter(orgs), None)
-        if first is not None and orgs[first] is None:
-            raise PolicyError(
-                "asset.org", f"org {json.dumps(first)} is not in ownkey's org directory"
-            )
-        return orgs
-
-    @staticmethod
-    def _build(request: Request, orgs: Mapping[str, Org | None]) -> PolicyRequest:
-        settings = {name: _NO_CMK if org is None else org.settings for name, org in orgs.items()}
-        stub = {name: _stub(value) for name, value in settings.items()}
-        parsed = policy.parse_request({**request, "orgs": stub})
-        return PolicyRequest(settings, parsed.asset)
-
-    def __call__(self, request: Request) -> ProtectionPlan:
-        orgs = self._orgs(request)
-        revisions = [(name, 0 if org is None else org.revision) for name, org in orgs.items()]
-        try:
-            fingerprint = json.dumps([request, revisions], sort_keys=True, separators=(",", ":"))
-        except (TypeError, ValueError):
-            return policy.explain(self._build(request, orgs))
-        with self._lock:
-            plan = self._plans.get(fingerprint)
-            if plan is not None:
-                self._plans.move_to_end(fingerprint)
-                return plan
-        plan = policy.explain(self._build(request, orgs))  # PolicyError: nothing remembered
-        with self._lock:
-            self._plans[fingerprint] = plan
-            if len(self._plans) > self._max_entries:
-                self._plans.popitem(last=False)
-        return plan
 
 
 # -- providers built on first use ------------------------------------------------------------------
@@ -243,96 +153,6 @@ class OrgUpdate:
     org: Org
     now_customer: tuple[str, ...] = ()
     now_platform: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceCoverage:
-    """How one service of one org is protected, and how much is under each key."""
-
-    service_id: str
-    name: str
-    enabled: bool
-    protection: str  # customer | platform | client_side
-    why: str
-    customer_scope_keys: int = 0
-    platform_scope_keys: int = 0
-    shredded_scope_keys: int = 0
-    assets: int = 0
-    asset_bytes: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "service_id": self.service_id,
-            "name": self.name,
-            "enabled": self.enabled,
-            "protection": self.protection,
-            "why": self.why,
-            "scope_keys": {
-                "customer": self.customer_scope_keys,
-                "platform": self.platform_scope_keys,
-                "shredded": self.shredded_scope_keys,
-            },
-            "assets": self.assets,
-            "asset_bytes": self.asset_bytes,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Coverage:
-    """An org's coverage by service: which services are under its key, and how much content."""
-
-    org: Org
-    key: MasterKey | None
-    users: int
-    licensed_users: int
-    rules: int
-    services: tuple[ServiceCoverage, ...] = field(default=())
-
-    def service(self, service_id: str) -> ServiceCoverage:
-        return next(s for s in self.services if s.service_id == service_id)
-
-    def to_json(self) -> dict[str, Any]:
-        key = self.key
-        return {
-            "org": self.org.name,
-            "cmk": self.org.cmk,
-            "key": None
-            if key is None
-            else {
-                "ref": str(key.ref),
-                "provider": key.provider,
-                "state": key.state.value,
-                "version": key.version,
-            },
-            "users": self.users,
-            "licensed_users": self.licensed_users,
-            "revocation_rules": self.rules,
-            "services": [s.to_json() for s in self.services],
-        }
-
-
-def _service_protection(org: Org, key: MasterKey | None, service_id: str) -> tuple[bool, str, str]:
-    """(enabled, protection of new content, why) for one service of one org."""
-    entry = asset_type(service_id)
-    settings = org.settings
-    enabled = service_id in settings.services or not entry.needs_enabling
-    if entry.client_side:
-        if settings.cmk and settings.hybrid:
-            return True, "client_side", "CMK hybrid: encrypted on the client"
-        return False, "platform", "needs cmk and hybrid on"
-    if service_id == "0008" and settings.advanced_chat_encryption:
-        return enabled, "client_side", "advanced chat encryption: encrypted on the client"
-    if not settings.cmk:
-        return enabled, "platform", "cmk is off"
-    if not enabled:
-        return False, "platform", "not enabled"
-    if entry.requires_setting and not settings.setting(entry.requires_setting):
-        return enabled, "platform", f"needs {entry.requires_setting} on"
-    if key is None:
-        return enabled, "platform", "no customer key registered: sealing is refused"
-    if not entry.needs_licence:
-        return enabled, "customer", "whole account, whatever the licences"
-    return enabled, "customer", "content of licensed users (excluded components aside)"
 
 
 # -- the runtime -----------------------------------------------------------------------------------
@@ -634,7 +454,7 @@ class Runtime:
         )
         self.directory.invalidate([name])
         after = org_of(row, before.settings.licensed_users)
-        was, now = _customer_services(before), _customer_services(after)
+        was, now = customer_services(before), customer_services(after)
         return OrgUpdate(after, tuple(sorted(now - was)), tuple(sorted(was - now)))
 
     def _check_org(self, org: str) -> None:
@@ -774,39 +594,9 @@ class Runtime:
         """Which services of ``org`` are under its customer key, with counts of scope keys
         (customer vs platform only vs crypto-shredded) and recorded assets."""
         found = self.org(org)
-        store = self.directory.store
         self._registry.invalidate()
-        key = self._customer_key(org)
-        ref = str(KeyRef.customer(org))
-        customer: dict[str, int] = {}
-        platform: dict[str, int] = {}
-        for service_id, keys, count in store.scope_key_counts(org):
-            target = customer if ref in keys else platform
-            target[service_id] = target.get(service_id, 0) + count
-        shredded = store.shredded_counts(org)
-        stored = store.asset_counts(org)
-        services = []
-        for entry in ASSET_TYPES:
-            sid = entry.service_id
-            enabled, protection, why = _service_protection(found, key, sid)
-            count, size = stored.get(sid, (0, 0))
-            services.append(
-                ServiceCoverage(
-                    service_id=sid,
-                    name=entry.name,
-                    enabled=enabled,
-                    protection=protection,
-                    why=why,
-                    customer_scope_keys=customer.get(sid, 0),
-                    platform_scope_keys=platform.get(sid, 0),
-                    shredded_scope_keys=shredded.get(sid, 0),
-                    assets=count,
-                    asset_bytes=size,
-                )
-            )
-        users, licensed = store.user_counts(org)
         rules = len(self.admin.rules(org))
-        return Coverage(found, key, users, licensed, rules, tuple(services))
+        return coverage_of(found, self._customer_key(org), rules, self.directory.store)
 
     # -- jobs ------------------------------------------------------------------------------------
 
@@ -890,18 +680,3 @@ def _check_flags(flags: Mapping[str, bool]) -> None:
             raise PolicyError(flag, f"unknown org setting; one of {', '.join(ORG_FLAGS)}")
         if not isinstance(value, bool):
             raise PolicyError(flag, "must be true or false")
-
-
-def _customer_services(org: Org) -> set[str]:
-    """The services whose new content goes under the org's customer key (licences aside)."""
-    settings = org.settings
-    return {
-        sid
-        for sid in SERVICE_IDS
-        if settings.protects(sid)
-        and not asset_type(sid).client_side
-        and not (
-            asset_type(sid).requires_setting
-            and not settings.setting(str(asset_type(sid).requires_setting))
-        )
-    }
