@@ -363,6 +363,14 @@ def test_global_home_and_database_url(tmp_path: Path, home: Path) -> None:
     assert [o["name"] for o in js("--database-url", url, "org", "list")] == ["globex"]
 
 
+def test_an_unreachable_database_is_one_line_without_its_password(home: Path) -> None:
+    url = "postgresql+psycopg://ownkey:s3cret-pw@127.0.0.1:9/ownkey?connect_timeout=2"
+    result = run("--database-url", url, "org", "list")
+    line = one_line_error(result, code=1)
+    assert "the database failed (OperationalError)" in line
+    assert "s3cret-pw" not in result.output
+
+
 def test_console_script_one_line_no_traceback(home: Path) -> None:
     env = {**os.environ, "OWNKEY_HOME": str(home)}
     result = subprocess.run(

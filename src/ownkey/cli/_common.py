@@ -55,13 +55,30 @@ def exit_code(exc: BaseException) -> int:
     return EXIT_BAD_INPUT if isinstance(exc, PolicyError | NotFound | ValueError) else EXIT_FAILED
 
 
+def _is_database_error(exc: BaseException) -> bool:
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError:  # pragma: no cover - no sql extra, no database
+        return False
+    return isinstance(exc, SQLAlchemyError)
+
+
 @contextlib.contextmanager
 def errors() -> Iterator[None]:
-    """Turn ownkey's errors (and ValueErrors from parsing) into one line and an exit code."""
+    """Turn ownkey's errors (and ValueErrors from parsing) into one line and an exit code; a
+    database failure too, named by its type only (its message may carry the URL's password)."""
     try:
         yield
     except (OwnkeyError, ValueError) as exc:
         fail(str(exc), exit_code(exc))
+    except Exception as exc:
+        if not _is_database_error(exc):
+            raise
+        fail(
+            f"the database failed ({type(exc).__name__}); check that it is reachable and that "
+            "OWNKEY_DATABASE_URL is right",
+            EXIT_FAILED,
+        )
 
 
 @contextlib.contextmanager
