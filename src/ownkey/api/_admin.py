@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from ownkey.api._auth import OrgAdmin
@@ -41,7 +41,7 @@ from ownkey.api._models import (
     UsersIn,
     UsersOut,
 )
-from ownkey.api._state import State
+from ownkey.api._state import State, strict_query
 from ownkey.errors import NotFound, PolicyError
 from ownkey.keys import KeyRef
 from ownkey.storage import AuditQuery, JobStatus
@@ -49,7 +49,7 @@ from ownkey.storage._audit import ExportedEvent, iso_ms
 
 __all__ = ["admin_router"]
 
-admin_router = APIRouter(prefix="/v1/orgs/{org}")
+admin_router = APIRouter(prefix="/v1/orgs/{org}", dependencies=[Depends(strict_query)])
 _DAY = 86_400
 
 

@@ -8,11 +8,12 @@ plus a periodic re-check, :class:`~ownkey.service.NodeSync`) while it runs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
@@ -36,6 +37,7 @@ __all__ = ["create_app"]
 
 VERSION = "1"
 _ERRORS: dict[str, str] = {
+    "400": "The body could not be read (not UTF-8 JSON)",
     "401": "No or an invalid bearer token",
     "403": "Access denied (a tombstone on the data plane) or the wrong kind of token",
     "404": "Not found, or not the caller's to see",
@@ -63,6 +65,30 @@ class _CountAnswers:
             await send(message)
 
         await self._app(scope, receive, counting)
+
+
+def _allowed(app: FastAPI, path: str) -> list[str]:
+    """Every method the API documents for ``path`` (for the ``Allow`` header of a 405)."""
+    found: list[tuple[int, set[str]]] = []
+    for template, operations in _openapi(app).get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            found.append((template.count("{"), {method.upper() for method in operations}))
+    fewest = min((count for count, _ in found), default=0)  # the most specific templates
+    methods = set().union(*(ops for count, ops in found if count == fewest))
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+def _method_not_allowed(request: Request, _exc: Exception) -> JSONResponse:
+    allowed = _allowed(request.app, request.url.path)
+    return problem_response(
+        405,
+        "method-not-allowed",
+        f"{request.method} is not allowed here",
+        headers={"Allow": ", ".join(allowed)},
+    )
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -151,6 +177,7 @@ def create_app(
     app.state.node_sync = sync
     app.state.on_denied = metrics.denied
     install_problem_handlers(app)
+    app.add_exception_handler(405, _method_not_allowed)
     app.include_router(data_router)
     app.include_router(admin_router)
 

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import anyio
 import anyio.from_thread
 import anyio.to_thread
-from fastapi import APIRouter, Body, Header, Path, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Path, Request, Response
 from fastapi.responses import StreamingResponse
 
 from ownkey.api._auth import PlatformService
@@ -40,12 +40,12 @@ from ownkey.api._models import (
     policy_request_json_schema,
 )
 from ownkey.api._problems import ApiProblem
-from ownkey.api._state import State
+from ownkey.api._state import State, strict_query
 from ownkey.errors import LimitExceeded, PolicyError
 
 __all__ = ["data_router"]
 
-data_router = APIRouter(prefix="/v1")
+data_router = APIRouter(prefix="/v1", dependencies=[Depends(strict_query)])
 
 _MAX_REQUEST_HEADER = 16 * 1024
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")

@@ -164,7 +164,7 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-    field = _field_of(first.get("loc", ()))
+    field = "body" if first.get("type") == "json_invalid" else _field_of(first.get("loc", ()))
     message = _one_line(str(first.get("msg", "invalid")))
     return problem_response(422, "invalid-request", f"{field}: {message}", field=field)
 

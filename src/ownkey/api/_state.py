@@ -8,10 +8,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ownkey.api._metrics import Metrics
+from ownkey.errors import PolicyError
 from ownkey.service import BackgroundJobs, Objects, Runtime
 from ownkey.storage import ApiToken, TokenStore
 
-__all__ = ["ApiState", "State"]
+__all__ = ["ApiState", "State", "strict_query"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +38,25 @@ def _state(request: Request) -> ApiState:
 
 
 State = Annotated[ApiState, Depends(_state)]
+
+
+def strict_query(request: Request) -> None:
+    """Refuse query parameters the route does not declare, or declared ones given twice: a
+    misspelt filter must not silently widen an answer."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    declared: set[str] = set()
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        declared.update(param.alias for param in current.query_params)
+        pending.extend(current.dependencies)
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        if name not in declared:
+            raise PolicyError(name or "query", "unknown query parameter")
+        if name in seen:
+            raise PolicyError(name, "given more than once")
+        seen.add(name)
