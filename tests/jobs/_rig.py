@@ -8,6 +8,7 @@ Nodes built on the same database URL and home share everything that is shared in
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from ownkey.keys import KeyProvider
 from ownkey.providers import LocalKeyStoreProvider
 from ownkey.service import Protector, ProtectorSettings, build_protector
 from ownkey.service._assets import AssetService
+from ownkey.service._caching import CachedKeyRegistry, CachedRuleStore
 from ownkey.service._jobs import JobRunner
 from ownkey.storage import (
     AssetStore,
@@ -79,8 +81,9 @@ def make_node(
         settings,
         providers={"local": provider or local_provider(home)},
         scope_keys=scope_keys,
-        registry=SqlKeyRegistry(database),
-        rules=SqlRuleStore(database),
+        # As the Runtime does: key states and rules read from memory, re-read after 1 s.
+        registry=CachedKeyRegistry(SqlKeyRegistry(database), max_age=1.0, clock=time.monotonic),
+        rules=CachedRuleStore(SqlRuleStore(database), max_age=1.0, clock=time.monotonic),
         audit=SqlAuditSink(database, AuditSigningKey.from_seed(SIGNING_SEED)),
         random=os.urandom,
         **extra,

@@ -20,17 +20,17 @@ storage's :class:`~ownkey.storage.AssetStore` (which keeps ciphertext and metada
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ownkey.envelope import Readable, Writable
-from ownkey.errors import ConfigError
+from ownkey.errors import ConfigError, NotFound
 from ownkey.keys import KeyRef, RevocationPreview, RevocationRule
 from ownkey.service._plan import view_plan
 from ownkey.service._protector import Protector
 from ownkey.service._request import address_of
-from ownkey.storage import AssetRecord, AssetStore, RetiredScopeKey
+from ownkey.storage import AssetRecord, AssetStore, BlobReader, RetiredScopeKey
 
 __all__ = [
     "SMALL_LIMIT",
@@ -323,61 +323,79 @@ class AssetService:
         *,
         only_from: Container[bytes] | None = None,
         orgs: Mapping[str, Any] | None = None,
+        known_keys: MutableMapping[bytes, tuple[KeyRef, ...]] | None = None,
     ) -> bool:
         """Re-encrypt one stored asset under a fresh scope key (its old one is retired) and swap
         its content atomically; say if it changed. Idempotent: an asset already moved away from
-        ``only_from`` (or deleted) is left alone.
+        ``only_from`` (or deleted) is left alone. ``known_keys`` caches the keys of old scope
+        keys across calls (a job's step).
 
         Raises :class:`PlanChanged` if the policy now names other keys than the content's scope
         key is under, and what the Protector raises (a denied key, an outage)."""
         for _ in range(_REKEY_ATTEMPTS):
-            record = self.store.find(asset_id)
-            if record is None:
-                return False
-            if only_from is not None and record.scope_key_id not in only_from:
-                return False
-            request = self.current_request(record, orgs)
-            if address_of(request).context != record.context:
-                raise ConfigError(f"asset {asset_id}: its stored request names another asset")
-            old = self.protector.admin.scope_key(record.scope_key_id)
-            if old is not None and not old.shredded:
-                keys = self.plan_keys(request)
-                if keys != old.keys:
-                    raise PlanChanged(
-                        f"asset {asset_id}: the policy now names "
-                        f"{', '.join(map(str, keys)) or 'no key'} but its scope key is under "
-                        f"{', '.join(map(str, old.keys))}; run the backfill first"
-                    )
             try:
-                if self._rekey_once(record, request):
-                    return True
-            except RetiredScopeKey as exc:
-                self._retired(exc)  # the fresh key was retired meanwhile: try once more
+                record, reader = self.store.open(asset_id)
+            except NotFound:
+                return False  # deleted: nothing left to rekey
+            try:
+                if only_from is not None and record.scope_key_id not in only_from:
+                    return False
+                request = self.current_request(record, orgs)
+                if address_of(request).context != record.context:
+                    raise ConfigError(f"asset {asset_id}: its stored request names another asset")
+                self._check_keys(record, request, known_keys)
+                try:
+                    if self._rekey_once(record, reader, request):
+                        return True
+                except RetiredScopeKey as exc:
+                    self._retired(exc)  # the fresh key was retired meanwhile: try once more
+            finally:
+                reader.close()
         raise ConfigError(f"asset {asset_id} kept changing while it was rekeyed; run again")
 
-    def _rekey_once(self, record: AssetRecord, request: Request) -> bool:
-        _, reader = self.store.open(record.asset_id)
-        try:
-            if _first_bytes(reader) == _MESSAGE_SUITE:
-                sealed = self.protector.rekey(request, _read_all(reader))
-                replaced = self.store.replace(
-                    record.asset_id,
-                    expected_location=record.location,
-                    sealed=sealed,
-                    size=record.size,
-                )
-                return replaced is not None
-            with self.store.writer(record.asset_id) as blob:
-                self.protector.rekey_stream(request, reader, blob)
-                replaced = self.store.replace(
-                    record.asset_id,
-                    expected_location=record.location,
-                    blob=blob,
-                    size=record.size,
-                )
-                return replaced is not None
-        finally:
-            reader.close()
+    def _check_keys(
+        self,
+        record: AssetRecord,
+        request: Request,
+        known: MutableMapping[bytes, tuple[KeyRef, ...]] | None,
+    ) -> None:
+        old = None if known is None else known.get(record.scope_key_id)
+        if old is None:
+            scope_key = self.protector.admin.scope_key(record.scope_key_id)
+            if scope_key is None or scope_key.shredded:
+                return  # nothing to compare: opening it will say why it cannot be rekeyed
+            old = scope_key.keys
+            if known is not None:
+                known[record.scope_key_id] = old
+        keys = self.plan_keys(request)
+        if keys != old:
+            raise PlanChanged(
+                f"asset {record.asset_id}: the policy now names "
+                f"{', '.join(map(str, keys)) or 'no key'} but its scope key is under "
+                f"{', '.join(map(str, old))}; run the backfill first"
+            )
+
+    def _rekey_once(self, record: AssetRecord, reader: BlobReader, request: Request) -> bool:
+        if _first_bytes(reader) == _MESSAGE_SUITE:
+            sealed = self.protector.rekey(request, _read_all(reader))
+            replaced = self.store.replace(
+                record.asset_id,
+                expected_location=record.location,
+                sealed=sealed,
+                size=record.size,
+                record=record,
+            )
+            return replaced is not None
+        with self.store.writer(record.asset_id) as blob:
+            self.protector.rekey_stream(request, reader, blob)
+            replaced = self.store.replace(
+                record.asset_id,
+                expected_location=record.location,
+                blob=blob,
+                size=record.size,
+                record=record,
+            )
+            return replaced is not None
 
     # -- preview -------------------------------------------------------------------------------
 

@@ -344,14 +344,16 @@ class JobRunner:
             for item, _, _, _ in self.jobs.items(job_id, prefix=SCOPE_KEY_ITEM)
         }
         shred_old = bool(status.params.get("shred_old", True))
+        known: dict[bytes, tuple[KeyRef, ...]] = {}  # the old keys' keys (they are retired)
 
         def step(item: str) -> None:
             if item.startswith(ASSET_ITEM):
-                assets.rekey_asset(item[len(ASSET_ITEM) :], only_from=old, orgs=orgs)
+                asset_id = item[len(ASSET_ITEM) :]
+                assets.rekey_asset(asset_id, only_from=old, orgs=orgs, known_keys=known)
                 return
             key_id = bytes.fromhex(item[len(SCOPE_KEY_ITEM) :])
             for asset_id in list(assets.store.ids_under([key_id])):
-                assets.rekey_asset(asset_id, only_from={key_id}, orgs=orgs)
+                assets.rekey_asset(asset_id, only_from={key_id}, orgs=orgs, known_keys=known)
             left = assets.store.count_under(key_id)
             if left:
                 raise ConfigError(

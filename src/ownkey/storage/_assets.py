@@ -226,10 +226,13 @@ class AssetStore:
         blob: BlobWriter | None = None,
         sealed: bytes | None = None,
         size: int,
+        record: AssetRecord | None = None,
     ) -> AssetRecord | None:
         """Swap an asset's content if its row still names ``expected_location`` (a rekey's
-        compare-and-set); return the new record, or None (and drop the new blob) if not."""
-        record = self.get(asset_id)
+        compare-and-set); return the new record, or None (and drop the new blob) if not.
+        ``record`` (the row as read before) saves a read; context and request are kept."""
+        if record is None or record.asset_id != asset_id:
+            record = self.get(asset_id)
         if blob is None and sealed is not None and len(sealed) > self.inline_limit:
             with self.writer(asset_id) as big:
                 big.write(sealed)
@@ -357,7 +360,10 @@ class AssetStore:
             return None
 
     def open(self, asset_id: str) -> tuple[AssetRecord, BlobReader]:
-        """The asset's metadata and a seekable reader of its sealed bytes (the caller closes)."""
+        """The asset's metadata and a seekable reader of its sealed bytes (the caller closes).
+
+        NotFound if there is no such asset; FileNotFoundError if its row names a missing blob.
+        """
         for _ in range(3):  # a concurrent replace may remove the blob between the two reads
             with self._db.engine.connect() as conn:
                 row = conn.execute(select(assets).where(assets.c.asset_id == asset_id)).first()
@@ -370,7 +376,8 @@ class AssetStore:
                 return record, self.blobs.open(self._key(record.location), record.sealed_size)
             except NotFound:
                 continue
-        raise NotFound(f"the content of asset {asset_id} is missing")
+        # Not "no such asset": its row names a blob that is gone (never by ownkey's own writes).
+        raise FileNotFoundError(f"the content of asset {asset_id} is missing from {self.blobs!r}")
 
     def read(self, asset_id: str) -> tuple[AssetRecord, bytes]:
         """The asset's metadata and all its sealed bytes (for small assets)."""
