@@ -343,7 +343,7 @@ def test_jobs_run_status_resume(acme: Path, runtime: Runtime) -> None:
 
 
 def test_jobs_bad_input(acme: Path) -> None:
-    assert "rewrap, backfill or shred" in one_line_error(run("jobs", "run", "compress"))
+    assert "rewrap, backfill, rekey, shred" in one_line_error(run("jobs", "run", "compress"))
     one_line_error(run("jobs", "run", "shred", "--key", "acme"), code=1)  # not due: refused
     assert "names a key" in one_line_error(run("jobs", "run", "rewrap"))
     assert "at least one service" in one_line_error(run("jobs", "run", "backfill", "acme"))

@@ -6,9 +6,15 @@
   customer key (``--disable``: back to the platform key);
 - ``jobs run shred --key KEY``: crypto-shred a key whose destruction is due, scope key by scope
   key, then destroy it;
-- ``jobs resume JOB`` continues an interrupted job; ``jobs status [JOB]`` shows progress.
+- ``jobs run rekey ORG [--service S] [--scope SCOPE] [--scope-key HEX] [--keep-old]``:
+  re-encrypt the org's stored assets under fresh scope keys (blob by blob, atomically), then
+  shred the old scope keys (unless ``--keep-old``);
+- ``jobs resume JOB`` continues an interrupted job (run it from several processes to share the
+  work); ``jobs status [JOB]`` shows progress.
 
-Rewrap and backfill touch no content. Progress bars go to stderr, so ``--json`` stays clean.
+Rewrap and backfill touch no content; where the asset store holds content of a scope key, a
+backfill moves it only if the policy now calls for it for at least one of its assets. Progress
+bars go to stderr, so ``--json`` stays clean.
 """
 
 from __future__ import annotations
@@ -30,12 +36,26 @@ from ownkey.cli._common import (
 )
 
 if TYPE_CHECKING:
-    from ownkey.service import Runtime
+    from ownkey.service import JobRunner, Runtime
     from ownkey.storage import JobStatus
 
 __all__ = ["job_json", "jobs_app", "run_with_progress"]
 
-jobs_app = typer.Typer(help="Run and follow re-wrap and backfill jobs.", no_args_is_help=True)
+jobs_app = typer.Typer(
+    help="Run and follow re-wrap, backfill, rekey and shred jobs.", no_args_is_help=True
+)
+KINDS = ("rewrap", "backfill", "rekey", "shred")
+
+
+def _runner(rt: Runtime) -> JobRunner:
+    """The runtime's job runner with the asset store: rekey jobs need it, backfill jobs pick
+    scope keys from the stored content with it."""
+    from ownkey.service import AssetService
+    from ownkey.storage import AssetStore, blob_store_from_env
+
+    runner = rt.job_runner
+    runner.assets = AssetService(rt.protector, AssetStore(rt.database, blob_store_from_env(rt.env)))
+    return runner
 
 
 def job_json(job: JobStatus) -> dict[str, Any]:
@@ -54,20 +74,22 @@ def job_json(job: JobStatus) -> dict[str, Any]:
 
 def run_with_progress(rt: Runtime, job: JobStatus, *, quiet: bool = False) -> JobStatus:
     """Run a job to the end with a progress bar on stderr (none when ``quiet``)."""
+    rt.admin  # noqa: B018 - decide on fresh key records and rules, as Runtime.run_job does
+    runner = _runner(rt)
     if quiet or job.total == 0:
-        return rt.run_job(job.job_id)
+        return runner.run(job.job_id)
     label = f"{job.kind} {job.org or job.params.get('key', '')}".strip()
     with Progress(
         TextColumn(label),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("scope keys"),
+        TextColumn("items" if job.kind == "rekey" else "scope keys"),
         TimeElapsedColumn(),
         console=progress_console(),
         transient=False,
     ) as bar:
         task = bar.add_task(label, total=job.total, completed=job.done + job.failed)
-        return rt.run_job(
+        return runner.run(
             job.job_id,
             progress=lambda status: bar.update(task, completed=status.done + status.failed),
         )
@@ -76,10 +98,13 @@ def run_with_progress(rt: Runtime, job: JobStatus, *, quiet: bool = False) -> Jo
 def _report(job: JobStatus, as_json: bool) -> None:
     def human(out: Any) -> None:
         colour = "green" if job.state == "done" else "red" if job.state == "failed" else "yellow"
+        unit = "items" if job.kind == "rekey" else "scope keys"
         out.print(
             f"job {job.job_id} ({job.kind}): [{colour}]{job.state}[/], "
-            f"{job.done}/{job.total} scope keys done, {job.failed} failed"
+            f"{job.done}/{job.total} {unit} done, {job.failed} failed"
         )
+        if job.error:
+            out.print(f"  {job.error}")
 
     show(job_json(job), as_json, human)
     if job.state == "failed":
@@ -88,30 +113,73 @@ def _report(job: JobStatus, as_json: bool) -> None:
 
 @jobs_app.command("run")
 def run(
-    kind: Annotated[str, typer.Argument(help="rewrap, backfill or shred.")],
-    org: Annotated[str | None, typer.Argument(help="The org (backfill).")] = None,
+    kind: Annotated[str, typer.Argument(help="rewrap, backfill, rekey or shred.")],
+    org: Annotated[str | None, typer.Argument(help="The org (backfill, rekey).")] = None,
     key: Annotated[str | None, typer.Option(help="The key (rewrap, shred).")] = None,
     service: Annotated[
-        list[str] | None, typer.Option("--service", help="Service IDs to backfill (repeatable).")
+        list[str] | None,
+        typer.Option("--service", help="Service IDs to backfill or rekey (repeatable)."),
     ] = None,
     disable: Annotated[
         bool, typer.Option("--disable", help="Backfill back to the platform key.")
     ] = False,
+    scope: Annotated[str | None, typer.Option(help="Rekey only this scope.")] = None,
+    scope_key: Annotated[
+        str | None, typer.Option("--scope-key", help="Rekey only this scope key (hex id).")
+    ] = None,
+    keep_old: Annotated[
+        bool, typer.Option("--keep-old", help="Rekey without shredding the old scope keys.")
+    ] = False,
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Create a job and run it to the end (a progress bar on stderr)."""
-    if kind not in ("rewrap", "backfill", "shred"):
-        fail(f"KIND: rewrap, backfill or shred, not {kind!r}")
+    if kind not in KINDS:
+        fail(f"KIND: one of {', '.join(KINDS)}, not {kind!r}")
+    services = split_csv(service)
     with runtime() as rt:
-        job = rt.create_job(
-            kind,
-            key=None if key is None else key_ref(key),
-            org=org,
-            services=split_csv(service),
-            enable=not disable,
-        )
+        if kind == "rekey":
+            job = _create_rekey(rt, org, services, scope, scope_key, keep_old)
+        elif kind == "backfill" and org is not None and services:
+            rt.org(org)  # NotFound for an unknown org, as create_job says
+            job = _runner(rt).backfill(org, services, enable=not disable)
+        else:
+            job = rt.create_job(
+                kind,
+                key=None if key is None else key_ref(key),
+                org=org,
+                services=services,
+                enable=not disable,
+            )
         job = run_with_progress(rt, job, quiet=as_json)
     _report(job, as_json)
+
+
+def _create_rekey(
+    rt: Runtime,
+    org: str | None,
+    services: list[str],
+    scope: str | None,
+    scope_key: str | None,
+    keep_old: bool,
+) -> JobStatus:
+    if org is None:
+        fail("ORG: a rekey job names an org")
+    if len(services) > 1:
+        fail("--service: a rekey job takes at most one service")
+    key_id = None
+    if scope_key is not None:
+        try:
+            key_id = bytes.fromhex(scope_key)
+        except ValueError:
+            fail(f"--scope-key: not a hex scope key id: {scope_key!r}")
+    rt.org(org)
+    return _runner(rt).rekey(
+        org,
+        service_id=services[0] if services else None,
+        scope=scope,
+        scope_key_id=key_id,
+        shred_old=not keep_old,
+    )
 
 
 @jobs_app.command("resume")
