@@ -332,13 +332,22 @@ class _S3Writer(BlobWriter):
 class S3RangeReader(io.RawIOBase):
     """A seekable reader of one S3 object over ranged ``GET`` s.
 
-    Each read that misses the buffered block fetches ``max(len(buffer), block)`` bytes from the
-    current position with one ``GET Range``; seeking is free. ``open_range_into`` thus fetches the
-    header, the final segment and the segments that cover the range, nothing else.
+    Each read that misses the buffered ranges fetches ``max(len(buffer), block)`` bytes from the
+    current position with one ``GET Range``; seeking is free. The last ``keep`` ranges fetched
+    stay buffered, so the header and the final segment, which every ranged open re-reads, are
+    fetched once. ``open_range_into`` thus fetches the header, the final segment and the segments
+    that cover the range, nothing else.
     """
 
     def __init__(
-        self, client: Any, bucket: str, name: str, size: int, *, block: int = 1 << 20
+        self,
+        client: Any,
+        bucket: str,
+        name: str,
+        size: int,
+        *,
+        block: int = 1 << 20,
+        keep: int = 4,
     ) -> None:
         super().__init__()
         self._client = client
@@ -346,9 +355,9 @@ class S3RangeReader(io.RawIOBase):
         self._name = name
         self._size = size
         self._block_size = block
+        self._keep = keep
         self._position = 0
-        self._cached_at = 0
-        self._cached = b""
+        self._ranges: list[tuple[int, bytes]] = []  # most recently used last
         #: How many GETs this reader made (for tests and metrics).
         self.requests = 0
 
@@ -395,15 +404,20 @@ class S3RangeReader(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         if self._position >= self._size or not len(view):
             return 0
-        offset = self._position - self._cached_at
-        if not 0 <= offset < len(self._cached):
-            self._cached_at = self._position
-            self._cached = self._fetch(self._position, max(len(view), self._block_size))
-            offset = 0
-            if not self._cached:
+        for index, (start, data) in enumerate(self._ranges):
+            if start <= self._position < start + len(data):
+                self._ranges.append(self._ranges.pop(index))
+                break
+        else:
+            start = self._position
+            data = self._fetch(start, max(len(view), self._block_size))
+            if not data:
                 return 0
-        count = min(len(view), len(self._cached) - offset)
-        view[:count] = self._cached[offset : offset + count]
+            self._ranges.append((start, data))
+            del self._ranges[: -self._keep]
+        offset = self._position - start
+        count = min(len(view), len(data) - offset)
+        view[:count] = data[offset : offset + count]
         self._position += count
         return count
 
