@@ -60,7 +60,7 @@ def crash_and_resume(url: str) -> None:
     kills, progress = 0, []
     # Kill points spread over the whole job: when progress passes a random target, plus a
     # random delay, so the kill lands anywhere in a batch (mid-step, mid-commit, between).
-    targets = sorted(rng.sample(range(N * 9 // 10), KILLS))
+    targets = sorted(rng.sample(range(N * 3 // 4), KILLS))  # room left: a loaded machine polls late
     while kills < KILLS:
         worker = _worker(url, job_id)
         assert worker.stdout is not None
