@@ -86,7 +86,8 @@ class RevocationRule:
 class RevocationPreview:
     """What a rule would deny if it were added now: scope keys by service ID (RV-4).
 
-    Assets and bytes are counted once an asset store exists; until then only scope keys are.
+    The key layer counts scope keys; ``service.AssetService.preview`` adds the stored assets
+    and their bytes by service.
     """
 
     rule: RevocationRule
