@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from tests.jobs._crash import announce_target
 from tests.jobs._rig import make_node
 
 
@@ -16,6 +17,7 @@ def main() -> None:
     url, home, job_id = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     node = make_node(url, home, migrate=False)
     print("ready", flush=True)
+    announce_target(lambda: node.jobs.status(job_id).done)
     status = node.runner.run(job_id, batch=int(sys.argv[4]) if len(sys.argv) > 4 else 20)
     print(f"finished {status.state} {status.done}/{status.total}", flush=True)
 

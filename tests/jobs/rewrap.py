@@ -15,6 +15,7 @@ from ownkey.keys._records import ScopeKeyRecord, Wrap, wrap_context
 from ownkey.keys._refs import KeyRef
 from ownkey.storage import Database, SqlScopeKeyStore
 from ownkey.storage._jobs import JobStore
+from tests.jobs._crash import announce_target
 
 ACME = KeyRef.customer("acme")
 
@@ -61,6 +62,7 @@ def main() -> None:
     jobs = JobStore(database)
     step = make_step(SqlScopeKeyStore(database))
     print("ready", flush=True)
+    announce_target(lambda: jobs.status(job_id).done)
     status = jobs.run(job_id, step, limit=50)
     print(f"finished {status.state} {status.done}/{status.total}", flush=True)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from ownkey.keys._records import ScopeKeyRecord, Selector
 from ownkey.storage import Database, SqlScopeKeyStore
 from ownkey.storage._jobs import JobStore
+from tests.jobs._crash import TARGET_ENV, kill_at_target
 from tests.jobs.rewrap import master, share_of, unwrap, wrap
 
 N = 10_000
@@ -40,14 +40,18 @@ def _seed(database: Database) -> str:
     )
 
 
-def _worker(url: str, job_id: str) -> subprocess.Popen[str]:
+def _worker(url: str, job_id: str, target: int = -1) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.jobs.rewrap", url, job_id],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + str(ROOT)},
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT / "src") + os.pathsep + str(ROOT),
+            TARGET_ENV: str(target),
+        },
     )
 
 
@@ -62,18 +66,7 @@ def crash_and_resume(url: str) -> None:
     # random delay, so the kill lands anywhere in a batch (mid-step, mid-commit, between).
     targets = sorted(rng.sample(range(N * 3 // 4), KILLS))  # room left: a loaded machine polls late
     while kills < KILLS:
-        worker = _worker(url, job_id)
-        assert worker.stdout is not None
-        assert worker.stdout.readline().strip() == "ready", worker.stderr
-        deadline = time.monotonic() + 20
-        while jobs.status(job_id).done < targets[kills] and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.0, 0.05))
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=30)
-        worker.stdout.close()
-        assert worker.stderr is not None
-        worker.stderr.close()
+        kill_at_target(_worker(url, job_id, targets[kills]), rng)
         status = jobs.status(job_id)
         progress.append(status.done)
         kills += 1

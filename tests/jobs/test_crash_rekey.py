@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from tests.jobs._crash import TARGET_ENV, kill_at_target
 from tests.jobs._rig import make_node
 from tests.service._helpers import chat, single
 
@@ -39,14 +39,18 @@ def request(i: int) -> dict[str, object]:
     return single("0001", "video", scope=f"meeting-{i % SCOPES}", asset_id=f"a{i:05}")
 
 
-def _worker(url: str, home: Path, job_id: str) -> subprocess.Popen[str]:
+def _worker(url: str, home: Path, job_id: str, target: int = -1) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.jobs.rekey_worker", url, str(home), job_id],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + str(ROOT)},
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT / "src") + os.pathsep + str(ROOT),
+            TARGET_ENV: str(target),
+        },
     )
 
 
@@ -67,18 +71,7 @@ def crash_and_resume(url: str, home: Path) -> None:
     progress: list[int] = []
     started = time.perf_counter()
     for target in targets:
-        worker = _worker(url, home, job.job_id)
-        assert worker.stdout is not None
-        assert worker.stdout.readline().strip() == "ready", worker.stderr
-        deadline = time.monotonic() + 20
-        while node.jobs.status(job.job_id).done < target and time.monotonic() < deadline:
-            time.sleep(0.005)
-        time.sleep(rng.uniform(0.0, 0.05))
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=30)
-        worker.stdout.close()
-        assert worker.stderr is not None
-        worker.stderr.close()
+        kill_at_target(_worker(url, home, job.job_id, target), rng)
         status = node.jobs.status(job.job_id)
         progress.append(status.done)
         assert not status.finished, "the job finished before 20 kills: slow the killer down"
