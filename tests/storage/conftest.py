@@ -1,8 +1,4 @@
-"""Databases for the storage tests: a SQLite file per test, and a real PostgreSQL server.
-
-The PostgreSQL server (ownkey.testing.postgres) starts once per session and stops at its end;
-if it cannot start, the PostgreSQL tests fail rather than skip.
-"""
+"""Blob stores for the storage tests (the databases come from tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -13,46 +9,7 @@ from typing import Any
 
 import pytest
 
-from ownkey.storage import BlobStore, Database, DirectoryBlobStore, S3BlobStore
-from ownkey.testing import postgres
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    url = postgres.acquire()
-    try:
-        yield url
-    finally:
-        postgres.release()
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'ownkey.db'}"
-
-
-@pytest.fixture
-def postgres_url(postgres_server: str) -> Iterator[str]:
-    url = postgres.create_database(postgres_server)
-    try:
-        yield url
-    finally:
-        postgres.drop_database(url)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> str:
-    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
-    return str(request.getfixturevalue(name))
-
-
-@pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    db = Database.open(database_url)
-    try:
-        yield db
-    finally:
-        db.close()
+from ownkey.storage import BlobStore, DirectoryBlobStore, S3BlobStore
 
 
 @pytest.fixture(scope="session")
