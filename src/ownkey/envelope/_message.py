@@ -98,7 +98,18 @@ class MessageCipher:
     key layer to move to a fresh scope key.
     """
 
-    __slots__ = ("_aead", "_commitment", "_header_len", "_nonces", "_prefix", "_uses", "use_limit")
+    __slots__ = (
+        "_aead",
+        "_commitment",
+        "_header_len",
+        "_max_len",
+        "_min_len",
+        "_nonce_end",
+        "_nonces",
+        "_prefix",
+        "_uses",
+        "use_limit",
+    )
 
     def __init__(
         self,
@@ -116,7 +127,10 @@ class MessageCipher:
         self._aead = Aes256Gcm(okm[:AES_KEY_BYTES])
         self._commitment = okm[AES_KEY_BYTES:]
         self._prefix = key_id_prefix(SUITE_MESSAGE, key.key_id)
-        self._header_len = len(self._prefix) + GCM_NONCE_BYTES + COMMITMENT_BYTES
+        self._nonce_end = len(self._prefix) + GCM_NONCE_BYTES
+        self._header_len = self._nonce_end + COMMITMENT_BYTES
+        self._min_len = self._header_len + GCM_TAG_BYTES
+        self._max_len = self._min_len + MAX_MESSAGE_BYTES
         self._nonces = _NoncePool(random)
         self._uses = 0
         self.use_limit = use_limit
@@ -147,19 +161,15 @@ class MessageCipher:
         """
         header_len = self._header_len
         if (
-            len(envelope) < header_len + GCM_TAG_BYTES
-            or len(envelope) > header_len + GCM_TAG_BYTES + MAX_MESSAGE_BYTES
+            not self._min_len <= len(envelope) <= self._max_len
             or not envelope.startswith(self._prefix)
+            or not constant_time_equal(envelope[self._nonce_end : header_len], self._commitment)
         ):
             raise InvalidCiphertext()
-        nonce_end = len(self._prefix) + GCM_NONCE_BYTES
-        if not constant_time_equal(envelope[nonce_end:header_len], self._commitment):
-            raise InvalidCiphertext()
-        header = envelope[:header_len]
         return self._aead.decrypt(
-            envelope[len(self._prefix) : nonce_end],
+            envelope[len(self._prefix) : self._nonce_end],
             memoryview(envelope)[header_len:],
-            header + context_bytes(context),
+            envelope[:header_len] + context_bytes(context),
         )
 
 

@@ -92,9 +92,9 @@ def hkdf_sha256(ikm: bytes, *, salt: bytes | None, info: bytes, length: int) -> 
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
 
 
-def constant_time_equal(a: bytes, b: bytes) -> bool:
-    """Compare two byte strings in time independent of where they differ."""
-    return hmac.compare_digest(a, b)
+#: Compare two byte strings in time independent of where they differ (the stdlib's C routine,
+#: bound directly: it sits on the hot path of every open).
+constant_time_equal = hmac.compare_digest
 
 
 def sha256(data: bytes) -> bytes:
