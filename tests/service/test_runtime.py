@@ -414,6 +414,61 @@ def test_backfill_job_moves_existing_scope_keys_to_the_customer_key(runtime: Run
     assert [j.job_id for j in runtime.list_jobs("acme")] == [job.job_id]
 
 
+def test_one_asset_service_per_runtime_under_the_home(runtime: Runtime, home: Path) -> None:
+    assets = runtime.assets
+    assert runtime.assets is assets
+    assert runtime.job_runner.assets is assets
+    assert assets.protector is runtime.protector
+    setup_acme(runtime)
+    runtime.assets.put_asset(recording(), b"r" * 40_000)  # a blob, not an inline row
+    assert any(path.is_file() for path in (home / "objects").rglob("*"))
+    assert runtime.assets.get_asset("rec-1") == b"r" * 40_000
+
+
+def test_backfill_job_follows_the_stored_content(runtime: Runtime) -> None:
+    """create_job (the API, ``org set``) is asset-aware: al is unlicensed, so his recording's
+    scope key stays on the platform key when 0001 is enabled; ann's moves."""
+    setup_acme(runtime)
+    runtime.update_org("acme", disable=["0001"])
+    ann = dict(recording(ANN), scope="user:ann", asset_id="ann-1")
+    al = dict(recording(AL), scope="user:al", asset_id="al-1")
+    runtime.assets.put_asset(ann, b"ann")
+    runtime.assets.put_asset(al, b"al")
+    update = runtime.update_org("acme", enable=["0001"])
+    job = runtime.create_job("backfill", org="acme", services=update.now_customer)
+    assert (job.total, job.params["skipped_by_policy"]) == (1, 1)
+    assert runtime.run_job(job.job_id).state == "done"
+    store = runtime.assets.store
+    keys = {a: runtime.admin.scope_key(store.get(a).scope_key_id).keys for a in ("ann-1", "al-1")}
+    assert keys == {"ann-1": (KeyRef.customer("acme"),), "al-1": (KeyRef.platform(),)}
+    assert runtime.assets.get_asset("ann-1") == b"ann"
+
+
+def test_rekey_job_through_the_runtime(runtime: Runtime) -> None:
+    setup_acme(runtime)
+    data = {f"r{n}": bytes([n]) * (3000 + 20_000 * n) for n in range(3)}
+    for asset_id, payload in data.items():
+        runtime.assets.put_asset(dict(recording(), asset_id=asset_id), payload)
+    old = {runtime.assets.record(a).scope_key_id for a in data}
+    job = runtime.create_job("rekey", org="acme", services=["0001"])
+    assert (job.kind, job.total) == ("rekey", len(data) + len(old))
+    status = runtime.run_job(job.job_id)
+    assert (status.state, status.done) == ("done", job.total)
+    for asset_id, payload in data.items():
+        assert runtime.assets.record(asset_id).scope_key_id not in old
+        assert runtime.assets.get_asset(asset_id) == payload
+    assert all(runtime.admin.scope_key(key_id).shredded for key_id in old)
+    kept = runtime.create_job("rekey", org="acme", scope="meeting-1", shred_old=False)
+    assert runtime.run_job(kept.job_id).state == "done"
+    assert kept.params["shred_old"] is False
+    with pytest.raises(PolicyError, match="at most one service"):
+        runtime.create_job("rekey", org="acme", services=["0001", "0008"])
+    with pytest.raises(PolicyError, match="names an org"):
+        runtime.create_job("rekey")
+    with pytest.raises(NotFound):
+        runtime.create_job("rekey", org="initech")
+
+
 def test_rewrap_job_after_rotation(runtime: Runtime) -> None:
     setup_acme(runtime)
     sealed = runtime.protector.seal(chat(), b"m")

@@ -30,8 +30,8 @@ from ownkey.api._problems import (
     problem_schema,
 )
 from ownkey.api._state import ApiState
-from ownkey.service import AssetService, BackgroundJobs, NodeSync, Objects, Runtime
-from ownkey.storage import AssetStore, TokenStore, blob_store_from_env
+from ownkey.service import BackgroundJobs, NodeSync, Objects, Runtime
+from ownkey.storage import TokenStore
 
 __all__ = ["create_app"]
 
@@ -127,18 +127,16 @@ def create_app(
     runtime: Runtime,
     *,
     tokens: TokenStore | None = None,
-    objects: Objects | None = None,
     node_sync: bool = False,
 ) -> FastAPI:
     """The REST API over ``runtime`` (which the caller opens and closes).
 
-    ``objects`` defaults to the asset store of the runtime's database and environment
-    (``OWNKEY_BLOB_DIR``, S3, or ``$OWNKEY_HOME/objects``); ``node_sync`` follows other nodes'
-    changes while the app runs.
+    Objects, revocation previews and jobs all use the runtime's one asset service
+    (``runtime.assets``: ``OWNKEY_BLOB_DIR``, S3, or ``$OWNKEY_HOME/objects``), built here so
+    that a misconfigured blob store fails at start; ``node_sync`` follows other nodes' changes
+    while the app runs.
     """
-    if objects is None:
-        store = AssetStore(runtime.database, blob_store_from_env(runtime.env))
-        objects = Objects(AssetService(runtime.protector, store))
+    objects = Objects(runtime.assets)
     metrics = Metrics(runtime.protector.admin.cache_report)
     jobs = BackgroundJobs(runtime)
     state = ApiState(

@@ -36,7 +36,7 @@ from ownkey.cli._common import (
 )
 
 if TYPE_CHECKING:
-    from ownkey.service import JobRunner, Runtime
+    from ownkey.service import Runtime
     from ownkey.storage import JobStatus
 
 __all__ = ["job_json", "jobs_app", "run_with_progress"]
@@ -45,17 +45,6 @@ jobs_app = typer.Typer(
     help="Run and follow re-wrap, backfill, rekey and shred jobs.", no_args_is_help=True
 )
 KINDS = ("rewrap", "backfill", "rekey", "shred")
-
-
-def _runner(rt: Runtime) -> JobRunner:
-    """The runtime's job runner with the asset store: rekey jobs need it, backfill jobs pick
-    scope keys from the stored content with it."""
-    from ownkey.service import AssetService
-    from ownkey.storage import AssetStore, blob_store_from_env
-
-    runner = rt.job_runner
-    runner.assets = AssetService(rt.protector, AssetStore(rt.database, blob_store_from_env(rt.env)))
-    return runner
 
 
 def job_json(job: JobStatus) -> dict[str, Any]:
@@ -74,10 +63,8 @@ def job_json(job: JobStatus) -> dict[str, Any]:
 
 def run_with_progress(rt: Runtime, job: JobStatus, *, quiet: bool = False) -> JobStatus:
     """Run a job to the end with a progress bar on stderr (none when ``quiet``)."""
-    rt.admin  # noqa: B018 - decide on fresh key records and rules, as Runtime.run_job does
-    runner = _runner(rt)
     if quiet or job.total == 0:
-        return runner.run(job.job_id)
+        return rt.run_job(job.job_id)
     label = f"{job.kind} {job.org or job.params.get('key', '')}".strip()
     with Progress(
         TextColumn(label),
@@ -89,7 +76,7 @@ def run_with_progress(rt: Runtime, job: JobStatus, *, quiet: bool = False) -> Jo
         transient=False,
     ) as bar:
         task = bar.add_task(label, total=job.total, completed=job.done + job.failed)
-        return runner.run(
+        return rt.run_job(
             job.job_id,
             progress=lambda status: bar.update(task, completed=status.done + status.failed),
         )
@@ -136,50 +123,30 @@ def run(
     if kind not in KINDS:
         fail(f"KIND: one of {', '.join(KINDS)}, not {kind!r}")
     services = split_csv(service)
+    key_id = None
+    if kind == "rekey":
+        if org is None:
+            fail("ORG: a rekey job names an org")
+        if len(services) > 1:
+            fail("--service: a rekey job takes at most one service")
+        if scope_key is not None:
+            try:
+                key_id = bytes.fromhex(scope_key)
+            except ValueError:
+                fail(f"--scope-key: not a hex scope key id: {scope_key!r}")
     with runtime() as rt:
-        if kind == "rekey":
-            job = _create_rekey(rt, org, services, scope, scope_key, keep_old)
-        elif kind == "backfill" and org is not None and services:
-            rt.org(org)  # NotFound for an unknown org, as create_job says
-            job = _runner(rt).backfill(org, services, enable=not disable)
-        else:
-            job = rt.create_job(
-                kind,
-                key=None if key is None else key_ref(key),
-                org=org,
-                services=services,
-                enable=not disable,
-            )
+        job = rt.create_job(
+            kind,
+            key=None if key is None else key_ref(key),
+            org=org,
+            services=services,
+            enable=not disable,
+            scope=scope,
+            scope_key_id=key_id,
+            shred_old=not keep_old,
+        )
         job = run_with_progress(rt, job, quiet=as_json)
     _report(job, as_json)
-
-
-def _create_rekey(
-    rt: Runtime,
-    org: str | None,
-    services: list[str],
-    scope: str | None,
-    scope_key: str | None,
-    keep_old: bool,
-) -> JobStatus:
-    if org is None:
-        fail("ORG: a rekey job names an org")
-    if len(services) > 1:
-        fail("--service: a rekey job takes at most one service")
-    key_id = None
-    if scope_key is not None:
-        try:
-            key_id = bytes.fromhex(scope_key)
-        except ValueError:
-            fail(f"--scope-key: not a hex scope key id: {scope_key!r}")
-    rt.org(org)
-    return _runner(rt).rekey(
-        org,
-        service_id=services[0] if services else None,
-        scope=scope,
-        scope_key_id=key_id,
-        shred_old=not keep_old,
-    )
 
 
 @jobs_app.command("resume")

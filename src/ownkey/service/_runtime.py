@@ -10,7 +10,11 @@
   read from this process's environment), each built on first use;
 - the :class:`~ownkey.storage.SqlAuditSink` (per-org hash chains, signed checkpoints);
 - the :class:`OrgDirectory`: org settings and licensed users, cached per org by revision;
-- the :class:`~ownkey.service.Protector`, whose policy reads ``orgs`` from that directory.
+- the :class:`~ownkey.service.Protector`, whose policy reads ``orgs`` from that directory;
+- the :class:`~ownkey.service.AssetService` (``runtime.assets``) over the asset store of this
+  database and environment (blobs in ``OWNKEY_BLOB_DIR``, S3 with ``OWNKEY_S3_BUCKET``, or
+  ``$OWNKEY_HOME/objects``), built on first use: one per runtime, shared by the API's objects,
+  the revocation preview and the jobs (:attr:`Runtime.job_runner` is asset-aware).
 
 Data plane: ``runtime.protector`` (``seal``, ``open``, the stream and range variants) takes a
 request with the *asset* part only (``asset``, ``scope``, ``asset_id``); the runtime's policy fills
@@ -50,6 +54,7 @@ from ownkey.keys import (
 from ownkey.policy import PolicyRequest, ProtectionPlan
 from ownkey.providers import LocalKeyStoreProvider, build_provider, provider_settings
 from ownkey.service._admin import Administration
+from ownkey.service._assets import AssetService
 from ownkey.service._caching import CachedKeyRegistry, CachedRuleStore
 from ownkey.service._coverage import Coverage, ServiceCoverage, coverage_of, customer_services
 from ownkey.service._directory import (
@@ -69,6 +74,7 @@ from ownkey.service._protector import Protector
 from ownkey.service._request import policy_part
 from ownkey.service._settings import ProtectorSettings
 from ownkey.storage import (
+    AssetStore,
     AuditLog,
     AuditSigningKey,
     Database,
@@ -79,6 +85,7 @@ from ownkey.storage import (
     SqlOrgDirectory,
     SqlRuleStore,
     SqlScopeKeyStore,
+    blob_store_from_env,
     database_url,
     ownkey_home,
 )
@@ -190,6 +197,8 @@ class Runtime:
         self._registry = registry
         self._rules = rules
         self._policy = DirectoryPolicy(directory)
+        self._assets: AssetService | None = None
+        self._assets_lock = threading.Lock()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -339,6 +348,22 @@ class Runtime:
     @property
     def audit_log(self) -> AuditLog:
         return AuditLog(self.database)
+
+    @property
+    def assets(self) -> AssetService:
+        """The deployment's stored assets: seal into, open from, rekey within and preview the
+        asset store (metadata in this database, blobs per ``blob_store_from_env``).
+
+        Built on first use (a command that stores nothing needs no S3 client), then the same
+        object for the life of the runtime."""
+        found = self._assets
+        if found is not None:
+            return found
+        with self._assets_lock:
+            if self._assets is None:
+                store = AssetStore(self.database, blob_store_from_env(self.env))
+                self._assets = AssetService(self.protector, store)
+            return self._assets
 
     # -- data plane ------------------------------------------------------------------------------
 
@@ -602,8 +627,9 @@ class Runtime:
 
     @property
     def job_runner(self) -> JobRunner:
-        """The runner of rewrap, backfill and shred jobs (:mod:`ownkey.service._jobs`)."""
-        return JobRunner(self.protector, self.jobs, clock=self._deps.clock)
+        """The runner of rewrap, backfill, rekey and shred jobs (:mod:`ownkey.service._jobs`),
+        with :attr:`assets`: backfills pick scope keys by the stored content, rekeys run."""
+        return JobRunner(self.protector, self.jobs, self.assets, clock=self._deps.clock)
 
     def create_job(
         self,
@@ -613,12 +639,20 @@ class Runtime:
         org: str | None = None,
         services: Collection[str] = (),
         enable: bool = True,
+        scope: str | None = None,
+        scope_key_id: bytes | None = None,
+        shred_old: bool = True,
     ) -> JobStatus:
-        """A resumable job over scope keys, stored with one item per scope key:
+        """A resumable job, stored with all its items (:mod:`ownkey.service._jobs`):
 
         - ``rewrap`` (``key``): re-wrap every scope key under an older version of the key;
         - ``backfill`` (``org``, ``services``, ``enable``): move the org's scope keys of those
           services from the platform key to its customer key (or back when ``enable`` is False);
+          where the asset store holds content under a scope key, only if the policy now calls
+          for the move for at least one of its assets;
+        - ``rekey`` (``org``, at most one of ``services``, ``scope``, ``scope_key_id``,
+          ``shred_old``): re-encrypt the org's stored assets under fresh scope keys, then shred
+          the old scope keys (unless ``shred_old`` is False);
         - ``shred`` (``key``): crypto-shred a key whose destruction is due, scope key by scope
           key, then destroy it.
         """
@@ -636,7 +670,23 @@ class Runtime:
             if not service_ids:
                 raise PolicyError("services", "a backfill job names at least one service")
             return runner.backfill(org, service_ids, enable=enable)
-        raise PolicyError("kind", f"unknown job kind {kind!r}; one of rewrap, backfill, shred")
+        if kind == "rekey":
+            if org is None:
+                raise PolicyError("org", "a rekey job names an org")
+            service_ids = check_service_ids(services)
+            if len(service_ids) > 1:
+                raise PolicyError("services", "a rekey job takes at most one service")
+            self._check_org(org)
+            return runner.rekey(
+                org,
+                service_id=service_ids[0] if service_ids else None,
+                scope=scope,
+                scope_key_id=scope_key_id,
+                shred_old=shred_old,
+            )
+        raise PolicyError(
+            "kind", f"unknown job kind {kind!r}; one of rewrap, backfill, rekey, shred"
+        )
 
     def run_job(
         self,
