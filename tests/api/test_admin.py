@@ -3,12 +3,13 @@ the existence of org B's objects (404, the same answer as for an org that does n
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import pytest
 
-from tests.api.conftest import ANN, BO, Api, chat
+from tests.api.conftest import ANN, BO, Api, chat, recording
 
 
 def test_settings_read_and_change(api: Api) -> None:
@@ -99,12 +100,36 @@ def test_key_lifecycle(api: Api) -> None:
 def test_revocations_with_preview(api: Api) -> None:
     for scope in ("chat-1", "chat-2"):
         api.client.post("/v1/seal", json={"request": chat(scope), "data": ""}, headers=api.platform)
+    recorded = recording()
+    header = json.dumps({"asset": recorded["asset"], "scope": recorded["scope"]})
+    for asset_id, size in (("rec-1", 100_000), ("rec-2", 2_500)):
+        put = api.client.put(
+            f"/v1/objects/{asset_id}",
+            content=b"r" * size,
+            headers={**api.platform, "Ownkey-Request": header},
+        )
+        assert put.status_code == 201, put.text
     preview = api.client.post(
         "/v1/orgs/acme/revocations/preview", json={"scope": "chat-1"}, headers=api.acme
     ).json()
-    assert preview == {"scope_keys": 1, "scope_keys_by_service": {"0008": 1}}
+    assert preview == {
+        "scope_keys": 1,
+        "scope_keys_by_service": {"0008": 1},
+        "assets": 0,  # sealed by /v1/seal: the platform keeps them, not the asset store
+        "assets_by_service": {"0008": 0},
+        "bytes": 0,
+        "bytes_by_service": {"0008": 0},
+    }
     whole = api.client.post("/v1/orgs/acme/revocations/preview", json={}, headers=api.acme).json()
-    assert whole["scope_keys"] == 2
+    assert (whole["scope_keys"], whole["assets"], whole["bytes"]) == (3, 2, 102_500)
+    assert whole["scope_keys_by_service"] == {"0001": 1, "0008": 2}
+    assert whole["assets_by_service"] == {"0001": 2, "0008": 0}
+    assert whole["bytes_by_service"] == {"0001": 102_500, "0008": 0}
+    objects = api.client.post(
+        "/v1/orgs/acme/revocations/preview", json={"service_id": "0001"}, headers=api.acme
+    ).json()
+    assert (objects["scope_keys"], objects["assets"]) == (1, 2)
+    assert api.client.get("/v1/objects/rec-2", headers=api.platform).content == b"r" * 2_500
     window = api.client.post(
         "/v1/orgs/acme/revocations", json={"since": 10, "until": 5}, headers=api.acme
     )

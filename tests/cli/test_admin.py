@@ -274,10 +274,20 @@ def test_revoke_preview_add_list_lift(acme: Path, runtime: Runtime) -> None:
     from ownkey.errors import AccessDenied
 
     sealed = runtime.protector.seal(recording(), b"content")
+    runtime.assets.put_asset(dict(recording(), asset_id="rec-2"), b"x" * 50_000)
+    runtime.assets.put_asset(dict(recording(), asset_id="rec-3"), b"y" * 10)
     preview = js("revoke", "preview", "acme", "--service", "0001")
-    assert preview["scope_keys"] == 1
+    assert (preview["scope_keys"], preview["assets"], preview["bytes"]) == (1, 2, 50_010)
     assert preview["scope_keys_by_service"] == {"0001": 1}
-    assert "nothing was changed" in ok("revoke", "preview", "acme", "--scope", "meeting-1").stdout
+    assert preview["assets_by_service"] == {"0001": 2}
+    assert preview["bytes_by_service"] == {"0001": 50_010}
+    assert preview["rule"]["service_id"] == "0001"
+    assert js("revoke", "preview", "acme", "--scope", "elsewhere")["scope_keys_by_service"] == {}
+    human = ok("revoke", "preview", "acme", "--scope", "meeting-1").stdout
+    assert "1 scope keys, 2 stored assets (50010 bytes) in all; nothing was changed" in human
+    rows = [line.replace("│", " ").split() for line in human.splitlines()]
+    assert ["0001", "1", "2", "50010"] in rows
+    assert "no org 'globex'" in one_line_error(run("revoke", "preview", "globex"))
     rule = js("revoke", "add", "acme", "--service", "0001", "--scope", "meeting-1", "--note", "x")
     assert rule["rule_id"].startswith("r-")
     runtime.invalidate()

@@ -469,6 +469,24 @@ def test_rekey_job_through_the_runtime(runtime: Runtime) -> None:
         runtime.create_job("rekey", org="initech")
 
 
+def test_preview_counts_stored_assets_and_bytes(runtime: Runtime) -> None:
+    setup_acme(runtime)
+    runtime.assets.put_asset(recording(), b"r" * 70_000)
+    runtime.assets.put_asset(chat("chat-1", "m1"), b"hi")
+    runtime.protector.seal(chat("chat-2", "m2"), b"kept by the platform")
+    preview = runtime.preview(RevocationRule(org="acme"))
+    assert preview.scope_keys_by_service == {"0001": 1, "0008": 2}
+    assert (preview.assets_by_service, preview.bytes_by_service) == (
+        {"0001": 1, "0008": 1},
+        {"0001": 70_000, "0008": 2},
+    )
+    assert (preview.scope_keys, preview.assets, preview.bytes) == (3, 2, 70_002)
+    assert preview.services == ["0001", "0008"]
+    assert runtime.preview(RevocationRule(org="acme", scope="chat-2")).assets == 0
+    with pytest.raises(NotFound):
+        runtime.preview(RevocationRule(org="initech"))
+
+
 def test_rewrap_job_after_rotation(runtime: Runtime) -> None:
     setup_acme(runtime)
     sealed = runtime.protector.seal(chat(), b"m")

@@ -219,7 +219,7 @@ def add_rule(admin: OrgAdmin, state: State, body: RuleIn) -> RuleOut:
 @admin_router.post(
     "/revocations/preview",
     tags=["revocations"],
-    summary="What a rule would deny, by service, without changing anything",
+    summary="What a rule would deny by service (scope keys, stored assets, bytes); no change",
 )
 def preview_rule(admin: OrgAdmin, state: State, body: RuleIn) -> PreviewOut:
     return PreviewOut.of(state.runtime.preview(body.rule(admin.org)))

@@ -15,10 +15,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchem
 
 from ownkey.catalog import SERVICE_IDS
 from ownkey.errors import PolicyError
-from ownkey.keys import CacheLimits, KeyDescription, MasterKey, RevocationPreview, RevocationRule
+from ownkey.keys import CacheLimits, KeyDescription, MasterKey, RevocationRule
 from ownkey.keys import RewrapReport as CoreRewrapReport
 from ownkey.policy import plan_schema, request_schema
-from ownkey.service import Coverage, Org, OrgUpdate, Rotation, User
+from ownkey.service import AssetPreview, Coverage, Org, OrgUpdate, Rotation, User
 from ownkey.storage import ApiToken, AssetRecord
 
 __all__ = [
@@ -481,14 +481,26 @@ class RulesOut(_Strict):
 
 
 class PreviewOut(_Strict):
+    """What a rule would deny if it were added now; nothing is changed. The ``*_by_service``
+    maps have the same keys: every service with a scope key the rule selects."""
+
     scope_keys: int = Field(description="Scope keys the rule would deny.")
     scope_keys_by_service: dict[str, int]
+    assets: int = Field(description="Stored assets (the asset store's) under those scope keys.")
+    assets_by_service: dict[str, int]
+    bytes: int = Field(description="Plaintext bytes of those stored assets.")
+    bytes_by_service: dict[str, int]
 
     @classmethod
-    def of(cls, preview: RevocationPreview) -> PreviewOut:
+    def of(cls, preview: AssetPreview) -> PreviewOut:
+        services = preview.services
         return cls(
             scope_keys=preview.scope_keys,
-            scope_keys_by_service=dict(preview.scope_keys_by_service),
+            scope_keys_by_service={s: preview.scope_keys_by_service.get(s, 0) for s in services},
+            assets=preview.assets,
+            assets_by_service={s: preview.assets_by_service.get(s, 0) for s in services},
+            bytes=preview.bytes,
+            bytes_by_service={s: preview.bytes_by_service.get(s, 0) for s in services},
         )
 
 

@@ -11,7 +11,8 @@ KEY is ``ORG`` (its customer key), ``customer:ORG`` or ``platform``.
 - ``key list [ORG]``.
 
 ``revoke add ORG [--service --scope --since --until --key]`` denies the selected content at once
-(tombstones); ``revoke preview`` says what a rule would deny without changing anything;
+(tombstones); ``revoke preview`` says what a rule would deny (scope keys, stored assets and
+their bytes, by service) without changing anything;
 ``revoke list [ORG]``; ``revoke lift RULE`` restores access.
 """
 
@@ -326,22 +327,32 @@ def preview(
     key: KeyOpt = None,
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
-    """What a rule would deny (scope keys by service), without changing anything."""
+    """What a rule would deny (scope keys, stored assets and bytes by service), changing nothing."""
     rule = _rule(org, service, scope, since, until, key, "")
     with runtime() as rt:
         report = rt.preview(rule)
+    services = report.services
+    keys = {s: report.scope_keys_by_service.get(s, 0) for s in services}
+    assets = {s: report.assets_by_service.get(s, 0) for s in services}
+    sizes = {s: report.bytes_by_service.get(s, 0) for s in services}
     out = {
         "rule": rule_json(rule),
         "scope_keys": report.scope_keys,
-        "scope_keys_by_service": report.scope_keys_by_service,
+        "scope_keys_by_service": keys,
+        "assets": report.assets,
+        "assets_by_service": assets,
+        "bytes": report.bytes,
+        "bytes_by_service": sizes,
     }
 
     def human(console: Console) -> None:
-        rows = list(report.scope_keys_by_service.items())
+        rows = [(s, keys[s], assets[s], sizes[s]) for s in services]
+        columns = ("service", "scope keys", "stored assets", "bytes")
+        console.print(table(f"revoking {_describe(rule)} would deny", columns, rows))
         console.print(
-            table(f"revoking {_describe(rule)} would deny", ("service", "scope keys"), rows)
+            f"{report.scope_keys} scope keys, {report.assets} stored assets "
+            f"({report.bytes} bytes) in all; nothing was changed"
         )
-        console.print(f"{report.scope_keys} scope keys in all; nothing was changed")
 
     show(out, as_json, human)
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from ownkey.envelope import Readable, Writable
 from ownkey.errors import ConfigError, NotFound
-from ownkey.keys import KeyRef, RevocationPreview, RevocationRule
+from ownkey.keys import KeyRef, RevocationRule
 from ownkey.service._plan import view_plan
 from ownkey.service._protector import Protector
 from ownkey.service._request import address_of
@@ -81,10 +81,15 @@ class AssetPreview:
     def bytes(self) -> int:
         return sum(self.bytes_by_service.values())
 
-    def to_json(self) -> dict[str, Any]:
-        services = sorted(
+    @property
+    def services(self) -> list[str]:
+        """Every service the preview counts anything for, sorted."""
+        return sorted(
             {*self.scope_keys_by_service, *self.assets_by_service, *self.bytes_by_service}
         )
+
+    def to_json(self) -> dict[str, Any]:
+        services = self.services
         return {
             "rule": self.rule.describe(),
             "scope_keys": self.scope_keys,
@@ -402,12 +407,16 @@ class AssetService:
     def preview(self, rule: RevocationRule) -> AssetPreview:
         """What ``rule`` would deny, by service: scope keys (the key layer's count), and the
         stored assets and plaintext bytes under them. Changes nothing."""
-        keys: RevocationPreview = self.protector.admin.preview(rule)
-        ids = [record.key_id for record in self.protector.admin.scope_keys(rule.selector)]
+        # One scan of the scope keys gives both the key layer's count and the ids to total.
+        counts: dict[str, int] = {}
+        ids: list[bytes] = []
+        for record in self.protector.admin.scope_keys(rule.selector):
+            counts[record.service_id] = counts.get(record.service_id, 0) + 1
+            ids.append(record.key_id)
         totals = self.store.totals(ids)
         return AssetPreview(
             rule,
-            dict(keys.scope_keys_by_service),
+            dict(sorted(counts.items())),
             dict(totals.assets_by_service),
             dict(totals.bytes_by_service),
         )

@@ -47,14 +47,13 @@ from ownkey.keys import (
     KeyProvider,
     KeyRef,
     MasterKey,
-    RevocationPreview,
     RevocationRule,
     ScopeKeyCache,
 )
 from ownkey.policy import PolicyRequest, ProtectionPlan
 from ownkey.providers import LocalKeyStoreProvider, build_provider, provider_settings
 from ownkey.service._admin import Administration
-from ownkey.service._assets import AssetService
+from ownkey.service._assets import AssetPreview, AssetService
 from ownkey.service._caching import CachedKeyRegistry, CachedRuleStore
 from ownkey.service._coverage import Coverage, ServiceCoverage, coverage_of, customer_services
 from ownkey.service._directory import (
@@ -609,9 +608,11 @@ class Runtime:
         self._check_org(rule.org)
         return self.admin.revoke(rule, actor=actor)
 
-    def preview(self, rule: RevocationRule) -> RevocationPreview:
-        """What a rule would deny, by service, without changing anything."""
-        return self.admin.preview(rule)
+    def preview(self, rule: RevocationRule) -> AssetPreview:
+        """What a rule would deny, by service: scope keys, stored assets and their plaintext
+        bytes (:meth:`AssetService.preview`), without changing anything. Its org must exist."""
+        self._check_org(rule.org)
+        return self.assets.preview(rule)
 
     # -- coverage --------------------------------------------------------------------------------
 
