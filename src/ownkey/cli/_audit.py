@@ -4,7 +4,11 @@
 checkpoint against the configured signing key (plus any ``--public-key``); exit 0 when it holds,
 1 with the first problem when it does not. ``export ORG --format jsonl|csv`` prints the org's
 events (optionally filtered like a usage report) with their sequence numbers and hashes.
-Bad input exits 2 with one line on stderr.
+
+Both open the deployment like every other command (the runtime at ``--home`` /
+``--database-url``, ``OWNKEY_HOME`` / ``OWNKEY_DATABASE_URL``). Errors are one line on stderr,
+never a traceback nor the database URL: bad input (or an org without an audit log) exits 2; a
+database, audit or configuration failure, or an event that cannot be read, exits 1.
 """
 
 from __future__ import annotations
@@ -13,32 +17,29 @@ import csv
 import datetime as dt
 import json
 import sys
+from collections.abc import Iterator
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from ownkey.errors import LimitExceeded, OwnkeyError
+from ownkey.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, fail, runtime
+from ownkey.errors import LimitExceeded, NotFound
 
 if TYPE_CHECKING:
-    from ownkey.storage import Database
+    from ownkey.storage import AuditLog, AuditQuery
+    from ownkey.storage._audit import ExportedEvent
 
 audit_app = typer.Typer(
     help="Verify and export the tamper-evident audit log.", no_args_is_help=True
 )
 
-EXIT_BAD_INPUT = 2
 EXIT_TAMPERED = 1
 
 
 class ExportFormat(StrEnum):
     JSONL = "jsonl"
     CSV = "csv"
-
-
-def _bad_input(message: str) -> typer.Exit:
-    typer.echo(f"ownkey: {' '.join(message.split())}", err=True)
-    return typer.Exit(code=EXIT_BAD_INPUT)
 
 
 def _time_ms(option: str, text: str | None) -> int | None:
@@ -50,23 +51,33 @@ def _time_ms(option: str, text: str | None) -> int | None:
     try:
         moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise _bad_input(
-            f"{option}: not an ISO 8601 time or epoch milliseconds: {text!r}"
-        ) from None
+        fail(f"{option}: not an ISO 8601 time or epoch milliseconds: {text!r}", EXIT_BAD_INPUT)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return int(moment.timestamp() * 1000)
 
 
-def _open() -> Database:
-    try:
-        from ownkey.storage import Database
-    except ImportError:
-        raise _bad_input("the audit log needs the 'sql' extra: pip install 'ownkey[sql]'") from None
-    try:
-        return Database.open()
-    except OwnkeyError as exc:
-        raise _bad_input(str(exc)) from None
+def _public_keys(texts: list[str] | None) -> dict[str, bytes]:
+    from ownkey.envelope import sha256
+
+    keys: dict[str, bytes] = {}
+    for text in texts or []:
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            fail(f"--public-key: not hex: {text!r}", EXIT_BAD_INPUT)
+        if len(raw) != 32:
+            fail("--public-key: an Ed25519 public key is 32 bytes (64 hex digits)", EXIT_BAD_INPUT)
+        keys["ed25519:" + sha256(raw).hex()[:16]] = raw
+    return keys
+
+
+def _unreadable(org: str, where: str) -> NoReturn:
+    fail(
+        f"the audit log of {org!r} holds an event that cannot be read ({where}); "
+        f"run ownkey audit verify {org}",
+        EXIT_FAILED,
+    )
 
 
 @audit_app.command("verify")
@@ -79,29 +90,13 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Recompute ORG's audit chain and check its signed checkpoints."""
-    keys: dict[str, bytes] = {}
-    for text in public_key or []:
-        try:
-            raw = bytes.fromhex(text)
-        except ValueError:
-            raise _bad_input(f"--public-key: not hex: {text!r}") from None
-        if len(raw) != 32:
-            raise _bad_input("--public-key: an Ed25519 public key is 32 bytes (64 hex digits)")
-        from ownkey.envelope import sha256
-
-        keys["ed25519:" + sha256(raw).hex()[:16]] = raw
-    database = _open()
-    from ownkey.storage import AuditLog, AuditSigningKey
-
-    signing = AuditSigningKey.load()
-    keys[signing.key_id] = signing.public_key
-    try:
-        log = AuditLog(database)
+    keys = _public_keys(public_key)
+    with runtime() as rt:
+        keys[rt.signing_key.key_id] = rt.signing_key.public_key
+        log = rt.audit_log
         if log.head(org) is None:
-            raise _bad_input(f"no audit log for org {org!r}")
+            raise NotFound(f"no audit log for org {org!r}")
         report = log.verify(org, keys)
-    finally:
-        database.close()
     if as_json:
         typer.echo(
             json.dumps(
@@ -134,6 +129,42 @@ def verify(
 _CSV_FIELDS = ("seq", "at", "at_ms", "action", "outcome", "key", "actor", "detail", "hash")
 
 
+def _events(log: AuditLog, org: str, query: AuditQuery) -> Iterator[ExportedEvent]:
+    """The matching events. A stored body that is not a JSON event (edited in the database)
+    ends the export with one line (exit 1), not a traceback: ``verify`` says what happened."""
+    events = log.query(org, query)
+    while True:
+        try:
+            event = next(events)
+        except StopIteration:
+            return
+        except (ValueError, TypeError, AttributeError):
+            # An edited body: not JSON (ValueError), or not the object the filters read.
+            _unreadable(org, "not an event")
+        yield event
+
+
+def _csv_row(org: str, event: ExportedEvent) -> list[Any]:
+    from ownkey.storage._audit import iso_ms
+
+    body = event.body
+    try:
+        at_ms = int(body["at_ms"])
+        return [
+            event.seq,
+            iso_ms(at_ms),
+            at_ms,
+            body["action"],
+            body["outcome"],
+            body.get("key") or "",
+            body.get("actor") or "",
+            json.dumps(body.get("detail") or {}, sort_keys=True, ensure_ascii=False),
+            event.hash.hex(),
+        ]
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        _unreadable(org, f"seq {event.seq}")
+
+
 @audit_app.command("export")
 def export(
     org: Annotated[str, typer.Argument(help="The organisation whose log to export.")],
@@ -157,12 +188,10 @@ def export(
 ) -> None:
     """Print ORG's audit events (all, or those matching the filters) with seq and hash."""
     if service_id is not None and not (len(service_id) == 4 and service_id.isdigit()):
-        raise _bad_input(f"--service-id: a service ID is 4 digits, not {service_id!r}")
+        fail(f"--service-id: a service ID is 4 digits, not {service_id!r}", EXIT_BAD_INPUT)
     if outcome is not None and outcome not in ("ok", "denied", "unavailable", "failed"):
-        raise _bad_input(f"--outcome: one of ok, denied, unavailable, failed; not {outcome!r}")
-    database = _open()
-    from ownkey.storage import AuditLog, AuditQuery
-    from ownkey.storage._audit import iso_ms
+        fail(f"--outcome: one of ok, denied, unavailable, failed; not {outcome!r}", EXIT_BAD_INPUT)
+    from ownkey.storage import AuditQuery
 
     query = AuditQuery(
         user=user,
@@ -176,10 +205,9 @@ def export(
     try:
         query.window()
     except (ValueError, LimitExceeded) as exc:
-        database.close()
-        raise _bad_input(f"--since/--until: {exc}") from None
-    try:
-        events = AuditLog(database).query(org, query)
+        fail(f"--since/--until: {exc}", EXIT_BAD_INPUT)
+    with runtime() as rt:
+        events = _events(rt.audit_log, org, query)
         if as_json:
             rows = [{"seq": e.seq, "hash": e.hash.hex(), "event": e.body} for e in events]
             typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
@@ -191,20 +219,5 @@ def export(
             writer = csv.writer(sys.stdout, lineterminator="\n")
             writer.writerow(_CSV_FIELDS)
             for e in events:
-                body = e.body
-                writer.writerow(
-                    [
-                        e.seq,
-                        iso_ms(int(body["at_ms"])),
-                        body["at_ms"],
-                        body["action"],
-                        body["outcome"],
-                        body.get("key") or "",
-                        body.get("actor") or "",
-                        json.dumps(body.get("detail") or {}, sort_keys=True, ensure_ascii=False),
-                        e.hash.hex(),
-                    ]
-                )
+                writer.writerow(_csv_row(org, e))
         sys.stdout.flush()
-    finally:
-        database.close()
