@@ -352,6 +352,46 @@ def test_jobs_run_status_resume(acme: Path, runtime: Runtime) -> None:
     assert "done" in ok("jobs", "run", "backfill", "acme", "--service", "0001").stdout
 
 
+def test_jobs_run_rekey_end_to_end_through_the_runtime(acme: Path, runtime: Runtime) -> None:
+    """Assets sealed through ``runtime.assets`` (inline and as blobs under the home), rekeyed by
+    the CLI's runtime, open afterwards in this runtime and in a fresh one."""
+    assets = runtime.assets
+    data = {"small": b"s" * 100, "blob": os.urandom(300_000), "chat": b"c" * 10}
+    assets.put_asset(dict(recording(), asset_id="small"), data["small"])
+    assets.put_asset(dict(recording(AL), scope="meeting-2", asset_id="blob"), data["blob"])
+    chat = {
+        "asset": {
+            "service_id": "0008",
+            "org": "acme",
+            "owner": ANN,
+            "owner_kind": "user",
+            "container": {"kind": "chat", "members": [{"user": ANN, "org": "acme"}]},
+            "component": "message",
+        },
+        "scope": "chat-1",
+        "asset_id": "chat",
+    }
+    assets.put_asset(chat, data["chat"])
+    before = {a: assets.record(a).scope_key_id for a in data}
+    job = js("jobs", "run", "rekey", "acme", "--service", "0001")
+    assert (job["kind"], job["state"], job["total"], job["done"]) == ("rekey", "done", 4, 4)
+    admin = runtime.admin
+    for asset_id in ("small", "blob"):
+        assert assets.record(asset_id).scope_key_id != before[asset_id]
+        assert admin.scope_key(before[asset_id]).shredded
+    assert assets.record("chat").scope_key_id == before["chat"]  # another service: untouched
+    for asset_id, payload in data.items():
+        assert assets.get_asset(asset_id) == payload
+    assert assets.get_asset_range("blob", 1000, 1010) == data["blob"][1000:1010]
+    with Runtime.open(home=acme, env={}) as fresh:
+        assert {a: fresh.assets.get_asset(a) for a in data} == data
+    # This runtime still had the old scope key cached for sealing: new content avoids it.
+    again = assets.put_asset(dict(recording(), asset_id="later"), b"later")
+    assert again.scope_key_id not in before.values()
+    assert assets.get_asset("later") == b"later"
+    assert "acme: OK" in ok("audit", "verify", "acme").stdout
+
+
 def test_jobs_bad_input(acme: Path) -> None:
     assert "rewrap, backfill, rekey, shred" in one_line_error(run("jobs", "run", "compress"))
     one_line_error(run("jobs", "run", "shred", "--key", "acme"), code=1)  # not due: refused

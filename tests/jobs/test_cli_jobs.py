@@ -1,7 +1,7 @@
 """``ownkey jobs run rekey`` and an asset-aware backfill through the CLI, on a fresh home.
 
-The assets are put through the runtime's Protector (asset-only requests: the org directory fills
-in the settings) into the asset store the CLI opens (blobs under ``$OWNKEY_HOME/objects``).
+The assets are put through ``runtime.assets`` (asset-only requests: the org directory fills in
+the settings) into the asset store the CLI opens (blobs under ``$OWNKEY_HOME/objects``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from ownkey.service import AssetService, Runtime
-from ownkey.storage import AssetStore, DirectoryBlobStore
 from tests.cli.test_admin import ANN, acme, home, js, ok, one_line_error, recording, run
 
 __all__ = ["acme", "home"]  # fixtures used by name
@@ -22,9 +21,7 @@ __all__ = ["acme", "home"]  # fixtures used by name
 @pytest.fixture
 def assets(acme: Path) -> Iterator[AssetService]:
     with Runtime.open(home=acme, env={}) as rt:
-        yield AssetService(
-            rt.protector, AssetStore(rt.database, DirectoryBlobStore(acme / "objects"))
-        )
+        yield rt.assets  # blobs under $OWNKEY_HOME/objects, as the CLI's runtime has them
 
 
 def stored(asset_id: str, scope: str, owner: str = ANN) -> dict[str, Any]:
@@ -77,3 +74,20 @@ def test_backfill_through_the_cli_follows_the_stored_content(
     assert [str(k) for k in ann.keys] == ["customer:acme"]
     assert [str(k) for k in al.keys] == ["platform"]
     assert assets.get_asset("ann-1") == b"ann"
+
+
+def test_org_set_backfills_by_the_stored_content(acme: Path, assets: AssetService) -> None:
+    """``org set``'s automatic backfill goes through ``Runtime.create_job``, which is asset-aware:
+    the same outcome as ``jobs run backfill``."""
+    ok("org", "set", "acme", "--disable", "0001")
+    assets.put_asset(stored("ann-1", "user:ann"), b"ann")
+    assets.put_asset(stored("al-1", "user:al", owner="al@acme.test"), b"al")
+    out = js("org", "set", "acme", "--enable", "0001")
+    job = out["backfill"]["to_customer"]
+    assert (job["state"], job["total"], job["params"]["skipped_by_policy"]) == ("done", 1, 1)
+    admin = assets.protector.admin
+    ann = admin.scope_key(assets.store.get("ann-1").scope_key_id)
+    al = admin.scope_key(assets.store.get("al-1").scope_key_id)
+    assert [str(k) for k in ann.keys] == ["customer:acme"]
+    assert [str(k) for k in al.keys] == ["platform"]
+    assert (assets.get_asset("ann-1"), assets.get_asset("al-1")) == (b"ann", b"al")
