@@ -37,8 +37,11 @@ def serve(
     except ImportError:
         typer.echo("ownkey: serve needs the 'api' extra: pip install 'ownkey[api]'", err=True)
         raise typer.Exit(code=EXIT_BAD_INPUT) from None
+    from ownkey.cli._common import errors
     from ownkey.service import Runtime
 
-    with Runtime.open(recheck_interval=recheck_interval) as runtime:
+    with errors():  # an unreachable database is one line, never a traceback with its URL
+        opened = Runtime.open(recheck_interval=recheck_interval)
+    with opened as runtime:
         app = create_app(runtime, node_sync=True)
         uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -1,0 +1,28 @@
+"""``ownkey serve`` refuses to start on an unreachable database with one line, no secret."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def test_serve_on_an_unreachable_database_says_one_line_without_the_password() -> None:
+    env = {
+        **os.environ,
+        "OWNKEY_DATABASE_URL": "postgresql+psycopg://ownkey:hunter2-secret@127.0.0.1:1/ownkey",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "ownkey", "serve", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("ownkey: the database failed")
+    assert "hunter2" not in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
