@@ -19,6 +19,8 @@ secret; messages name the field or the object, never its secret value.
     │   └── AuditUnavailable  the audit sink could not record a key operation, so the operation
     │                         was refused (fail closed). Transient like an outage, but an
     │                         operator must look at the audit sink, not the key manager.
+    ├── AuditDamaged          a stored audit record cannot be read: the log was changed outside
+    │                         ownkey. ``ownkey audit verify ORG`` says where.
     ├── PolicyError           a policy request is malformed or names something unknown
     │                         (``field`` says which); exit code 2 on the CLI, HTTP 422.
     ├── ConfigError           ownkey or a provider is configured wrongly (a missing setting, an
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 __all__ = [
     "AccessDenied",
+    "AuditDamaged",
     "AuditUnavailable",
     "ConfigError",
     "InvalidCiphertext",
@@ -78,6 +81,10 @@ class AuditUnavailable(KeyUnavailable):
     again later, never fall back to another key); a class of its own so that operators look at
     the audit sink rather than at the key manager.
     """
+
+
+class AuditDamaged(OwnkeyError):  # noqa: N818 - reads as what the log is
+    """A stored audit record is not an event any more (edited in the database)."""
 
 
 class PolicyError(OwnkeyError):

@@ -266,3 +266,27 @@ def test_platform_tokens_are_for_the_data_plane(api: Api, path: str) -> None:
     assert answer.status_code == 403
     assert answer.json()["type"] == "urn:ownkey:problem:forbidden"
     assert api.client.get(path).status_code == 401
+
+
+def test_a_damaged_audit_record_is_a_problem_not_a_crash(api: Api) -> None:
+    """An event body edited in the database: the query says so as problem+json, naming verify."""
+    from sqlalchemy import update
+
+    from ownkey.storage._schema import audit_records
+
+    api.client.post("/v1/orgs/acme/revocations", json={"scope": "x"}, headers=api.acme)
+    with api.runtime.database.engine.begin() as conn:
+        conn.execute(
+            update(audit_records)
+            .where(audit_records.c.org == "acme", audit_records.c.seq == 1)
+            .values(body=b"not json")
+        )
+    response = api.client.get("/v1/orgs/acme/audit/events", headers=api.acme)
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["type"] == "urn:ownkey:problem:audit-log-damaged"
+    assert "run ownkey audit verify acme" in problem["detail"]
+    verify = api.client.get("/v1/orgs/acme/audit/verify", headers=api.acme).json()
+    assert verify["ok"] is False
+    assert verify["problems"][0]["seq"] == 1

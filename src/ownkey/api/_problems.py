@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException
 
 from ownkey.errors import (
     AccessDenied,
+    AuditDamaged,
     AuditUnavailable,
     ConfigError,
     InvalidCiphertext,
@@ -61,6 +62,7 @@ RETRY_AFTER_SECONDS: Final = 2
 
 _BY_ERROR: tuple[tuple[type[OwnkeyError], int, str], ...] = (
     (AccessDenied, 403, "access-denied"),
+    (AuditDamaged, 500, "audit-log-damaged"),
     (AuditUnavailable, 503, "audit-unavailable"),
     (KeyUnavailable, 503, "key-unavailable"),
     (PolicyError, 422, "invalid-request"),

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from ownkey.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, fail, runtime
-from ownkey.errors import LimitExceeded, NotFound
+from ownkey.errors import AuditDamaged, LimitExceeded, NotFound
 
 if TYPE_CHECKING:
     from ownkey.storage import AuditLog, AuditQuery
@@ -138,8 +138,7 @@ def _events(log: AuditLog, org: str, query: AuditQuery) -> Iterator[ExportedEven
             event = next(events)
         except StopIteration:
             return
-        except (ValueError, TypeError, AttributeError):
-            # An edited body: not JSON (ValueError), or not the object the filters read.
+        except AuditDamaged:  # an edited body: not JSON, or not the object the filters read
             _unreadable(org, "not an event")
         yield event
 

@@ -37,7 +37,7 @@ from ownkey.audit._chain import (
 )
 from ownkey.audit._events import AuditEvent
 from ownkey.envelope import Ed25519Signer, sha256
-from ownkey.errors import ConfigError, LimitExceeded
+from ownkey.errors import AuditDamaged, ConfigError, LimitExceeded
 from ownkey.storage._engine import Database, ownkey_home
 from ownkey.storage._schema import audit_checkpoints, audit_heads, audit_records
 
@@ -375,12 +375,26 @@ class AuditLog:
                     )
                 )
             for row in rows:
-                body = json.loads(bytes(row.body))
-                if query.matches(body):
+                body = _readable_body(org, int(row.seq), bytes(row.body), query)
+                if body is not None:
                     yield ExportedEvent(org, int(row.seq), bytes(row.hash), body)
             if len(rows) < 5000:
                 return
             after = int(rows[-1].id)
+
+
+def _readable_body(org: str, seq: int, raw: bytes, query: AuditQuery) -> dict[str, Any] | None:
+    """The event body if ``query`` matches it; a body that is no longer an event is damage."""
+    try:
+        body = json.loads(raw)
+        if not isinstance(body, dict) or not isinstance(body.get("detail") or {}, dict):
+            raise TypeError("not an event object")
+        return body if query.matches(body) else None
+    except (ValueError, TypeError, AttributeError):
+        raise AuditDamaged(
+            f"the audit log of {org!r} holds a record (seq {seq}) that is not an event; "
+            f"run ownkey audit verify {org}"
+        ) from None
 
 
 def iso_ms(at_ms: int) -> str:
