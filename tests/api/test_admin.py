@@ -290,3 +290,33 @@ def test_a_damaged_audit_record_is_a_problem_not_a_crash(api: Api) -> None:
     verify = api.client.get("/v1/orgs/acme/audit/verify", headers=api.acme).json()
     assert verify["ok"] is False
     assert verify["problems"][0]["seq"] == 1
+
+
+def test_a_rekey_job_re_encrypts_stored_objects(api: Api) -> None:
+    """POST /jobs kind=rekey: the object opens to the same bytes under a fresh scope key."""
+    import json
+
+    from tests.api.conftest import recording
+
+    data = bytes(range(256)) * 400
+    request = recording()
+    header = json.dumps({"asset": request["asset"], "scope": request["scope"]})
+    put = api.client.put(
+        "/v1/objects/rec-1", content=data, headers={**api.platform, "Ownkey-Request": header}
+    )
+    assert put.status_code == 201, put.text
+    store = api.runtime.assets.store
+    before = store.find("rec-1")
+    assert before is not None
+    job = api.client.post(
+        "/v1/orgs/acme/jobs", json={"kind": "rekey", "services": ["0001"]}, headers=api.acme
+    )
+    assert job.status_code == 202, job.text
+    assert api.client.app.state.api.jobs.wait(20)  # type: ignore[attr-defined]
+    done = api.client.get(f"/v1/orgs/acme/jobs/{job.json()['job_id']}", headers=api.acme).json()
+    assert (done["state"], done["failed"]) == ("done", 0)
+    after = store.find("rec-1")
+    assert after is not None
+    assert after.scope_key_id != before.scope_key_id
+    assert api.runtime.admin.scope_key(before.scope_key_id).shredded
+    assert api.client.get("/v1/objects/rec-1", headers=api.platform).content == data

@@ -382,12 +382,20 @@ def list_jobs(admin: OrgAdmin, state: State) -> JobsOut:
     "/jobs",
     tags=["jobs"],
     status_code=202,
-    summary="Start a re-wrap or backfill job on this node (resumable on any node)",
+    summary="Start a re-wrap, backfill or rekey job on this node (resumable on any node)",
 )
 def start_job(admin: OrgAdmin, state: State, body: JobIn) -> JobOut:
     runtime = state.runtime
     if body.kind == "rewrap":
         status = runtime.create_job("rewrap", key=_customer(admin))
+    elif body.kind == "rekey":
+        status = runtime.create_job(
+            "rekey",
+            org=admin.org,
+            services=body.services,
+            scope=body.scope,
+            shred_old=body.shred_old,
+        )
     else:
         status = runtime.create_job(
             "backfill", org=admin.org, services=body.services, enable=body.enable

@@ -547,11 +547,16 @@ class CoverageOut(_Strict):
 
 class JobIn(_Strict):
     """``rewrap``: re-wrap the org's scope keys under its key's newest version. ``backfill``:
-    move the org's scope keys of ``services`` to its customer key (``enable``) or back."""
+    move the org's scope keys of ``services`` to its customer key (``enable``) or back.
+    ``rekey``: re-encrypt the org's stored assets (of at most one service in ``services``, or
+    one ``scope``) under fresh scope keys, then shred the old ones unless ``shred_old`` is
+    false."""
 
-    kind: Literal["rewrap", "backfill"]
+    kind: Literal["rewrap", "backfill", "rekey"]
     services: list[ServiceId] = Field(default_factory=list, max_length=64)
     enable: bool = True
+    scope: str | None = Field(None, min_length=1, max_length=1024)
+    shred_old: bool = True
 
 
 class JobOut(_Strict):
