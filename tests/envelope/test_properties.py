@@ -91,3 +91,20 @@ def test_share_bounds() -> None:
     for bad in ([], [bytes(32)] * 17, [bytes(31)]):
         with pytest.raises(ValueError, match="share"):
             combine_shares(bad)
+
+
+@pytest.mark.parametrize("segment", [1 << 10, 64 << 10, 256 << 10, 4 << 20, MAX_SEGMENT_SIZE])
+def test_four_mib_round_trip_at_the_top_of_the_range(segment: int) -> None:
+    """The property's upper bound, always exercised: 4 MiB whole and by ranges."""
+    key = ScopeKey(b"k", bytes(range(32)))
+    ctx = EncryptionContext(org="acme", service_id="0001")
+    plaintext = random.Random(segment).randbytes(MAX_SIZE)
+    sealed = seal_bytes(key, ctx, plaintext, segment)
+    assert open_bytes(key, ctx, sealed) == plaintext
+    for start, end in (
+        (0, 1),
+        (MAX_SIZE - 1, MAX_SIZE),
+        (segment - 1, segment + 1),
+        (12345, 3 << 20),
+    ):
+        assert open_range(key, ctx, io.BytesIO(sealed), start, end) == plaintext[start:end]
