@@ -62,3 +62,16 @@ def test_error_message_says_what_is_allowed() -> None:
         next_state(KeyState.DISABLED, KeyAction.ROTATE)
     with pytest.raises(LifecycleError, match="final"):
         next_state(KeyState.DESTROYED, KeyAction.ENABLE)
+
+
+def test_destruction_is_due_only_for_a_pending_key_at_or_past_its_date() -> None:
+    """KL-4: the one rule every provider and the key admin apply to scheduled destruction."""
+    from ownkey.keys import KeyState, destruction_due
+
+    pending = KeyState.PENDING_DESTRUCTION
+    assert destruction_due(pending, 100.0, 100.0)
+    assert destruction_due(pending, 100.0, 250.0)
+    assert not destruction_due(pending, 100.0, 99.9)
+    assert not destruction_due(pending, None, 1e12)
+    for state in (KeyState.ENABLED, KeyState.DISABLED, KeyState.DESTROYED):
+        assert not destruction_due(state, 100.0, 250.0)

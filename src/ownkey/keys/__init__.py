@@ -13,7 +13,7 @@ from ownkey.keys._admin import KeyAdmin, ShredEvidence
 from ownkey.keys._cache import CacheEntry, CacheLimits, CacheReport, ScopeKeyCache
 from ownkey.keys._deps import SCOPE_KEY_ID_BYTES, KeyDeps
 from ownkey.keys._flight import SingleFlight
-from ownkey.keys._lifecycle import TRANSITIONS, KeyAction, KeyState, next_state
+from ownkey.keys._lifecycle import TRANSITIONS, KeyAction, KeyState, destruction_due, next_state
 from ownkey.keys._memory import MemoryKeyRegistry, MemoryRuleStore, MemoryScopeKeyStore
 from ownkey.keys._ports import KeyDescription, KeyProvider, KeyRegistry, RuleStore, ScopeKeyStore
 from ownkey.keys._records import (
@@ -65,6 +65,7 @@ __all__ = [
     "SingleFlight",
     "Wrap",
     "call_with_retry",
+    "destruction_due",
     "next_state",
     "wrap_context",
 ]

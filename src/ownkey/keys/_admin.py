@@ -22,7 +22,7 @@ from ownkey.audit import AuditAction, Outcome
 from ownkey.errors import AuditUnavailable, ConfigError, LifecycleError, NotFound
 from ownkey.keys._calls import unwrap_share, wrap_share
 from ownkey.keys._deps import KeyDeps
-from ownkey.keys._lifecycle import KeyAction, KeyState, next_state
+from ownkey.keys._lifecycle import KeyAction, KeyState, destruction_due, next_state
 from ownkey.keys._ports import KeyDescription
 from ownkey.keys._records import MasterKey, Selector, describe_selector
 from ownkey.keys._refs import HYBRID, KeyRef
@@ -329,9 +329,7 @@ class KeyAdmin:
         due = [
             master.ref
             for master in self._deps.registry.all()
-            if master.state is KeyState.PENDING_DESTRUCTION
-            and master.destroy_at is not None
-            and master.destroy_at <= now
+            if destruction_due(master.state, master.destroy_at, now)
         ]
         return [self.destroy(ref, actor=actor) for ref in due]
 

@@ -17,7 +17,7 @@ from typing import Final
 
 from ownkey.errors import LifecycleError
 
-__all__ = ["TRANSITIONS", "KeyAction", "KeyState", "next_state"]
+__all__ = ["TRANSITIONS", "KeyAction", "KeyState", "destruction_due", "next_state"]
 
 
 class KeyState(StrEnum):
@@ -68,3 +68,9 @@ def next_state(state: KeyState, action: KeyAction) -> KeyState:
         allowed = sorted(a.value for (s, a) in TRANSITIONS if s is state)
         hint = f"; allowed: {', '.join(allowed)}" if allowed else "; it is final"
         raise LifecycleError(f"cannot {action.value} a key that is {state.value}{hint}") from None
+
+
+def destruction_due(state: KeyState, destroy_at: float | None, now: float) -> bool:
+    """True when a key pending destruction has reached its date: from then on it counts as
+    destroyed wherever it is read, whether or not a job has shredded it yet (KL-4)."""
+    return state is KeyState.PENDING_DESTRUCTION and destroy_at is not None and now >= destroy_at

@@ -58,14 +58,7 @@ def binding(label: bytes, key_id: str, version: str, context: Mapping[str, str])
     ver = version.encode("ascii")
     if len(kid) > 0xFFFF or len(ver) > _MAX_VERSION_BYTES:
         raise ValueError("key id or version too long to bind")
-    return (
-        label
-        + _U16.pack(len(kid))
-        + kid
-        + bytes((len(ver),))
-        + ver
-        + context_bytes(context)
-    )
+    return label + _U16.pack(len(kid)) + kid + bytes((len(ver),)) + ver + context_bytes(context)
 
 
 def check_plaintext(plaintext: bytes) -> None:

@@ -82,7 +82,7 @@ from ownkey.errors import (
     NotFound,
     OwnkeyError,
 )
-from ownkey.keys import KeyAction, KeyDescription, KeyState, next_state
+from ownkey.keys import KeyAction, KeyDescription, KeyState, destruction_due, next_state
 from ownkey.providers._common import StateMark, check_plaintext, context_bytes, frame, unframe
 
 __all__ = ["KmipProvider"]
@@ -272,9 +272,7 @@ class KmipProvider:
     # -- connections ----------------------------------------------------------------------
 
     def _connect(self) -> Any:
-        client = ProxyKmipClient(
-            hostname=self._host, port=self._port, config_file=os.devnull
-        )
+        client = ProxyKmipClient(hostname=self._host, port=self._port, config_file=os.devnull)
         proxy = client.proxy
         tls, server_hostname, timeout = self._tls, self._server_hostname, self._timeout
 
@@ -474,9 +472,7 @@ class KmipProvider:
         if mark is not None and not mark.state.usable:
             raise AccessDenied(f"kmip key {key_id} is {mark.state.value}", reason=mark.state.value)
 
-    def _state(
-        self, client: Any, key_id: str
-    ) -> tuple[KeyState, _Versions, StateMark | None]:
+    def _state(self, client: Any, key_id: str) -> tuple[KeyState, _Versions, StateMark | None]:
         versions = self._fetch_versions(client, key_id)
         mark, _ = self._mark(client, key_id)
         if mark is not None and mark.state is KeyState.DESTROYED:
@@ -484,7 +480,7 @@ class KmipProvider:
         if not versions.versions:
             raise NotFound(f"no key named {key_id} in the KMIP server")
         if mark is not None and mark.state is KeyState.PENDING_DESTRUCTION:
-            if mark.destroy_at is not None and self._clock() >= mark.destroy_at:
+            if destruction_due(mark.state, mark.destroy_at, self._clock()):
                 self._shred(client, key_id, versions, mark)
                 destroyed = StateMark(KeyState.DESTROYED, mark.destroy_at)
                 return KeyState.DESTROYED, _Versions((), versions.fetched), destroyed

@@ -25,7 +25,7 @@ from ownkey.envelope import (
     seal_message,
 )
 from ownkey.errors import AccessDenied, InvalidCiphertext, LifecycleError, NotFound
-from ownkey.keys import KeyAction, KeyDescription, KeyState, next_state
+from ownkey.keys import KeyAction, KeyDescription, KeyState, destruction_due, next_state
 
 __all__ = ["LocalKeyProvider"]
 
@@ -68,11 +68,7 @@ class LocalKeyProvider:
         key = self._keys.get(key_id)
         if key is None:
             raise NotFound(f"no key {key_id} in provider {self._name}")
-        if (
-            key.state is KeyState.PENDING_DESTRUCTION
-            and key.destroy_at is not None
-            and self._clock() >= key.destroy_at
-        ):
+        if destruction_due(key.state, key.destroy_at, self._clock()):
             self._destroy(key)
         return key
 

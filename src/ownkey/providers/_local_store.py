@@ -36,7 +36,7 @@ from ownkey.envelope import (
     seal_message,
 )
 from ownkey.errors import ConfigError, InvalidCiphertext, LifecycleError, NotFound
-from ownkey.keys import KeyAction, KeyDescription, KeyState, next_state
+from ownkey.keys import KeyAction, KeyDescription, KeyState, destruction_due, next_state
 from ownkey.providers._common import (
     check_plaintext,
     context_bytes,
@@ -117,9 +117,7 @@ class StoredKey:
             state=KeyState(raw["state"]),
             primary=str(raw["primary"]),
             versions=tuple(
-                StoredVersion(
-                    str(v["name"]), base64.b64decode(v["sealed"]), float(v["created_at"])
-                )
+                StoredVersion(str(v["name"]), base64.b64decode(v["sealed"]), float(v["created_at"]))
                 for v in raw["versions"]
             ),
             created_at=float(raw["created_at"]),
@@ -300,11 +298,7 @@ class LocalKeyStoreProvider:
         key = self._records.get(key_id)
         if key is None:
             raise NotFound(f"no key {key_id} in provider {self._name}")
-        if (
-            key.state is KeyState.PENDING_DESTRUCTION
-            and key.destroy_at is not None
-            and self._clock() >= key.destroy_at
-        ):
+        if destruction_due(key.state, key.destroy_at, self._clock()):
             self._update(key_id, self._shred)
             key = self._records.get(key_id) or key
         return key

@@ -56,7 +56,7 @@ from ownkey.errors import (
     LifecycleError,
     NotFound,
 )
-from ownkey.keys import KeyAction, KeyDescription, KeyState, next_state
+from ownkey.keys import KeyAction, KeyDescription, KeyState, destruction_due, next_state
 from ownkey.providers._common import (
     StateMark,
     binding,
@@ -231,8 +231,9 @@ class Pkcs11Provider:
             raise ConfigError(f"{what}: the PKCS#11 token refused: {type(exc).__name__}") from exc
         except _UNAVAILABLE as exc:
             self._drop_session()
-            raise KeyUnavailable(f"{what}: the PKCS#11 token is unavailable: "
-                                 f"{type(exc).__name__}") from exc
+            raise KeyUnavailable(
+                f"{what}: the PKCS#11 token is unavailable: {type(exc).__name__}"
+            ) from exc
         except p11.PKCS11Error as exc:
             self._drop_session()
             raise KeyUnavailable(f"{what}: PKCS#11 error {type(exc).__name__}") from exc
@@ -318,7 +319,7 @@ class Pkcs11Provider:
         if not versions:
             raise NotFound(f"no key labelled {key_id} in PKCS#11 token {self._token_label}")
         if mark is not None and mark.state is KeyState.PENDING_DESTRUCTION:
-            if mark.destroy_at is not None and self._clock() >= mark.destroy_at:
+            if destruction_due(mark.state, mark.destroy_at, self._clock()):
                 self._shred(session, key_id, versions, mark)
                 return KeyState.DESTROYED, [], StateMark(KeyState.DESTROYED, mark.destroy_at)
             return KeyState.PENDING_DESTRUCTION, versions, mark
@@ -494,8 +495,12 @@ class Pkcs11Provider:
                 raise NotFound(f"no key labelled {key_id} in PKCS#11 token {self._token_label}")
             key = versions[-1].key
             attrs = key.get_attributes(
-                [Attribute.KEY_TYPE, Attribute.VALUE_LEN, Attribute.SENSITIVE,
-                 Attribute.EXTRACTABLE]
+                [
+                    Attribute.KEY_TYPE,
+                    Attribute.VALUE_LEN,
+                    Attribute.SENSITIVE,
+                    Attribute.EXTRACTABLE,
+                ]
             )
         return {
             "key_type": str(attrs[Attribute.KEY_TYPE]),
