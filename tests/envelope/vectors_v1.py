@@ -16,11 +16,11 @@ from typing import Any
 from ownkey.envelope import (
     SECRET_KEY_ACCESS,
     EncryptionContext,
-    MessageCipher,
     ScopeKey,
     combine_shares,
     seal_stream,
 )
+from ownkey.envelope._primitives import Aes256Gcm, hkdf_sha256
 
 
 def _bytes(label: str, size: int) -> bytes:
@@ -57,7 +57,14 @@ CONTEXT = {
 def seal_message_vector(
     key: ScopeKey, context: dict[str, str], plaintext: bytes, nonce: bytes
 ) -> bytes:
-    return MessageCipher(key, random=_Replay(nonce)).seal(plaintext, EncryptionContext(context))
+    """A version 1 message (envelope-v1.md, ENV-4), built from the spec: ownkey now writes
+    version 2 and only opens version 1, so the generator carries its own v1 sealer."""
+    okm = hkdf_sha256(
+        key.material(SECRET_KEY_ACCESS), salt=None, info=b"ownkey/v1/message", length=64
+    )
+    header = bytes((0x01, 0x01, len(key.key_id))) + key.key_id + nonce + okm[32:]
+    aad = header + EncryptionContext(context).encoded
+    return header + Aes256Gcm(okm[:32]).encrypt(nonce, plaintext, aad)
 
 
 def seal_stream_vector(

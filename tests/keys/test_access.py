@@ -15,7 +15,8 @@ from ownkey.errors import (
     InvalidCiphertext,
     KeyUnavailable,
 )
-from ownkey.keys import CacheLimits, KeyRef, RetryPolicy, ScopeKeys, wrap_context
+from ownkey.keys import CacheLimits, KeyRef, RetryPolicy, ScopeKeys
+from ownkey.keys._records import record_binding, share_context
 from tests.keys._rig import ACME, GLOBEX, PLATFORM, make_rig
 
 
@@ -28,11 +29,13 @@ def test_one_share_per_key_in_plan_order_combined() -> None:
     assert record is not None
     assert [wrap.key for wrap in record.wraps] == [ACME, GLOBEX, PLATFORM]
     shares = [
-        rig.provider.unwrap(w.key_id, w.blob, wrap_context(identity, record.key_id, w.key))
-        for w in record.wraps
+        rig.provider.unwrap(
+            w.key_id, w.blob, share_context(identity, record.key_id, record.wrap_keys, index)
+        )
+        for index, w in enumerate(record.wraps)
     ]
     assert len(set(shares)) == 3
-    assert entry.key.material(SECRET_KEY_ACCESS) == combine_shares(shares)
+    assert entry.key.material(SECRET_KEY_ACCESS) == combine_shares(shares, record_binding(record))
     assert len(entry.key.key_id) == 16  # SK-4
 
 

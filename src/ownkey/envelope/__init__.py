@@ -10,12 +10,12 @@ audit chain's hashes and signed checkpoints), so that ``_primitives`` stays the 
 touches ``cryptography.hazmat``.
 """
 
-from ownkey.envelope._context import EncryptionContext, encode_context
+from ownkey.envelope._context import EncryptionContext, encode_context, encode_fields
 from ownkey.envelope._format import FORMAT_VERSION, MESSAGE_FIXED_OVERHEAD, peek_key_id
 from ownkey.envelope._keys import SECRET_KEY_ACCESS, ScopeKey, SecretKeyAccess, combine_shares
 from ownkey.envelope._message import (
     MAX_MESSAGE_BYTES,
-    MESSAGE_USE_LIMIT,
+    SEALS_PER_MESSAGE_KEY,
     MessageCipher,
     RandomSource,
     open_message,
@@ -44,8 +44,8 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "MAX_SEGMENT_SIZE",
     "MESSAGE_FIXED_OVERHEAD",
-    "MESSAGE_USE_LIMIT",
     "MIN_SEGMENT_SIZE",
+    "SEALS_PER_MESSAGE_KEY",
     "SECRET_KEY_ACCESS",
     "Ed25519Signer",
     "EncryptionContext",
@@ -60,6 +60,7 @@ __all__ = [
     "combine_shares",
     "ed25519_verify",
     "encode_context",
+    "encode_fields",
     "open_message",
     "open_range",
     "open_range_into",

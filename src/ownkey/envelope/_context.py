@@ -19,6 +19,7 @@ __all__ = [
     "MAX_VALUE_BYTES",
     "EncryptionContext",
     "encode_context",
+    "encode_fields",
 ]
 
 MAX_CONTEXT_PAIRS = 32
@@ -26,6 +27,19 @@ MAX_NAME_BYTES = 64
 MAX_VALUE_BYTES = 1024
 _NAME = re.compile(r"[a-z0-9_.-]{1,64}\Z")
 _U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+
+
+def encode_fields(*fields: bytes | str) -> bytes:
+    """The canonical encoding of a tuple (ENV2-3.6): ``u32 count`` then ``u32 len || bytes`` per
+    field, text as UTF-8. Every place above the envelope where a tuple becomes bytes (identity
+    digests, stored lists, bindings) uses this, so two different tuples never meet: no separator
+    character can be imitated by a value, and nesting is an encoded field inside a field."""
+    parts = [_U32.pack(len(fields))]
+    for field in fields:
+        raw = field.encode("utf-8") if isinstance(field, str) else bytes(field)
+        parts.append(_U32.pack(len(raw)) + raw)
+    return b"".join(parts)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -24,6 +24,7 @@ __all__ = [
 MAX_KEY_ID_BYTES = 255
 MAX_SHARES = 16
 _COMBINE_INFO = b"ownkey/v1/combine-shares"
+_COMBINE_INFO_V2 = b"ownkey/v2/combine-shares"
 
 
 class SecretKeyAccess:
@@ -75,16 +76,24 @@ class ScopeKey:
         return hash(self.key_id)
 
 
-def combine_shares(shares: Sequence[bytes]) -> bytes:
+def combine_shares(shares: Sequence[bytes], binding: bytes | None = None) -> bytes:
     """Combine N 32-byte key shares into one scope-key material (ENV-6).
 
     HKDF-SHA256 over the concatenation of every share, in the order given, with the share count in
     ``info``: all N shares are needed to recompute the result, and learning N-1 of them teaches
     nothing about it. Callers list shares in the protection plan's key order.
+
+    With ``binding`` (ENV2-6.1, scope-key records of format 2) the info also carries the
+    canonical encoding of what the scope key is for (its id, orgs, service, scope and epoch), so
+    a share moved to another record, or a record whose attributes were edited, yields another
+    key: its content then fails the envelope's commitment.
     """
     if not 1 <= len(shares) <= MAX_SHARES:
         raise ValueError("combine_shares takes 1-16 shares")
     if any(len(share) != AES_KEY_BYTES for share in shares):
         raise ValueError("every key share must be 32 bytes")
-    info = _COMBINE_INFO + struct.pack(">B", len(shares))
+    if binding is None:
+        info = _COMBINE_INFO + struct.pack(">B", len(shares))
+    else:
+        info = _COMBINE_INFO_V2 + struct.pack(">B", len(shares)) + binding
     return hkdf_sha256(b"".join(shares), salt=None, info=info, length=AES_KEY_BYTES)

@@ -1,17 +1,23 @@
 """Message suite (0x01): single-shot envelopes for small payloads such as chat messages.
 
-Layout (ENV-4)::
+Layout of version 2, the one written (ENV2-4)::
 
-    0x01 | 0x01 | u8 kid_len | kid | nonce (12) | commitment (32) | ciphertext | tag (16)
+    0x02 | 0x01 | u8 kid_len | kid | salt (16) | nonce (12) | commitment (32) | ct | tag (16)
 
-The per-scope-key message key and the key commitment come from one HKDF-SHA256 expansion of the
-scope key, computed once per :class:`MessageCipher`. Every message then costs one AES-GCM call and
-a 12-byte random nonce, which is what lets chat seal at very high rates. The AAD is the header
-(everything before the ciphertext) followed by the canonical context encoding.
+Every :class:`MessageCipher` draws a random 128-bit salt and derives its own message key and
+commitment key from the scope key and that salt, so no two instances (threads, processes, nodes,
+cache reloads, epochs of any length) ever share an AES key. Each instance counts its seals with
+an atomic counter and moves to a fresh salt after :data:`SEALS_PER_MESSAGE_KEY`: the nonce
+collision bound holds per AES key by construction, whatever the deployment does (ENV2-4.6). The
+commitment is ``SHA-256(K_com || header-before-commitment || CTX)``: it commits to the key, the
+salt, the nonce and the full context, so an envelope opens under at most one (key, context).
+
+Version 1 envelopes (one message key per scope key, ``docs/spec/envelope-v1.md``) still open.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import weakref
@@ -21,6 +27,9 @@ from typing import ClassVar
 from ownkey.envelope._context import context_bytes
 from ownkey.envelope._format import (
     COMMITMENT_BYTES,
+    LEGACY_MESSAGE_VERSION,
+    MESSAGE_SALT_BYTES,
+    MESSAGE_VERSION,
     SUITE_MESSAGE,
     key_id_prefix,
 )
@@ -32,12 +41,13 @@ from ownkey.envelope._primitives import (
     Aes256Gcm,
     constant_time_equal,
     hkdf_sha256,
+    sha256_hasher,
 )
 from ownkey.errors import InvalidCiphertext, LimitExceeded
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
-    "MESSAGE_USE_LIMIT",
+    "SEALS_PER_MESSAGE_KEY",
     "MessageCipher",
     "RandomSource",
     "open_message",
@@ -46,10 +56,15 @@ __all__ = [
 
 RandomSource = Callable[[int], bytes]
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-# Random 96-bit nonces under one key: 2^28 messages keep the chance of a repeat below 2^-41.
-MESSAGE_USE_LIMIT = 2**28
-_MESSAGE_INFO = b"ownkey/v1/message"
+#: Seals under one derived message key before the cipher draws a fresh salt. Random 96-bit
+#: nonces: q = 2^20 messages repeat a nonce with probability <= q^2 / 2^97 = 2^-57 (ENV2-4.6).
+SEALS_PER_MESSAGE_KEY = 2**20
+_V2_INFO = b"ownkey/v2/message"
+_V1_INFO = b"ownkey/v1/message"
 _NONCES_PER_REFILL = 256
+#: Derived keys an opener keeps (one per sender instance and 2^20 messages): a miss costs one
+#: HKDF, so the bound only caps memory.
+_OPEN_KEYS = 256
 
 
 class _NoncePool:
@@ -88,89 +103,192 @@ class _NoncePool:
             pool.forget()
 
 
-os.register_at_fork(after_in_child=_NoncePool.forget_all)
+class _MessageKey:
+    """One derived message key: its AEAD, its commitment key and the header bytes before the
+    nonce. ``count`` hands out seal numbers atomically (``next`` on ``itertools.count`` holds the
+    GIL), so no thread can push a key past its budget."""
+
+    __slots__ = ("aead", "commit_key", "count", "prefix")
+
+    def __init__(self, aead: Aes256Gcm, commit_key: bytes, prefix: bytes) -> None:
+        self.aead = aead
+        self.commit_key = commit_key
+        self.prefix = prefix
+        self.count = itertools.count()
 
 
 class MessageCipher:
     """Seals and opens messages under one scope key; build once per scope key and reuse.
 
-    ``use_limit`` bounds the number of seals (ENV-4.6); past it :class:`LimitExceeded` tells the
-    key layer to move to a fresh scope key.
+    Sealing never runs out: the cipher moves to a fresh derived key every
+    :data:`SEALS_PER_MESSAGE_KEY` seals, and a forked child draws its own salt before its first
+    seal. ``uses`` counts every seal of this instance, for reports.
     """
 
     __slots__ = (
-        "_aead",
-        "_commitment",
-        "_header_len",
-        "_max_len",
-        "_min_len",
-        "_nonce_end",
+        "__weakref__",
+        "_kid_prefix",
+        "_legacy",
+        "_lock",
+        "_material",
         "_nonces",
-        "_prefix",
+        "_opening",
+        "_random",
+        "_sealing",
         "_uses",
-        "use_limit",
     )
 
-    def __init__(
-        self,
-        key: ScopeKey,
-        *,
-        random: RandomSource = os.urandom,
-        use_limit: int = MESSAGE_USE_LIMIT,
-    ) -> None:
-        okm = hkdf_sha256(
-            key.material(SECRET_KEY_ACCESS),
-            salt=None,
-            info=_MESSAGE_INFO,
-            length=AES_KEY_BYTES + COMMITMENT_BYTES,
-        )
-        self._aead = Aes256Gcm(okm[:AES_KEY_BYTES])
-        self._commitment = okm[AES_KEY_BYTES:]
-        self._prefix = key_id_prefix(SUITE_MESSAGE, key.key_id)
-        self._nonce_end = len(self._prefix) + GCM_NONCE_BYTES
-        self._header_len = self._nonce_end + COMMITMENT_BYTES
-        self._min_len = self._header_len + GCM_TAG_BYTES
-        self._max_len = self._min_len + MAX_MESSAGE_BYTES
+    _live: ClassVar[weakref.WeakSet[MessageCipher]] = weakref.WeakSet()
+
+    def __init__(self, key: ScopeKey, *, random: RandomSource = os.urandom) -> None:
+        self._material = key.material(SECRET_KEY_ACCESS)
+        self._kid_prefix = key_id_prefix(SUITE_MESSAGE, key.key_id, MESSAGE_VERSION)
+        self._random = random
         self._nonces = _NoncePool(random)
+        self._lock = threading.Lock()
+        self._opening: dict[bytes, _MessageKey] = {}
+        self._legacy: tuple[Aes256Gcm, bytes, bytes] | None = None
+        self._sealing: _MessageKey | None = None  # drawn at the first seal: openers never need one
         self._uses = 0
-        self.use_limit = use_limit
+        MessageCipher._live.add(self)
 
     def __repr__(self) -> str:
-        return f"<MessageCipher uses={self._uses}/{self.use_limit} key=<redacted>>"
+        return f"<MessageCipher uses={self.uses} key=<redacted>>"
 
     @property
     def uses(self) -> int:
-        """How many messages this cipher has sealed."""
+        """How many messages this cipher has sealed (a report: concurrent seals may under-count;
+        the per-key budget is enforced by each key's own atomic counter)."""
         return self._uses
+
+    # -- derived keys ------------------------------------------------------------------------------
+
+    def _derive(self, salt: bytes) -> _MessageKey:
+        okm = hkdf_sha256(
+            self._material,
+            salt=salt,
+            info=_V2_INFO + self._kid_prefix[2:],
+            length=AES_KEY_BYTES + COMMITMENT_BYTES,
+        )
+        return _MessageKey(
+            Aes256Gcm(okm[:AES_KEY_BYTES]), okm[AES_KEY_BYTES:], self._kid_prefix + salt
+        )
+
+    def _remember(self, salt: bytes, key: _MessageKey) -> None:
+        with self._lock:
+            if len(self._opening) >= _OPEN_KEYS:
+                self._opening.pop(next(iter(self._opening)))
+            self._opening[salt] = key
+
+    def _fresh_key(self) -> _MessageKey:
+        salt = self._random(MESSAGE_SALT_BYTES)
+        if len(salt) != MESSAGE_SALT_BYTES:
+            raise ValueError("the random source returned a short salt")
+        key = self._derive(salt)
+        self._remember(salt, key)
+        return key
+
+    def _next_key(self, spent: _MessageKey | None) -> _MessageKey:
+        """The key to seal with after ``spent`` (None at the first seal, else its budget is used
+        up), drawing a fresh salt unless another thread already did."""
+        with self._lock:
+            current = self._sealing
+        if current is not spent and current is not None:
+            return current
+        fresh = self._fresh_key()
+        with self._lock:
+            current = self._sealing
+            if current is spent or current is None:
+                self._sealing = current = fresh
+            return current
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._sealing = None  # the child draws its own salt: it never shares a key's budget
+
+    @classmethod
+    def _renew_all(cls) -> None:
+        for cipher in list(cls._live):
+            cipher._after_fork()
+
+    # -- seal and open -----------------------------------------------------------------------------
 
     def seal(self, plaintext: bytes, context: Mapping[str, str]) -> bytes:
         """Seal ``plaintext`` bound to ``context``; the result names the scope key id."""
         if len(plaintext) > MAX_MESSAGE_BYTES:
             raise LimitExceeded("a message is limited to 64 MiB; use the stream suite")
-        if self._uses >= self.use_limit:
-            raise LimitExceeded("this scope key reached its message use limit")
+        key = self._sealing or self._next_key(None)
+        while next(key.count) >= SEALS_PER_MESSAGE_KEY:
+            key = self._next_key(key)
         self._uses += 1
         nonce = self._nonces.take()
-        header = self._prefix + nonce + self._commitment
-        return header + self._aead.encrypt(nonce, plaintext, header + context_bytes(context))
+        aad = key.prefix + nonce + context_bytes(context)
+        commitment = sha256_hasher(key.commit_key + aad).digest()
+        return key.prefix + nonce + commitment + key.aead.encrypt(nonce, plaintext, aad)
 
     def open(self, envelope: bytes, context: Mapping[str, str]) -> bytes:
         """Open an envelope sealed by :meth:`seal` with the same key and context.
 
         Any difference at all raises :class:`InvalidCiphertext`, the same error every time.
         """
-        header_len = self._header_len
-        if (
-            not self._min_len <= len(envelope) <= self._max_len
-            or not envelope.startswith(self._prefix)
-            or not constant_time_equal(envelope[self._nonce_end : header_len], self._commitment)
+        kid_end = len(self._kid_prefix)
+        if envelope[:1] == b"\x01":
+            return self._open_v1(envelope, context)
+        salt_end = kid_end + MESSAGE_SALT_BYTES
+        nonce_end = salt_end + GCM_NONCE_BYTES
+        header_len = nonce_end + COMMITMENT_BYTES
+        if not header_len + GCM_TAG_BYTES <= len(
+            envelope
+        ) <= header_len + GCM_TAG_BYTES + MAX_MESSAGE_BYTES or not envelope.startswith(
+            self._kid_prefix
         ):
             raise InvalidCiphertext()
-        return self._aead.decrypt(
-            envelope[len(self._prefix) : self._nonce_end],
+        salt = envelope[kid_end:salt_end]
+        key = self._opening.get(salt)
+        if key is None:
+            key = self._derive(salt)
+            self._remember(salt, key)
+        aad = envelope[:nonce_end] + context_bytes(context)
+        if not constant_time_equal(
+            envelope[nonce_end:header_len], sha256_hasher(key.commit_key + aad).digest()
+        ):
+            raise InvalidCiphertext()
+        return key.aead.decrypt(
+            envelope[salt_end:nonce_end], memoryview(envelope)[header_len:], aad
+        )
+
+    def _open_v1(self, envelope: bytes, context: Mapping[str, str]) -> bytes:
+        """Version 1 (docs/spec/envelope-v1.md): one message key and commitment per scope key."""
+        if self._legacy is None:
+            okm = hkdf_sha256(
+                self._material, salt=None, info=_V1_INFO, length=AES_KEY_BYTES + COMMITMENT_BYTES
+            )
+            prefix = bytes((LEGACY_MESSAGE_VERSION,)) + self._kid_prefix[1:]
+            self._legacy = (Aes256Gcm(okm[:AES_KEY_BYTES]), okm[AES_KEY_BYTES:], prefix)
+        aead, commitment, prefix = self._legacy
+        nonce_end = len(prefix) + GCM_NONCE_BYTES
+        header_len = nonce_end + COMMITMENT_BYTES
+        if (
+            not header_len + GCM_TAG_BYTES
+            <= len(envelope)
+            <= header_len + GCM_TAG_BYTES + MAX_MESSAGE_BYTES
+            or not envelope.startswith(prefix)
+            or not constant_time_equal(envelope[nonce_end:header_len], commitment)
+        ):
+            raise InvalidCiphertext()
+        return aead.decrypt(
+            envelope[len(prefix) : nonce_end],
             memoryview(envelope)[header_len:],
             envelope[:header_len] + context_bytes(context),
         )
+
+
+def _after_fork_in_child() -> None:
+    _NoncePool.forget_all()
+    MessageCipher._renew_all()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def seal_message(

@@ -8,6 +8,7 @@ one opaque error of the envelope. A test pins this module as the only importer o
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -29,6 +30,7 @@ __all__ = [
     "ed25519_verify",
     "hkdf_sha256",
     "sha256",
+    "sha256_hasher",
 ]
 
 AES_KEY_BYTES = 32
@@ -95,6 +97,11 @@ def hkdf_sha256(ikm: bytes, *, salt: bytes | None, info: bytes, length: int) -> 
 #: Compare two byte strings in time independent of where they differ (the stdlib's C routine,
 #: bound directly: it sits on the hot path of every open).
 constant_time_equal = hmac.compare_digest
+
+
+#: SHA-256 through the stdlib's C routine, bound directly: the message suite's per-message
+#: commitment sits on the hot path, where a hazmat ``Hash`` object costs three calls more.
+sha256_hasher = hashlib.sha256
 
 
 def sha256(data: bytes) -> bytes:

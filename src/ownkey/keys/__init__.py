@@ -23,6 +23,8 @@ from ownkey.keys._records import (
     ScopeKeyRecord,
     Selector,
     Wrap,
+    record_binding,
+    share_context,
     wrap_context,
 )
 from ownkey.keys._refs import KeyRef
@@ -67,5 +69,7 @@ __all__ = [
     "call_with_retry",
     "destruction_due",
     "next_state",
+    "record_binding",
+    "share_context",
     "wrap_context",
 ]

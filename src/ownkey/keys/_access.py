@@ -16,15 +16,17 @@ from ownkey.audit import AuditAction, Outcome
 from ownkey.envelope import ScopeKey, combine_shares
 from ownkey.errors import AccessDenied, ConfigError, InvalidCiphertext, KeyUnavailable
 from ownkey.keys._cache import CacheEntry
-from ownkey.keys._calls import unwrap_share, wrap_share
+from ownkey.keys._calls import unwrap_share, verify_wrap, wrap_share
 from ownkey.keys._deps import SCOPE_KEY_ID_BYTES, KeyDeps
 from ownkey.keys._flight import SingleFlight
 from ownkey.keys._records import (
+    RECORD_FORMAT,
     MasterKey,
     ScopeIdentity,
     ScopeKeyRecord,
     Selector,
-    wrap_context,
+    record_binding,
+    share_context,
 )
 from ownkey.keys._refs import HYBRID, KeyRef
 from ownkey.keys._revocation import RevocationRule
@@ -134,9 +136,43 @@ class ScopeKeys:
 
     def _current_or_create(self, identity: ScopeIdentity) -> CacheEntry:
         record = self._deps.store.current(identity)
-        entry = self._create(identity) if record is None else self._load(record)
+        if record is not None and record.format < RECORD_FORMAT:
+            self._retire_outdated(record)  # new content only under format-2 bindings
+            record = None
+        entry = self._create(identity) if record is None else self._load_for_seal(record, identity)
         self._deps.cache.bind(identity, entry.key.key_id)
         return entry
+
+    def _load_for_seal(self, record: ScopeKeyRecord, identity: ScopeIdentity) -> CacheEntry:
+        """Load a stored record to seal ``identity``'s content, only if it is exactly what the
+        plan asks for: the record was found by a digest of the identity, a column anyone with
+        write access to the database can set (issue 10, finding 2)."""
+        same = (
+            record.sealable
+            and not record.shredded
+            and record.orgs == identity.orgs
+            and record.service_id == identity.service_id
+            and record.scope == identity.scope
+            and record.epoch_start == identity.epoch_start
+            and record.epoch_seconds == identity.epoch_seconds
+            and sorted(record.wrap_keys) == sorted(identity.keys)
+        )
+        if not same:
+            raise self._denied(
+                identity,
+                None,
+                "integrity",
+                "the stored scope key does not match the protection plan",
+                record.key_id,
+            )
+        return self._load(record)
+
+    def _retire_outdated(self, record: ScopeKeyRecord) -> None:
+        self._deps.store.retire(record.key_id)
+        self._deps.auditor.emit(
+            AuditAction.SCOPE_KEY_RETIRE,
+            detail={"scope_key_id": record.key_id.hex(), "reason": "record_format"},
+        )
 
     def _create(self, identity: ScopeIdentity) -> CacheEntry:
         """New random shares, one per key, each wrapped under its key (SK-2, SK-3)."""
@@ -145,8 +181,8 @@ class ScopeKeys:
         key_id = deps.random(SCOPE_KEY_ID_BYTES)
         shares = [deps.random(SHARE_BYTES) for _ in masters]
         wraps = tuple(
-            wrap_share(deps, master, share, wrap_context(identity, key_id, master.ref))
-            for master, share in zip(masters, shares, strict=True)
+            wrap_share(deps, master, share, share_context(identity, key_id, identity.keys, index))
+            for index, (master, share) in enumerate(zip(masters, shares, strict=True))
         )
         record = ScopeKeyRecord(
             key_id=key_id,
@@ -157,20 +193,13 @@ class ScopeKeys:
             epoch_seconds=identity.epoch_seconds,
             wraps=wraps,
             created_at=deps.clock(),
+            format=RECORD_FORMAT,
         )
         stored = deps.store.create(record)
         if stored.key_id != key_id:  # another node created it first: use theirs
-            return self._load(stored)
-        return deps.cache.put(ScopeKey(key_id, combine_shares(shares)), identity)
-
-    def retire(self, entry: CacheEntry) -> None:
-        """Seal no more new content with this scope key (its cipher reached its use limit)."""
-        self._deps.store.retire(entry.key.key_id)
-        self._deps.cache.unbind(entry.identity)
-        self._deps.auditor.emit(
-            AuditAction.SCOPE_KEY_RETIRE,
-            detail={"scope_key_id": entry.key.key_id.hex(), "reason": "use_limit"},
-        )
+            return self._load_for_seal(stored, identity)
+        material = combine_shares(shares, record_binding(record))
+        return deps.cache.put(ScopeKey(key_id, material), identity)
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -201,9 +230,18 @@ class ScopeKeys:
     def _unwrap(self, record: ScopeKeyRecord, *, retry: bool) -> tuple[ScopeKey, ScopeIdentity]:
         """Unwrap every share (all are needed) and combine them; a denial evicts the key's uses."""
         identity = record.identity
+        wrap_keys = record.wrap_keys
         shares = []
-        for wrap in record.wraps:
-            context = wrap_context(identity, record.key_id, wrap.key)
+        for index, wrap in enumerate(record.wraps):
+            context = share_context(
+                identity, record.key_id, wrap_keys, index, record_format=record.format
+            )
+            try:
+                verify_wrap(self._deps, wrap)
+            except AccessDenied as exc:
+                raise self._denied(
+                    identity, wrap.key, exc.reason, str(exc), record.key_id
+                ) from None
             try:
                 shares.append(unwrap_share(self._deps, wrap, context, retry=retry))
             except AccessDenied as exc:
@@ -215,7 +253,7 @@ class ScopeKeys:
                     f"the key manager refused {wrap.key}",
                     record.key_id,
                 ) from exc
-        return ScopeKey(record.key_id, combine_shares(shares)), identity
+        return ScopeKey(record.key_id, combine_shares(shares, record_binding(record))), identity
 
     def _refresh(self, entry: CacheEntry) -> CacheEntry:
         """Re-unwrap an entry past ``refresh_after``; keep it if the manager is unavailable."""

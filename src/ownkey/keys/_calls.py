@@ -17,7 +17,7 @@ from ownkey.keys._records import MasterKey, Wrap
 from ownkey.keys._refs import KeyRef
 from ownkey.keys._retry import call_with_retry
 
-__all__ = ["unwrap_share", "wrap_share"]
+__all__ = ["unwrap_share", "verify_wrap", "wrap_share"]
 
 T = TypeVar("T")
 
@@ -106,3 +106,23 @@ def unwrap_share(
         lambda: provider.unwrap(wrap.key_id, wrap.blob, context),
         retry=retry,
     )
+
+
+def verify_wrap(deps: KeyDeps, wrap: Wrap) -> None:
+    """Refuse a stored wrap that names another key manager, key or version than ownkey's
+    registry holds for the key reference it claims (issue 10, finding 2).
+
+    Without this a row saying ``customer:acme`` but naming the platform key's id would be
+    unwrapped by the platform key and audited as a use of acme's key. Raises AccessDenied
+    (reason ``integrity``); the caller records it.
+    """
+    master = deps.registry.get(wrap.key)
+    if (
+        master is None
+        or wrap.provider != master.provider
+        or wrap.key_id != master.key_id
+        or (wrap.version != master.version and wrap.version not in deps.registry.versions(wrap.key))
+    ):
+        raise AccessDenied(
+            f"a stored share names a key that is not {wrap.key}'s", reason="integrity"
+        )

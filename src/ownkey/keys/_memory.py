@@ -112,6 +112,7 @@ class MemoryKeyRegistry:
 
     def __init__(self) -> None:
         self._keys: dict[KeyRef, MasterKey] = {}
+        self._versions: dict[KeyRef, list[str]] = {}
         self._lock = threading.Lock()
 
     def get(self, ref: KeyRef) -> MasterKey | None:
@@ -120,6 +121,13 @@ class MemoryKeyRegistry:
     def put(self, key: MasterKey) -> None:
         with self._lock:
             self._keys[key.ref] = key
+            seen = self._versions.setdefault(key.ref, [])
+            if key.version not in seen:
+                seen.append(key.version)
+
+    def versions(self, ref: KeyRef) -> list[str]:
+        with self._lock:
+            return list(self._versions.get(ref, ()))
 
     def all(self) -> list[MasterKey]:
         with self._lock:

@@ -147,6 +147,11 @@ class KeyRegistry(Protocol):
         """Every record."""
         ...
 
+    def versions(self, ref: KeyRef) -> Sequence[str]:
+        """Every primary version recorded for ``ref``, oldest first: a stored wrap must name
+        one of them (finding 2 of issue 10)."""
+        ...
+
 
 class RuleStore(Protocol):
     """Revocation rules in force."""

@@ -10,13 +10,17 @@ stays as a tombstone so that opening its content says *destroyed*, forever (KL-9
 from __future__ import annotations
 
 import hashlib
+import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ownkey.envelope import encode_fields
 from ownkey.keys._lifecycle import KeyState
 from ownkey.keys._refs import KeyRef
 
 __all__ = [
+    "RECORD_FORMAT",
     "SCOPE_KEY_PURPOSE",
     "MasterKey",
     "ScopeIdentity",
@@ -24,6 +28,8 @@ __all__ = [
     "Selector",
     "Wrap",
     "describe_selector",
+    "record_binding",
+    "share_context",
     "wrap_context",
 ]
 
@@ -31,6 +37,11 @@ __all__ = [
 #: this use of its key.
 SCOPE_KEY_PURPOSE = "ownkey.scope-key"
 _MAX_CONTEXT_VALUE = 512
+#: The format new scope-key records are written in. Format 1 (before issue 10): contexts without
+#: the key list, orgs joined by ``,``, shares combined without a binding. Format 2: the share
+#: index, the key reference and the full key list in every wrap's context, canonical encodings,
+#: and the record's attributes bound into the share combination (docs/spec/key-lifecycle.md SK-3).
+RECORD_FORMAT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +104,12 @@ class ScopeKeyRecord:
     created_at: float
     sealable: bool = True
     shredded_at: float | None = None
+    format: int = 1
+
+    @property
+    def wrap_keys(self) -> tuple[KeyRef, ...]:
+        """The key of each share, in combining order."""
+        return tuple(wrap.key for wrap in self.wraps)
 
     @property
     def keys(self) -> tuple[KeyRef, ...]:
@@ -143,6 +160,80 @@ def wrap_context(identity: ScopeIdentity, scope_key_id: bytes, key: KeyRef) -> d
     if key.org is not None:
         context["org"] = _bounded(key.org)
     return context
+
+
+def _bounded_pair(context: dict[str, str], name: str, value: str) -> None:
+    """Put ``value`` under ``name``, or its digest under ``name_sha256`` when too long: the
+    two names differ, so no literal value can pass for a digest (finding 6 of issue 10)."""
+    if len(value.encode("utf-8")) <= _MAX_CONTEXT_VALUE:
+        context[name] = value
+    else:
+        context[f"{name}_sha256"] = hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def _json_list(values: Sequence[str]) -> str:
+    """A list as a JSON array: injective, and readable in a key manager's log."""
+    return json.dumps(list(values), ensure_ascii=False, separators=(",", ":"))
+
+
+def share_context(
+    identity: ScopeIdentity,
+    scope_key_id: bytes,
+    wrap_keys: Sequence[KeyRef],
+    index: int,
+    *,
+    record_format: int = RECORD_FORMAT,
+) -> dict[str, str]:
+    """The encryption context of share ``index`` of a record whose shares are wrapped under
+    ``wrap_keys`` (combining order), for the record's format (SK-3).
+
+    Format 2 adds what makes a stored row impossible to edit silently: which key this share is
+    under (``key``), its place (``share`` of ``shares``) and every key of the record (``keys``).
+    The key manager checks the context on unwrap, so a row whose key reference, order or key
+    list was changed no longer unwraps, and the customer's own KMS log shows every key its share
+    is combined with.
+    """
+    key = wrap_keys[index]
+    if record_format < 2:
+        return wrap_context(identity, scope_key_id, key)
+    context = {
+        "purpose": SCOPE_KEY_PURPOSE,
+        "format": str(record_format),
+        "service_id": identity.service_id,
+        "epoch": _iso(identity.epoch_start),
+        "epoch_seconds": str(identity.epoch_seconds),
+        "scope_key_id": scope_key_id.hex(),
+        "share": str(index),
+        "shares": str(len(wrap_keys)),
+    }
+    _bounded_pair(context, "orgs", _json_list(identity.orgs))
+    _bounded_pair(context, "scope", identity.scope)
+    _bounded_pair(context, "key", str(key))
+    _bounded_pair(context, "keys", _json_list([str(ref) for ref in wrap_keys]))
+    if key.org is not None:
+        _bounded_pair(context, "org", key.org)
+    return context
+
+
+def record_binding(record: ScopeKeyRecord) -> bytes | None:
+    """What a format-2 record's shares are combined with (ENV2-6.1): the attributes that never
+    change for the life of the scope key, canonically encoded. None for format 1.
+
+    The key list is not part of it: a backfill (RW-3, RW-4) moves a share to another key and
+    must keep the scope key; the key list is bound by every wrap's context instead.
+    """
+    if record.format < 2:
+        return None
+    return encode_fields(
+        b"ownkey/scope-key",
+        str(record.format),
+        record.key_id,
+        encode_fields(*record.orgs),
+        record.service_id,
+        record.scope,
+        str(record.epoch_start),
+        str(record.epoch_seconds),
+    )
 
 
 @dataclass(frozen=True, slots=True)

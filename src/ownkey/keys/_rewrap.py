@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 from ownkey.audit import AuditAction
 from ownkey.errors import AuditUnavailable, KeyUnavailable, OwnkeyError
-from ownkey.keys._calls import unwrap_share, wrap_share
+from ownkey.keys._calls import unwrap_share, verify_wrap, wrap_share
 from ownkey.keys._deps import KeyDeps
-from ownkey.keys._records import MasterKey, ScopeKeyRecord, Selector, Wrap, wrap_context
+from ownkey.keys._records import MasterKey, ScopeKeyRecord, Selector, Wrap, share_context
 from ownkey.keys._refs import KeyRef
 
 __all__ = ["RewrapReport", "Rewrapper"]
@@ -66,17 +66,33 @@ class Rewrapper:
         self._master = master
 
     def _move(self, record: ScopeKeyRecord, index: int, target: MasterKey) -> None:
-        old = record.wraps[index]
-        identity = record.identity
-        key_id = record.key_id
-        share = unwrap_share(self._deps, old, wrap_context(identity, key_id, old.key))
-        new = wrap_share(self._deps, target, share, wrap_context(identity, key_id, target.ref))
-        wraps = (*record.wraps[:index], new, *record.wraps[index + 1 :])
-        if not self._deps.store.replace_wraps(record.key_id, record.wraps, wraps):
+        old_keys = record.wrap_keys
+        new_keys = (*old_keys[:index], target.ref, *old_keys[index + 1 :])
+        identity, key_id, fmt = record.identity, record.key_id, record.format
+        deps = self._deps
+
+        def rewrap(position: int, master: MasterKey) -> Wrap:
+            wrap = record.wraps[position]
+            verify_wrap(deps, wrap)
+            old_context = share_context(identity, key_id, old_keys, position, record_format=fmt)
+            share = unwrap_share(deps, wrap, old_context)
+            new_context = share_context(identity, key_id, new_keys, position, record_format=fmt)
+            return wrap_share(deps, master, share, new_context)
+
+        if fmt >= 2 and new_keys != old_keys:
+            # Every share's context names the full key list (SK-3): all are wrapped again, each
+            # under its own key, and swapped together by the one compare-and-set below.
+            wraps = tuple(
+                rewrap(position, target if position == index else self._master(wrap.key))
+                for position, wrap in enumerate(record.wraps)
+            )
+        else:
+            wraps = (*record.wraps[:index], rewrap(index, target), *record.wraps[index + 1 :])
+        if not deps.store.replace_wraps(record.key_id, record.wraps, wraps):
             raise _ConflictError()
-        if target.ref != old.key:
+        if target.ref != old_keys[index]:
             # The set of keys changed: cached checks of this scope key are stale (RW-5).
-            self._deps.cache.evict_id(record.key_id)
+            deps.cache.evict_id(record.key_id)
 
     def _run(
         self,

@@ -83,6 +83,10 @@ class CachedKeyRegistry:
     def all(self) -> Sequence[MasterKey]:
         return sorted(self._current().values(), key=lambda key: key.ref.sort_key)
 
+    def versions(self, ref: KeyRef) -> Sequence[str]:
+        """Asked only on a scope-key load (a key-manager call follows), so not mirrored."""
+        return self._inner.versions(ref)
+
     def invalidate(self) -> None:
         """Re-read the registry on the next call."""
         self._snapshot.invalidate()

@@ -17,7 +17,7 @@ from typing import Any
 
 from ownkey import envelope
 from ownkey.envelope import Readable, SeekableReadable, Writable, peek_key_id
-from ownkey.errors import InvalidCiphertext, LimitExceeded
+from ownkey.errors import InvalidCiphertext
 from ownkey.keys import (
     CacheEntry,
     KeyAdmin,
@@ -112,21 +112,14 @@ class Protector:
         identity = self._identity(self._plan(request), address)
         return self._keys.for_seal(identity), address, identity
 
-    def _seal_message(
-        self, entry: CacheEntry, identity: ScopeIdentity, data: bytes, address: AssetAddress
-    ) -> bytes:
-        try:
-            return entry.cipher.seal(data, address.context)
-        except LimitExceeded:
-            if entry.cipher.uses < entry.cipher.use_limit:
-                raise  # the message is too large: not a key matter
-            self._keys.retire(entry)  # the scope key sealed its share of messages: take a new one
-            return self._keys.for_seal(identity).cipher.seal(data, address.context)
-
     def seal(self, request: Request, data: bytes) -> bytes:
-        """Seal a small payload (a chat message, a token, up to 64 MiB) per the policy."""
-        entry, address, identity = self._sealing(request)
-        return self._seal_message(entry, identity, data, address)
+        """Seal a small payload (a chat message, a token, up to 64 MiB) per the policy.
+
+        A scope key has no message limit: its cipher moves to a fresh derived key every 2^20
+        seals by itself (docs/spec/envelope-v2.md, ENV2-4.6).
+        """
+        entry, address, _ = self._sealing(request)
+        return entry.cipher.seal(data, address.context)
 
     def seal_stream(
         self,

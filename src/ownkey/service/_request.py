@@ -54,17 +54,21 @@ def _text(obj: Mapping[str, Any], name: str, field: str) -> str:
 
 
 def _chat_orgs(asset: Mapping[str, Any]) -> tuple[str, ...]:
+    """The orgs of a chat's members, each checked: they become part of the scope key's
+    identity, so a member whose org is missing, empty or not text is refused, never skipped."""
     container = asset.get("container")
     if not isinstance(container, Mapping) or container.get("kind") != "chat":
         return ()
     members = container.get("members")
     if not isinstance(members, list):
         return ()
-    return tuple(
-        sorted(
-            {m["org"] for m in members if isinstance(m, Mapping) and isinstance(m.get("org"), str)}
-        )
-    )
+    orgs = set()
+    for index, member in enumerate(members):
+        field = f"asset.container.members[{index}].org"
+        if not isinstance(member, Mapping):
+            raise PolicyError(f"asset.container.members[{index}]", "must be an object")
+        orgs.add(_text(member, "org", field))
+    return tuple(sorted(orgs))
 
 
 def address_of(request: Mapping[str, Any]) -> AssetAddress:

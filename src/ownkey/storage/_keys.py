@@ -16,6 +16,7 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
+from ownkey.envelope import encode_fields
 from ownkey.errors import NotFound
 from ownkey.keys._lifecycle import KeyState
 from ownkey.keys._records import MasterKey, ScopeIdentity, ScopeKeyRecord, Selector, Wrap
@@ -35,12 +36,22 @@ __all__ = ["SqlKeyRegistry", "SqlRuleStore", "SqlScopeKeyStore"]
 _SCAN_BATCH = 500
 
 
+def _escape(value: str) -> str:
+    """``%`` and ``|`` written as ``%25`` and ``%7C``: a value can hold neither separator, so
+    the stored list reads back as exactly the tuple written (issue 10, finding 6)."""
+    return value.replace("%", "%25").replace("|", "%7C")
+
+
+def _unescape(value: str) -> str:
+    return value.replace("%7C", "|").replace("%25", "%")
+
+
 def _bars(values: Sequence[str]) -> str:
-    return "|" + "|".join(values) + "|"
+    return "|" + "|".join(_escape(value) for value in values) + "|"
 
 
 def _unbars(text: str) -> tuple[str, ...]:
-    return tuple(part for part in text.split("|") if part)
+    return tuple(_unescape(part) for part in text.split("|") if part)
 
 
 def _like_escape(value: str) -> str:
@@ -48,17 +59,18 @@ def _like_escape(value: str) -> str:
 
 
 def identity_digest(identity: ScopeIdentity) -> str:
-    """A stable digest of an identity, for the unique *current* index."""
-    parts = [
-        _bars(identity.orgs),
+    """A stable digest of an identity, for the unique *current* index: SHA-256 of the
+    envelope's canonical tuple encoding, so two identities never share a digest."""
+    encoded = encode_fields(
+        b"ownkey/identity",
+        encode_fields(*identity.orgs),
         identity.service_id,
         identity.scope,
         str(identity.epoch_start),
         str(identity.epoch_seconds),
-        _bars([str(key) for key in identity.keys]),
-    ]
-    text = "\x00".join(parts).encode("utf-8")
-    return hashlib.sha256(text).hexdigest()
+        encode_fields(*(str(key) for key in identity.keys)),
+    )
+    return hashlib.sha256(encoded).hexdigest()
 
 
 def _current_for(record: ScopeKeyRecord) -> str | None:
@@ -125,6 +137,7 @@ class SqlScopeKeyStore:
             created_at=float(row.created_at),
             sealable=bool(row.sealable),
             shredded_at=None if row.shredded_at is None else float(row.shredded_at),
+            format=int(row.format),
         )
 
     def _load(self, conn: Connection, where: Any) -> list[ScopeKeyRecord]:
@@ -156,10 +169,10 @@ class SqlScopeKeyStore:
         if selector.key_id is not None:
             clauses.append(scope_keys.c.key_id == selector.key_id)
         if selector.org is not None:
-            pattern = f"%|{_like_escape(selector.org)}|%"
+            pattern = f"%|{_like_escape(_escape(selector.org))}|%"
             clauses.append(scope_keys.c.orgs.like(pattern, escape="\\"))
         if selector.key is not None:
-            pattern = f"%|{_like_escape(str(selector.key))}|%"
+            pattern = f"%|{_like_escape(_escape(str(selector.key)))}|%"
             clauses.append(scope_keys.c["keys"].like(pattern, escape="\\"))
         if selector.until is not None:
             clauses.append(scope_keys.c.epoch_start < selector.until)
@@ -216,6 +229,7 @@ class SqlScopeKeyStore:
                         shredded_at=record.shredded_at,
                         current_for=digest,
                         wraps_version=0,
+                        format=record.format,
                     )
                 )
                 if record.wraps:
@@ -249,6 +263,7 @@ class SqlScopeKeyStore:
                         "shredded_at": r.shredded_at,
                         "current_for": _current_for(r),
                         "wraps_version": 0,
+                        "format": r.format,
                     }
                     for r in records
                 ],
@@ -286,6 +301,7 @@ class SqlScopeKeyStore:
                 wraps=wraps,
                 created_at=current.created_at,
                 sealable=current.sealable,
+                format=current.format,
             )
             digest = _current_for(updated)
             if (
@@ -341,6 +357,7 @@ class SqlScopeKeyStore:
             created_at=record.created_at,
             sealable=False,
             shredded_at=at,
+            format=record.format,
         )
 
     def count(self) -> int:

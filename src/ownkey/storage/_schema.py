@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    text,
 )
 
 __all__ = [
@@ -116,7 +117,7 @@ scope_keys = Table(
     "scope_keys",
     metadata,
     Column("key_id", LargeBinary(64), primary_key=True),
-    Column("orgs", Text, nullable=False),  # "|acme|globex|": LIKE-searchable
+    Column("orgs", Text, nullable=False),  # "|acme|globex|", "%" and "|" escaped: LIKE-searchable
     Column("service_id", String(4), nullable=False),
     Column("scope", Text, nullable=False),
     Column("epoch_start", BigInteger, nullable=False),
@@ -130,6 +131,8 @@ scope_keys = Table(
     Column("current_for", String(64), nullable=True, unique=True),
     # Bumped on every change of wraps: replace_wraps is a compare-and-set on it.
     Column("wraps_version", Integer, nullable=False, default=0),
+    # 1: made before issue 10 (read only); 2: bound wrap contexts and combination (SK-3).
+    Column("format", Integer, nullable=False, server_default=text("1")),
     Index(None, "service_id", "epoch_start"),
 )
 
