@@ -28,7 +28,7 @@ from ownkey.errors import (
     NotFound,
 )
 from ownkey.keys import KeyState, RetryPolicy, call_with_retry
-from ownkey.providers import _kmip
+from ownkey.providers import _kmip, build_provider
 from ownkey.providers._common import StateMark, context_bytes
 from ownkey.providers._kmip import KmipProvider
 from ownkey.testing.faultproxy import Fault, FaultProxy
@@ -618,3 +618,62 @@ def test_every_wrap_and_unwrap_sends_the_context_to_the_server(
     assert [(op, p.auth_additional_data, status) for op, p, status in sent] == [
         (enums.Operation.DECRYPT, context_bytes(other), enums.ResultStatus.OPERATION_FAILED),
     ]
+
+
+def test_disable_in_server_revokes_every_version_for_every_client(
+    kmip_server: KmipServer, admin: Any
+) -> None:
+    """With ``disable_in_server`` the server itself stops using the key: every version is
+    revoked (Deactivated), so even a holder of ownkey's client certificate gets no share out of
+    it. KMIP has no way back, so enable is refused; destruction still works."""
+    provider = _provider(kmip_server, disable_in_server=True)
+    try:
+        assert provider.reversible_disable is False
+        key_id = provider.create_key(label="acme")
+        provider.rotate(key_id)
+        versions = provider.describe(key_id).versions
+        share = os.urandom(32)
+        wrapped = provider.wrap(key_id, share, CONTEXT)
+        uid, iv, tag, data = _aead_parts(wrapped)
+        assert _server_decrypt(admin, uid, iv, data, tag, context_bytes(CONTEXT)) == share
+        provider.disable(key_id)
+        assert [_kmip_state(admin, version) for version in versions] == [
+            enums.State.DEACTIVATED
+        ] * len(versions)
+        with pytest.raises(kmip_errors.KmipOperationFailure) as refused:
+            _server_decrypt(admin, uid, iv, data, tag, context_bytes(CONTEXT))
+        assert refused.value.reason == enums.ResultReason.PERMISSION_DENIED
+        with pytest.raises(AccessDenied) as denied:
+            provider.unwrap(key_id, wrapped, CONTEXT)
+        assert denied.value.reason == "disabled"
+        assert provider.describe(key_id).state is KeyState.DISABLED
+        with pytest.raises(LifecycleError, match="cannot re-activate"):
+            provider.enable(key_id)
+        provider.schedule_destruction(key_id, destroy_at=time.time() + 3600)
+        provider.destroy(key_id)
+        assert provider.describe(key_id).state is KeyState.DESTROYED
+    finally:
+        provider.close()
+
+
+def test_the_factory_passes_the_binding_and_disable_flags(kmip_server: KmipServer) -> None:
+    pki = kmip_server.pki
+    settings = {
+        "host": kmip_server.host,
+        "port": str(kmip_server.port),
+        "cert": str(pki.client_cert),
+        "key": str(pki.client_key),
+        "ca": str(pki.ca),
+    }
+    default = build_provider("kmip", settings, env={})
+    assert isinstance(default, KmipProvider)
+    assert default.reversible_disable is True
+    assert default._allow_local_binding is False
+    chosen = build_provider(
+        "kmip", dict(settings, disable_in_server="true", allow_local_binding="yes"), env={}
+    )
+    assert isinstance(chosen, KmipProvider)
+    assert chosen.reversible_disable is False
+    assert chosen._allow_local_binding is True
+    with pytest.raises(ConfigError, match="true or false"):
+        build_provider("kmip", dict(settings, disable_in_server="maybe"), env={})

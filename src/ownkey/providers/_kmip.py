@@ -37,7 +37,12 @@ no *pending destruction* and no tombstone, so ownkey keeps those states in the c
 itself, as an opaque object named ``ownkey-state:<key id>`` holding a
 :class:`~ownkey.providers._common.StateMark`, which every ownkey node reads. *disable* records
 ``disabled`` there and leaves the KMIP objects active; *enable* removes the mark
-(``reversible_disable`` is True); *schedule_destruction* and *cancel_destruction* replace it;
+(``reversible_disable`` is True). PyKMIP's server has no reversible way to stop a key: its states
+only move forward, and a client may not change the ``Cryptographic Usage Mask`` nor the
+``Operation Policy Name`` of an object. So with ``disable_in_server`` *disable* also revokes
+(``Revoke``, privilege withdrawn) every active version, which the server then refuses to every
+client, and *enable* raises :class:`~ownkey.errors.LifecycleError` (``reversible_disable`` is
+False). *schedule_destruction* and *cancel_destruction* replace the mark;
 *destroy* revokes (KMIP ``Revoke``, cessation of operation) and destroys (``Destroy``) every
 version, irreversibly, and leaves a ``destroyed`` mark as the tombstone. A key whose versions the
 customer revoked in the KMIP server (no active version) reads as ``disabled`` as well, and its
@@ -51,7 +56,7 @@ server needs no mark: the server refuses the key's next use itself.
 
 **Errors.** ``PERMISSION_DENIED`` and ``WRONG_KEY_LIFECYCLE_STATE`` are
 :class:`~ownkey.errors.AccessDenied` (the reason read back from the key's state); a failed
-decryption (``CRYPTOGRAPHIC_FAILURE``, or PyKMIP's ``GENERAL_FAILURE`` for bad padding) is
+decryption (``CRYPTOGRAPHIC_FAILURE``, or PyKMIP's ``GENERAL_FAILURE`` for a bad tag or padding) is
 InvalidCiphertext; a server certificate that does not verify, or an unsupported operation, is
 :class:`~ownkey.errors.ConfigError`; the server rejecting *our* certificate (a revoked client
 certificate) is AccessDenied; timeouts, refused or reset connections are
@@ -834,11 +839,30 @@ class KmipProvider:
             return self._create_version(client, key_id)
 
     def disable(self, key_id: str) -> None:
-        """Record ``disabled`` in the key's state mark; the KMIP objects stay active."""
+        """Record ``disabled`` in the key's state mark; with ``disable_in_server``, also revoke
+        every active version, so that the server refuses them to every client.
+
+        The mark comes first: should a revocation fail, every ownkey node already refuses the
+        key, and a second ``disable`` is refused (the key is disabled) while the revocation is
+        incomplete; the customer's console can finish it. Without ``disable_in_server`` the
+        KMIP objects stay Active: PyKMIP's server (and KMIP) cannot make a key unusable and
+        usable again, so a reversible disable can only be a mark that ownkey obeys.
+        """
         with self._client(f"disable {key_id}") as client:
-            state = self._state(client, key_id)[0]
+            state, versions, _ = self._state(client, key_id)
             next_state(state, KeyAction.DISABLE)
             self._set_mark(client, key_id, StateMark(KeyState.DISABLED))
+            if not self._disable_in_server:
+                return
+            with self._lock:
+                self._versions.pop(key_id, None)
+            for version in versions.versions:
+                if version.state == enums.State.ACTIVE:
+                    client.revoke(
+                        enums.RevocationReasonCode.PRIVILEGE_WITHDRAWN,
+                        version.uid,
+                        revocation_message="ownkey: key disabled",
+                    )
 
     def enable(self, key_id: str) -> None:
         """Remove the ``disabled`` mark; a key revoked in the KMIP server cannot come back."""
@@ -848,8 +872,8 @@ class KmipProvider:
             if versions.primary is None:
                 raise LifecycleError(
                     f"kmip key {key_id} has no active version: it was revoked in the KMIP "
-                    "server, and KMIP cannot re-activate a revoked key; create a new key and "
-                    "re-wrap under it"
+                    "server (by hand, or by a disable with disable_in_server), and KMIP cannot "
+                    "re-activate a revoked key; create a new key for new content"
                 )
             self._set_mark(client, key_id, None)
 
