@@ -562,8 +562,15 @@ def _aead_parts(wrapped: bytes) -> tuple[str, bytes, bytes, bytes]:
     return uid, iv, rest[:16], rest[16:]
 
 
+def _refusals_logged(server: KmipServer) -> int:
+    """How many failed GCM tag checks PyKMIP's server has logged (a WARNING and the
+    ``InvalidTag`` traceback each; it logs no request field at its default INFO level)."""
+    log = server.log.parent / "kmip.log"
+    return log.read_text(errors="replace").count("cryptography.exceptions.InvalidTag")
+
+
 def test_the_server_itself_refuses_a_blob_under_another_context(
-    kmip: KmipProvider, admin: Any
+    kmip_server: KmipServer, kmip: KmipProvider, admin: Any
 ) -> None:
     """The attack of finding 4: with the context bound only on ownkey's side, anyone holding the
     KMIP client certificate decrypts a blob's key material whatever context they claim. Now the
@@ -574,9 +581,16 @@ def test_the_server_itself_refuses_a_blob_under_another_context(
     wrapped = kmip.wrap(key_id, share, CONTEXT)
     uid, iv, tag, data = _aead_parts(wrapped)
     assert _server_decrypt(admin, uid, iv, data, tag, context_bytes(CONTEXT)) == share
+    before = _refusals_logged(kmip_server)
     for changed in (dict(CONTEXT, org="globex"), dict(CONTEXT, scope="chat:2"), {}):
         with pytest.raises(kmip_errors.KmipOperationFailure):
             _server_decrypt(admin, uid, iv, data, tag, context_bytes(changed))
+    with pytest.raises(InvalidCiphertext):
+        kmip.unwrap(key_id, wrapped, dict(CONTEXT, org="globex"))
+    deadline = time.monotonic() + 2.0  # the server's log handler may flush a moment later
+    while _refusals_logged(kmip_server) < before + 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _refusals_logged(kmip_server) == before + 4
 
 
 def _sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any, Any]]:
