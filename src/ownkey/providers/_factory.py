@@ -11,7 +11,8 @@ kind        settings (required in bold in the guides)
 ==========  ===================================================================================
 local       none (``OWNKEY_HOME``, ``OWNKEY_ROOT_KEY``)
 pkcs11      library, token, pin (env) or pin_file, timeout
-kmip        host, port, cert, key, ca, server_name, timeout
+kmip        host, port, cert, key, ca, server_name, timeout, allow_local_binding,
+            disable_in_server (``true``/``false``)
 aws_kms     region, endpoint_url, profile, timeout
 ==========  ===================================================================================
 """
@@ -33,7 +34,19 @@ PROVIDER_KINDS: Final = ("local", "pkcs11", "kmip", "aws_kms")
 SETTINGS: Final[Mapping[str, frozenset[str]]] = {
     "local": frozenset(),
     "pkcs11": frozenset({"library", "token", "pin", "pin_file", "timeout"}),
-    "kmip": frozenset({"host", "port", "cert", "key", "ca", "server_name", "timeout"}),
+    "kmip": frozenset(
+        {
+            "host",
+            "port",
+            "cert",
+            "key",
+            "ca",
+            "server_name",
+            "timeout",
+            "allow_local_binding",
+            "disable_in_server",
+        }
+    ),
     "aws_kms": frozenset({"region", "endpoint_url", "profile", "timeout"}),
 }
 _SECRETS: Final = frozenset({"pin"})
@@ -81,6 +94,16 @@ def _require(kind: str, settings: Mapping[str, str], name: str) -> str:
             f"OWNKEY_{kind.upper()}_{name.upper()})"
         )
     return value
+
+
+def _flag(kind: str, settings: Mapping[str, str], name: str) -> bool:
+    """A yes/no setting, off unless said: an unreadable value is an error, never a guess."""
+    text = settings.get(name, "false").strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{kind} {name} must be true or false, not {text!r}")
 
 
 def _float(kind: str, settings: Mapping[str, str], name: str, default: float) -> float:
@@ -155,6 +178,8 @@ def build_provider(
             server_hostname=settings.get("server_name"),
             name=label,
             timeout=_float(kind, settings, "timeout", 2.0),
+            allow_local_binding=_flag(kind, settings, "allow_local_binding"),
+            disable_in_server=_flag(kind, settings, "disable_in_server"),
         )
     try:
         from ownkey.providers._aws_kms import AwsKmsProvider

@@ -5,25 +5,44 @@ carrying that name is one version, named by its KMIP unique identifier. The prim
 newest (``Initial Date``, then identifier) that is active. Rotation creates and activates a new
 object under the same name.
 
-**Binding the context.** PyKMIP's client cannot send AES-GCM associated data, so the context is
-bound locally and honestly instead: each wrap draws a random 32-byte data key (DEK), seals the
-share with it in the envelope message suite (AES-256-GCM, key commitment, the canonical context
-as associated data, and a key id that commits to the KMIP key id and version), and has the KMIP
-key encrypt the DEK (``Encrypt``, AES-CBC with PKCS#5 padding and a server-chosen IV)::
+**Binding the context, in the server.** Every wrap and unwrap hands the canonical context
+(ENV-3 bytes, exactly) to the KMIP server as the associated data of an AES-256-GCM ``Encrypt`` or
+``Decrypt`` (KMIP 1.4 fields; PyKMIP's client cannot send them, so the request is built from its
+payload classes, :func:`_send`). The server draws the IV, computes the 128-bit tag over the context
+and checks it on decrypt: it never returns a share for another context, and it sees the context
+of every call (for its log, its policies)::
 
-    blob = frame(uid, iv (16) || E_kmip(DEK) (48) || seal_message(DEK, share, context))
+    blob v2 = 0x02 | u8 len(uid) | uid | u8 len(iv) | iv (12-16) | tag (16) | E_gcm(share)
 
-Unwrapping asks the server to decrypt the DEK, then opens the envelope with the context: a wrong
-context, a changed byte anywhere, or a blob of another key fails with
-:class:`~ownkey.errors.InvalidCiphertext`. The share is only recoverable through the KMIP
-server, so revoking the key there cuts ownkey off.
+Before the first use, each provider object probes the server once (:meth:`KmipProvider._probe`):
+encrypt a random value with one associated data, and require that another is refused and the
+first accepted. A server that lacks AES-GCM associated data, or accepts and ignores it, is a
+:class:`~ownkey.errors.ConfigError` unless ``allow_local_binding`` was set, which makes wraps
+version-1 blobs instead (never a silent downgrade; a version-2 blob is never opened there).
+
+**Version-1 blobs** (sealed before, or under ``allow_local_binding``) still open: the context is
+bound on ownkey's side only. Each drew a random 32-byte data key (DEK), sealed the share with it
+in the envelope message suite (AES-256-GCM, key commitment, the context as associated data, a key
+id that commits to the KMIP key id and version), and had the KMIP key encrypt the DEK (AES-CBC,
+PKCS#5 padding, a server-chosen IV)::
+
+    blob v1 = frame(uid, iv (16) || E_kmip(DEK) (48) || seal_message(DEK, share, context))
+
+Either way a wrong context, a changed byte anywhere, or a blob of another key fails with
+:class:`~ownkey.errors.InvalidCiphertext`, and the share is only recoverable through the server.
+A rotation followed by a re-wrap moves version-1 blobs to version 2.
 
 **Lifecycle.** KMIP has no reversible "disabled" (a revoked object never becomes active again),
 no *pending destruction* and no tombstone, so ownkey keeps those states in the customer's server
 itself, as an opaque object named ``ownkey-state:<key id>`` holding a
 :class:`~ownkey.providers._common.StateMark`, which every ownkey node reads. *disable* records
 ``disabled`` there and leaves the KMIP objects active; *enable* removes the mark
-(``reversible_disable`` is True); *schedule_destruction* and *cancel_destruction* replace it;
+(``reversible_disable`` is True). PyKMIP's server has no reversible way to stop a key: its states
+only move forward, and a client may not change the ``Cryptographic Usage Mask`` nor the
+``Operation Policy Name`` of an object. So with ``disable_in_server`` *disable* also revokes
+(``Revoke``, privilege withdrawn) every active version, which the server then refuses to every
+client, and *enable* raises :class:`~ownkey.errors.LifecycleError` (``reversible_disable`` is
+False). *schedule_destruction* and *cancel_destruction* replace the mark;
 *destroy* revokes (KMIP ``Revoke``, cessation of operation) and destroys (``Destroy``) every
 version, irreversibly, and leaves a ``destroyed`` mark as the tombstone. A key whose versions the
 customer revoked in the KMIP server (no active version) reads as ``disabled`` as well, and its
@@ -37,7 +56,7 @@ server needs no mark: the server refuses the key's next use itself.
 
 **Errors.** ``PERMISSION_DENIED`` and ``WRONG_KEY_LIFECYCLE_STATE`` are
 :class:`~ownkey.errors.AccessDenied` (the reason read back from the key's state); a failed
-decryption (``CRYPTOGRAPHIC_FAILURE``, or PyKMIP's ``GENERAL_FAILURE`` for bad padding) is
+decryption (``CRYPTOGRAPHIC_FAILURE``, or PyKMIP's ``GENERAL_FAILURE`` for a bad tag or padding) is
 InvalidCiphertext; a server certificate that does not verify, or an unsupported operation, is
 :class:`~ownkey.errors.ConfigError`; the server rejecting *our* certificate (a revoked client
 certificate) is AccessDenied; timeouts, refused or reset connections are
@@ -68,6 +87,10 @@ with warnings.catch_warnings():
     )
     from kmip import enums
     from kmip.core import exceptions as kmip_core_errors
+    from kmip.core.attributes import CryptographicParameters
+    from kmip.core.messages import messages as kmip_messages
+    from kmip.core.messages import payloads as kmip_payloads
+    from kmip.core.messages.contents import Operation as KmipOperation
     from kmip.pie import exceptions as kmip_errors
     from kmip.pie import objects as kmip_objects
     from kmip.pie.client import ProxyKmipClient
@@ -83,7 +106,14 @@ from ownkey.errors import (
     OwnkeyError,
 )
 from ownkey.keys import KeyAction, KeyDescription, KeyState, destruction_due, next_state
-from ownkey.providers._common import StateMark, check_plaintext, context_bytes, frame, unframe
+from ownkey.providers._common import (
+    BLOB_FORMAT,
+    StateMark,
+    check_plaintext,
+    context_bytes,
+    frame,
+    unframe,
+)
 
 __all__ = ["KmipProvider"]
 
@@ -92,6 +122,16 @@ _DEK_BYTES = 32
 _IV_BYTES = 16
 _CBC_BYTES = 48  # a 32-byte DEK plus one block of PKCS#5 padding
 _KID_LABEL: Final = b"ownkey/kmip/v1\x00"
+#: The format byte of a blob the server sealed with AES-GCM over the context (version 2); a
+#: version-1 blob (:data:`~ownkey.providers._common.BLOB_FORMAT`) still opens.
+_AEAD_FORMAT: Final = 0x02
+_TAG_BYTES = 16
+_MIN_IV_BYTES, _MAX_IV_BYTES = 12, 16  # GCM's standard 96 bits; PyKMIP's server draws 128
+#: The KMIP version of the AES-GCM requests: associated data and tag exist from KMIP 1.4 on
+#: (PyKMIP's encoder silently leaves them out of an older message).
+_AEAD_KMIP_VERSION: Any = enums.KMIPVersion.KMIP_1_4
+#: The associated data of the probe, and the one its ciphertext must be refused under.
+_PROBE_AAD: Final = (b"ownkey/kmip/probe/a", b"ownkey/kmip/probe/b")
 #: How long the versions and the state mark of a key are cached: the bound on how late this node
 #: sees a change made by another node (a disable, an enable) or in the KMIP server by hand.
 _VERSIONS_TTL = 30.0
@@ -119,6 +159,8 @@ _CONFIG_REASONS = frozenset(
 _BAD_BLOB_REASONS = frozenset(
     {enums.ResultReason.CRYPTOGRAPHIC_FAILURE, enums.ResultReason.GENERAL_FAILURE}
 )
+#: What a server answers an AES-GCM request it cannot do: it lacks the mode, the fields or KMIP 1.4.
+_NO_AEAD_REASONS = _CONFIG_REASONS - {enums.ResultReason.AUTHENTICATION_NOT_SUCCESSFUL}
 # TLS alerts with which a server rejects the client's certificate: the customer cut us off.
 _REJECTED_ALERTS = (
     "ALERT_BAD_CERTIFICATE",
@@ -212,15 +254,113 @@ def _order(version: _Version) -> tuple[int, int, str]:
     return (version.created, int(version.uid) if version.uid.isdigit() else 0, version.uid)
 
 
+class _NoAeadError(Exception):
+    """The server answered an AES-GCM request without doing AES-GCM (no tag, odd sizes)."""
+
+
+def _gcm_parameters(*, random_iv: bool) -> Any:
+    return CryptographicParameters(
+        block_cipher_mode=enums.BlockCipherMode.GCM,
+        cryptographic_algorithm=enums.CryptographicAlgorithm.AES,
+        tag_length=_TAG_BYTES,
+        random_iv=random_iv or None,
+    )
+
+
+def _send(client: Any, operation: Any, payload: Any) -> Any:
+    """Send one request and return its response payload, or raise KmipOperationFailure.
+
+    PyKMIP's ``ProxyKmipClient.encrypt``/``decrypt`` take no associated data and return no tag,
+    although its payload classes and its server carry both; so ownkey builds the request from
+    those classes and sends it on the client's own connection, in KMIP 1.4 (where the fields
+    exist), leaving the version of every other request as it was.
+    """
+    proxy = client.proxy
+    item = kmip_messages.RequestBatchItem(
+        operation=KmipOperation(operation), request_payload=payload
+    )
+    previous, proxy.kmip_version = proxy.kmip_version, _AEAD_KMIP_VERSION
+    try:
+        reply = proxy._send_and_receive_message(proxy._build_request_message(None, [item]))
+    finally:
+        proxy.kmip_version = previous
+    answer = reply.batch_items[0]
+    status = answer.result_status.value
+    if status != enums.ResultStatus.SUCCESS:
+        reason = getattr(answer.result_reason, "value", None)
+        message = getattr(answer.result_message, "value", None)
+        raise kmip_errors.KmipOperationFailure(status, reason, message)
+    return answer.response_payload
+
+
+def _gcm_encrypt(client: Any, uid: str, plaintext: bytes, aad: bytes) -> tuple[bytes, bytes, bytes]:
+    """``(iv, tag, ciphertext)`` of the server's AES-GCM over ``plaintext`` with ``aad``; the
+    server draws the IV (a FIPS module may refuse a caller's)."""
+    payload = kmip_payloads.EncryptRequestPayload(
+        unique_identifier=uid,
+        cryptographic_parameters=_gcm_parameters(random_iv=True),
+        data=plaintext,
+        auth_additional_data=aad,
+    )
+    answer = _send(client, enums.Operation.ENCRYPT, payload)
+    iv, tag, data = answer.iv_counter_nonce, answer.auth_tag, answer.data
+    if (
+        iv is None
+        or tag is None
+        or data is None
+        or not _MIN_IV_BYTES <= len(iv) <= _MAX_IV_BYTES
+        or len(tag) != _TAG_BYTES
+        or len(data) != len(plaintext)
+    ):
+        raise _NoAeadError()
+    return bytes(iv), bytes(tag), bytes(data)
+
+
+def _gcm_decrypt(client: Any, uid: str, iv: bytes, tag: bytes, data: bytes, aad: bytes) -> bytes:
+    """The server's AES-GCM decryption: it checks the tag over ``data`` and ``aad`` itself."""
+    payload = kmip_payloads.DecryptRequestPayload(
+        unique_identifier=uid,
+        cryptographic_parameters=_gcm_parameters(random_iv=False),
+        data=data,
+        iv_counter_nonce=iv,
+        auth_additional_data=aad,
+        auth_tag=tag,
+    )
+    return bytes(_send(client, enums.Operation.DECRYPT, payload).data or b"")
+
+
+def _frame_aead(uid: str, iv: bytes, tag: bytes, data: bytes) -> bytes:
+    """``0x02 | u8 len(uid) | uid | u8 len(iv) | iv | tag (16) | ciphertext``."""
+    return bytes((_AEAD_FORMAT,)) + frame(uid, bytes((len(iv),)) + iv + tag + data)[1:]
+
+
+def _unframe_aead(blob: bytes) -> tuple[str, bytes, bytes, bytes]:
+    """``(uid, iv, tag, ciphertext)`` of a version-2 blob; any malformation is
+    InvalidCiphertext."""
+    uid, body = unframe(bytes((BLOB_FORMAT,)) + blob[1:])
+    if not body or not _MIN_IV_BYTES <= body[0] <= _MAX_IV_BYTES:
+        raise InvalidCiphertext()
+    iv_end = 1 + body[0]
+    tag, data = body[iv_end : iv_end + _TAG_BYTES], body[iv_end + _TAG_BYTES :]
+    if len(tag) != _TAG_BYTES or not data:
+        raise InvalidCiphertext()
+    return uid, body[1:iv_end], tag, data
+
+
 class KmipProvider:
     """Customer keys in a KMIP server (PyKMIP's, or any KMIP 1.x server with AES-CBC).
 
     ``certfile``/``keyfile`` are the client's certificate and key, ``ca_file`` the CA that signed
     the server's certificate; the server's name (``server_hostname``, default ``host``) is
     checked against its certificate. At most ``pool_size`` connections stay open.
-    """
 
-    reversible_disable: Final = True
+    ``allow_local_binding`` (default False) lets a server that cannot bind AES-GCM associated data
+    be used with the context bound on ownkey's side only (version-1 blobs); without it such a
+    server is a :class:`~ownkey.errors.ConfigError`, never a silent downgrade.
+    ``disable_in_server`` (default False) makes :meth:`disable` also revoke every version in the
+    server, so that no client can use them any more, at the price of an :meth:`enable` that is
+    refused (``reversible_disable`` is then False): KMIP cannot re-activate a revoked object.
+    """
 
     def __init__(
         self,
@@ -234,11 +374,18 @@ class KmipProvider:
         server_hostname: str | None = None,
         timeout: float = 2.0,
         pool_size: int = 8,
+        allow_local_binding: bool = False,
+        disable_in_server: bool = False,
         random: Callable[[int], bytes] = os.urandom,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if timeout <= 0:
             raise ConfigError("the kmip timeout must be positive")
+        self._allow_local_binding = allow_local_binding
+        self._disable_in_server = disable_in_server
+        #: Whether :meth:`disable` can be undone (False when it revokes in the server).
+        self.reversible_disable: bool = not disable_in_server
+        self._aead: bool | None = None  # does the server bind associated data? None: not probed
         self._host = host
         self._port = port
         self._name = name
@@ -542,34 +689,97 @@ class KmipProvider:
             self._create_version(client, key_id)
         return key_id
 
+    def _binds_in_server(self, client: Any, uid: str) -> bool:
+        """Whether the server binds the context itself; probed once per provider object.
+
+        True: wrap and unwrap with the server's AES-GCM, the context as associated data. False:
+        the server cannot, and ``allow_local_binding`` allows version-1 blobs. Otherwise raise
+        ConfigError: the context would be bound on ownkey's side only, and that is not done
+        silently. (Concurrent first calls may both probe; the answers agree.)
+        """
+        with self._lock:
+            known = self._aead
+        if known is None:
+            known = self._probe(client, uid)
+            with self._lock:
+                self._aead = known
+        if not known and not self._allow_local_binding:
+            raise ConfigError(
+                "kmip: the server does not bind AES-GCM associated data (KMIP 1.4), so it would "
+                "never see the encryption context; set allow_local_binding to bind the context "
+                "on ownkey's side only"
+            )
+        return known
+
+    def _probe(self, client: Any, uid: str) -> bool:
+        """Ask the server to AES-GCM-encrypt a random value under version ``uid`` with one
+        associated data, and check that it refuses to decrypt it under another and decrypts it
+        under the first: a server that accepts the fields but ignores them fails this."""
+        secret = self._random(_DEK_BYTES)
+        good, bad = _PROBE_AAD
+        try:
+            iv, tag, data = _gcm_encrypt(client, uid, secret, good)
+            try:
+                _gcm_decrypt(client, uid, iv, tag, data, bad)
+            except kmip_errors.KmipOperationFailure as exc:
+                if exc.reason not in _BAD_BLOB_REASONS:
+                    raise
+            else:
+                return False  # it decrypted under other associated data: it ignores them
+            return _gcm_decrypt(client, uid, iv, tag, data, good) == secret
+        except _NoAeadError:
+            return False
+        except kmip_errors.KmipOperationFailure as exc:
+            if exc.reason in _NO_AEAD_REASONS:
+                return False
+            raise
+
     def wrap(self, key_id: str, plaintext: bytes, context: Mapping[str, str]) -> bytes:
         check_plaintext(plaintext)
-        context_bytes(context)
+        aad = context_bytes(context)
         self._admit(key_id)
-        dek = self._random(_DEK_BYTES)
         try:
             with self._client(f"wrap under {key_id}") as client:
                 primary = self._cached_versions(client, key_id).primary
                 if primary is None:
                     raise AccessDenied(f"kmip key {key_id} has no active version")
-                encrypted, iv = client.encrypt(
-                    dek, uid=primary.uid, cryptographic_parameters=dict(_CBC_PARAMS, random_iv=True)
-                )
+                if not self._binds_in_server(client, primary.uid):
+                    return self._wrap_locally(client, key_id, primary.uid, plaintext, context)
+                try:
+                    iv, tag, data = _gcm_encrypt(client, primary.uid, plaintext, aad)
+                except _NoAeadError as exc:
+                    raise ConfigError(
+                        "the KMIP server answered AES-GCM with unexpected sizes"
+                    ) from exc
         except (AccessDenied, NotFound) as exc:
             raise self._refusal(key_id, exc) from exc
+        return _frame_aead(primary.uid, iv, tag, data)
+
+    def _wrap_locally(
+        self, client: Any, key_id: str, uid: str, plaintext: bytes, context: Mapping[str, str]
+    ) -> bytes:
+        """A version-1 blob: the server encrypts a fresh DEK (AES-CBC), the context is bound by
+        ownkey's envelope only (``allow_local_binding``, for a server without AES-GCM)."""
+        dek = self._random(_DEK_BYTES)
+        encrypted, iv = client.encrypt(
+            dek, uid=uid, cryptographic_parameters=dict(_CBC_PARAMS, random_iv=True)
+        )
         if len(iv) != _IV_BYTES or len(encrypted) != _CBC_BYTES:
             raise ConfigError("the KMIP server answered AES-CBC with unexpected sizes")
         sealed = seal_message(
-            ScopeKey(_kid(key_id, primary.uid), dek), plaintext, context, random=self._random
+            ScopeKey(_kid(key_id, uid), dek), plaintext, context, random=self._random
         )
-        return frame(primary.uid, bytes(iv) + bytes(encrypted) + sealed)
+        return frame(uid, bytes(iv) + bytes(encrypted) + sealed)
 
     def unwrap(self, key_id: str, wrapped: bytes, context: Mapping[str, str]) -> bytes:
-        context_bytes(context)
-        uid, body = unframe(wrapped)
-        if len(body) <= _IV_BYTES + _CBC_BYTES:
-            raise InvalidCiphertext()
-        iv, encrypted = body[:_IV_BYTES], body[_IV_BYTES : _IV_BYTES + _CBC_BYTES]
+        aad = context_bytes(context)
+        aead = wrapped[:1] == bytes((_AEAD_FORMAT,))
+        if aead:
+            uid, iv, tag, data = _unframe_aead(wrapped)
+        else:
+            uid, data = unframe(wrapped)
+            if len(data) <= _IV_BYTES + _CBC_BYTES:
+                raise InvalidCiphertext()
         self._admit(key_id)
         try:
             with self._client(f"unwrap under {key_id}", decrypting=True) as client:
@@ -577,19 +787,36 @@ class KmipProvider:
                     if not self._fetch_versions(client, key_id).versions:
                         raise NotFound(f"no key named {key_id} in the KMIP server")
                     raise InvalidCiphertext()  # not a version of this key
-                dek = client.decrypt(
-                    encrypted,
-                    uid=uid,
-                    cryptographic_parameters=dict(_CBC_PARAMS),
-                    iv_counter_nonce=iv,
-                )
+                if not aead:
+                    dek = client.decrypt(
+                        data[_IV_BYTES : _IV_BYTES + _CBC_BYTES],
+                        uid=uid,
+                        cryptographic_parameters=dict(_CBC_PARAMS),
+                        iv_counter_nonce=data[:_IV_BYTES],
+                    )
+                else:
+                    self._aead_or_refuse(client, uid)
+                    share = _gcm_decrypt(client, uid, iv, tag, data, aad)
         except (AccessDenied, NotFound) as exc:
             raise self._refusal(key_id, exc) from exc
+        if aead:
+            if len(share) != len(data):
+                raise InvalidCiphertext()
+            return share
         if len(dek) != _DEK_BYTES:
             raise InvalidCiphertext()
         return open_message(
-            ScopeKey(_kid(key_id, uid), bytes(dek)), body[_IV_BYTES + _CBC_BYTES :], context
+            ScopeKey(_kid(key_id, uid), bytes(dek)), data[_IV_BYTES + _CBC_BYTES :], context
         )
+
+    def _aead_or_refuse(self, client: Any, uid: str) -> None:
+        """A version-2 blob opens only where the server binds associated data (else ConfigError:
+        a server that ignored them would open it under any context)."""
+        if not self._binds_in_server(client, uid):
+            raise ConfigError(
+                "kmip: this blob was sealed by a server that binds the context, and this server "
+                "does not (probed); refusing to open it without that check"
+            )
 
     def describe(self, key_id: str) -> KeyDescription:
         with self._client(f"describe {key_id}") as client:
@@ -612,11 +839,30 @@ class KmipProvider:
             return self._create_version(client, key_id)
 
     def disable(self, key_id: str) -> None:
-        """Record ``disabled`` in the key's state mark; the KMIP objects stay active."""
+        """Record ``disabled`` in the key's state mark; with ``disable_in_server``, also revoke
+        every active version, so that the server refuses them to every client.
+
+        The mark comes first: should a revocation fail, every ownkey node already refuses the
+        key, and a second ``disable`` is refused (the key is disabled) while the revocation is
+        incomplete; the customer's console can finish it. Without ``disable_in_server`` the
+        KMIP objects stay Active: PyKMIP's server (and KMIP) cannot make a key unusable and
+        usable again, so a reversible disable can only be a mark that ownkey obeys.
+        """
         with self._client(f"disable {key_id}") as client:
-            state = self._state(client, key_id)[0]
+            state, versions, _ = self._state(client, key_id)
             next_state(state, KeyAction.DISABLE)
             self._set_mark(client, key_id, StateMark(KeyState.DISABLED))
+            if not self._disable_in_server:
+                return
+            with self._lock:
+                self._versions.pop(key_id, None)
+            for version in versions.versions:
+                if version.state == enums.State.ACTIVE:
+                    client.revoke(
+                        enums.RevocationReasonCode.PRIVILEGE_WITHDRAWN,
+                        version.uid,
+                        revocation_message="ownkey: key disabled",
+                    )
 
     def enable(self, key_id: str) -> None:
         """Remove the ``disabled`` mark; a key revoked in the KMIP server cannot come back."""
@@ -626,8 +872,8 @@ class KmipProvider:
             if versions.primary is None:
                 raise LifecycleError(
                     f"kmip key {key_id} has no active version: it was revoked in the KMIP "
-                    "server, and KMIP cannot re-activate a revoked key; create a new key and "
-                    "re-wrap under it"
+                    "server (by hand, or by a disable with disable_in_server), and KMIP cannot "
+                    "re-activate a revoked key; create a new key for new content"
                 )
             self._set_mark(client, key_id, None)
 
