@@ -267,7 +267,14 @@ class Runtime:
             store=SqlScopeKeyStore(database),
             rules=rules,
             auditor=Auditor(sink, clock),
-            cache=ScopeKeyCache(settings.cache_limits, clock=clock, random=random),
+            # Scope keys another process shreds, retires or re-wraps are seen within the same
+            # interval as its key and rule changes (KL-8a).
+            cache=ScopeKeyCache(
+                settings.cache_limits,
+                clock=clock,
+                random=random,
+                recheck_after=recheck_interval,
+            ),
             clock=clock,
             random=random,
             sleep=sleep,
