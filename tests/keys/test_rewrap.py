@@ -124,3 +124,30 @@ def test_one_scope_key_at_a_time_for_resumable_jobs() -> None:
     assert raced == [True]
     assert _keys(rig, p) == (ACME,)
     assert not rig.rewrapper.backfill_one("globex", p.key.key_id, to_customer=True)
+
+
+def test_a_shred_waits_until_no_process_can_seal_under_the_key() -> None:
+    """KL-8a: a sealable scope key is retired first and its shares deleted only once the other
+    processes' re-check window (1 s) plus 0.5 s has passed; a known retirement time counts."""
+    rig = make_rig()
+    live = rig.keys.for_seal(rig.identity(ACME)).key.key_id
+    assert rig.rewrapper.shred(live)
+    assert rig.clock.slept == [1.5]
+    retire = rig.sink.of(AuditAction.SCOPE_KEY_RETIRE)
+    assert [event.detail["reason"] for event in retire] == ["shred"]
+    retired = rig.keys.for_seal(rig.identity(ACME, scope="b")).key.key_id
+    rig.rewrapper.retire(retired)
+    at = rig.clock()
+    rig.clock.advance(1.0)
+    assert rig.rewrapper.shred(retired, retired_at=at)
+    assert rig.clock.slept == [1.5, 0.5]
+
+
+def test_a_shred_under_a_long_unusable_key_does_not_wait() -> None:
+    """KL-8a: nobody seals under a key disabled for longer than the window (a destruction)."""
+    rig = make_rig()
+    key_id = rig.keys.for_seal(rig.identity(ACME)).key.key_id
+    rig.admin.disable(ACME)
+    rig.clock.advance(1.5)
+    assert rig.rewrapper.shred(key_id)
+    assert rig.clock.slept == []

@@ -5,7 +5,8 @@ first, on every call, against ownkey's registry and rule store, so a change made
 acts on the very next call even when the scope key is cached (RV-2, KL-8). Only then is the cache
 consulted, and only on a miss is the key manager called, once for all concurrent callers (CA-2),
 with bounded retries (FS-2). A denial is recorded, evicts, and is never answered with another key
-(FS-1).
+(FS-1). A cached scope key's own record is re-read at most every ``recheck_after`` seconds before
+it is used, because another process may have shredded, retired or re-wrapped it (KL-8a).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class ScopeKeys:
         self._deps = deps
         self._provision = provision
         self._creating: SingleFlight[CacheEntry] = SingleFlight()
+        self._rechecks: SingleFlight[tuple[float, ScopeKeyRecord | None]] = SingleFlight()
 
     # -- checks ----------------------------------------------------------------------------------
 
@@ -130,20 +132,27 @@ class ScopeKeys:
         key_id = cache.bound(identity)
         if key_id is not None:
             entry, refresh = cache.get(key_id)
-            if entry is not None:
+            if entry is not None and self._still_current(entry, sealing=True):
                 return self._refresh(entry) if refresh else entry
         return self._creating.run(identity, lambda: self._current_or_create(identity))
 
     def _current_or_create(self, identity: ScopeIdentity) -> CacheEntry:
+        read_at = self._deps.clock()
         record = self._deps.store.current(identity)
         if record is not None and record.format < RECORD_FORMAT:
             self._retire_outdated(record)  # new content only under format-2 bindings
             record = None
-        entry = self._create(identity) if record is None else self._load_for_seal(record, identity)
+        entry = (
+            self._create(identity)
+            if record is None
+            else self._load_for_seal(record, identity, read_at)
+        )
         self._deps.cache.bind(identity, entry.key.key_id)
         return entry
 
-    def _load_for_seal(self, record: ScopeKeyRecord, identity: ScopeIdentity) -> CacheEntry:
+    def _load_for_seal(
+        self, record: ScopeKeyRecord, identity: ScopeIdentity, read_at: float | None = None
+    ) -> CacheEntry:
         """Load a stored record to seal ``identity``'s content, only if it is exactly what the
         plan asks for: the record was found by a digest of the identity, a column anyone with
         write access to the database can set (issue 10, finding 2)."""
@@ -165,7 +174,7 @@ class ScopeKeys:
                 "the stored scope key does not match the protection plan",
                 record.key_id,
             )
-        return self._load(record)
+        return self._load(record, read_at)
 
     def _retire_outdated(self, record: ScopeKeyRecord) -> None:
         self._deps.store.retire(record.key_id)
@@ -213,19 +222,60 @@ class ScopeKeys:
     def for_open(self, key_id: bytes) -> CacheEntry:
         """The scope key named by an envelope header, after every check."""
         entry, refresh = self._deps.cache.get(key_id)
-        if entry is not None:
+        if entry is not None and self._still_current(entry, sealing=False):
             self.check(entry.identity, key_id)
             return self._refresh(entry) if refresh else entry
+        read_at = self._deps.clock()
         record = self.record(key_id)
         if record.shredded:
             raise self._denied(
                 record.identity, None, "destroyed", "the scope key was destroyed", key_id
             )
         self.check(record.identity, key_id)
-        return self._load(record)
+        return self._load(record, read_at)
 
-    def _load(self, record: ScopeKeyRecord) -> CacheEntry:
-        return self._deps.cache.load(record.key_id, lambda: self._unwrap(record, retry=True))
+    def _load(self, record: ScopeKeyRecord, read_at: float | None = None) -> CacheEntry:
+        return self._deps.cache.load(
+            record.key_id, lambda: self._unwrap(record, retry=True), checked_at=read_at
+        )
+
+    def _still_current(self, entry: CacheEntry, *, sealing: bool) -> bool:
+        """Whether a cached entry may serve this call, its record re-read if due (KL-8a).
+
+        Another process may have shredded the scope key, retired it, or re-wrapped it under
+        other keys; nothing in this process hears of it on SQLite. So at most every
+        ``recheck_after`` seconds the stored record is read again (once for all concurrent
+        callers); if it no longer matches, the entry is evicted and False sends the caller down
+        its miss path, which reads the record afresh: a shredded key is refused as *destroyed*,
+        a moved one is checked against its new keys, a retired one is replaced for sealing.
+        Any failure evicts too: an entry that could not be checked is not used.
+        """
+        cache = self._deps.cache
+        if not cache.recheck_due(entry):
+            return True
+        key_id = entry.key.key_id
+
+        def read() -> tuple[float, ScopeKeyRecord | None]:
+            read_at = self._deps.clock()  # before the read: the window is never understated
+            return read_at, self._deps.store.get(key_id)
+
+        try:
+            read_at, record = self._rechecks.run(key_id, read)
+        except BaseException:
+            cache.evict_id(key_id)
+            raise
+        if (
+            record is None
+            or record.shredded
+            or record.identity != entry.identity
+            or (sealing and not record.sealable)
+        ):
+            cache.evict_id(key_id)
+            return False
+        if not record.sealable and cache.bound(entry.identity) == key_id:
+            cache.unbind(entry.identity)  # retired elsewhere: opens still, seals no more
+        cache.rechecked(entry, read_at)
+        return True
 
     def _unwrap(self, record: ScopeKeyRecord, *, retry: bool) -> tuple[ScopeKey, ScopeIdentity]:
         """Unwrap every share (all are needed) and combine them; a denial evicts the key's uses."""
@@ -260,6 +310,7 @@ class ScopeKeys:
         cache = self._deps.cache
         key_id = entry.key.key_id
         try:
+            read_at = self._deps.clock()
             record = self.record(key_id)
             if record.shredded:
                 raise self._denied(
@@ -272,4 +323,4 @@ class ScopeKeys:
         except BaseException:
             cache.evict_id(key_id)
             raise
-        return cache.refreshed(entry, key, identity)
+        return cache.refreshed(entry, key, identity, checked_at=read_at)

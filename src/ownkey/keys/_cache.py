@@ -9,7 +9,9 @@ keep using the entry; if the key manager is unavailable the entry keeps serving 
 ``max_age``, and if it denies, the entry is evicted at once.
 
 Revocations and key-state changes made through ownkey do not wait for any of this: the key layer
-checks them before every use and evicts what they select.
+checks them before every use and evicts what they select. What another process does to a cached
+scope key itself (shred, retire, re-wrap to other keys) is seen through ``recheck_after``: an entry
+whose stored record was last read longer ago than that is re-read before its next use (KL-8a).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ __all__ = ["CacheEntry", "CacheLimits", "CacheReport", "ScopeKeyCache"]
 
 Loader = Callable[[], tuple[ScopeKey, ScopeIdentity]]
 _MIN_REFRESH_RETRY = 1.0
+DEFAULT_RECHECK_AFTER = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,7 @@ class CacheEntry:
     """One unwrapped scope key with what it covers and its ready-to-use message cipher."""
 
     __slots__ = (
+        "checked_at",
         "cipher",
         "expires_at",
         "identity",
@@ -86,6 +90,7 @@ class CacheEntry:
         now: float,
         limits: CacheLimits,
         random: RandomSource,
+        checked_at: float | None = None,
     ) -> None:
         self.key = key
         self.identity = identity
@@ -95,6 +100,8 @@ class CacheEntry:
         self.refresh_at = now + limits.refresh_after
         self.refreshing = False
         self.uses = 0
+        # When the stored record was read (before the unwrap, so the window is never understated).
+        self.checked_at = now if checked_at is None else checked_at
 
     def __repr__(self) -> str:
         return f"<CacheEntry id={self.key.key_id.hex()} uses={self.uses} key=<redacted>>"
@@ -104,9 +111,17 @@ class ScopeKeyCache:
     """Unwrapped scope keys by id, plus which id is current for sealing each identity."""
 
     def __init__(
-        self, limits: CacheLimits, *, clock: Callable[[], float], random: RandomSource
+        self,
+        limits: CacheLimits,
+        *,
+        clock: Callable[[], float],
+        random: RandomSource,
+        recheck_after: float = DEFAULT_RECHECK_AFTER,
     ) -> None:
+        if recheck_after < 0:
+            raise ConfigError("cache recheck_after cannot be negative")
         self.limits = limits
+        self.recheck_after = recheck_after
         self._clock = clock
         self._random = random
         self._entries: OrderedDict[bytes, CacheEntry] = OrderedDict()
@@ -144,22 +159,38 @@ class ScopeKeyCache:
                 return entry, True
             return entry, False
 
+    def recheck_due(self, entry: CacheEntry) -> bool:
+        """Whether ``entry``'s stored record must be read again before this use (KL-8a).
+
+        Another process may have shredded, retired or re-wrapped the scope key; on SQLite
+        nothing tells this one, so the record is re-read at most ``recheck_after`` seconds
+        after the last read. ``0`` re-reads on every use.
+        """
+        return self._clock() >= entry.checked_at + self.recheck_after
+
+    def rechecked(self, entry: CacheEntry, at: float) -> None:
+        """The record read at ``at`` (taken before the read) still says what ``entry`` assumes."""
+        with self._lock:
+            entry.checked_at = max(entry.checked_at, at)
+
     def bound(self, identity: ScopeIdentity) -> bytes | None:
         """The id of the scope key that seals new content of ``identity`` here, if cached."""
         return self._bindings.get(identity)
 
     # -- filling ---------------------------------------------------------------------------------
 
-    def load(self, key_id: bytes, loader: Loader) -> CacheEntry:
+    def load(self, key_id: bytes, loader: Loader, *, checked_at: float | None = None) -> CacheEntry:
         """Unwrap through ``loader`` once for all concurrent callers, cache and return the entry.
 
         An eviction that happens while the loader runs wins: the entry is handed to the callers
-        already waiting but not cached (CA-5).
+        already waiting but not cached (CA-5). ``checked_at`` is when the caller read the record
+        the loader unwraps (the re-check window counts from it, KL-8a).
         """
 
         def leader() -> CacheEntry:
             with self._lock:
                 generation = self._generation
+                started = self._clock()
                 self._loads += 1
             try:
                 key, identity = loader()
@@ -167,7 +198,8 @@ class ScopeKeyCache:
                 with self._lock:
                     self._load_failures += 1
                 raise
-            return self._insert(key, identity, generation)
+            read_at = started if checked_at is None else min(started, checked_at)
+            return self._insert(key, identity, generation, read_at)
 
         entry = self._flights.run(key_id, leader)
         with self._lock:
@@ -189,13 +221,20 @@ class ScopeKeyCache:
             if key_id in self._entries:
                 self._bindings[identity] = key_id
 
-    def refreshed(self, old: CacheEntry, key: ScopeKey, identity: ScopeIdentity) -> CacheEntry:
-        """Replace ``old`` by a freshly unwrapped entry."""
+    def refreshed(
+        self,
+        old: CacheEntry,
+        key: ScopeKey,
+        identity: ScopeIdentity,
+        *,
+        checked_at: float | None = None,
+    ) -> CacheEntry:
+        """Replace ``old`` by a freshly unwrapped entry, its record read at ``checked_at``."""
         with self._lock:
             generation = self._generation
             self._refreshes += 1
         old.refreshing = False
-        return self._insert(key, identity, generation)
+        return self._insert(key, identity, generation, checked_at)
 
     def refresh_failed(self, entry: CacheEntry) -> None:
         """The key manager was unavailable: keep serving ``entry`` until it expires (CA-3)."""
@@ -205,10 +244,21 @@ class ScopeKeyCache:
             entry.refresh_at = now + max(_MIN_REFRESH_RETRY, (entry.expires_at - now) / 2)
             self._stale += 1
 
-    def _insert(self, key: ScopeKey, identity: ScopeIdentity, generation: int) -> CacheEntry:
+    def _insert(
+        self,
+        key: ScopeKey,
+        identity: ScopeIdentity,
+        generation: int,
+        checked_at: float | None = None,
+    ) -> CacheEntry:
         with self._lock:
             entry = CacheEntry(
-                key, identity, now=self._clock(), limits=self.limits, random=self._random
+                key,
+                identity,
+                now=self._clock(),
+                limits=self.limits,
+                random=self._random,
+                checked_at=checked_at,
             )
             if generation != self._generation:
                 return entry

@@ -12,6 +12,12 @@ serves three purposes:
   stops sealing with a scope key and :meth:`Rewrapper.shred` deletes it once its content moved
   (RW-6).
 
+A shred deletes the shares only once no process can still be sealing under the scope key
+(KL-8a): other processes hold it in their caches and re-read its record at most every
+``recheck_after`` seconds, so a sealable scope key is retired first and its shares deleted
+``recheck_after + SHRED_MARGIN`` seconds after the retirement. Without this wait a process that
+checked the key just before the shred would go on sealing content nobody can ever open.
+
 Each job works record by record and reports what it did; a record that fails (key denied or
 unavailable) is reported and left as it was, so a job can run again and finish the rest. An audit
 failure stops the job at once (FS-3). ``rewrap_one`` and ``backfill_one`` do the same for one
@@ -56,6 +62,9 @@ class RewrapReport:
 # Which wrap of a record to move, or None to leave the record alone.
 Pick = Callable[[ScopeKeyRecord], int | None]
 _CAS_ATTEMPTS = 3
+# Slack on top of the caches' re-check interval for a loaded machine: scheduling delays, one
+# record read, and clocks of two processes that tick at slightly different rates.
+SHRED_MARGIN = 0.5
 
 
 class Rewrapper:
@@ -225,26 +234,41 @@ class Rewrapper:
             return True
         raise KeyUnavailable("the scope key kept changing concurrently; try again")
 
-    def retire(self, key_id: bytes, *, actor: str | None = None) -> None:
-        """Seal no new content under this scope key; rekeyed content goes to a fresh one."""
+    def retire(self, key_id: bytes, *, actor: str | None = None, reason: str = "rekey") -> None:
+        """Seal no new content under this scope key; rekeyed content goes to a fresh one.
+
+        Other processes stop sealing under it within their re-check interval (KL-8a)."""
         record = self._deps.store.get(key_id)
         if record is None or not record.sealable:
             return  # idempotent: a rekey job retires once, then moves many assets
         self._deps.auditor.emit(
             AuditAction.SCOPE_KEY_RETIRE,
             actor=actor,
-            detail={"scope_key_id": key_id.hex(), "reason": "rekey"},
+            detail={"scope_key_id": key_id.hex(), "reason": reason},
         )
         self._deps.store.retire(key_id)
         self._deps.cache.unbind(record.identity)
 
-    def shred(self, key_id: bytes, *, actor: str | None = None, reason: str = "rekey") -> bool:
+    def shred(
+        self,
+        key_id: bytes,
+        *,
+        actor: str | None = None,
+        reason: str = "rekey",
+        retired_at: float | None = None,
+    ) -> bool:
         """Delete one scope key's wrapped shares (after a rekey moved its content, or as a step
         of a key's destruction: ``reason``); say if it existed. Envelopes still naming it then
-        open as *destroyed*."""
+        open as *destroyed*.
+
+        Returns only once no process can seal under it any more (KL-8a): a sealable scope key
+        is retired first, and the shares are deleted once the retirement (at ``retired_at`` if
+        the caller knows it, as a rekey job does) is older than the re-check window."""
         record = self._deps.store.get(key_id)
         if record is None:
             return False
+        if not record.shredded:
+            self._wait_for_sealers(record, retired_at, actor)
         self._deps.auditor.emit(
             AuditAction.SCOPE_KEY_SHRED,
             org=record.orgs[0] if record.orgs else None,
@@ -254,6 +278,30 @@ class Rewrapper:
         self._deps.store.shred(key_id, self._deps.clock())
         self._deps.cache.evict_id(key_id)
         return True
+
+    def _wait_for_sealers(
+        self, record: ScopeKeyRecord, retired_at: float | None, actor: str | None
+    ) -> None:
+        """Sleep until every process has seen that ``record`` is retired (KL-8a).
+
+        No wait when one of its keys has not been usable for the whole window (a key's
+        destruction: disabled for at least its waiting period): no process seals under it.
+        """
+        deps = self._deps
+        grace = deps.cache.recheck_after + SHRED_MARGIN
+        now = deps.clock()
+        for ref in record.keys:
+            master = deps.registry.get(ref)
+            if master is not None and not master.state.usable and master.changed_at + grace <= now:
+                return
+        if record.sealable:
+            self.retire(record.key_id, actor=actor, reason="shred")
+            retired_at = deps.clock()  # after the commit: the window is never understated
+        elif retired_at is None:
+            retired_at = now  # retired at an unknown time: count the window from now
+        wait = retired_at + grace - deps.clock()
+        if wait > 0:
+            deps.sleep(wait)
 
 
 class _ConflictError(Exception):

@@ -171,11 +171,20 @@ class Administration:
         self._rewrapper.retire(key_id, actor=actor)
 
     def shred_scope_key(
-        self, key_id: bytes, *, actor: str | None = None, reason: str = "rekey"
+        self,
+        key_id: bytes,
+        *,
+        actor: str | None = None,
+        reason: str = "rekey",
+        retired_at: float | None = None,
     ) -> bool:
         """Delete one scope key's wrapped shares once a rekey moved its content away (or as a
-        step of a key's destruction, ``reason="key destruction"``)."""
-        return self._rewrapper.shred(key_id, actor=actor, reason=reason)
+        step of a key's destruction, ``reason="key destruction"``).
+
+        Returns once no process can seal under it any more: a sealable key is retired first
+        and its shares deleted after the re-check window (about 1.5 s, KL-8a); ``retired_at``
+        (when a rekey job retired it) shortens the wait by the time already passed."""
+        return self._rewrapper.shred(key_id, actor=actor, reason=reason, retired_at=retired_at)
 
     # -- cache -----------------------------------------------------------------------------------
 

@@ -243,12 +243,14 @@ class JobRunner:
             return self.jobs.status(job_id)
         for key_id in old:
             self._admin.retire_scope_key(key_id, actor=self._actor)
+        retired_at = self._clock()  # the shred steps wait out the re-check window from here
         # Listed after the retirement: whatever was stored before it is found, nothing after.
         items = [ASSET_ITEM + asset_id for asset_id in assets.store.ids_under(old)]
         items += [SCOPE_KEY_ITEM + key_id.hex() for key_id in old]
         params: dict[str, Any] = {
             "scope_keys": len(old),
             "shred_old": shred_old,
+            "retired_at": retired_at,
             **{
                 name: value
                 for name, value in (
@@ -344,6 +346,8 @@ class JobRunner:
             for item, _, _, _ in self.jobs.items(job_id, prefix=SCOPE_KEY_ITEM)
         }
         shred_old = bool(status.params.get("shred_old", True))
+        retired = status.params.get("retired_at")  # absent in older jobs: the shred waits fully
+        retired_at = float(retired) if isinstance(retired, int | float) else None
         known: dict[bytes, tuple[KeyRef, ...]] = {}  # the old keys' keys (they are retired)
 
         def step(item: str) -> None:
@@ -361,7 +365,9 @@ class JobRunner:
                 )
             record = self._admin.scope_key(key_id)
             if shred_old and record is not None and not record.shredded:
-                self._admin.shred_scope_key(key_id, actor=actor, reason="rekey")
+                self._admin.shred_scope_key(
+                    key_id, actor=actor, reason="rekey", retired_at=retired_at
+                )
 
         return step
 

@@ -12,7 +12,8 @@ them honest:
   ``tests/api/test_nodes.py``: a revocation made through one node is refused by another within
   a few tens of milliseconds.
 - **Periodic re-check**: the runtime's caches re-read keys, rules and org revisions at least
-  every ``recheck_interval`` (:meth:`Runtime.open`, 1 s by default), which bounds a change whose
+  every ``recheck_interval`` (:meth:`Runtime.open`, 1 s by default), and a cached scope key's own
+  record before its first use after that interval (KL-8a), which bounds a change whose
   notification was lost; after the listener (re)connects, everything is re-read and the
   scope-key cache is emptied, since notifications sent meanwhile are gone. On SQLite (one
   machine, no notifications) the re-check is all there is and this class does nothing.

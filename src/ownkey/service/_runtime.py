@@ -26,6 +26,8 @@ not is an org without a customer key.
 Freshness across processes: changes made through this runtime act on its next call. Changes made
 by another process or node are seen after ``recheck_interval`` seconds (default 1 s), or at once
 when the caller's change notification (PostgreSQL ``LISTEN/NOTIFY``) calls :meth:`invalidate`.
+The same interval bounds scope keys another process shreds, retires or re-wraps: a cached one's
+record is re-read before its first use after it (KL-8a).
 """
 
 from __future__ import annotations
@@ -267,7 +269,14 @@ class Runtime:
             store=SqlScopeKeyStore(database),
             rules=rules,
             auditor=Auditor(sink, clock),
-            cache=ScopeKeyCache(settings.cache_limits, clock=clock, random=random),
+            # Scope keys another process shreds, retires or re-wraps are seen within the same
+            # interval as its key and rule changes (KL-8a).
+            cache=ScopeKeyCache(
+                settings.cache_limits,
+                clock=clock,
+                random=random,
+                recheck_after=recheck_interval,
+            ),
             clock=clock,
             random=random,
             sleep=sleep,
