@@ -12,6 +12,7 @@ scope key's material (never stored; checked all the same): 0 hits.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import pytest
 from ownkey.envelope import SECRET_KEY_ACCESS
 from ownkey.errors import AccessDenied
 from ownkey.service import Runtime
+from ownkey.storage import AuditQuery
 from ownkey.testing.fakes import FakeClock
 
 ANN = "ann@acme.test"
@@ -104,13 +106,28 @@ def test_no_wrap_blob_survives_a_key_destruction(
     blobs = secrets_of(runtime, key_ids)
     assert hits(home, blobs)  # the probe finds them before the shred
     admin = runtime.admin
+    master = admin.key("customer:acme")
+    key_file = json.loads((home / "local-keys.json").read_bytes())
+    [stored] = [k for k in key_file["keys"] if k["key_id"] == master.key_id]
+    sealed = [v["sealed"].encode("ascii") for v in stored["versions"]]  # the customer key
+    assert hits(home, sealed)
     admin.disable_key("customer:acme")
     admin.schedule_key_destruction("customer:acme", waiting_period=86_400)
     clock.advance(86_400)
-    admin.destroy_key("customer:acme")
+    evidence = admin.destroy_key("customer:acme")
     assert hits(home, blobs) == {}
+    assert hits(home, sealed) == {}  # the embedded store destroys its own key material
     with pytest.raises(AccessDenied):
         runtime.assets.get_asset("rec-big")
+    # The evidence in the org's audit chain carries the key manager's answer.
+    [shred] = [
+        e.body
+        for e in runtime.audit_log.query("acme", AuditQuery())
+        if e.body["action"] == "scope_key.shred"
+    ]
+    assert shred["detail"]["scope_keys"] == str(len(key_ids))
+    assert shred["detail"]["key_manager"] == evidence.key_manager.outcome.value == "destroyed"
+    assert shred["detail"]["key_manager.versions_left"] == "0"
 
 
 def test_no_wrap_blob_survives_a_rekey_shred(runtime: Runtime, home: Path) -> None:
