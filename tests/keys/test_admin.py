@@ -13,7 +13,7 @@ from ownkey.errors import (
     LifecycleError,
     NotFound,
 )
-from ownkey.keys import KeyRef, KeyState, RevocationRule
+from ownkey.keys import DestructionOutcome, KeyRef, KeyState, RevocationRule
 from tests.keys._rig import ACME, DAY, GLOBEX, PLATFORM, make_rig
 
 
@@ -83,7 +83,18 @@ def test_destroy_shreds_every_scope_key_under_the_key_and_records_evidence() -> 
     assert not other_record.shredded
     assert rig.provider.calls["destroy"] == 1
     [shred] = rig.sink.of(AuditAction.SCOPE_KEY_SHRED)
-    assert shred.detail == {"scope_keys": "4", "ids_sha256": evidence.digest}
+    master = rig.admin.get(ACME)
+    # The key manager's own answer is part of the evidence, hashed into the audit chain.
+    assert evidence.key_manager.outcome is DestructionOutcome.DESTROYED
+    assert shred.detail == {
+        "scope_keys": "4",
+        "ids_sha256": evidence.digest,
+        "key_manager": "destroyed",
+        "key_manager_statement": "the key manager destroyed the key",
+        "key_manager.versions_left": "0",
+        "provider": master.provider,
+        "key_id": master.key_id,
+    }
     with pytest.raises(LifecycleError):
         rig.admin.enable(ACME)
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from ownkey.errors import AccessDenied, InvalidCiphertext
-from ownkey.keys import KeyState
+from ownkey.keys import DestructionOutcome, KeyState
 from ownkey.providers._aws_kms import AwsKmsProvider
 from ownkey.testing.faultproxy import Fault, FaultProxy
 from ownkey.testing.live_contract import LiveProviderContract, ProviderHarness
@@ -40,6 +40,7 @@ def kms(proxy: FaultProxy) -> AwsKmsProvider:
         endpoint_url=f"http://127.0.0.1:{proxy.port}",
         credentials=CREDENTIALS,
         timeout=TIMEOUT,
+        owns_destruction=True,  # the contract proves the deletion; the default is tested apart
     )
 
 
@@ -97,3 +98,34 @@ def test_generate_data_key_unwraps(kms: AwsKmsProvider) -> None:
     share, wrapped = kms.generate(key_id, CONTEXT)
     assert len(share) == 32
     assert kms.unwrap(key_id, wrapped, CONTEXT) == share
+
+
+def test_destroy_schedules_the_deletion_and_reports_kms_date(kms: AwsKmsProvider) -> None:
+    """KL-9: configured to own the step, the receipt is KMS's DescribeKey answer: the key is
+    PendingDeletion with its DeletionDate (KMS deletes it then, 7-30 days on)."""
+    key_id = kms.create_key(label="acme")
+    kms.disable(key_id)
+    kms.schedule_destruction(key_id, destroy_at=0.0)
+    receipt = kms.destroy(key_id)
+    assert receipt.outcome is DestructionOutcome.DELETION_SCHEDULED
+    assert receipt.answer["aws_key_state"] == "PendingDeletion"
+    assert receipt.answer["aws_deletion_date"].endswith("+00:00")
+
+
+def test_by_default_the_key_stays_in_the_customers_kms(proxy: FaultProxy) -> None:
+    """Not configured to own the step (the default): KMS is never asked to delete the key."""
+    kms = AwsKmsProvider(
+        region="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{proxy.port}",
+        credentials=CREDENTIALS,
+        timeout=TIMEOUT,
+    )
+    key_id = kms.create_key(label="acme")
+    kms.disable(key_id)
+    kms.schedule_destruction(key_id, destroy_at=0.0)
+    receipt = kms.destroy(key_id)
+    assert receipt.outcome is DestructionOutcome.RETAINED
+    assert receipt.answer == {"aws_key_state": "Disabled"}
+    described = kms.describe(key_id)
+    assert described.state is KeyState.DISABLED
+    assert described.destroy_at is None

@@ -26,7 +26,7 @@ from ownkey.errors import (
     LifecycleError,
     NotFound,
 )
-from ownkey.keys import KeyState
+from ownkey.keys import DestructionOutcome, KeyState
 from ownkey.providers._aws_kms import AwsKmsProvider
 from ownkey.testing.provider_contract import CONTEXT
 
@@ -47,7 +47,7 @@ def _client() -> Any:
 
 @pytest.fixture
 def provider() -> AwsKmsProvider:
-    return AwsKmsProvider(client=_client(), clock=lambda: NOW)
+    return AwsKmsProvider(client=_client(), clock=lambda: NOW, owns_destruction=True)
 
 
 @pytest.fixture
@@ -312,14 +312,51 @@ def test_state_errors_in_lifecycle_calls_are_lifecycle_errors(
         provider.enable(KEY)
 
 
-def test_destroy_leaves_the_deletion_to_kms(provider: AwsKmsProvider, stub: Stubber) -> None:
-    stub.add_response("describe_key", _metadata("PendingDeletion"), {"KeyId": KEY})
-    provider.destroy(KEY)  # nothing to call: KMS deletes at its DeletionDate
+def test_destroy_reports_what_kms_answered(provider: AwsKmsProvider, stub: Stubber) -> None:
+    """KL-9: configured to own the step, destroy makes sure KMS deletes the key and returns
+    KMS's own key state and deletion date for the evidence."""
+    deletion = datetime.datetime.fromtimestamp(NOW + 7 * 86400, datetime.UTC)
+    stub.add_response(
+        "describe_key", _metadata("PendingDeletion", DeletionDate=deletion), {"KeyId": KEY}
+    )
+    receipt = provider.destroy(KEY)  # already scheduled: KMS deletes at its DeletionDate
+    assert receipt.outcome is DestructionOutcome.DELETION_SCHEDULED
+    assert receipt.answer == {
+        "aws_key_state": "PendingDeletion",
+        "aws_deletion_date": deletion.isoformat(),
+    }
+    stub.add_response("describe_key", _metadata("Disabled"), {"KeyId": KEY})
+    stub.add_response(
+        "schedule_key_deletion",
+        {"KeyId": ARN, "DeletionDate": deletion, "KeyState": "PendingDeletion"},
+        {"KeyId": KEY, "PendingWindowInDays": 7},
+    )
+    receipt = provider.destroy(KEY)  # only disabled (cancelled in KMS): scheduled now
+    assert receipt.answer["aws_deletion_date"] == deletion.isoformat()
     stub.add_client_error("describe_key", "NotFoundException", http_status_code=400)
-    provider.destroy(KEY)  # already gone: idempotent
+    assert provider.destroy(KEY).outcome is DestructionOutcome.DESTROYED  # gone: idempotent
     stub.add_response("describe_key", _metadata("Enabled"), {"KeyId": KEY})
     with pytest.raises(LifecycleError):
         provider.destroy(KEY)
+
+
+def test_by_default_ownkey_never_asks_kms_to_delete() -> None:
+    """Not configured to own the step (the default): no ScheduleKeyDeletion and no
+    CancelKeyDeletion ever reach KMS (the Stubber fails on any call not queued), and the
+    receipt says the key remains in the customer's KMS, with the state KMS reports."""
+    provider = AwsKmsProvider(client=_client(), clock=lambda: NOW)
+    assert provider.owns_destruction is False
+    with Stubber(provider.client) as stub:
+        stub.add_response("describe_key", _metadata("Disabled"), {"KeyId": KEY})
+        provider.schedule_destruction(KEY, destroy_at=NOW + 30 * 86400)
+        stub.add_response("describe_key", _metadata("Disabled"), {"KeyId": KEY})
+        provider.cancel_destruction(KEY)
+        stub.add_response("describe_key", _metadata("Disabled"), {"KeyId": KEY})
+        receipt = provider.destroy(KEY)
+        stub.assert_no_pending_responses()
+    assert receipt.outcome is DestructionOutcome.RETAINED
+    assert receipt.answer == {"aws_key_state": "Disabled"}
+    assert "remains in the customer's key manager" in receipt.statement
 
 
 def test_versions_come_from_rotations(provider: AwsKmsProvider, stub: Stubber) -> None:
@@ -339,3 +376,18 @@ def test_versions_without_list_permission(provider: AwsKmsProvider, stub: Stubbe
     stub.add_response("describe_key", _metadata("Enabled"), {"KeyId": KEY})
     stub.add_client_error("list_key_rotations", "AccessDeniedException", http_status_code=400)
     assert provider.describe(KEY).versions == ("material-1",)
+
+
+def test_owns_destruction_is_an_explicit_setting() -> None:
+    """Off unless set to exactly true; a typo is refused rather than read as either value."""
+    from ownkey.errors import ConfigError
+    from ownkey.providers import build_provider
+
+    base = {"region": "us-east-1"}
+    assert build_provider("aws_kms", base, env={}).owns_destruction is False  # type: ignore[attr-defined]
+    owned = build_provider("aws_kms", {**base, "owns_destruction": "true"}, env={})
+    assert owned.owns_destruction is True  # type: ignore[attr-defined]
+    env = {"OWNKEY_AWS_KMS_OWNS_DESTRUCTION": "True"}
+    assert build_provider("aws_kms", base, env=env).owns_destruction is True  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="true or false"):
+        build_provider("aws_kms", {**base, "owns_destruction": "yes"}, env={})

@@ -27,7 +27,7 @@ from ownkey.errors import (
     LifecycleError,
     NotFound,
 )
-from ownkey.keys import KeyState, RetryPolicy, call_with_retry
+from ownkey.keys import DestructionOutcome, KeyState, RetryPolicy, call_with_retry
 from ownkey.providers import _kmip, build_provider
 from ownkey.providers._common import StateMark, context_bytes
 from ownkey.providers._kmip import KmipProvider
@@ -51,6 +51,7 @@ def _provider(server: KmipServer, port: int | None = None, *, pki: Pki | None = 
         "keyfile": str(pki.client_key),
         "ca_file": str(server.pki.ca),
         "timeout": TIMEOUT,
+        "owns_destruction": True,  # the contract proves the destruction; the default is tested
     }
     settings.update(kwargs)
     return KmipProvider(**settings)
@@ -358,13 +359,52 @@ def test_destroy_revokes_and_destroys_every_kmip_object(kmip: KmipProvider, admi
     destroy_at = time.time() + 3600
     kmip.schedule_destruction(key_id, destroy_at=destroy_at)
     assert _marks(admin, key_id) == [StateMark(KeyState.PENDING_DESTRUCTION, destroy_at)]
-    kmip.destroy(key_id)
+    receipt = kmip.destroy(key_id)
     for uid in versions:
         with pytest.raises(kmip_errors.KmipOperationFailure) as failed:
             admin.get(uid)
         assert failed.value.reason == enums.ResultReason.ITEM_NOT_FOUND
     assert [mark.state for mark in _marks(admin, key_id)] == [KeyState.DESTROYED]
     assert kmip.describe(key_id).state is KeyState.DESTROYED
+    # KL-9: the evidence carries the server's answer (a disabled key's versions are still
+    # active in KMIP, so both are revoked, then destroyed; none is located afterwards).
+    assert receipt.outcome is DestructionOutcome.DESTROYED
+    assert receipt.answer == {
+        "kmip_revoked": "2",
+        "kmip_destroyed": "2",
+        "kmip_objects_left": "0",
+        "kmip_mark": "destroyed",
+    }
+    assert kmip.destroy(key_id).answer["kmip_objects_left"] == "0"  # idempotent
+
+
+def test_by_default_a_destruction_leaves_the_key_in_the_customers_server(
+    kmip_server: KmipServer, admin: Any
+) -> None:
+    """KL-9: not configured to own the step (the default), ownkey revokes and destroys nothing
+    in the customer's KMIP server, not even once the date is due, and says so."""
+    kmip = _provider(kmip_server, owns_destruction=False)
+    try:
+        key_id = kmip.create_key(label="acme")
+        (uid,) = kmip.describe(key_id).versions
+        wrapped = kmip.wrap(key_id, os.urandom(32), CONTEXT)
+        kmip.disable(key_id)
+        kmip.schedule_destruction(key_id, destroy_at=time.time() - 1)  # already due
+        assert kmip.describe(key_id).state is KeyState.PENDING_DESTRUCTION
+        receipt = kmip.destroy(key_id)
+        assert receipt.outcome is DestructionOutcome.RETAINED
+        assert receipt.answer == {
+            "kmip_objects_left": "1",
+            "kmip_states": "ACTIVE",
+            "kmip_mark": "pending_destruction",
+        }
+        assert "remains in the customer's key manager" in receipt.statement
+        assert _kmip_state(admin, uid) == enums.State.ACTIVE  # still there, the customer's
+        with pytest.raises(AccessDenied) as denied:
+            kmip.unwrap(key_id, wrapped, CONTEXT)  # but ownkey will not use it
+        assert denied.value.reason == "pending_destruction"
+    finally:
+        kmip.close()
 
 
 def test_cancelling_a_destruction_leaves_a_disabled_mark(kmip: KmipProvider, admin: Any) -> None:
@@ -684,7 +724,7 @@ def test_the_factory_passes_the_binding_and_disable_flags(kmip_server: KmipServe
     assert default.reversible_disable is True
     assert default._allow_local_binding is False
     chosen = build_provider(
-        "kmip", dict(settings, disable_in_server="true", allow_local_binding="yes"), env={}
+        "kmip", dict(settings, disable_in_server="true", allow_local_binding="true"), env={}
     )
     assert isinstance(chosen, KmipProvider)
     assert chosen.reversible_disable is False

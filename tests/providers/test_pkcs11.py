@@ -23,7 +23,7 @@ from ownkey.errors import (
     KeyUnavailable,
     NotFound,
 )
-from ownkey.keys import KeyState
+from ownkey.keys import DestructionOutcome, KeyState
 from ownkey.providers._pkcs11 import Pkcs11Provider
 from ownkey.testing.live_contract import LiveProviderContract, ProviderHarness
 from ownkey.testing.provider_contract import CONTEXT
@@ -33,7 +33,11 @@ from tests.providers._servers import SoftHsm
 @pytest.fixture
 def hsm_provider(softhsm: SoftHsm) -> Iterator[Pkcs11Provider]:
     made = Pkcs11Provider(
-        library=softhsm.library, token_label=softhsm.token_label, pin=softhsm.pin, timeout=0.5
+        library=softhsm.library,
+        token_label=softhsm.token_label,
+        pin=softhsm.pin,
+        timeout=0.5,
+        owns_destruction=True,  # the contract proves the destruction; the default is below
     )
     yield made
     made.close()
@@ -155,10 +159,11 @@ def test_state_survives_in_the_token(softhsm: SoftHsm, provider: Pkcs11Provider)
 
 
 def test_due_destruction_happens_on_next_use(softhsm: SoftHsm, session: Any) -> None:
+    """Where ownkey owns the destruction; by default see the test of the retained key."""
     now = [1000.0]
     provider = Pkcs11Provider(
         library=softhsm.library, token_label=softhsm.token_label, pin=softhsm.pin,
-        clock=lambda: now[0],
+        clock=lambda: now[0], owns_destruction=True,
     )
     key_id = provider.create_key(label="acme")
     provider.disable(key_id)
@@ -253,3 +258,49 @@ def test_sdk_errors_are_classified(
     if expected is KeyUnavailable:
         assert failing.closed  # the session is dropped and reopened on the next call
         assert provider._session is None
+
+
+def test_destroy_reports_what_the_token_holds_after_it(
+    provider: Pkcs11Provider, session: Any
+) -> None:
+    """KL-9: configured to own the step, every version is C_DestroyObject'ed and the receipt
+    carries the token's count of what is left (0)."""
+    key_id = provider.create_key(label="acme")
+    provider.rotate(key_id)
+    provider.disable(key_id)
+    provider.schedule_destruction(key_id, destroy_at=time.time() + 3600)
+    receipt = provider.destroy(key_id)
+    assert receipt.outcome is DestructionOutcome.DESTROYED
+    assert receipt.answer == {
+        "pkcs11_token": provider._token_label,
+        "pkcs11_objects_left": "0",
+        "pkcs11_objects_destroyed": "2",
+    }
+    assert _keys(session, key_id) == []
+    assert provider.destroy(key_id).outcome is DestructionOutcome.DESTROYED  # idempotent
+
+
+def test_by_default_a_destruction_leaves_the_key_in_the_customers_hsm(
+    softhsm: SoftHsm, session: Any
+) -> None:
+    """KL-9: not configured to own the step (the default), no object is destroyed, not even
+    once the date is due, and the receipt says the key remains in the customer's HSM."""
+    provider = Pkcs11Provider(
+        library=softhsm.library, token_label=softhsm.token_label, pin=softhsm.pin, timeout=0.5
+    )
+    try:
+        key_id = provider.create_key(label="acme")
+        wrapped = provider.wrap(key_id, os.urandom(32), CONTEXT)
+        provider.disable(key_id)
+        provider.schedule_destruction(key_id, destroy_at=time.time() - 1)  # already due
+        assert provider.describe(key_id).state is KeyState.PENDING_DESTRUCTION
+        receipt = provider.destroy(key_id)
+        assert receipt.outcome is DestructionOutcome.RETAINED
+        assert receipt.answer["pkcs11_objects_left"] == "1"
+        assert "remains in the customer's key manager" in receipt.statement
+        assert len(_keys(session, key_id)) == 1
+        with pytest.raises(AccessDenied) as denied:
+            provider.unwrap(key_id, wrapped, CONTEXT)
+        assert denied.value.reason == "pending_destruction"
+    finally:
+        provider.close()

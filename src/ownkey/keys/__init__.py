@@ -15,7 +15,15 @@ from ownkey.keys._deps import SCOPE_KEY_ID_BYTES, KeyDeps
 from ownkey.keys._flight import SingleFlight
 from ownkey.keys._lifecycle import TRANSITIONS, KeyAction, KeyState, destruction_due, next_state
 from ownkey.keys._memory import MemoryKeyRegistry, MemoryRuleStore, MemoryScopeKeyStore
-from ownkey.keys._ports import KeyDescription, KeyProvider, KeyRegistry, RuleStore, ScopeKeyStore
+from ownkey.keys._ports import (
+    DestructionOutcome,
+    DestructionReceipt,
+    KeyDescription,
+    KeyProvider,
+    KeyRegistry,
+    RuleStore,
+    ScopeKeyStore,
+)
 from ownkey.keys._records import (
     SCOPE_KEY_PURPOSE,
     MasterKey,
@@ -39,6 +47,8 @@ __all__ = [
     "CacheEntry",
     "CacheLimits",
     "CacheReport",
+    "DestructionOutcome",
+    "DestructionReceipt",
     "KeyAction",
     "KeyAdmin",
     "KeyDeps",

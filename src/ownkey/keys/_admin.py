@@ -23,7 +23,7 @@ from ownkey.errors import AuditUnavailable, ConfigError, LifecycleError, NotFoun
 from ownkey.keys._calls import unwrap_share, wrap_share
 from ownkey.keys._deps import KeyDeps
 from ownkey.keys._lifecycle import KeyAction, KeyState, destruction_due, next_state
-from ownkey.keys._ports import KeyDescription
+from ownkey.keys._ports import DestructionReceipt, KeyDescription
 from ownkey.keys._records import MasterKey, Selector, describe_selector
 from ownkey.keys._refs import HYBRID, KeyRef
 from ownkey.keys._revocation import RevocationPreview, RevocationRule
@@ -46,13 +46,30 @@ class ShredEvidence:
     """What a destruction deleted: recorded in the audit log as crypto-shred evidence (KL-9).
 
     ``digest`` is SHA-256 over the sorted ids of the shredded scope keys, so an auditor holding
-    a list of ids can check it without the log carrying every id.
+    a list of ids can check it without the log carrying every id. ``key_manager`` is what the
+    key manager answered to the destruction (destroyed, deletion scheduled with its date, or the
+    key left in the customer's key manager): the part of the evidence that is not ownkey's own
+    word. The audit chain hashes and signs both.
     """
 
     key: KeyRef
     at: float
     scope_keys: int
     digest: str
+    key_manager: DestructionReceipt
+
+    def detail(self) -> dict[str, str]:
+        """The evidence as the ``scope_key.shred`` audit event's detail."""
+        detail = {
+            "scope_keys": str(self.scope_keys),
+            "ids_sha256": self.digest,
+            "key_manager": self.key_manager.outcome.value,
+            "key_manager_statement": self.key_manager.statement,
+        }
+        detail.update(
+            (f"key_manager.{name}", value) for name, value in self.key_manager.answer.items()
+        )
+        return detail
 
 
 class KeyAdmin:
@@ -281,8 +298,10 @@ class KeyAdmin:
         """Destroy a key whose waiting period is over: crypto-shred every scope key under it.
 
         Every scope key with a share under the key loses all its wrapped shares (a tombstone
-        stays, so its content opens as *destroyed* forever), then the provider destroys the key,
-        and the evidence is recorded (KL-9). Irreversible.
+        stays, so its content opens as *destroyed* forever), then the provider is asked to
+        destroy the key (a customer's external key only where ownkey was configured to own that
+        step; otherwise it says the key remains in the customer's key manager), and the
+        evidence, with the provider's answer, is recorded (KL-9). Irreversible.
         """
         with self._lock:
             return self._destroy(ref, actor)
@@ -297,8 +316,9 @@ class KeyAdmin:
         evidence: list[ShredEvidence] = []
 
         def apply(current: MasterKey) -> MasterKey:
-            evidence.append(self._shred_under(ref, now))
-            self._deps.provider(current.provider).destroy(current.key_id)
+            scope_keys, digest = self._shred_under(ref, now)
+            receipt = self._deps.provider(current.provider).destroy(current.key_id)
+            evidence.append(ShredEvidence(ref, now, scope_keys, digest, receipt))
             return self._moved(current, KeyAction.DESTROY)
 
         self._transition(ref, KeyAction.DESTROY, apply, actor)
@@ -309,19 +329,18 @@ class KeyAdmin:
             org=ref.org,
             key=str(ref),
             actor=actor,
-            detail={"scope_keys": str(proof.scope_keys), "ids_sha256": proof.digest},
+            detail=dict(proof.detail(), provider=master.provider, key_id=master.key_id),
         )
         return proof
 
-    def _shred_under(self, ref: KeyRef, now: float) -> ShredEvidence:
+    def _shred_under(self, ref: KeyRef, now: float) -> tuple[int, str]:
         store = self._deps.store
         shredded = sorted(
             record.key_id
             for record in store.scan(Selector(key=ref))
             if store.shred(record.key_id, now) is not None
         )
-        digest = hashlib.sha256(b"".join(shredded)).hexdigest()
-        return ShredEvidence(ref, now, len(shredded), digest)
+        return len(shredded), hashlib.sha256(b"".join(shredded)).hexdigest()
 
     def destroy_due(self, *, actor: str | None = None) -> list[ShredEvidence]:
         """Destroy every key whose waiting period is over (run by a timer or a job)."""

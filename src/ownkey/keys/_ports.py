@@ -8,7 +8,9 @@ implementation to the same behaviour.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
 from typing import Protocol
 
 from ownkey.keys._lifecycle import KeyState
@@ -16,7 +18,15 @@ from ownkey.keys._records import MasterKey, ScopeIdentity, ScopeKeyRecord, Selec
 from ownkey.keys._refs import KeyRef
 from ownkey.keys._revocation import RevocationRule
 
-__all__ = ["KeyDescription", "KeyProvider", "KeyRegistry", "RuleStore", "ScopeKeyStore"]
+__all__ = [
+    "DestructionOutcome",
+    "DestructionReceipt",
+    "KeyDescription",
+    "KeyProvider",
+    "KeyRegistry",
+    "RuleStore",
+    "ScopeKeyStore",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +39,51 @@ class KeyDescription:
     versions: tuple[str, ...]
     destroy_at: float | None = None
     label: str = ""
+
+
+class DestructionOutcome(StrEnum):
+    """What became of a key when ownkey destroyed it (values are stored in audit events)."""
+
+    #: the key manager destroyed every version: nothing left to unwrap with
+    DESTROYED = "destroyed"
+    #: the key manager accepted a deletion it carries out itself later (AWS KMS)
+    DELETION_SCHEDULED = "deletion_scheduled"
+    #: ownkey is not configured to destroy this key: it remains in the customer's key manager
+    RETAINED = "retained"
+
+
+_STATEMENTS = {
+    DestructionOutcome.DESTROYED: "the key manager destroyed the key",
+    DestructionOutcome.DELETION_SCHEDULED: (
+        "the key manager scheduled the key's deletion; until then it can unwrap any copy of a "
+        "wrapped share"
+    ),
+    DestructionOutcome.RETAINED: (
+        "key remains in the customer's key manager: ownkey is not configured to destroy it, and "
+        "it can unwrap any copy of a wrapped share made before the shred"
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DestructionReceipt:
+    """The key manager's answer to a destruction, recorded as part of the shred evidence (KL-9).
+
+    ``answer`` holds what the manager itself reported (AWS KMS key state and deletion date, the
+    KMIP objects revoked, destroyed and still located, the PKCS#11 objects left), as text, so
+    that the evidence is not only ownkey's word. Nothing secret goes in it.
+    """
+
+    outcome: DestructionOutcome
+    answer: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "answer", MappingProxyType(dict(self.answer)))
+
+    @property
+    def statement(self) -> str:
+        """One plain sentence saying what happened to the key."""
+        return _STATEMENTS[self.outcome]
 
 
 class KeyProvider(Protocol):
@@ -90,8 +145,11 @@ class KeyProvider(Protocol):
         """Take a key out of pending destruction; it stays disabled."""
         ...
 
-    def destroy(self, key_id: str) -> None:
-        """Destroy every version of the key now (its waiting period has passed); idempotent."""
+    def destroy(self, key_id: str) -> DestructionReceipt:
+        """Destroy every version of the key now (its waiting period has passed), or schedule
+        its deletion in a manager that deletes on its own schedule, or, for a customer's
+        external key that ownkey was not configured to destroy (``owns_destruction``, off by
+        default), leave it there and say so; idempotent. Return what the manager answered."""
         ...
 
 

@@ -273,7 +273,15 @@ class Rewrapper:
             AuditAction.SCOPE_KEY_SHRED,
             org=record.orgs[0] if record.orgs else None,
             actor=actor,
-            detail={"scope_key_id": key_id.hex(), "scope_keys": "1", "reason": reason},
+            detail={
+                "scope_key_id": key_id.hex(),
+                "scope_keys": "1",
+                "reason": reason,
+                # Said plainly: no key manager is asked anything here, so any copy of these
+                # wraps outside ownkey's files (backups, PostgreSQL WAL) still opens while the
+                # keys live (docs/spec/key-lifecycle.md, "What survives a shred").
+                "key_manager": "not asked: the keys stay in their key managers",
+            },
         )
         self._deps.store.shred(key_id, self._deps.clock())
         self._deps.cache.evict_id(key_id)

@@ -8,11 +8,17 @@ The context lands in the customer's CloudTrail, and key policies can condition o
 KMS's own (``RotateKeyOnDemand``): the key id stays, KMS keeps every backing key, and versions are
 named ``material-1``, ``material-2``, ... from ``ListKeyRotations``.
 
-Lifecycle maps one to one: disable/enable are ``DisableKey``/``EnableKey``; scheduled destruction
-is ``ScheduleKeyDeletion`` with the waiting period rounded up to whole days and clamped to KMS's
-7-30; cancelling is ``CancelKeyDeletion`` (KMS leaves the key disabled, as KL-5 wants); KMS deletes
-the key itself at its deletion date, so :meth:`AwsKmsProvider.destroy` only checks that the key is
-pending deletion or gone. A deleted key is unknown to KMS afterwards: :class:`NotFound`.
+Lifecycle: disable/enable are ``DisableKey``/``EnableKey``. Deleting the customer's KMS key is
+ownkey's step only where the customer configured it so (``owns_destruction=True``, setting
+``owns_destruction=true``); then scheduled destruction is ``ScheduleKeyDeletion`` with the waiting
+period rounded up to whole days and clamped to KMS's 7-30, cancelling is ``CancelKeyDeletion``
+(KMS leaves the key disabled, as KL-5 wants), and :meth:`AwsKmsProvider.destroy` makes sure the
+deletion is scheduled (``ScheduleKeyDeletion``, 7 days, if the key is only disabled) and returns
+KMS's key state and ``DeletionDate``: KMS deletes the key itself at that date, there is no way to
+hurry it. By default (not configured) ownkey never asks KMS to delete the key: scheduling and
+cancelling only check that it is disabled in KMS, and ``destroy`` returns a receipt saying the key
+remains in the customer's KMS, with its state there. A deleted key is unknown to KMS afterwards:
+:class:`NotFound`.
 
 Errors (the codes AWS documents for these operations):
 
@@ -39,7 +45,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import boto3
@@ -55,7 +61,14 @@ from ownkey.errors import (
     NotFound,
     OwnkeyError,
 )
-from ownkey.keys import KeyAction, KeyDescription, KeyState, next_state
+from ownkey.keys import (
+    DestructionOutcome,
+    DestructionReceipt,
+    KeyAction,
+    KeyDescription,
+    KeyState,
+    next_state,
+)
 from ownkey.providers._common import BLOB_FORMAT, check_plaintext, context_bytes
 
 __all__ = ["AwsKmsProvider", "translate_aws_error"]
@@ -168,6 +181,9 @@ class AwsKmsProvider:
     Pass a ready boto3 KMS ``client``, or let the provider build one from ``region``,
     ``endpoint_url`` (a VPC endpoint, or a test server) and ``profile``, with ``timeout``
     seconds to connect and to read, and botocore's retries off (ownkey's retry policy decides).
+    ``owns_destruction`` lets ownkey schedule the key's deletion in KMS (``ScheduleKeyDeletion``);
+    off (the default), the key stays in the customer's KMS and the receipt of a destruction says
+    so.
     """
 
     def __init__(
@@ -181,9 +197,11 @@ class AwsKmsProvider:
         timeout: float = 2.0,
         clock: Callable[[], float] = time.time,
         credentials: Mapping[str, str] | None = None,
+        owns_destruction: bool = False,
     ) -> None:
         if timeout <= 0:
             raise ConfigError("the aws_kms timeout must be positive")
+        self.owns_destruction = owns_destruction
         self._name = name
         self._clock = clock
         self._timeout = timeout
@@ -331,29 +349,64 @@ class AwsKmsProvider:
 
     def schedule_destruction(self, key_id: str, *, destroy_at: float) -> None:
         self._move(key_id, KeyAction.SCHEDULE_DESTRUCTION)
+        if not self.owns_destruction:
+            return  # the key stays disabled in the customer's KMS; ownkey records the schedule
         days = math.ceil(max(0.0, destroy_at - self._clock()) / _DAY)
+        self._schedule_deletion(key_id, days)
+
+    def _schedule_deletion(self, key_id: str, days: int) -> Mapping[str, Any]:
         days = min(_MAX_WINDOW_DAYS, max(_MIN_WINDOW_DAYS, days))
-        self._call(
+        response = self._call(
             f"schedule destruction of {key_id}",
             "schedule_key_deletion",
             lifecycle=True,
             KeyId=key_id,
             PendingWindowInDays=days,
         )
+        return dict(response)
 
     def cancel_destruction(self, key_id: str) -> None:
+        if not self.owns_destruction:
+            state = self._state(key_id)[0]
+            if state is not KeyState.DISABLED:
+                raise LifecycleError(f"aws_kms key {key_id} is {state.value} in KMS, not disabled")
+            return
         self._move(key_id, KeyAction.CANCEL_DESTRUCTION)
         self._call(
             f"cancel destruction of {key_id}", "cancel_key_deletion", lifecycle=True, KeyId=key_id
         )
 
-    def destroy(self, key_id: str) -> None:
+    def destroy(self, key_id: str) -> DestructionReceipt:
+        """Have KMS delete the key (when ownkey owns that step), and return what KMS says.
+
+        KMS deletes only at the end of a waiting period of 7-30 days: the receipt carries its
+        ``KeyState`` and ``DeletionDate``; a key KMS no longer knows is reported destroyed.
+        """
         try:
-            state = self._state(key_id)[0]
+            state, metadata = self._state(key_id)
         except NotFound:
-            return  # KMS already deleted it
-        if state is not KeyState.PENDING_DESTRUCTION:
+            return DestructionReceipt(
+                DestructionOutcome.DESTROYED, {"aws_key_state": "unknown to KMS (deleted)"}
+            )
+        raw_state = str(metadata.get("KeyState"))
+        if not self.owns_destruction:
+            answer = {"aws_key_state": raw_state}
+            answer.update(_deletion_date(metadata.get("DeletionDate")))
+            return DestructionReceipt(DestructionOutcome.RETAINED, answer)
+        if state is KeyState.DISABLED:
+            metadata = self._schedule_deletion(key_id, _MIN_WINDOW_DAYS)
+            raw_state = str(metadata.get("KeyState") or "PendingDeletion")
+        elif state is not KeyState.PENDING_DESTRUCTION:
             raise LifecycleError(
                 f"aws_kms key {key_id} is {state.value}; schedule its destruction first"
             )
-        # KMS deletes the key itself at its DeletionDate; there is no way to hurry it.
+        answer = {"aws_key_state": raw_state}
+        answer.update(_deletion_date(metadata.get("DeletionDate")))
+        return DestructionReceipt(DestructionOutcome.DELETION_SCHEDULED, answer)
+
+
+def _deletion_date(value: Any) -> dict[str, str]:
+    """KMS's DeletionDate as ISO 8601 UTC, if it gave one."""
+    if isinstance(value, datetime):
+        return {"aws_deletion_date": value.astimezone(UTC).isoformat()}
+    return {}

@@ -10,11 +10,17 @@ missing one is a :class:`~ownkey.errors.ConfigError` that says what to install.
 kind        settings (required in bold in the guides)
 ==========  ===================================================================================
 local       none (``OWNKEY_HOME``, ``OWNKEY_ROOT_KEY``)
-pkcs11      library, token, pin (env) or pin_file, timeout
-kmip        host, port, cert, key, ca, server_name, timeout, allow_local_binding,
-            disable_in_server (``true``/``false``)
-aws_kms     region, endpoint_url, profile, timeout
+pkcs11      library, token, pin (env) or pin_file, timeout, owns_destruction
+kmip        host, port, cert, key, ca, server_name, timeout, owns_destruction,
+            allow_local_binding, disable_in_server (``true``/``false``)
+aws_kms     region, endpoint_url, profile, timeout, owns_destruction
 ==========  ===================================================================================
+
+``owns_destruction`` (``true``/``false``, default ``false``) says whether the customer lets ownkey
+destroy its key in its own key manager when ownkey destroys the key (KL-9): PKCS#11
+``C_DestroyObject``, KMIP ``Revoke`` + ``Destroy``, AWS KMS ``ScheduleKeyDeletion``. Off, the key
+stays in the customer's key manager and the shred evidence says so. The embedded ``local`` store
+always destroys its own keys.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ PROVIDER_KINDS: Final = ("local", "pkcs11", "kmip", "aws_kms")
 #: The settings each kind accepts.
 SETTINGS: Final[Mapping[str, frozenset[str]]] = {
     "local": frozenset(),
-    "pkcs11": frozenset({"library", "token", "pin", "pin_file", "timeout"}),
+    "pkcs11": frozenset({"library", "token", "pin", "pin_file", "timeout", "owns_destruction"}),
     "kmip": frozenset(
         {
             "host",
@@ -45,9 +51,10 @@ SETTINGS: Final[Mapping[str, frozenset[str]]] = {
             "timeout",
             "allow_local_binding",
             "disable_in_server",
+            "owns_destruction",
         }
     ),
-    "aws_kms": frozenset({"region", "endpoint_url", "profile", "timeout"}),
+    "aws_kms": frozenset({"region", "endpoint_url", "profile", "timeout", "owns_destruction"}),
 }
 _SECRETS: Final = frozenset({"pin"})
 _EXTRAS: Final = {"pkcs11": "pkcs11", "kmip": "kmip", "aws_kms": "aws"}
@@ -96,16 +103,6 @@ def _require(kind: str, settings: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _flag(kind: str, settings: Mapping[str, str], name: str) -> bool:
-    """A yes/no setting, off unless said: an unreadable value is an error, never a guess."""
-    text = settings.get(name, "false").strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigError(f"{kind} {name} must be true or false, not {text!r}")
-
-
 def _float(kind: str, settings: Mapping[str, str], name: str, default: float) -> float:
     text = settings.get(name)
     if text is None:
@@ -117,6 +114,15 @@ def _float(kind: str, settings: Mapping[str, str], name: str, default: float) ->
     if value <= 0:
         raise ConfigError(f"{kind} {name} must be positive")
     return value
+
+
+def _flag(kind: str, settings: Mapping[str, str], name: str) -> bool:
+    """A yes/no setting; anything but ``true``/``false`` is refused (default ``false``), so a
+    typo never turns on a destructive step."""
+    text = settings.get(name, "false").strip().lower()
+    if text not in ("true", "false"):
+        raise ConfigError(f"{kind} {name} must be true or false, not {text!r}")
+    return text == "true"
 
 
 def _missing_sdk(kind: str, exc: ImportError) -> ConfigError:
@@ -160,6 +166,7 @@ def build_provider(
             pin=pin,
             name=label,
             timeout=_float(kind, settings, "timeout", 5.0),
+            owns_destruction=_flag(kind, settings, "owns_destruction"),
         )
     if kind == "kmip":
         try:
@@ -180,6 +187,7 @@ def build_provider(
             timeout=_float(kind, settings, "timeout", 2.0),
             allow_local_binding=_flag(kind, settings, "allow_local_binding"),
             disable_in_server=_flag(kind, settings, "disable_in_server"),
+            owns_destruction=_flag(kind, settings, "owns_destruction"),
         )
     try:
         from ownkey.providers._aws_kms import AwsKmsProvider
@@ -191,4 +199,5 @@ def build_provider(
         profile=settings.get("profile"),
         name=label,
         timeout=_float(kind, settings, "timeout", 2.0),
+        owns_destruction=_flag(kind, settings, "owns_destruction"),
     )

@@ -44,9 +44,14 @@ only move forward, and a client may not change the ``Cryptographic Usage Mask`` 
 client, and *enable* raises :class:`~ownkey.errors.LifecycleError` (``reversible_disable`` is
 False). *schedule_destruction* and *cancel_destruction* replace the mark;
 *destroy* revokes (KMIP ``Revoke``, cessation of operation) and destroys (``Destroy``) every
-version, irreversibly, and leaves a ``destroyed`` mark as the tombstone. A key whose versions the
-customer revoked in the KMIP server (no active version) reads as ``disabled`` as well, and its
-*enable* raises :class:`~ownkey.errors.LifecycleError`: KMIP cannot re-activate it.
+version, irreversibly, and leaves a ``destroyed`` mark as the tombstone, but only where the
+customer configured ownkey to own that step (``owns_destruction=True``, setting
+``owns_destruction=true``). By default ownkey's destruction leaves the KMIP objects and the
+``pending_destruction`` mark in the customer's server (no wrap or unwrap through ownkey), a due
+destruction is not applied on the next use either, and the receipt says the key remains there.
+A key whose versions the customer revoked in the KMIP server (no active version) reads as
+``disabled`` as well, and its *enable* raises :class:`~ownkey.errors.LifecycleError`: KMIP
+cannot re-activate it.
 
 Every wrap and unwrap checks the mark. The mark, like the versions, is cached per key for
 ``_VERSIONS_TTL`` seconds, so an enabled key costs no extra round trip: a state change made
@@ -105,7 +110,15 @@ from ownkey.errors import (
     NotFound,
     OwnkeyError,
 )
-from ownkey.keys import KeyAction, KeyDescription, KeyState, destruction_due, next_state
+from ownkey.keys import (
+    DestructionOutcome,
+    DestructionReceipt,
+    KeyAction,
+    KeyDescription,
+    KeyState,
+    destruction_due,
+    next_state,
+)
 from ownkey.providers._common import (
     BLOB_FORMAT,
     StateMark,
@@ -353,6 +366,8 @@ class KmipProvider:
     ``certfile``/``keyfile`` are the client's certificate and key, ``ca_file`` the CA that signed
     the server's certificate; the server's name (``server_hostname``, default ``host``) is
     checked against its certificate. At most ``pool_size`` connections stay open.
+    ``owns_destruction`` lets ownkey's destruction revoke and destroy the key's KMIP objects;
+    off, they stay in the customer's server and the receipt says so.
 
     ``allow_local_binding`` (default False) lets a server that cannot bind AES-GCM associated data
     be used with the context bound on ownkey's side only (version-1 blobs); without it such a
@@ -376,6 +391,7 @@ class KmipProvider:
         pool_size: int = 8,
         allow_local_binding: bool = False,
         disable_in_server: bool = False,
+        owns_destruction: bool = False,
         random: Callable[[int], bytes] = os.urandom,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -386,6 +402,7 @@ class KmipProvider:
         #: Whether :meth:`disable` can be undone (False when it revokes in the server).
         self.reversible_disable: bool = not disable_in_server
         self._aead: bool | None = None  # does the server bind associated data? None: not probed
+        self.owns_destruction = owns_destruction
         self._host = host
         self._port = port
         self._name = name
@@ -627,7 +644,8 @@ class KmipProvider:
         if not versions.versions:
             raise NotFound(f"no key named {key_id} in the KMIP server")
         if mark is not None and mark.state is KeyState.PENDING_DESTRUCTION:
-            if destruction_due(mark.state, mark.destroy_at, self._clock()):
+            due = destruction_due(mark.state, mark.destroy_at, self._clock())
+            if due and self.owns_destruction:
                 self._shred(client, key_id, versions, mark)
                 destroyed = StateMark(KeyState.DESTROYED, mark.destroy_at)
                 return KeyState.DESTROYED, _Versions((), versions.fetched), destroyed
@@ -638,13 +656,17 @@ class KmipProvider:
         state = KeyState.ENABLED if versions.primary is not None else KeyState.DISABLED
         return state, versions, mark
 
-    def _shred(self, client: Any, key_id: str, versions: _Versions, mark: StateMark) -> None:
+    def _shred(self, client: Any, key_id: str, versions: _Versions, mark: StateMark) -> int:
+        """Revoke the active versions and destroy all; return how many were revoked."""
+        revoked = 0
         for version in versions.versions:
             if version.state == enums.State.ACTIVE:
                 client.revoke(enums.RevocationReasonCode.CESSATION_OF_OPERATION, version.uid)
+                revoked += 1
             client.destroy(version.uid)
         self._forget(key_id)
         self._set_mark(client, key_id, StateMark(KeyState.DESTROYED, mark.destroy_at))
+        return revoked
 
     def _refusal(self, key_id: str, cause: OwnkeyError) -> OwnkeyError:
         """Turn a refusal met during wrap/unwrap into AccessDenied with the key's state."""
@@ -889,13 +911,37 @@ class KmipProvider:
             next_state(state, KeyAction.CANCEL_DESTRUCTION)
             self._set_mark(client, key_id, StateMark(KeyState.DISABLED))
 
-    def destroy(self, key_id: str) -> None:
+    def destroy(self, key_id: str) -> DestructionReceipt:
+        """Revoke and destroy every version when ownkey owns the step; else leave them.
+
+        The answer is the server's: after the calls, how many symmetric keys it still locates
+        under the key's name (0 once destroyed) and the state mark it holds.
+        """
         with self._client(f"destroy {key_id}") as client:
             state, versions, mark = self._state(client, key_id)
-            if state is KeyState.DESTROYED:
-                return
-            if state is not KeyState.PENDING_DESTRUCTION or mark is None:
-                raise LifecycleError(
-                    f"kmip key {key_id} is {state.value}; schedule its destruction first"
-                )
-            self._shred(client, key_id, versions, mark)
+            answer: dict[str, str] = {}
+            if state is not KeyState.DESTROYED:
+                if state is not KeyState.PENDING_DESTRUCTION or mark is None:
+                    raise LifecycleError(
+                        f"kmip key {key_id} is {state.value}; schedule its destruction first"
+                    )
+                if not self.owns_destruction:
+                    return DestructionReceipt(
+                        DestructionOutcome.RETAINED,
+                        {
+                            "kmip_objects_left": str(len(versions.versions)),
+                            "kmip_states": ",".join(
+                                sorted({v.state.name for v in versions.versions})
+                            ),
+                            "kmip_mark": state.value,
+                        },
+                    )
+                answer["kmip_revoked"] = str(self._shred(client, key_id, versions, mark))
+                answer["kmip_destroyed"] = str(len(versions.versions))
+            left = self._locate(client, key_id, enums.ObjectType.SYMMETRIC_KEY)
+            marked = self._mark(client, key_id)[0]
+        if left:
+            raise KeyUnavailable(f"kmip key {key_id}: {len(left)} object(s) survived destruction")
+        answer["kmip_objects_left"] = "0"
+        answer["kmip_mark"] = marked.state.value if marked is not None else "none"
+        return DestructionReceipt(DestructionOutcome.DESTROYED, answer)

@@ -25,7 +25,15 @@ from ownkey.envelope import (
     seal_message,
 )
 from ownkey.errors import AccessDenied, InvalidCiphertext, LifecycleError, NotFound
-from ownkey.keys import KeyAction, KeyDescription, KeyState, destruction_due, next_state
+from ownkey.keys import (
+    DestructionOutcome,
+    DestructionReceipt,
+    KeyAction,
+    KeyDescription,
+    KeyState,
+    destruction_due,
+    next_state,
+)
 
 __all__ = ["LocalKeyProvider"]
 
@@ -150,11 +158,17 @@ class LocalKeyProvider:
         with self._lock:
             self._move(key_id, KeyAction.CANCEL_DESTRUCTION).destroy_at = None
 
-    def destroy(self, key_id: str) -> None:
+    def destroy(self, key_id: str) -> DestructionReceipt:
+        """Forget every version's material (this provider's keys are its own to destroy)."""
         with self._lock:
             key = self._key(key_id)
             if key.state is KeyState.DESTROYED:
-                return
+                return DestructionReceipt(DestructionOutcome.DESTROYED, {"versions_left": "0"})
             if key.state is not KeyState.PENDING_DESTRUCTION:
                 raise LifecycleError(f"key {key_id} is {key.state.value}; schedule it first")
+            deleted = len(key.versions)
             self._destroy(key)
+            return DestructionReceipt(
+                DestructionOutcome.DESTROYED,
+                {"versions_deleted": str(deleted), "versions_left": str(len(key.versions))},
+            )

@@ -36,7 +36,15 @@ from ownkey.envelope import (
     seal_message,
 )
 from ownkey.errors import ConfigError, InvalidCiphertext, LifecycleError, NotFound
-from ownkey.keys import KeyAction, KeyDescription, KeyState, destruction_due, next_state
+from ownkey.keys import (
+    DestructionOutcome,
+    DestructionReceipt,
+    KeyAction,
+    KeyDescription,
+    KeyState,
+    destruction_due,
+    next_state,
+)
 from ownkey.providers._common import (
     check_plaintext,
     context_bytes,
@@ -440,10 +448,23 @@ class LocalKeyStoreProvider:
     def cancel_destruction(self, key_id: str) -> None:
         self._move(key_id, KeyAction.CANCEL_DESTRUCTION, destroy_at=None)
 
-    def destroy(self, key_id: str) -> None:
-        if self._get(key_id).state is KeyState.DESTROYED:
-            return
-        self._update(key_id, self._shred)
+    def destroy(self, key_id: str) -> DestructionReceipt:
+        """Delete the key's sealed versions (the embedded store always destroys its own keys).
+
+        The records are rewritten whole (temp file, rename), so the old sealed versions are in
+        no file under ``OWNKEY_HOME`` afterwards; the answer is read back from the records.
+        """
+        before = self._get(key_id)
+        if before.state is not KeyState.DESTROYED:
+            self._update(key_id, self._shred)
         with self._lock:
             for cache_key in [k for k in self._ciphers if k[0] == key_id]:
                 del self._ciphers[cache_key]
+        after = self._records.get(key_id)
+        left = len(after.versions) if after is not None else 0
+        if left:
+            raise LifecycleError(f"local key {key_id} still has {left} version(s) after destroy")
+        return DestructionReceipt(
+            DestructionOutcome.DESTROYED,
+            {"versions_deleted": str(len(before.versions)), "versions_left": "0"},
+        )

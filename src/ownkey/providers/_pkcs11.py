@@ -16,7 +16,12 @@ Lifecycle, expressed with the token's own attributes so that the HSM enforces it
   ``CKR_KEY_FUNCTION_NOT_PERMITTED``); *enable* sets them again;
 - *pending destruction* and *destroyed* have no PKCS#11 equivalent: a small data object
   (``CKO_DATA``, label ``ownkey-state:<key id>``) beside the key records them;
-- *destroy* calls ``C_DestroyObject`` on every version and leaves the state object as a tombstone.
+- *destroy* calls ``C_DestroyObject`` on every version and leaves the state object as a tombstone,
+  only if the customer configured ownkey to own that step (``owns_destruction=True``, setting
+  ``owns_destruction=true``); by default the token's objects stay, ownkey's destruction of the key
+  leaves them untouched (still pending destruction, encrypt and decrypt off) and its receipt says
+  the key remains in the customer's HSM. A due destruction is applied on the next use likewise
+  only when ownkey owns it.
 
 Error translation (SDK -> ownkey): a failed tag check is reported by SoftHSM2 as
 ``CKR_GENERAL_ERROR`` (others say ``CKR_ENCRYPTED_DATA_INVALID``); both mean the blob does not open
@@ -56,7 +61,15 @@ from ownkey.errors import (
     LifecycleError,
     NotFound,
 )
-from ownkey.keys import KeyAction, KeyDescription, KeyState, destruction_due, next_state
+from ownkey.keys import (
+    DestructionOutcome,
+    DestructionReceipt,
+    KeyAction,
+    KeyDescription,
+    KeyState,
+    destruction_due,
+    next_state,
+)
 from ownkey.providers._common import (
     StateMark,
     binding,
@@ -162,6 +175,8 @@ class Pkcs11Provider:
 
     ``pin`` is the token's user PIN (read it from a secret store; it never appears in a message
     or a ``repr``). ``timeout`` bounds the wait for the library lock, in seconds.
+    ``owns_destruction`` lets ownkey's destruction call ``C_DestroyObject`` on the key's objects;
+    off, they stay in the token (the customer's to destroy) and the receipt says so.
     """
 
     def __init__(
@@ -172,11 +187,13 @@ class Pkcs11Provider:
         pin: str,
         name: str = "pkcs11",
         timeout: float = 5.0,
+        owns_destruction: bool = False,
         random: Callable[[int], bytes] = os.urandom,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if timeout <= 0:
             raise ConfigError("the pkcs11 timeout must be positive")
+        self.owns_destruction = owns_destruction
         self._library_path = library
         self._token_label = token_label
         self._pin = pin
@@ -319,7 +336,8 @@ class Pkcs11Provider:
         if not versions:
             raise NotFound(f"no key labelled {key_id} in PKCS#11 token {self._token_label}")
         if mark is not None and mark.state is KeyState.PENDING_DESTRUCTION:
-            if destruction_due(mark.state, mark.destroy_at, self._clock()):
+            due = destruction_due(mark.state, mark.destroy_at, self._clock())
+            if due and self.owns_destruction:
                 self._shred(session, key_id, versions, mark)
                 return KeyState.DESTROYED, [], StateMark(KeyState.DESTROYED, mark.destroy_at)
             return KeyState.PENDING_DESTRUCTION, versions, mark
@@ -474,17 +492,37 @@ class Pkcs11Provider:
             next_state(state, KeyAction.CANCEL_DESTRUCTION)
             self._set_mark(session, key_id, None)
 
-    def destroy(self, key_id: str) -> None:
+    def destroy(self, key_id: str) -> DestructionReceipt:
+        """``C_DestroyObject`` on every version when ownkey owns the step; else leave them.
+
+        The answer is the token's: how many secret-key objects carry the key's label after
+        the call (0 once destroyed).
+        """
         self._check_key_id(key_id)
         with self._call(f"destroy {key_id}") as session:
             state, versions, mark = self._state(session, key_id)
-            if state is KeyState.DESTROYED:
-                return
-            if state is not KeyState.PENDING_DESTRUCTION or mark is None:
-                raise LifecycleError(
-                    f"pkcs11 key {key_id} is {state.value}; schedule its destruction first"
-                )
-            self._shred(session, key_id, versions, mark)
+            if state is not KeyState.DESTROYED:
+                if state is not KeyState.PENDING_DESTRUCTION or mark is None:
+                    raise LifecycleError(
+                        f"pkcs11 key {key_id} is {state.value}; schedule its destruction first"
+                    )
+                if not self.owns_destruction:
+                    return DestructionReceipt(
+                        DestructionOutcome.RETAINED,
+                        {
+                            "pkcs11_token": self._token_label,
+                            "pkcs11_objects_left": str(len(versions)),
+                            "pkcs11_state": state.value,
+                        },
+                    )
+                self._shred(session, key_id, versions, mark)
+            left = len(self._versions(session, key_id))
+        if left:
+            raise KeyUnavailable(f"pkcs11 key {key_id}: {left} object(s) survived destruction")
+        answer = {"pkcs11_token": self._token_label, "pkcs11_objects_left": "0"}
+        if state is not KeyState.DESTROYED:
+            answer["pkcs11_objects_destroyed"] = str(len(versions))
+        return DestructionReceipt(DestructionOutcome.DESTROYED, answer)
 
     def attributes(self, key_id: str) -> Mapping[str, Any]:
         """What the token says about the primary version (for ``ownkey key register``)."""

@@ -2,8 +2,10 @@
 
 ``OWNKEY_DATABASE_URL`` (``postgresql+psycopg://user@host/db``) selects PostgreSQL; otherwise
 the database is the SQLite file ``$OWNKEY_HOME/ownkey.db`` (``OWNKEY_HOME`` defaults to
-``~/.ownkey``), opened in WAL mode with a busy timeout so that several processes can share it.
-Every open runs the Alembic migrations shipped in this package up to head.
+``~/.ownkey``), opened in WAL mode with a busy timeout so that several processes can share it,
+and with ``secure_delete`` on, so that a deleted row (a shredded wrapped share) is overwritten
+with zeros in its page instead of lingering in free space. Every open runs the Alembic
+migrations shipped in this package up to head.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 
-from ownkey.errors import ConfigError
+from ownkey.errors import ConfigError, KeyUnavailable
 
 __all__ = ["Database", "database_url", "ownkey_home"]
 
@@ -60,7 +62,12 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA foreign_keys = ON")
+        # A shred must not leave the deleted bytes in the page's free space (KL-9). Fail closed
+        # on a build of SQLite that cannot do it (compiled with SQLITE_OMIT_SECURE_DELETE...).
+        row = cursor.execute("PRAGMA secure_delete = ON").fetchone()
         cursor.close()
+        if row is None or int(row[0]) != 1:
+            raise ConfigError("this SQLite cannot overwrite deleted rows (secure_delete)")
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -108,6 +115,39 @@ class Database:
         if migrate:
             database.migrate()
         return database
+
+    def purge_deleted(self) -> None:
+        """Make rows deleted so far unreadable from the database's files (KL-9).
+
+        SQLite (``secure_delete`` zeroes a deleted row in its page, but the page as it was before
+        the delete is still a frame of ``ownkey.db-wal``, and a plain checkpoint copies frames
+        without emptying the log): a ``TRUNCATE`` checkpoint copies every frame into the
+        database, then truncates the WAL to zero bytes. It waits for readers up to the busy
+        timeout; if one still holds an old snapshot the log cannot be emptied, and this raises
+        :class:`KeyUnavailable` (try again) rather than report a clean shred that is not.
+
+        PostgreSQL: nothing can be done from a transaction; the old row version stays in the
+        heap until VACUUM reuses its space and in WAL segments until they are recycled, and in
+        every base backup and WAL archive taken meanwhile (docs/storage.md).
+        """
+        if self.dialect != "sqlite":
+            return
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        finally:
+            raw.close()
+        # (busy, frames in the log, frames checkpointed): (0, 0, 0) once the log is empty.
+        if row is None or int(row[0]) != 0 or int(row[1]) not in (0, -1):
+            raise KeyUnavailable(
+                "the SQLite WAL could not be emptied after a shred (a reader holds it); "
+                "shred again to finish"
+            )
 
     def migrate(self) -> None:
         """Run the shipped Alembic migrations up to head (idempotent)."""

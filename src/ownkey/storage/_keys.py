@@ -94,6 +94,10 @@ def _wrap_rows(key_id: bytes, wraps: Sequence[Wrap]) -> list[dict[str, Any]]:
     ]
 
 
+def _keys_of(wraps: Sequence[Wrap]) -> set[tuple[str, str]]:
+    return {(wrap.provider, wrap.key_id) for wrap in wraps}
+
+
 class SqlScopeKeyStore:
     """Scope-key records in ``scope_keys`` and their wrapped shares in ``scope_key_wraps``."""
 
@@ -330,7 +334,11 @@ class SqlScopeKeyStore:
             conn.execute(delete(scope_key_wraps).where(scope_key_wraps.c.key_id == key_id))
             if wraps:
                 conn.execute(insert(scope_key_wraps), _wrap_rows(key_id, wraps))
-            return True
+        if _keys_of(expected) - _keys_of(wraps):
+            # A share left a key (a backfill): its old wrap must not stay readable in the WAL,
+            # or whoever holds that key recovers the share without the key it moved to.
+            self._db.purge_deleted()
+        return True
 
     def shred(self, key_id: bytes, at: float) -> ScopeKeyRecord | None:
         with self._db.engine.begin() as conn:
@@ -338,14 +346,17 @@ class SqlScopeKeyStore:
             if not found:
                 return None
             record = found[0]
-            if record.shredded:
-                return record
-            conn.execute(delete(scope_key_wraps).where(scope_key_wraps.c.key_id == key_id))
-            conn.execute(
-                update(scope_keys)
-                .where(scope_keys.c.key_id == key_id)
-                .values(sealable=False, shredded_at=at, current_for=None)
-            )
+            if not record.shredded:
+                conn.execute(delete(scope_key_wraps).where(scope_key_wraps.c.key_id == key_id))
+                conn.execute(
+                    update(scope_keys)
+                    .where(scope_keys.c.key_id == key_id)
+                    .values(sealable=False, shredded_at=at, current_for=None)
+                )
+        # Also for a record shredded before: a shred whose WAL truncation failed finishes here.
+        self._db.purge_deleted()
+        if record.shredded:
+            return record
         return ScopeKeyRecord(
             key_id=record.key_id,
             orgs=record.orgs,

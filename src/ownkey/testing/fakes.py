@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from ownkey.audit import AuditEvent, MemoryAuditSink
 from ownkey.errors import AccessDenied, KeyUnavailable
-from ownkey.keys import KeyDescription, KeyProvider
+from ownkey.keys import DestructionReceipt, KeyDescription, KeyProvider
 
 __all__ = ["FailingAuditSink", "FakeClock", "FaultyProvider", "SeededRandom"]
 
@@ -134,9 +134,9 @@ class FaultyProvider:
         self._enter("cancel_destruction")
         self.inner.cancel_destruction(key_id)
 
-    def destroy(self, key_id: str) -> None:
+    def destroy(self, key_id: str) -> DestructionReceipt:
         self._enter("destroy")
-        self.inner.destroy(key_id)
+        return self.inner.destroy(key_id)
 
 
 class FailingAuditSink(MemoryAuditSink):
