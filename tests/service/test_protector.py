@@ -229,26 +229,24 @@ def test_excluded_components_and_other_members_do_not_widen_a_channel() -> None:
     assert (record.keys, record.orgs) == ((ACME,), ("acme",))
 
 
-def test_a_scope_key_at_its_message_use_limit_is_retired_for_a_fresh_one(
+def test_a_scope_key_goes_on_sealing_under_fresh_message_keys_never_retired(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """SK-5: sealing goes on under a new scope key; the old one still opens what it sealed."""
-    import functools
+    """SK-5, ENV2-4.6: past a message key's budget the cipher draws a new salt; the scope key
+    stays (it has no message limit) and everything opens."""
+    from ownkey.envelope import _message
 
-    from ownkey.envelope import MessageCipher
-    from ownkey.keys import _cache
-
-    monkeypatch.setattr(_cache, "MessageCipher", functools.partial(MessageCipher, use_limit=3))
+    monkeypatch.setattr(_message, "SEALS_PER_MESSAGE_KEY", 3)
     node = make_node()
     sealed = [node.protector.seal(chat(asset_id=f"m{i}"), b"%d" % i) for i in range(7)]
-    ids = [peek_key_id(blob) for blob in sealed]
-    assert len(set(ids[:3])) == 1
-    assert len(set(ids)) == 3
-    retired = node.store.get(ids[0])
-    assert retired is not None
-    assert not retired.sealable
+    assert len({peek_key_id(blob) for blob in sealed}) == 1
+    kid_end = 3 + len(peek_key_id(sealed[0]))
+    assert len({blob[kid_end : kid_end + 16] for blob in sealed}) == 3
+    record = node.store.get(peek_key_id(sealed[0]))
+    assert record is not None
+    assert record.sealable
     for i, blob in enumerate(sealed):
         assert node.protector.open(chat(asset_id=f"m{i}"), blob) == b"%d" % i
     with pytest.raises(LimitExceeded):  # too large is not a key matter: no new scope key
         node.protector.seal(chat(), b"x" * (64 * 1024 * 1024 + 1))
-    assert len(node.store) == 3
+    assert len(node.store) == 1
