@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from ownkey.audit import AuditAction
 from ownkey.keys import (
     CacheReport,
     KeyAdmin,
@@ -176,6 +177,18 @@ class Administration:
         """Delete one scope key's wrapped shares once a rekey moved its content away (or as a
         step of a key's destruction, ``reason="key destruction"``)."""
         return self._rewrapper.shred(key_id, actor=actor, reason=reason)
+
+    def record(
+        self,
+        action: AuditAction,
+        *,
+        org: str | None,
+        actor: str | None,
+        detail: dict[str, str],
+    ) -> None:
+        """Record a change the service layer makes beside the key layer (a scope key's pending
+        shred) in the audit log *before* it is made: AuditUnavailable means do not make it."""
+        self._deps.auditor.emit(action, org=org, actor=actor, detail=detail)
 
     # -- cache -----------------------------------------------------------------------------------
 
