@@ -173,3 +173,33 @@ def test_a_rekey_job_that_keeps_its_old_keys_schedules_nothing(runtime: Runtime)
     record = runtime.admin.scope_key(old)
     assert record is not None
     assert not record.shredded
+
+
+def test_a_shred_interrupted_between_the_deletion_and_its_mark_is_finished_by_the_next_run(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    """Crash safety: the pending row outlives the deletion until it is marked, so the next shred
+    job finishes it without a second deletion; a worker failing before the row is written
+    shreds nothing (RW-8)."""
+    old, kept = _stored_and_kept(runtime)
+    job = runtime.create_job("rekey", org="acme")
+    runner = runtime.job_runner
+    step = runner.step(job.job_id)
+    failing = runner.shreds
+
+    def no_row(*_: object, **__: object) -> None:
+        raise RuntimeError("the database went away")
+
+    failing.schedule = no_row  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        step("s:" + old.hex())
+    assert runtime.pending_shreds("acme") == []
+    assert runtime.protector.open(recording("kept"), kept) == b"kept by the platform"
+    assert runtime.run_job(job.job_id).state == "done"  # a fresh worker: the row is written
+    clock.advance(WEEK)
+    runtime.admin.shred_scope_key(old, actor="test", reason="rekey")  # ... then the worker died
+    [pending] = runtime.pending_shreds("acme")
+    assert pending.state == "pending"
+    assert runtime.run_job(runtime.create_job("shred", org="acme").job_id).state == "done"
+    assert runtime.pending_shreds("acme") == []
+    assert len(_actions(runtime, "scope_key.shred")) == 1

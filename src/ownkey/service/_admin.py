@@ -174,8 +174,10 @@ class Administration:
     def shred_scope_key(
         self, key_id: bytes, *, actor: str | None = None, reason: str = "rekey"
     ) -> bool:
-        """Delete one scope key's wrapped shares once a rekey moved its content away (or as a
-        step of a key's destruction, ``reason="key destruction"``)."""
+        """Delete one scope key's wrapped shares *now*: the primitive the shred jobs call once
+        a waiting period is over (a rekey's pending shred, RW-8, or a key's destruction,
+        ``reason="key destruction"``). Irreversible and unchecked here, so neither the API nor
+        the CLI reaches it; to shred after a rekey, let the rekey job schedule it."""
         return self._rewrapper.shred(key_id, actor=actor, reason=reason)
 
     def record(

@@ -19,12 +19,15 @@ rekey      ``a:<asset id>`` for every stored asset    ``a:``: re-encrypt the ass
            under the selected scope keys, then        scope key, swap its blob by compare-and-set
            ``s:<scope key id>`` for each of them      (nothing to do once it is off the old key);
            (retired when the job is created)          ``s:``: rekey any asset still under the key,
-                                                      then shred it (evidence in the audit chain;
+                                                      then make it *pending shred*, due after the
+                                                      destruction waiting period (RW-8; audited;
                                                       unless ``shred_old`` is off)
 shred      ``s:<scope key id>`` for every scope key   ``s:``: shred it (reason ``key
-           under a key whose destruction is due,      destruction``); ``z:destroy``: destroy the
+(key)      under a key whose destruction is due,      destruction``); ``z:destroy``: destroy the
            then ``z:destroy``                         key (shreds what is left, destroys it in the
                                                       provider where supported, records evidence)
+shred      ``s:<scope key id>`` for each due pending  ``s:``: still pending and due? shred it
+(org)      shred of the org                           (reason ``rekey``), then mark it shredded
 =========  =========================================  ===========================================
 
 rewrap and backfill jobs have the same items and parameters as :meth:`Runtime.create_job` makes,
