@@ -197,6 +197,7 @@ def _bodies() -> dict[tuple[str, str], Any]:
         ("POST", "/revocations"): {},
         ("POST", "/revocations/preview"): {},
         ("POST", "/jobs"): {"kind": "rewrap"},
+        ("POST", "/jobs/preview"): {"kind": "rekey"},
     }
 
 
@@ -227,7 +228,7 @@ def test_org_a_cannot_read_change_or_learn_of_org_b(api: Api) -> None:
     assert len(routes) >= 24
     bodies = _bodies()
     for method, path in routes:
-        concrete = path.format(user=BO, rule_id=rule_id, job_id=job_id)
+        concrete = path.format(user=BO, rule_id=rule_id, job_id=job_id, scope_key_id="00" * 16)
         answers = []
         for org in ("globex", "nosuch"):
             answer = api.client.request(
@@ -308,9 +309,18 @@ def test_a_rekey_job_re_encrypts_stored_objects(api: Api) -> None:
     store = api.runtime.assets.store
     before = store.find("rec-1")
     assert before is not None
-    job = api.client.post(
-        "/v1/orgs/acme/jobs", json={"kind": "rekey", "services": ["0001"]}, headers=api.acme
-    )
+    old = before.scope_key_id.hex()
+    body = {"kind": "rekey", "services": ["0001"]}
+    preview = api.client.post("/v1/orgs/acme/jobs/preview", json=body, headers=api.acme)
+    assert preview.status_code == 200, preview.text
+    said = preview.json()
+    assert [(c["scope_key_id"], c["assets_moved"]) for c in said["scope_keys"]] == [(old, 1)]
+    assert said["bytes_moved"] == len(data)
+    assert said["waiting_period"] == 7 * 86_400
+    assert "outside the asset store" in said["warning"]
+    wrong = api.client.post("/v1/orgs/acme/jobs/preview", json={"kind": "rewrap"}, headers=api.acme)
+    assert wrong.status_code == 422
+    job = api.client.post("/v1/orgs/acme/jobs", json=body, headers=api.acme)
     assert job.status_code == 202, job.text
     assert api.client.app.state.api.jobs.wait(20)  # type: ignore[attr-defined]
     done = api.client.get(f"/v1/orgs/acme/jobs/{job.json()['job_id']}", headers=api.acme).json()
@@ -318,5 +328,19 @@ def test_a_rekey_job_re_encrypts_stored_objects(api: Api) -> None:
     after = store.find("rec-1")
     assert after is not None
     assert after.scope_key_id != before.scope_key_id
-    assert api.runtime.admin.scope_key(before.scope_key_id).shredded
     assert api.client.get("/v1/objects/rec-1", headers=api.platform).content == data
+    # RW-8: the old scope key is pending shred for the waiting period, not shredded.
+    assert not api.runtime.admin.scope_key(before.scope_key_id).shredded
+    [pending] = api.client.get("/v1/orgs/acme/shreds", headers=api.acme).json()["shreds"]
+    assert (pending["scope_key_id"], pending["state"]) == (old, "pending")
+    assert api.client.get("/v1/orgs/globex/shreds", headers=api.globex).json()["shreds"] == []
+    other = api.client.delete(f"/v1/orgs/globex/shreds/{old}", headers=api.globex)
+    assert other.status_code == 404  # not globex's
+    due = api.client.post("/v1/orgs/acme/jobs", json={"kind": "shred"}, headers=api.acme)
+    assert (due.status_code, due.json()["total"]) == (202, 0)  # nothing due for a week
+    cancel = api.client.delete(f"/v1/orgs/acme/shreds/{old}", headers=api.acme)
+    assert (cancel.status_code, cancel.json()["state"]) == (200, "cancelled"), cancel.text
+    again = api.client.delete(f"/v1/orgs/acme/shreds/{old}", headers=api.acme)
+    assert again.status_code == 404
+    assert api.client.get("/v1/orgs/acme/shreds", headers=api.acme).json()["shreds"] == []
+    assert api.client.app.state.api.jobs.wait(20)  # type: ignore[attr-defined]

@@ -33,13 +33,32 @@ def test_jobs_run_rekey(assets: AssetService) -> None:
     for n, (asset_id, payload) in enumerate(data.items()):
         assets.put_asset(stored(asset_id, f"meeting-{n % 2}"), payload)
     old = {assets.store.get(a).scope_key_id for a in data}
+    preview = js("jobs", "preview", "rekey", "acme", "--service", "0001")
+    assert {c["scope_key_id"] for c in preview["scope_keys"]} == {k.hex() for k in old}
+    assert preview["assets_moved"] == 4
+    assert preview["waiting_period"] == 7 * 86_400
+    assert "outside the asset store" in preview["warning"]
+    human = ok("jobs", "preview", "rekey", "acme", "--service", "0001").stdout
+    assert "would shred" in human
+    assert "nothing was changed" in human
     job = js("jobs", "run", "rekey", "acme", "--service", "0001")
     assert (job["kind"], job["state"], job["total"], job["done"]) == ("rekey", "done", 6, 6)
     for asset_id, payload in data.items():
         assert assets.store.get(asset_id).scope_key_id not in old
         assert assets.get_asset(asset_id) == payload
+    # RW-8: pending shred for the waiting period (seven days), cancellable, nothing due yet.
+    pending = js("jobs", "shreds", "acme")
+    assert {p["scope_key_id"] for p in pending} == {k.hex() for k in old}
+    assert all(p["state"] == "pending" and p["job_id"] == job["job_id"] for p in pending)
+    first = sorted(old)[0]
+    cancelled = js("jobs", "cancel-shred", "acme", first.hex())
+    assert cancelled["state"] == "cancelled"
+    assert "no pending shred" in one_line_error(run("jobs", "cancel-shred", "acme", first.hex()))
+    assert "not a hex" in one_line_error(run("jobs", "cancel-shred", "acme", "zz"))
+    assert len(js("jobs", "shreds")) == len(old) - 1
+    assert js("jobs", "run", "shred", "acme")["total"] == 0  # none due for a week
     for key_id in old:
-        assert assets.protector.admin.scope_key(key_id).shredded
+        assert not assets.protector.admin.scope_key(key_id).shredded
     human = ok("jobs", "status", job["job_id"]).stdout
     assert "rekey" in human
     assert "done" in human
@@ -55,6 +74,9 @@ def test_jobs_rekey_bad_input(acme: Path) -> None:
         run("jobs", "run", "rekey", "acme", "--service", "0001,0008")
     )
     assert "no org 'globex'" in one_line_error(run("jobs", "run", "rekey", "globex"))
+    assert "only rekey jobs" in one_line_error(run("jobs", "preview", "backfill", "acme"))
+    assert "no org 'globex'" in one_line_error(run("jobs", "preview", "rekey", "globex"))
+    assert "or an org" in one_line_error(run("jobs", "run", "shred"))
 
 
 def test_backfill_through_the_cli_follows_the_stored_content(

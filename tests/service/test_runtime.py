@@ -444,7 +444,7 @@ def test_backfill_job_follows_the_stored_content(runtime: Runtime) -> None:
     assert runtime.assets.get_asset("ann-1") == b"ann"
 
 
-def test_rekey_job_through_the_runtime(runtime: Runtime) -> None:
+def test_rekey_job_through_the_runtime(runtime: Runtime, clock: FakeClock) -> None:
     setup_acme(runtime)
     data = {f"r{n}": bytes([n]) * (3000 + 20_000 * n) for n in range(3)}
     for asset_id, payload in data.items():
@@ -457,6 +457,11 @@ def test_rekey_job_through_the_runtime(runtime: Runtime) -> None:
     for asset_id, payload in data.items():
         assert runtime.assets.record(asset_id).scope_key_id not in old
         assert runtime.assets.get_asset(asset_id) == payload
+    # RW-8: the old keys wait out the destruction waiting period (default seven days).
+    assert not any(runtime.admin.scope_key(key_id).shredded for key_id in old)
+    assert {p.scope_key_id for p in runtime.pending_shreds("acme")} == old
+    clock.advance(7 * 86_400)
+    assert runtime.run_job(runtime.create_job("shred", org="acme").job_id).state == "done"
     assert all(runtime.admin.scope_key(key_id).shredded for key_id in old)
     kept = runtime.create_job("rekey", org="acme", scope="meeting-1", shred_old=False)
     assert runtime.run_job(kept.job_id).state == "done"

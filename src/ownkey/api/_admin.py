@@ -29,7 +29,10 @@ from ownkey.api._models import (
     OrgSettingsOut,
     OrgSettingsPatch,
     OrgUpdateOut,
+    PendingShredOut,
+    PendingShredsOut,
     PreviewOut,
+    RekeyPreviewOut,
     RotateIn,
     RotationOut,
     RuleIn,
@@ -382,7 +385,7 @@ def list_jobs(admin: OrgAdmin, state: State) -> JobsOut:
     "/jobs",
     tags=["jobs"],
     status_code=202,
-    summary="Start a re-wrap, backfill or rekey job on this node (resumable on any node)",
+    summary="Start a re-wrap, backfill, rekey or due-shred job on this node (resumable anywhere)",
 )
 def start_job(admin: OrgAdmin, state: State, body: JobIn) -> JobOut:
     runtime = state.runtime
@@ -396,12 +399,51 @@ def start_job(admin: OrgAdmin, state: State, body: JobIn) -> JobOut:
             scope=body.scope,
             shred_old=body.shred_old,
         )
+    elif body.kind == "shred":
+        status = runtime.create_job("shred", org=admin.org)  # only what is due
     else:
         status = runtime.create_job(
             "backfill", org=admin.org, services=body.services, enable=body.enable
         )
     state.jobs.start(status.job_id)
     return _job(status)
+
+
+@admin_router.post(
+    "/jobs/preview",
+    tags=["jobs"],
+    summary="What a rekey job would shred and when (scope keys, stored assets moved); no change",
+)
+def preview_job(admin: OrgAdmin, state: State, body: JobIn) -> RekeyPreviewOut:
+    if body.kind != "rekey":
+        raise PolicyError("kind", "only rekey jobs have a preview")
+    preview = state.runtime.rekey_preview(
+        admin.org, services=body.services, scope=body.scope, shred_old=body.shred_old
+    )
+    return RekeyPreviewOut.of(preview)
+
+
+@admin_router.get(
+    "/shreds", tags=["jobs"], summary="Old scope keys of rekey jobs waiting to be shredded"
+)
+def list_shreds(admin: OrgAdmin, state: State) -> PendingShredsOut:
+    found = state.runtime.pending_shreds(admin.org)
+    return PendingShredsOut(shreds=[PendingShredOut.of(shred) for shred in found])
+
+
+ScopeKeyHex = Annotated[str, Path(min_length=2, max_length=128, pattern=r"^([0-9a-f]{2})+$")]
+
+
+@admin_router.delete(
+    "/shreds/{scope_key_id}",
+    tags=["jobs"],
+    summary="Cancel a pending shred before it is due (the scope key stays retired and opens)",
+)
+def cancel_shred(admin: OrgAdmin, state: State, scope_key_id: ScopeKeyHex) -> PendingShredOut:
+    cancelled = state.runtime.cancel_shred(
+        bytes.fromhex(scope_key_id), org=admin.org, actor=admin.actor
+    )
+    return PendingShredOut.of(cancelled)
 
 
 JobId = Annotated[str, Path(min_length=1, max_length=64)]

@@ -18,8 +18,8 @@ from ownkey.errors import PolicyError
 from ownkey.keys import CacheLimits, KeyDescription, MasterKey, RevocationRule
 from ownkey.keys import RewrapReport as CoreRewrapReport
 from ownkey.policy import plan_schema, request_schema
-from ownkey.service import AssetPreview, Coverage, Org, OrgUpdate, Rotation, User
-from ownkey.storage import ApiToken, AssetRecord
+from ownkey.service import AssetPreview, Coverage, Org, OrgUpdate, RekeyPreview, Rotation, User
+from ownkey.storage import ApiToken, AssetRecord, PendingShred
 
 __all__ = [
     "AssetRequest",
@@ -40,7 +40,10 @@ __all__ = [
     "OrgSettingsOut",
     "OrgSettingsPatch",
     "OrgUpdateOut",
+    "PendingShredOut",
+    "PendingShredsOut",
     "PreviewOut",
+    "RekeyPreviewOut",
     "RotateIn",
     "RotationOut",
     "RuleIn",
@@ -549,10 +552,11 @@ class JobIn(_Strict):
     """``rewrap``: re-wrap the org's scope keys under its key's newest version. ``backfill``:
     move the org's scope keys of ``services`` to its customer key (``enable``) or back.
     ``rekey``: re-encrypt the org's stored assets (of at most one service in ``services``, or
-    one ``scope``) under fresh scope keys, then shred the old ones unless ``shred_old`` is
-    false."""
+    one ``scope``) under fresh scope keys, then make the old ones pending shred, due after the
+    destruction waiting period, unless ``shred_old`` is false. ``shred``: carry out the org's
+    pending shreds that are due."""
 
-    kind: Literal["rewrap", "backfill", "rekey"]
+    kind: Literal["rewrap", "backfill", "rekey", "shred"]
     services: list[ServiceId] = Field(default_factory=list, max_length=64)
     enable: bool = True
     scope: str | None = Field(None, min_length=1, max_length=1024)
@@ -573,6 +577,54 @@ class JobOut(_Strict):
 
 class JobsOut(_Strict):
     jobs: list[JobOut]
+
+
+class ShredCandidateOut(_Strict):
+    scope_key_id: str
+    service_id: str
+    scope: str
+    epoch_start: int
+    assets_moved: int = Field(description="Stored assets the job moves off this scope key.")
+    bytes_moved: int = Field(description="Their plaintext bytes.")
+
+
+class RekeyPreviewOut(_Strict):
+    """What a rekey job would make pending shred, and when at the earliest; nothing changed.
+
+    Content sealed under those scope keys outside the asset store (``/v1/seal``) is not moved
+    and cannot be counted: ``warning`` says so whenever a scope key would be shredded."""
+
+    org: str
+    shred_old: bool
+    waiting_period: float = Field(description="Seconds between the job's end and the shred.")
+    due_at: float | None = Field(description="Unix seconds, at the earliest; null: no shred.")
+    scope_keys: list[ShredCandidateOut]
+    assets_moved: int
+    bytes_moved: int
+    warning: str | None
+
+    @classmethod
+    def of(cls, preview: RekeyPreview) -> RekeyPreviewOut:
+        return cls.model_validate(preview.to_json())
+
+
+class PendingShredOut(_Strict):
+    scope_key_id: str
+    org: str
+    reason: str
+    job_id: str | None
+    state: str = Field(description="pending, cancelled or shredded.")
+    due_at: float = Field(description="Unix seconds: shredded by a shred job from then on.")
+    created_at: float
+    changed_at: float
+
+    @classmethod
+    def of(cls, shred: PendingShred) -> PendingShredOut:
+        return cls.model_validate(shred.to_json())
+
+
+class PendingShredsOut(_Strict):
+    shreds: list[PendingShredOut]
 
 
 class TokenOut(_Strict):

@@ -37,6 +37,8 @@ class AuditAction(StrEnum):
     SCOPE_KEY_REWRAP = "scope_key.rewrap"
     SCOPE_KEY_RETIRE = "scope_key.retire"
     SCOPE_KEY_SHRED = "scope_key.shred"
+    SCOPE_KEY_SCHEDULE_SHRED = "scope_key.schedule_shred"
+    SCOPE_KEY_CANCEL_SHRED = "scope_key.cancel_shred"
     # revocation
     REVOCATION_ADD = "revocation.add"
     REVOCATION_REMOVE = "revocation.remove"

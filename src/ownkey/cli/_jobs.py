@@ -5,10 +5,13 @@
 - ``jobs run backfill ORG --service S``: move an org's existing scope keys of a service to its
   customer key (``--disable``: back to the platform key);
 - ``jobs run shred --key KEY``: crypto-shred a key whose destruction is due, scope key by scope
-  key, then destroy it;
+  key, then destroy it; ``jobs run shred ORG``: carry out the org's due pending shreds;
 - ``jobs run rekey ORG [--service S] [--scope SCOPE] [--scope-key HEX] [--keep-old]``:
   re-encrypt the org's stored assets under fresh scope keys (blob by blob, atomically), then
-  shred the old scope keys (unless ``--keep-old``);
+  make the old scope keys pending shred, due after the destruction waiting period (unless
+  ``--keep-old``); ``jobs preview rekey ORG ...`` says which keys and when, changing nothing;
+- ``jobs shreds [ORG]`` lists the pending shreds, ``jobs cancel-shred ORG HEX`` stops one
+  before it is due (audited);
 - ``jobs resume JOB`` continues an interrupted job (run it from several processes to share the
   work); ``jobs status [JOB]`` shows progress.
 
@@ -25,8 +28,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ownkey.cli._common import (
+    CLI_ACTOR,
     JSON_OPTION,
     fail,
+    iso,
     key_ref,
     progress_console,
     runtime,
@@ -101,7 +106,9 @@ def _report(job: JobStatus, as_json: bool) -> None:
 @jobs_app.command("run")
 def run(
     kind: Annotated[str, typer.Argument(help="rewrap, backfill, rekey or shred.")],
-    org: Annotated[str | None, typer.Argument(help="The org (backfill, rekey).")] = None,
+    org: Annotated[
+        str | None, typer.Argument(help="The org (backfill, rekey; shred without --key).")
+    ] = None,
     key: Annotated[str | None, typer.Option(help="The key (rewrap, shred).")] = None,
     service: Annotated[
         list[str] | None,
@@ -129,11 +136,7 @@ def run(
             fail("ORG: a rekey job names an org")
         if len(services) > 1:
             fail("--service: a rekey job takes at most one service")
-        if scope_key is not None:
-            try:
-                key_id = bytes.fromhex(scope_key)
-            except ValueError:
-                fail(f"--scope-key: not a hex scope key id: {scope_key!r}")
+        key_id = _scope_key_id("--scope-key", scope_key)
     with runtime() as rt:
         job = rt.create_job(
             kind,
@@ -147,6 +150,100 @@ def run(
         )
         job = run_with_progress(rt, job, quiet=as_json)
     _report(job, as_json)
+
+
+def _hex(option: str, text: str) -> bytes:
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        fail(f"{option}: not a hex scope key id: {text!r}")
+
+
+def _scope_key_id(option: str, text: str | None) -> bytes | None:
+    return None if text is None else _hex(option, text)
+
+
+@jobs_app.command("preview")
+def preview(
+    kind: Annotated[str, typer.Argument(help="rekey (the only job that shreds content).")],
+    org: Annotated[str, typer.Argument(help="The org.")],
+    service: Annotated[
+        list[str] | None, typer.Option("--service", help="Rekey only this service.")
+    ] = None,
+    scope: Annotated[str | None, typer.Option(help="Rekey only this scope.")] = None,
+    scope_key: Annotated[
+        str | None, typer.Option("--scope-key", help="Rekey only this scope key (hex id).")
+    ] = None,
+    keep_old: Annotated[
+        bool, typer.Option("--keep-old", help="Rekey without shredding the old scope keys.")
+    ] = False,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """What a rekey job would shred and when (scope keys, stored assets it moves); no change."""
+    if kind != "rekey":
+        fail(f"KIND: only rekey jobs have a preview, not {kind!r}")
+    key_id = _scope_key_id("--scope-key", scope_key)
+    with runtime() as rt:
+        report = rt.rekey_preview(
+            org,
+            services=split_csv(service),
+            scope=scope,
+            scope_key_id=key_id,
+            shred_old=not keep_old,
+        )
+    out = report.to_json()
+
+    def human(console: Any) -> None:
+        if not report.scope_keys:
+            console.print("no scope key would be shredded; nothing was changed")
+            return
+        rows = [
+            (c.scope_key_id.hex(), c.service_id, c.scope, c.assets, c.bytes)
+            for c in report.scope_keys
+        ]
+        columns = ("scope key", "service", "scope", "assets moved", "bytes moved")
+        console.print(table(f"rekeying {org} would shred, at {iso(report.due_at)}", columns, rows))
+        console.print(f"[yellow]warning:[/] {report.warning}")
+        console.print("nothing was changed")
+
+    show(out, as_json, human)
+
+
+@jobs_app.command("shreds")
+def shreds(
+    org: Annotated[str | None, typer.Argument(help="Only this org's (all when omitted).")] = None,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Scope keys pending shred after a rekey, with their due times (soonest first)."""
+    with runtime() as rt:
+        found = rt.pending_shreds(org)
+    rows = [(p.scope_key_id.hex(), p.org, p.reason, iso(p.due_at), p.job_id or "") for p in found]
+
+    def human(console: Any) -> None:
+        if not found:
+            console.print("no pending shreds")
+            return
+        columns = ("scope key", "org", "reason", "due", "job")
+        console.print(table("pending shreds", columns, rows))
+
+    show([p.to_json() for p in found], as_json, human)
+
+
+@jobs_app.command("cancel-shred")
+def cancel_shred(
+    org: Annotated[str, typer.Argument(help="The org whose rekey job scheduled it.")],
+    scope_key: Annotated[str, typer.Argument(help="The scope key (hex id).")],
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Stop a pending shred before it is due (audited); the scope key stays retired."""
+    key_id = _hex("SCOPE_KEY", scope_key)
+    with runtime() as rt:
+        cancelled = rt.cancel_shred(key_id, org=org, actor=CLI_ACTOR)
+
+    def human(console: Any) -> None:
+        console.print(f"shred of scope key {scope_key} cancelled; it stays retired and opens")
+
+    show(cancelled.to_json(), as_json, human)
 
 
 @jobs_app.command("resume")

@@ -12,7 +12,7 @@ from ownkey.service._assets import AssetPreview, AssetService, PlanChanged
 from ownkey.service._background import BackgroundJobs
 from ownkey.service._build import build_protector
 from ownkey.service._directory import Org, OrgDirectory, User
-from ownkey.service._jobs import JobRunner
+from ownkey.service._jobs import JobRunner, RekeyPreview, ShredCandidate
 from ownkey.service._nodes import NodeSync
 from ownkey.service._objects import ObjectRange, Objects
 from ownkey.service._plan import PlanView, PolicyFn, policy_engine, view_plan
@@ -40,9 +40,11 @@ __all__ = [
     "PolicyFn",
     "Protector",
     "ProtectorSettings",
+    "RekeyPreview",
     "Rotation",
     "Runtime",
     "ServiceCoverage",
+    "ShredCandidate",
     "User",
     "address_of",
     "build_protector",

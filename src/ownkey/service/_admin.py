@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from ownkey.audit import AuditAction
 from ownkey.keys import (
     CacheReport,
     KeyAdmin,
@@ -178,13 +179,27 @@ class Administration:
         reason: str = "rekey",
         retired_at: float | None = None,
     ) -> bool:
-        """Delete one scope key's wrapped shares once a rekey moved its content away (or as a
-        step of a key's destruction, ``reason="key destruction"``).
+        """Delete one scope key's wrapped shares *now*: the primitive the shred jobs call once
+        a waiting period is over (a rekey's pending shred, RW-8, or a key's destruction,
+        ``reason="key destruction"``). Irreversible and unchecked here, so neither the API nor
+        the CLI reaches it; to shred after a rekey, let the rekey job schedule it.
 
         Returns once no process can seal under it any more: a sealable key is retired first
         and its shares deleted after the re-check window (about 1.5 s, KL-8a); ``retired_at``
         (when a rekey job retired it) shortens the wait by the time already passed."""
         return self._rewrapper.shred(key_id, actor=actor, reason=reason, retired_at=retired_at)
+
+    def record(
+        self,
+        action: AuditAction,
+        *,
+        org: str | None,
+        actor: str | None,
+        detail: dict[str, str],
+    ) -> None:
+        """Record a change the service layer makes beside the key layer (a scope key's pending
+        shred) in the audit log *before* it is made: AuditUnavailable means do not make it."""
+        self._deps.auditor.emit(action, org=org, actor=actor, detail=detail)
 
     # -- cache -----------------------------------------------------------------------------------
 

@@ -19,12 +19,15 @@ rekey      ``a:<asset id>`` for every stored asset    ``a:``: re-encrypt the ass
            under the selected scope keys, then        scope key, swap its blob by compare-and-set
            ``s:<scope key id>`` for each of them      (nothing to do once it is off the old key);
            (retired when the job is created)          ``s:``: rekey any asset still under the key,
-                                                      then shred it (evidence in the audit chain;
+                                                      then make it *pending shred*, due after the
+                                                      destruction waiting period (RW-8; audited;
                                                       unless ``shred_old`` is off)
 shred      ``s:<scope key id>`` for every scope key   ``s:``: shred it (reason ``key
-           under a key whose destruction is due,      destruction``); ``z:destroy``: destroy the
+(key)      under a key whose destruction is due,      destruction``); ``z:destroy``: destroy the
            then ``z:destroy``                         key (shreds what is left, destroys it in the
                                                       provider where supported, records evidence)
+shred      ``s:<scope key id>`` for each due pending  ``s:``: still pending and due? shred it
+(org)      shred of the org                           (reason ``rekey``), then mark it shredded
 =========  =========================================  ===========================================
 
 rewrap and backfill jobs have the same items and parameters as :meth:`Runtime.create_job` makes,
@@ -33,17 +36,28 @@ so either can run the other's.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from ownkey.audit import AuditAction
 from ownkey.errors import ConfigError, LifecycleError, NotFound, OwnkeyError, PolicyError
-from ownkey.keys import KeyRef, KeyState, ScopeKeyRecord, Selector
+from ownkey.keys import KeyRef, KeyState, ScopeKeyRecord, Selector, destruction_due
 from ownkey.service._assets import AssetService
 from ownkey.service._protector import Protector
-from ownkey.storage import JobStatus, JobStore
+from ownkey.storage import JobStatus, JobStore, PendingShred, ShredStore
+from ownkey.storage._shreds import CANCELLED, PENDING
 
-__all__ = ["ASSET_ITEM", "DESTROY_ITEM", "SCOPE_KEY_ITEM", "JobRunner"]
+__all__ = [
+    "ASSET_ITEM",
+    "DESTROY_ITEM",
+    "SCOPE_KEY_ITEM",
+    "JobRunner",
+    "RekeyPreview",
+    "ShredCandidate",
+]
 
 ASSET_ITEM = "a:"
 SCOPE_KEY_ITEM = "s:"
@@ -59,6 +73,78 @@ def _ref(key: str | KeyRef) -> KeyRef:
         return KeyRef.parse(key)
     except ValueError as exc:
         raise PolicyError("key", str(exc)) from None
+
+
+def _shred_due(shred: PendingShred, now: float) -> bool:
+    """A pending shred is due by the rule of a key's pending destruction (KL-4), which it is:
+    the destruction of one scope key after the same waiting period."""
+    return shred.state == PENDING and destruction_due(
+        KeyState.PENDING_DESTRUCTION, shred.due_at, now
+    )
+
+
+#: What a preview says about content it cannot count (RW-8).
+UNCOUNTED_WARNING = (
+    "content sealed under these scope keys outside the asset store (POST /v1/seal, kept by the "
+    "platform) is not moved by the job and is not counted here: it opens until due_at, then as "
+    "destroyed forever, unless its holder rekeys it first or the shred is cancelled"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ShredCandidate:
+    """A scope key a rekey job would shred, and the stored content the job moves off it."""
+
+    scope_key_id: bytes
+    service_id: str
+    scope: str
+    epoch_start: int
+    assets: int
+    bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scope_key_id": self.scope_key_id.hex(),
+            "service_id": self.service_id,
+            "scope": self.scope,
+            "epoch_start": self.epoch_start,
+            "assets_moved": self.assets,
+            "bytes_moved": self.bytes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RekeyPreview:
+    """What a rekey job would do, without doing it (RW-8): the scope keys it would make pending
+    shred, the stored assets and plaintext bytes it moves off them, and when they would be due
+    at the earliest (the waiting period counts from the job's last step, not from now)."""
+
+    org: str
+    shred_old: bool
+    waiting_period: float
+    due_at: float | None
+    scope_keys: tuple[ShredCandidate, ...]
+    warning: str | None
+
+    @property
+    def assets(self) -> int:
+        return sum(candidate.assets for candidate in self.scope_keys)
+
+    @property
+    def bytes(self) -> int:
+        return sum(candidate.bytes for candidate in self.scope_keys)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "org": self.org,
+            "shred_old": self.shred_old,
+            "waiting_period": self.waiting_period,
+            "due_at": self.due_at,
+            "scope_keys": [candidate.to_json() for candidate in self.scope_keys],
+            "assets_moved": self.assets,
+            "bytes_moved": self.bytes,
+            "warning": self.warning,
+        }
 
 
 def _services(services: str | Collection[str]) -> list[str]:
@@ -87,10 +173,12 @@ class JobRunner:
         *,
         clock: Callable[[], float] = time.time,
         actor: str = "ownkey:jobs",
+        shreds: ShredStore | None = None,
     ) -> None:
         self.protector = protector
         self.jobs = jobs
         self.assets = assets
+        self.shreds = shreds or ShredStore(jobs.database)
         self._clock = clock
         self._actor = actor
 
@@ -201,6 +289,41 @@ class JobRunner:
                     wanted.add(record.scope_key_id)
         return stored, wanted
 
+    def _rekey_selection(
+        self,
+        org: str,
+        service_id: str | None,
+        scope: str | None,
+        since: float | None,
+        until: float | None,
+        scope_key_id: bytes | None,
+    ) -> list[bytes]:
+        """The scope keys a rekey job takes: ``org``'s selected ones with stored content."""
+        assets = self._need_assets()
+        selector = Selector(
+            org=org,
+            service_id=service_id,
+            scope=scope,
+            since=since,
+            until=until,
+            key_id=scope_key_id,
+        )
+        selected = {record.key_id for record in self._admin.scope_keys(selector)}
+        return sorted(
+            {
+                record.scope_key_id
+                for record in assets.store.scan(org=org, service_id=service_id, scope=scope)
+                if record.scope_key_id in selected
+            }
+        )
+
+    @property
+    def waiting_period(self) -> float:
+        """How long an old scope key of a rekey waits before it is shredded: the destruction
+        waiting period of keys (KL-4), the same setting and the same minimum."""
+        settings = self.protector.settings
+        return max(settings.destruction_waiting_period, settings.min_destruction_waiting_period)
+
     def rekey(
         self,
         org: str,
@@ -215,30 +338,17 @@ class JobRunner:
         job_id: str | None = None,
     ) -> JobStatus:
         """Re-encrypt the stored content of ``org``'s selected scope keys under fresh ones, then
-        (``shred_old``) shred the old keys so that every old wrapped copy becomes useless.
+        (``shred_old``) make the old keys *pending shred*: once the destruction waiting period
+        is over, a shred job deletes them, so that every old wrapped copy becomes useless (RW-8).
 
         Only scope keys with content in the asset store are selected: content sealed with the
-        Protector and kept elsewhere must be rekeyed by its holder before the old keys are
-        shredded (or run with ``shred_old=False``). The selected keys are retired first, so no
-        new content lands under them (the asset store refuses it) while the job runs.
+        Protector and kept elsewhere must be rekeyed by its holder before the old keys are due
+        (:meth:`rekey_preview` warns of it; :meth:`cancel_shred` stops a shred meanwhile). The
+        selected keys are retired first, so no new content lands under them (the asset store
+        refuses it) while the job runs.
         """
         assets = self._need_assets()
-        selector = Selector(
-            org=org,
-            service_id=service_id,
-            scope=scope,
-            since=since,
-            until=until,
-            key_id=scope_key_id,
-        )
-        selected = {record.key_id for record in self._admin.scope_keys(selector)}
-        old = sorted(
-            {
-                record.scope_key_id
-                for record in assets.store.scan(org=org, service_id=service_id, scope=scope)
-                if record.scope_key_id in selected
-            }
-        )
+        old = self._rekey_selection(org, service_id, scope, since, until, scope_key_id)
         if job_id is not None and self._exists(job_id):
             return self.jobs.status(job_id)
         for key_id in old:
@@ -263,15 +373,151 @@ class JobRunner:
                 if value is not None
             },
         }
+        if shred_old:
+            params["waiting_period"] = self.waiting_period
         if orgs:
             params["orgs"] = dict(orgs)
         created = self.jobs.create("rekey", items, org=org, params=params, job_id=job_id)
         return self.jobs.status(created)
 
-    def shred(self, key: str | KeyRef, *, job_id: str | None = None) -> JobStatus:
-        """Crypto-shred a key whose destruction is due: delete the wrapped shares of every scope
-        key under it (one item each, audited with reason ``key destruction``), then destroy the
-        key (in its provider where supported) with the evidence recorded in the audit chain."""
+    def rekey_preview(
+        self,
+        org: str,
+        *,
+        service_id: str | None = None,
+        scope: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        scope_key_id: bytes | None = None,
+        shred_old: bool = True,
+    ) -> RekeyPreview:
+        """What :meth:`rekey` with these arguments would make pending shred, changing nothing:
+        each scope key with the stored assets and bytes the job moves off it, the due time at
+        the earliest, and a warning for the content the job cannot see (RW-8)."""
+        assets = self._need_assets()
+        wait = self.waiting_period
+        if not shred_old:
+            return RekeyPreview(org, False, wait, None, (), None)
+        candidates: list[ShredCandidate] = []
+        for key_id in self._rekey_selection(org, service_id, scope, since, until, scope_key_id):
+            record = self._admin.scope_key(key_id)
+            if record is None or record.shredded:
+                continue
+            totals = assets.store.totals([key_id])
+            candidates.append(
+                ShredCandidate(
+                    key_id,
+                    record.service_id,
+                    record.scope,
+                    record.epoch_start,
+                    totals.assets,
+                    totals.bytes,
+                )
+            )
+        warning = UNCOUNTED_WARNING if candidates else None
+        return RekeyPreview(org, True, wait, self._clock() + wait, tuple(candidates), warning)
+
+    # -- pending shreds --------------------------------------------------------------------------
+
+    def pending_shreds(self, org: str | None = None) -> list[PendingShred]:
+        """Scope keys waiting to be shredded (of ``org``), soonest first."""
+        return list(self.shreds.pending(org))
+
+    def _schedule_shred(
+        self, key_id: bytes, org: str, job_id: str, wait: float, actor: str
+    ) -> PendingShred:
+        """Make an old scope key of a rekey pending shred: audited first, then the row, and
+        nothing shredded (RW-8). A redone step finds its own row and changes nothing."""
+        existing = self.shreds.get(key_id)
+        if existing is not None and (existing.job_id == job_id or existing.state == PENDING):
+            return existing
+        now = self._clock()
+        due_at = now + wait
+        self._admin.record(
+            AuditAction.SCOPE_KEY_SCHEDULE_SHRED,
+            org=org,
+            actor=actor,
+            detail={
+                "scope_key_id": key_id.hex(),
+                "reason": "rekey",
+                "due_at": repr(due_at),
+                "waiting_period": repr(wait),
+                "job_id": job_id,
+            },
+        )
+        return self.shreds.schedule(
+            key_id, org=org, due_at=due_at, now=now, reason="rekey", job_id=job_id, actor=actor
+        )
+
+    def cancel_shred(
+        self, scope_key_id: bytes, *, org: str | None = None, actor: str | None = None
+    ) -> PendingShred:
+        """Stop a pending shred (audited); the scope key stays retired for sealing and opens.
+
+        ``org``: only that org's pending shreds (NotFound otherwise, as for none). Only before
+        the due time, as for a key's destruction (KL-4): from then on a shred job may already
+        have deleted it, so there would be nothing left to cancel.
+        """
+        pending = self.shreds.get(scope_key_id)
+        if pending is None or pending.state != PENDING or (org is not None and pending.org != org):
+            raise NotFound(f"no pending shred of scope key {scope_key_id.hex()}")
+        now = self._clock()
+        if _shred_due(pending, now):
+            raise LifecycleError(
+                f"the waiting period of scope key {scope_key_id.hex()} is over; "
+                "it cannot be cancelled"
+            )
+        self._admin.record(
+            AuditAction.SCOPE_KEY_CANCEL_SHRED,
+            org=pending.org,
+            actor=actor,
+            detail={
+                "scope_key_id": scope_key_id.hex(),
+                "reason": pending.reason,
+                "due_at": repr(pending.due_at),
+            },
+        )
+        if not self.shreds.cancel(scope_key_id, now=now, actor=actor):
+            raise NotFound(f"no pending shred of scope key {scope_key_id.hex()}")
+        return dataclasses.replace(pending, state=CANCELLED, changed_at=now, actor=actor)
+
+    def _carry_out(
+        self, pending: PendingShred, actor: str, retired_at: float | None = None
+    ) -> None:
+        """Shred a due pending scope key, then mark it: a crash between the two leaves it
+        pending, and the next run finds it shredded already and only marks it."""
+        record = self._admin.scope_key(pending.scope_key_id)
+        if record is not None and not record.shredded:
+            # The key was retired before its pending row was written: the row's time never
+            # understates the re-check window (KL-8a), the job's own retirement time is closer.
+            since = pending.created_at if retired_at is None else retired_at
+            self._admin.shred_scope_key(
+                pending.scope_key_id, actor=actor, reason=pending.reason, retired_at=since
+            )
+        self.shreds.mark_shredded(pending.scope_key_id, now=self._clock(), actor=actor)
+
+    def shred(
+        self,
+        key: str | KeyRef | None = None,
+        *,
+        org: str | None = None,
+        job_id: str | None = None,
+    ) -> JobStatus:
+        """Crypto-shred, once its waiting period is over, either
+
+        - ``key``, a key whose destruction is due: delete the wrapped shares of every scope key
+          under it (one item each, audited with reason ``key destruction``), then destroy the
+          key (in its provider where supported) with the evidence recorded in the audit chain;
+        - or (no ``key``) the due pending shreds of scope keys a rekey job left, of ``org``
+          (all orgs if None): one item each, audited with reason ``rekey`` (RW-8).
+        """
+        if key is None:
+            due = self.shreds.pending(org, due_by=self._clock())
+            items = [SCOPE_KEY_ITEM + pending.scope_key_id.hex() for pending in due]
+            created = self.jobs.create(
+                "shred", items, org=org, params={"pending": True}, job_id=job_id
+            )
+            return self.jobs.status(created)
         ref = _ref(key)
         self._check_due(ref)
         items = [
@@ -348,6 +594,11 @@ class JobRunner:
         shred_old = bool(status.params.get("shred_old", True))
         retired = status.params.get("retired_at")  # absent in older jobs: the shred waits fully
         retired_at = float(retired) if isinstance(retired, int | float) else None
+        org = status.org or ""
+        # The period the job was created with, never below today's minimum; the default for a
+        # job stored before pending shreds existed.
+        minimum = self.protector.settings.min_destruction_waiting_period
+        wait = max(float(status.params.get("waiting_period", self.waiting_period)), minimum)
         known: dict[bytes, tuple[KeyRef, ...]] = {}  # the old keys' keys (they are retired)
 
         def step(item: str) -> None:
@@ -364,14 +615,17 @@ class JobRunner:
                     f"{left} asset(s) are still under scope key {key_id.hex()}: not shredded"
                 )
             record = self._admin.scope_key(key_id)
-            if shred_old and record is not None and not record.shredded:
-                self._admin.shred_scope_key(
-                    key_id, actor=actor, reason="rekey", retired_at=retired_at
-                )
+            if not shred_old or record is None or record.shredded:
+                return
+            pending = self._schedule_shred(key_id, org, job_id, wait, actor)
+            if _shred_due(pending, self._clock()):
+                self._carry_out(pending, actor, retired_at)  # a waiting period of 0 s (tests)
 
         return step
 
     def _shred_step(self, status: JobStatus, actor: str) -> Step:
+        if "key" not in status.params:
+            return self._pending_shred_step(actor)
         ref = _ref(str(status.params["key"]))
 
         def step(item: str) -> None:
@@ -385,6 +639,20 @@ class JobRunner:
             if record is None or record.shredded:
                 return  # done by an earlier run (or by the destruction itself)
             self._admin.shred_scope_key(key_id, actor=actor, reason="key destruction")
+
+        return step
+
+    def _pending_shred_step(self, actor: str) -> Step:
+        def step(item: str) -> None:
+            key_id = bytes.fromhex(item[len(SCOPE_KEY_ITEM) :])
+            pending = self.shreds.get(key_id)
+            if pending is None or pending.state != PENDING:
+                return  # cancelled meanwhile, or carried out by an earlier run
+            if not _shred_due(pending, self._clock()):
+                raise LifecycleError(
+                    f"the waiting period of scope key {key_id.hex()} ends at {pending.due_at!r}"
+                )
+            self._carry_out(pending, actor)
 
         return step
 

@@ -196,7 +196,8 @@ class Protector:
         """A fresh scope key for the old one's epoch, under the keys the policy names now.
 
         The old scope key is retired first, so it is never handed out again for sealing; once a
-        job moved all its content, ``admin.shred_scope_key`` deletes it (RW-6).
+        job moved all its content, it is shredded after the destruction waiting period (RW-6,
+        RW-8: ``JobRunner`` schedules it, a shred job carries it out).
         """
         self._rewrapper.retire(old.key.key_id, actor="ownkey:rekey")
         epoch = (old.identity.epoch_start, old.identity.epoch_seconds)

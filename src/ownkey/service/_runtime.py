@@ -68,7 +68,7 @@ from ownkey.service._directory import (
     check_user,
     org_of,
 )
-from ownkey.service._jobs import JobRunner
+from ownkey.service._jobs import JobRunner, RekeyPreview
 from ownkey.service._plan import policy_engine
 from ownkey.service._policy_directory import DirectoryPolicy
 from ownkey.service._protector import Protector
@@ -81,6 +81,7 @@ from ownkey.storage import (
     Database,
     JobStatus,
     JobStore,
+    PendingShred,
     SqlAuditSink,
     SqlKeyRegistry,
     SqlOrgDirectory,
@@ -663,10 +664,17 @@ class Runtime:
         - ``rekey`` (``org``, at most one of ``services``, ``scope``, ``scope_key_id``,
           ``shred_old``): re-encrypt the org's stored assets under fresh scope keys, then shred
           the old scope keys (unless ``shred_old`` is False);
+        - ``rekey`` makes the old scope keys *pending shred*, due after the destruction
+          waiting period (:meth:`rekey_preview` says which, :meth:`cancel_shred` stops one);
         - ``shred`` (``key``): crypto-shred a key whose destruction is due, scope key by scope
-          key, then destroy it.
+          key, then destroy it; without ``key``, carry out the due pending shreds of ``org``.
         """
         runner = self.job_runner
+        if kind == "shred" and key is None:
+            if org is None:
+                raise PolicyError("key", "a shred job names a key, or an org for its due shreds")
+            self._check_org(org)
+            return runner.shred(org=org)
         if kind in ("rewrap", "shred"):
             if key is None:
                 raise PolicyError("key", f"a {kind} job names a key")
@@ -697,6 +705,40 @@ class Runtime:
         raise PolicyError(
             "kind", f"unknown job kind {kind!r}; one of rewrap, backfill, rekey, shred"
         )
+
+    def rekey_preview(
+        self,
+        org: str,
+        *,
+        services: Collection[str] = (),
+        scope: str | None = None,
+        scope_key_id: bytes | None = None,
+        shred_old: bool = True,
+    ) -> RekeyPreview:
+        """What ``create_job("rekey", ...)`` with these arguments would make pending shred and
+        when, with the stored assets and bytes it moves; changes nothing (RW-8)."""
+        service_ids = check_service_ids(services)
+        if len(service_ids) > 1:
+            raise PolicyError("services", "a rekey job takes at most one service")
+        self._check_org(org)
+        return self.job_runner.rekey_preview(
+            org,
+            service_id=service_ids[0] if service_ids else None,
+            scope=scope,
+            scope_key_id=scope_key_id,
+            shred_old=shred_old,
+        )
+
+    def pending_shreds(self, org: str | None = None) -> list[PendingShred]:
+        """Old scope keys of rekey jobs waiting out their waiting period, soonest first."""
+        return self.job_runner.pending_shreds(org)
+
+    def cancel_shred(
+        self, scope_key_id: bytes, *, org: str | None = None, actor: str | None = None
+    ) -> PendingShred:
+        """Stop a pending shred before it is due (audited); NotFound if none is pending (for
+        ``org``), LifecycleError once it is due."""
+        return self.job_runner.cancel_shred(scope_key_id, org=org, actor=actor)
 
     def run_job(
         self,

@@ -38,6 +38,7 @@ from ownkey.storage._directory import ORG_FLAGS, OrgRow, ProviderRow, SqlOrgDire
 from ownkey.storage._engine import Database, database_url, ownkey_home
 from ownkey.storage._jobs import JOB_KINDS, JobStatus, JobStore
 from ownkey.storage._keys import SqlKeyRegistry, SqlRuleStore, SqlScopeKeyStore
+from ownkey.storage._shreds import PendingShred, ShredStore
 from ownkey.storage._tokens import ORG_TOKEN, PLATFORM_TOKEN, TOKEN_KINDS, ApiToken, TokenStore
 
 __all__ = [
@@ -68,10 +69,12 @@ __all__ = [
     "JobStatus",
     "JobStore",
     "OrgRow",
+    "PendingShred",
     "ProviderRow",
     "RetiredScopeKey",
     "S3BlobStore",
     "S3RangeReader",
+    "ShredStore",
     "SqlAuditSink",
     "SqlKeyRegistry",
     "SqlOrgDirectory",

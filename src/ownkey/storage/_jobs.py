@@ -64,6 +64,11 @@ class JobStore:
     def __init__(self, database: Database) -> None:
         self._db = database
 
+    @property
+    def database(self) -> Database:
+        """The database the jobs live in (the job runner keeps pending shreds beside them)."""
+        return self._db
+
     def create(
         self,
         kind: str,

@@ -39,6 +39,7 @@ __all__ = [
     "orgs",
     "providers",
     "revocation_rules",
+    "scope_key_shreds",
     "scope_key_wraps",
     "scope_keys",
     "users",
@@ -151,6 +152,30 @@ scope_key_wraps = Table(
     Column("provider_key_id", Text, nullable=False),
     Column("version", String(255), nullable=False),
     Column("blob", LargeBinary, nullable=False),
+)
+
+# Migration 0006: a scope key a rekey job is done with waits here out the destruction waiting
+# period before its wrapped shares are deleted (RW-8). The row is written before anything is
+# shredded; ``state`` is pending | cancelled | shredded, so a redone job step never reschedules a
+# cancelled shred and a crash between the shred and its mark is finished by the next run.
+scope_key_shreds = Table(
+    "scope_key_shreds",
+    metadata,
+    Column(
+        "scope_key_id",
+        LargeBinary(64),
+        ForeignKey("scope_keys.key_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("org", String(255), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("job_id", String(64), nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("due_at", Double, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("changed_at", Double, nullable=False),
+    Column("actor", String(320), nullable=True),
+    Index(None, "org", "state", "due_at"),
 )
 
 revocation_rules = Table(
