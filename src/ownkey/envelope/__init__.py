@@ -1,9 +1,11 @@
-"""Envelope format v1: seal and open content under a scope key (docs/spec/envelope-v1.md).
+"""Envelope format v2: seal and open content under a scope key (docs/spec/envelope-v2.md).
 
-Two suites share one header style. The *message* suite seals small payloads in one call with at
-most 63 bytes of overhead beyond the scope key id; the *stream* suite seals large assets in
-segments, in bounded memory, and opens any byte range by decrypting only the segments that cover
-it. Every failure to open raises the same :class:`~ownkey.errors.InvalidCiphertext`.
+Two suites share one header style. The *message* suite seals small payloads in one call with 79
+bytes of overhead beyond the scope key id (a per-instance salt, so no two cipher instances share
+an AES key, and a commitment to key, header and context; version 1 messages still open); the
+*stream* suite seals large assets in segments, in bounded memory, and opens any byte range by
+decrypting only the segments that cover it. Every failure to open raises the same
+:class:`~ownkey.errors.InvalidCiphertext`.
 
 It also re-exports the two other primitives the pure core needs, SHA-256 and Ed25519 (for the
 audit chain's hashes and signed checkpoints), so that ``_primitives`` stays the only module that
