@@ -130,14 +130,21 @@ def test_no_wrap_blob_survives_a_key_destruction(
     assert shred["detail"]["key_manager.versions_left"] == "0"
 
 
-def test_no_wrap_blob_survives_a_rekey_shred(runtime: Runtime, home: Path) -> None:
-    """RW-6 and KL-9: the rekey path shreds old scope keys while the customer key lives on, so a
-    surviving wrap blob would be the old scope key recovered; none survives."""
+def test_no_wrap_blob_survives_a_rekey_shred(
+    runtime: Runtime, home: Path, clock: FakeClock
+) -> None:
+    """RW-6, RW-8 and KL-9: the rekey path shreds old scope keys (once their waiting period is
+    over) while the customer key lives on, so a surviving wrap blob would be the old scope key
+    recovered; none survives."""
     key_ids = seal_some(runtime)
     blobs = secrets_of(runtime, key_ids)
     assert hits(home, blobs)
     job = runtime.create_job("rekey", org="acme", services=["0001"])
     assert runtime.run_job(job.job_id).state == "done"
+    assert not any(runtime.admin.scope_key(key_id).shredded for key_id in key_ids)  # pending
+    clock.advance(runtime.settings.destruction_waiting_period + 1)
+    shred = runtime.create_job("shred", org="acme")
+    assert runtime.run_job(shred.job_id).state == "done"
     assert all(runtime.admin.scope_key(key_id).shredded for key_id in key_ids)
     assert hits(home, blobs) == {}
     assert runtime.assets.get_asset("rec-big") == b"v" * 100_000
