@@ -24,6 +24,8 @@ from ownkey.envelope import (
     encode_fields,
 )
 
+from .vectors_v1 import _Replay
+
 
 def _bytes(label: str, size: int) -> bytes:
     out = b""
@@ -32,18 +34,6 @@ def _bytes(label: str, size: int) -> bytes:
         out += hashlib.sha256(f"ownkey-v2-vectors/{label}/{counter}".encode()).digest()
         counter += 1
     return out[:size]
-
-
-class _Replay:
-    """A random source that hands out ``recorded`` and then zeros."""
-
-    def __init__(self, recorded: bytes) -> None:
-        self.recorded = recorded
-
-    def __call__(self, size: int) -> bytes:
-        out = self.recorded[:size] + bytes(max(0, size - len(self.recorded)))
-        self.recorded = self.recorded[size:]
-        return out
 
 
 CONTEXT = {
