@@ -31,9 +31,12 @@ def test_public_names_are_pinned() -> None:
 
     assert ownkey.__all__ == [
         "AccessDenied",
+        "AuditDamaged",
         "AuditUnavailable",
         "ConfigError",
+        "Conflict",
         "InvalidCiphertext",
+        "InvalidRequest",
         "KeyUnavailable",
         "LifecycleError",
         "LimitExceeded",

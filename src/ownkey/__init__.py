@@ -16,9 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from ownkey.errors import (
     AccessDenied,
+    AuditDamaged,
     AuditUnavailable,
     ConfigError,
+    Conflict,
     InvalidCiphertext,
+    InvalidRequest,
     KeyUnavailable,
     LifecycleError,
     LimitExceeded,
@@ -34,9 +37,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AccessDenied",
+    "AuditDamaged",
     "AuditUnavailable",
     "ConfigError",
+    "Conflict",
     "InvalidCiphertext",
+    "InvalidRequest",
     "KeyUnavailable",
     "LifecycleError",
     "LimitExceeded",

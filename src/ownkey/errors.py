@@ -21,8 +21,11 @@ secret; messages name the field or the object, never its secret value.
     │                         operator must look at the audit sink, not the key manager.
     ├── AuditDamaged          a stored audit record cannot be read: the log was changed outside
     │                         ownkey. ``ownkey audit verify ORG`` says where.
-    ├── PolicyError           a policy request is malformed or names something unknown
-    │                         (``field`` says which); exit code 2 on the CLI, HTTP 422.
+    ├── InvalidRequest        a request field is malformed or out of range (``field`` says
+    │   │                     which); exit code 2 on the CLI, HTTP 422.
+    │   └── PolicyError       a policy request is malformed or names something unknown.
+    ├── Conflict              the request is well formed but conflicts with what exists (a name
+    │                         taken, a key bound to another org); HTTP 409.
     ├── ConfigError           ownkey or a provider is configured wrongly (a missing setting, an
     │                         unusable key id, a missing optional dependency).
     ├── LifecycleError        an illegal key-state transition (e.g. enabling a destroyed key).
@@ -37,7 +40,9 @@ __all__ = [
     "AuditDamaged",
     "AuditUnavailable",
     "ConfigError",
+    "Conflict",
     "InvalidCiphertext",
+    "InvalidRequest",
     "KeyUnavailable",
     "LifecycleError",
     "LimitExceeded",
@@ -87,12 +92,25 @@ class AuditDamaged(OwnkeyError):  # noqa: N818 - reads as what the log is
     """A stored audit record is not an event any more (edited in the database)."""
 
 
-class PolicyError(OwnkeyError):
-    """A policy request is malformed; ``field`` is the dotted path of the offending field."""
+class InvalidRequest(OwnkeyError):  # noqa: N818 - reads as what the caller sent
+    """A request field is malformed or out of range; ``field`` is its dotted path.
+
+    One class for every way in (library, CLI, API), so that a bad value is answered the same way
+    wherever it arrives: exit code 2 on the CLI, HTTP 422 on the API.
+    """
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+
+
+class PolicyError(InvalidRequest):
+    """A policy request is malformed or names something the catalog does not know."""
+
+
+class Conflict(OwnkeyError):  # noqa: N818 - reads as what the request met
+    """A well-formed request that conflicts with the current state (a name taken, a key id
+    already bound to another key reference). Not retried as is."""
 
 
 class ConfigError(OwnkeyError):

@@ -11,10 +11,11 @@ error                     status  type (``urn:ownkey:problem:``)  meaning for th
 AccessDenied              403     access-denied               render a tombstone; do not retry
 KeyUnavailable            503     key-unavailable             retry after ``Retry-After``
 AuditUnavailable          503     audit-unavailable           retry after ``Retry-After``
-PolicyError, bad input    422     invalid-request             fix ``field``
+InvalidRequest            422     invalid-request             fix ``field``
 InvalidCiphertext         422     invalid-ciphertext          the sealed bytes do not open
 LimitExceeded             422     limit-exceeded              a documented limit was hit
 LifecycleError            409     lifecycle-conflict          illegal key-state transition
+Conflict                  409     conflict                    the request meets existing state
 ConfigError               409     configuration               ownkey is not set up for this
 NotFound                  404     not-found                   (also: not yours to see)
 ========================  ======  ==========================  ===============================
@@ -36,13 +37,14 @@ from ownkey.errors import (
     AuditDamaged,
     AuditUnavailable,
     ConfigError,
+    Conflict,
     InvalidCiphertext,
+    InvalidRequest,
     KeyUnavailable,
     LifecycleError,
     LimitExceeded,
     NotFound,
     OwnkeyError,
-    PolicyError,
 )
 
 __all__ = [
@@ -65,10 +67,11 @@ _BY_ERROR: tuple[tuple[type[OwnkeyError], int, str], ...] = (
     (AuditDamaged, 500, "audit-log-damaged"),
     (AuditUnavailable, 503, "audit-unavailable"),
     (KeyUnavailable, 503, "key-unavailable"),
-    (PolicyError, 422, "invalid-request"),
+    (InvalidRequest, 422, "invalid-request"),
     (InvalidCiphertext, 422, "invalid-ciphertext"),
     (LimitExceeded, 422, "limit-exceeded"),
     (LifecycleError, 409, "lifecycle-conflict"),
+    (Conflict, 409, "conflict"),
     (ConfigError, 409, "configuration"),
     (NotFound, 404, "not-found"),
 )
@@ -143,7 +146,7 @@ def _ownkey_error(request: Request, exc: Exception) -> JSONResponse:
         on_denied = getattr(request.app.state, "on_denied", None)
         if on_denied is not None:
             on_denied(exc.reason)
-    if isinstance(exc, PolicyError):
+    if isinstance(exc, InvalidRequest):
         extensions["field"] = exc.field
     if isinstance(exc, KeyUnavailable):
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)

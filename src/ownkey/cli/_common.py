@@ -26,7 +26,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ownkey.errors import NotFound, OwnkeyError, PolicyError
+from ownkey.errors import InvalidRequest, NotFound, OwnkeyError
 
 if TYPE_CHECKING:
     from ownkey.keys import KeyRef
@@ -51,8 +51,9 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
 
 
 def exit_code(exc: BaseException) -> int:
-    """2 for bad input (PolicyError, NotFound, ValueError), 1 for everything else."""
-    return EXIT_BAD_INPUT if isinstance(exc, PolicyError | NotFound | ValueError) else EXIT_FAILED
+    """2 for bad input (InvalidRequest, NotFound, ValueError), 1 for everything else."""
+    bad_input = isinstance(exc, InvalidRequest | NotFound | ValueError)
+    return EXIT_BAD_INPUT if bad_input else EXIT_FAILED
 
 
 def _is_database_error(exc: BaseException) -> bool:
