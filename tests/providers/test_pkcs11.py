@@ -61,9 +61,7 @@ def provider(hsm_provider: Pkcs11Provider) -> Pkcs11Provider:
 class TestPkcs11Contract(LiveProviderContract):
     @pytest.fixture
     def harness(self, hsm_provider: Pkcs11Provider) -> ProviderHarness:
-        return ProviderHarness(
-            hsm_provider, deadline=1.0, hang=lambda: _library_hung(hsm_provider)
-        )
+        return ProviderHarness(hsm_provider, deadline=1.0, hang=lambda: _library_hung(hsm_provider))
 
 
 @pytest.fixture
@@ -162,8 +160,11 @@ def test_due_destruction_happens_on_next_use(softhsm: SoftHsm, session: Any) -> 
     """Where ownkey owns the destruction; by default see the test of the retained key."""
     now = [1000.0]
     provider = Pkcs11Provider(
-        library=softhsm.library, token_label=softhsm.token_label, pin=softhsm.pin,
-        clock=lambda: now[0], owns_destruction=True,
+        library=softhsm.library,
+        token_label=softhsm.token_label,
+        pin=softhsm.pin,
+        clock=lambda: now[0],
+        owns_destruction=True,
     )
     key_id = provider.create_key(label="acme")
     provider.disable(key_id)
@@ -189,7 +190,10 @@ def test_wrong_pin_is_a_config_error_without_the_pin(softhsm: SoftHsm) -> None:
     )
     done = subprocess.run(
         [sys.executable, "-W", "error", "-c", script],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
         env={**os.environ, "SOFTHSM2_CONF": str(softhsm.conf)},
     )
     assert done.stdout.startswith("ConfigError:"), done.stdout + done.stderr
