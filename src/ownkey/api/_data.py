@@ -9,7 +9,7 @@
 - ``GET /v1/objects/{asset_id}``: the plaintext, with ``Range: bytes=...`` support (206, or 416
   outside the object); only the segments covering the range are decrypted, and every 1 MiB chunk
   is checked against revocations again.
-- ``POST /v1/policy/explain``: DESIGN.md's policy decision contract, the same answer as
+- ``POST /v1/policy/explain``: the policy decision contract of docs/policy.md, the same answer as
   ``ownkey policy explain``.
 """
 
@@ -83,7 +83,7 @@ def _explain_body() -> dict[str, Any]:
 @data_router.post(
     "/policy/explain",
     tags=["policy"],
-    summary="The protection plan for a policy request (DESIGN.md's decision contract)",
+    summary="The protection plan for a policy request (the decision contract of docs/policy.md)",
     openapi_extra={"requestBody": _explain_body()},
     responses={200: {"content": {"application/json": {"schema": plan_json_schema()}}}},
 )

@@ -105,7 +105,7 @@ def _without_conditionals(node: Any) -> Any:
 
 
 def policy_request_json_schema() -> dict[str, Any]:
-    """DESIGN.md's policy request (``orgs`` and ``asset``), inlined; the engine also checks that
+    """The policy request (``orgs``, ``asset``; docs/policy.md) inlined; the engine also checks that
     a container of kind ``none`` has no members."""
     schema: dict[str, Any] = _without_conditionals(inline_schema(request_schema()))
     return schema

@@ -1,6 +1,6 @@
 """Policy engine: which keys protect an asset, and why. Pure core.
 
-The front door is :func:`explain`: a :class:`PolicyRequest` (parsed from DESIGN.md's request JSON
+The front door is :func:`explain`: a :class:`PolicyRequest` (parsed from request JSON
 by :func:`parse_request` or :func:`parse_request_json`) in, a :class:`ProtectionPlan` out, whose
 ``to_json()`` is the contract's answer. Bad requests raise :class:`~ownkey.errors.PolicyError`
 naming the field.

@@ -1,4 +1,4 @@
-"""The policy request of DESIGN.md's contract, parsed into frozen dataclasses and validated.
+"""The policy request of docs/policy.md, parsed into frozen dataclasses and validated.
 
 Parsing is strict on purpose: an admin dry-running policy and the platform asking for a plan must
 never get an answer for a request that was silently read differently from what they meant. An
