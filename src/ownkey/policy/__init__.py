@@ -7,6 +7,7 @@ naming the field.
 """
 
 from ownkey.policy._engine import explain
+from ownkey.policy._flags import ORG_FLAG_HELP, ORG_FLAGS
 from ownkey.policy._plan import KeyRef, KeyType, Protection, ProtectionPlan, Reason, Rule
 from ownkey.policy._request import (
     Asset,
@@ -21,6 +22,8 @@ from ownkey.policy._request import (
 from ownkey.policy._schema import plan_schema, request_schema
 
 __all__ = [
+    "ORG_FLAGS",
+    "ORG_FLAG_HELP",
     "Asset",
     "Container",
     "DataClass",
