@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from ownkey.errors import AccessDenied, ConfigError, LifecycleError, NotFound, PolicyError
+from ownkey.errors import AccessDenied, Conflict, LifecycleError, NotFound, PolicyError
 from ownkey.keys import KeyRef, RevocationRule
 from ownkey.providers import LocalKeyStoreProvider
 from ownkey.service import Runtime
@@ -133,10 +133,51 @@ def test_default_home_and_database_come_from_the_environment(tmp_path: Path) -> 
     assert (tmp_path / "h" / "local-keys.json").exists()  # the platform key, in the local store
 
 
-def test_close_is_idempotent(home: Path, db_url: str, clock: FakeClock) -> None:
+def test_close_is_idempotent(
+    home: Path, db_url: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rt = second(home, db_url, clock)
+    closes: list[str] = []
+    real_close = rt.database.close
+    monkeypatch.setattr(rt.database, "close", lambda: (closes.append("db"), real_close()))
     rt.close()
     rt.close()
+    assert closes == ["db"]
+
+
+def test_reading_admin_keeps_the_data_planes_caches(runtime: Runtime) -> None:
+    """``runtime.admin`` is a plain part: reading it must not drop the caches of the hot path."""
+    setup_acme(runtime)
+    request = chat()
+    runtime.protector.open(request, runtime.protector.seal(request, b"warm"))
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(runtime.database.engine, "before_cursor_execute", count)
+    try:
+        for n in range(3):
+            assert runtime.admin is runtime.protector.admin
+            runtime.protector.open(request, runtime.protector.seal(request, b"m%d" % n))
+    finally:
+        event.remove(runtime.database.engine, "before_cursor_execute", count)
+    assert statements == []
+
+
+def test_admin_decides_on_key_records_as_stored(
+    runtime: Runtime, home: Path, db_url: str, clock: FakeClock
+) -> None:
+    """Another process disables the key: this runtime's admin sees it at once (its decisions
+    read the registry as stored), while the data plane may serve its cache for the interval."""
+    setup_acme(runtime)
+    ref = KeyRef.customer("acme")
+    assert runtime.admin.key(ref).state.value == "enabled"
+    with second(home, db_url, clock) as other:
+        other.admin.disable_key(ref, actor="test")
+    assert runtime.admin.key(ref).state.value == "disabled"
+    with pytest.raises(LifecycleError):
+        runtime.admin.disable_key(ref, actor="test")  # decided on the stored, disabled record
 
 
 # -- the data plane with the asset part only -----------------------------------------------------
@@ -213,7 +254,7 @@ def test_org_names_services_and_flags_are_checked(runtime: Runtime) -> None:
         runtime.create_org("acme", services=["0042"])
     with pytest.raises(PolicyError):
         runtime.create_org("acme", colour=True)
-    with pytest.raises(ConfigError, match="no customer key"):
+    with pytest.raises(Conflict, match="no customer key"):
         runtime.create_org("acme", cmk=True)
     runtime.create_org("acme", services=["0008"], large_org=True)
     with pytest.raises(PolicyError, match="already exists"):
