@@ -9,6 +9,7 @@ from ownkey.errors import (
     AccessDenied,
     AuditUnavailable,
     ConfigError,
+    InvalidRequest,
     KeyUnavailable,
     LifecycleError,
     NotFound,
@@ -111,7 +112,7 @@ def test_a_new_key_may_follow_a_destroyed_one_but_not_replace_a_live_one() -> No
     assert old.scope_keys == 0
     new = rig.admin.create(ACME)
     assert new.state is KeyState.ENABLED
-    with pytest.raises(ConfigError, match="client-side"):
+    with pytest.raises(InvalidRequest, match="client-side"):
         rig.admin.create(KeyRef.hybrid("acme"))
 
 

@@ -41,7 +41,7 @@ from ownkey.api._models import (
 )
 from ownkey.api._problems import ApiProblem
 from ownkey.api._state import State, strict_query
-from ownkey.errors import LimitExceeded, PolicyError
+from ownkey.errors import InvalidRequest, LimitExceeded
 
 __all__ = ["data_router"]
 
@@ -93,7 +93,7 @@ def explain(
     state: State,
 ) -> dict[str, Any]:
     if not isinstance(body, dict) or "orgs" not in body:
-        raise PolicyError("orgs", "required: the policy request names every org's settings")
+        raise InvalidRequest("orgs", "required: the policy request names every org's settings")
     plan: dict[str, Any] = state.runtime.explain(body).to_json()
     return plan
 
@@ -110,11 +110,11 @@ def _object_request(header: str, asset_id: str) -> dict[str, Any]:
     try:
         request = json.loads(header)
     except ValueError:
-        raise PolicyError("Ownkey-Request", "not JSON") from None
+        raise InvalidRequest("Ownkey-Request", "not JSON") from None
     if not isinstance(request, dict):
-        raise PolicyError("Ownkey-Request", "must be a JSON object")
+        raise InvalidRequest("Ownkey-Request", "must be a JSON object")
     if request.get("asset_id", asset_id) != asset_id:
-        raise PolicyError("Ownkey-Request.asset_id", "differs from the path's asset id")
+        raise InvalidRequest("Ownkey-Request.asset_id", "differs from the path's asset id")
     return {**request, "asset_id": asset_id}
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from ownkey.catalog import SERVICE_IDS
-from ownkey.errors import PolicyError
+from ownkey.errors import InvalidRequest
 from ownkey.keys import CacheLimits, KeyDescription, MasterKey, RevocationRule
 from ownkey.keys import RewrapReport as CoreRewrapReport
 from ownkey.policy import ORG_FLAG_HELP, ORG_FLAGS, plan_schema, request_schema
@@ -148,11 +148,11 @@ Base64 = Annotated[
 
 
 def decode_base64(value: str, field: str) -> bytes:
-    """Standard base64 to bytes; PolicyError naming ``field`` if it is not."""
+    """Standard base64 to bytes; InvalidRequest naming ``field`` if it is not."""
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise PolicyError(field, "not standard base64") from None
+        raise InvalidRequest(field, "not standard base64") from None
 
 
 def encode_base64(data: bytes) -> str:
@@ -464,18 +464,8 @@ class RuleOut(_Strict):
 
     @classmethod
     def of(cls, rule: RevocationRule) -> RuleOut:
-        return cls(
-            rule_id=rule.rule_id,
-            org=rule.org,
-            key=str(rule.wrapping_key),
-            service_id=rule.service_id,
-            scope=rule.scope,
-            since=rule.since,
-            until=rule.until,
-            created_at=rule.created_at,
-            actor=rule.actor,
-            note=rule.note,
-        )
+        record = rule.to_record()
+        return cls(key=record.pop("key_ref"), **record)
 
 
 class RulesOut(_Strict):

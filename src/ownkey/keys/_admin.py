@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ownkey.audit import AuditAction, Outcome
-from ownkey.errors import AuditUnavailable, ConfigError, LifecycleError, NotFound
+from ownkey.errors import AuditUnavailable, ConfigError, InvalidRequest, LifecycleError, NotFound
 from ownkey.keys._calls import unwrap_share, wrap_share
 from ownkey.keys._deps import KeyDeps
 from ownkey.keys._lifecycle import KeyAction, KeyState, destruction_due, next_state
@@ -111,7 +111,9 @@ class KeyAdmin:
         if existing is not None and existing.state is not KeyState.DESTROYED:
             raise LifecycleError(f"{ref} already has a key ({existing.state.value})")
         if ref.kind == HYBRID:
-            raise ConfigError(f"{ref} is a client-side key: a platform deployment never holds it")
+            raise InvalidRequest(
+                "key", f"{ref} is a client-side key: a platform deployment never holds it"
+            )
 
     def create(
         self, ref: KeyRef, *, provider: str | None = None, actor: str | None = None
