@@ -78,7 +78,9 @@ def test_check_only_records_nothing(env: dict[str, str], home: Path, local_key: 
     report = json.loads(out)
     assert report["registered"] is False
     assert report["state"] == "enabled"
-    assert report["wrap_ms"] >= 0
+    described = LocalKeyStoreProvider(env={"OWNKEY_HOME": str(home)}).describe(local_key)
+    assert report["version"] == described.primary_version  # asked the key manager itself
+    assert all(isinstance(report[f], float) for f in ("wrap_ms", "unwrap_ms"))  # timed both
     assert not (home / "ownkey.db").exists()
 
 

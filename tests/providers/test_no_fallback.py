@@ -114,4 +114,5 @@ def test_cut_off_kmip_fails_closed_within_the_deadline(
             rig.node().open(_cmk_request("chat-1"), sealed)
     # Back: the same nodes work again, and the content was never re-keyed.
     assert rig.node().open(_cmk_request("chat-1"), sealed) == b"before the outage"
-    assert node.seal(_cmk_request("chat-after"), b"x")
+    after = node.seal(_cmk_request("chat-after"), b"x")
+    assert rig.node().open(_cmk_request("chat-after"), after) == b"x"
