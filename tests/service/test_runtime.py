@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from ownkey.errors import AccessDenied, Conflict, LifecycleError, NotFound, PolicyError
+from ownkey.errors import (
+    AccessDenied,
+    Conflict,
+    InvalidRequest,
+    LifecycleError,
+    NotFound,
+    PolicyError,
+)
 from ownkey.keys import KeyRef, RevocationRule
 from ownkey.providers import LocalKeyStoreProvider
 from ownkey.service import Runtime
@@ -248,16 +255,16 @@ def test_excluded_components_and_personal_identifiers(runtime: Runtime) -> None:
 
 
 def test_org_names_services_and_flags_are_checked(runtime: Runtime) -> None:
-    with pytest.raises(PolicyError):
+    with pytest.raises(InvalidRequest):
         runtime.create_org("no spaces")
-    with pytest.raises(PolicyError):
+    with pytest.raises(InvalidRequest):
         runtime.create_org("acme", services=["0042"])
-    with pytest.raises(PolicyError):
+    with pytest.raises(InvalidRequest):
         runtime.create_org("acme", colour=True)
     with pytest.raises(Conflict, match="no customer key"):
         runtime.create_org("acme", cmk=True)
     runtime.create_org("acme", services=["0008"], large_org=True)
-    with pytest.raises(PolicyError, match="already exists"):
+    with pytest.raises(Conflict, match="already exists"):
         runtime.create_org("acme")
     org = runtime.org("acme")
     assert org.services == ("0008",)
@@ -265,11 +272,11 @@ def test_org_names_services_and_flags_are_checked(runtime: Runtime) -> None:
     assert not org.cmk
     with pytest.raises(NotFound):
         runtime.org("globex")
-    with pytest.raises(PolicyError):
+    with pytest.raises(InvalidRequest):
         runtime.update_org("acme", enable=["0001"], disable=["0001"])
     with pytest.raises(NotFound):
         runtime.set_licensed("acme", ["nobody@acme.test"], True)
-    with pytest.raises(PolicyError):
+    with pytest.raises(InvalidRequest):
         runtime.add_users("acme", ["has space@acme.test"])
 
 
@@ -507,9 +514,9 @@ def test_rekey_job_through_the_runtime(runtime: Runtime, clock: FakeClock) -> No
     kept = runtime.create_job("rekey", org="acme", scope="meeting-1", shred_old=False)
     assert runtime.run_job(kept.job_id).state == "done"
     assert kept.params["shred_old"] is False
-    with pytest.raises(PolicyError, match="at most one service"):
+    with pytest.raises(InvalidRequest, match="at most one service"):
         runtime.create_job("rekey", org="acme", services=["0001", "0008"])
-    with pytest.raises(PolicyError, match="names an org"):
+    with pytest.raises(InvalidRequest, match="names an org"):
         runtime.create_job("rekey")
     with pytest.raises(NotFound):
         runtime.create_job("rekey", org="initech")
@@ -547,9 +554,9 @@ def test_rewrap_job_after_rotation(runtime: Runtime) -> None:
 
 
 def test_bad_jobs_are_refused(runtime: Runtime) -> None:
-    with pytest.raises(PolicyError):
+    with pytest.raises(InvalidRequest):
         runtime.create_job("compress")
-    with pytest.raises(PolicyError):
+    with pytest.raises(InvalidRequest):
         runtime.create_job("rewrap")
     with pytest.raises(NotFound):
         runtime.create_job("rewrap", key="customer:nobody")

@@ -13,17 +13,22 @@ unwrap fail with :class:`~ownkey.errors.InvalidCiphertext`.
 from __future__ import annotations
 
 import json
+import os
 import struct
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypedDict
 
 from ownkey.envelope import EncryptionContext, encode_context
-from ownkey.errors import AccessDenied, InvalidCiphertext, LimitExceeded
+from ownkey.errors import AccessDenied, ConfigError, InvalidCiphertext, LimitExceeded
 from ownkey.keys import KeyState
 
 __all__ = [
     "BLOB_FORMAT",
     "MAX_PLAINTEXT_BYTES",
+    "Adapter",
+    "AdapterOptions",
     "StateMark",
     "binding",
     "check_plaintext",
@@ -120,3 +125,40 @@ class StateMark:
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError("unreadable ownkey state mark") from exc
         return cls(state, destroy_at)
+
+
+class AdapterOptions(TypedDict, total=False):
+    """The keyword arguments every key-manager adapter's constructor takes alike."""
+
+    name: str
+    timeout: float
+    owns_destruction: bool
+    random: Callable[[int], bytes]
+    clock: Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class Adapter:
+    """An adapter's shared settings, checked once: its name, the bound on each call (seconds),
+    whether ownkey may destroy keys in the key manager, and the injected randomness and clock."""
+
+    name: str
+    timeout: float
+    owns_destruction: bool = False
+    random: Callable[[int], bytes] = os.urandom
+    clock: Callable[[], float] = time.time
+
+    @classmethod
+    def of(cls, kind: str, options: AdapterOptions, *, timeout: float) -> Adapter:
+        """The settings from ``options`` (``name`` defaults to ``kind``); ConfigError for a
+        timeout that is not positive."""
+        adapter = cls(
+            name=options.get("name", kind),
+            timeout=options.get("timeout", timeout),
+            owns_destruction=options.get("owns_destruction", False),
+            random=options.get("random", os.urandom),
+            clock=options.get("clock", time.time),
+        )
+        if not adapter.timeout > 0:
+            raise ConfigError(f"the {kind} timeout must be positive")
+        return adapter
