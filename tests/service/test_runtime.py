@@ -8,7 +8,7 @@ hot path makes no database round trip, coverage counts, jobs, providers kept acr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,19 +157,13 @@ def test_reading_admin_keeps_the_data_planes_caches(runtime: Runtime) -> None:
     setup_acme(runtime)
     request = chat()
     runtime.protector.open(request, runtime.protector.seal(request, b"warm"))
-    statements: list[str] = []
 
-    def count(*args: Any) -> None:
-        statements.append(str(args[2]))
-
-    event.listen(runtime.database.engine, "before_cursor_execute", count)
-    try:
+    def calls() -> None:
         for n in range(3):
             assert runtime.admin is runtime.protector.admin
             runtime.protector.open(request, runtime.protector.seal(request, b"m%d" % n))
-    finally:
-        event.remove(runtime.database.engine, "before_cursor_execute", count)
-    assert statements == []
+
+    assert statements_during(runtime, calls) == []
 
 
 def test_admin_decides_on_key_records_as_stored(
@@ -398,11 +392,8 @@ def test_content_sealed_by_one_process_opens_in_another(
         assert later.protector.open(chat(), sealed) == b"persistent"
 
 
-def test_the_hot_path_makes_no_database_round_trip(runtime: Runtime) -> None:
-    setup_acme(runtime)
-    request = chat()
-    sealed = runtime.protector.seal(request, b"warm")
-    runtime.protector.open(request, sealed)
+def statements_during(runtime: Runtime, calls: Callable[[], None]) -> list[str]:
+    """The SQL statements the runtime's database saw while ``calls`` ran."""
     statements: list[str] = []
 
     def count(*args: Any) -> None:
@@ -410,11 +401,23 @@ def test_the_hot_path_makes_no_database_round_trip(runtime: Runtime) -> None:
 
     event.listen(runtime.database.engine, "before_cursor_execute", count)
     try:
-        for n in range(200):
-            runtime.protector.open(request, runtime.protector.seal(request, b"m%d" % n))
+        calls()
     finally:
         event.remove(runtime.database.engine, "before_cursor_execute", count)
-    assert statements == []
+    return statements
+
+
+def test_the_hot_path_makes_no_database_round_trip(runtime: Runtime) -> None:
+    setup_acme(runtime)
+    request = chat()
+    sealed = runtime.protector.seal(request, b"warm")
+    runtime.protector.open(request, sealed)
+
+    def calls() -> None:
+        for n in range(200):
+            runtime.protector.open(request, runtime.protector.seal(request, b"m%d" % n))
+
+    assert statements_during(runtime, calls) == []
 
 
 # -- keys, providers, jobs -----------------------------------------------------------------------

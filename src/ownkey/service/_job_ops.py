@@ -8,6 +8,7 @@ this façade checks the arguments a caller gives (each wrong one an
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from typing import TypedDict
 
 from ownkey.errors import InvalidRequest
 from ownkey.keys import KeyRef
@@ -21,6 +22,12 @@ from ownkey.storage import JobStatus, JobStore, PendingShred
 __all__ = ["JobOperations"]
 
 _KINDS = "rewrap, backfill, rekey, shred"
+
+
+class _RekeyArgs(TypedDict):
+    service_id: str | None
+    scope: str | None
+    scope_key_id: bytes | None
 
 
 def _parse_ref(text: str) -> KeyRef:
@@ -112,15 +119,8 @@ class JobOperations:
         if kind == "rekey":
             if org is None:
                 raise InvalidRequest("org", "a rekey job names an org")
-            service_id = _one_service(services)
-            self._orgs.require(org)
-            return self.runner.rekey(
-                org,
-                service_id=service_id,
-                scope=scope,
-                scope_key_id=scope_key_id,
-                shred_old=shred_old,
-            )
+            args = self._rekey_args(org, services, scope, scope_key_id)
+            return self.runner.rekey(org, shred_old=shred_old, **args)
         raise InvalidRequest("kind", f"unknown job kind {kind!r}; one of {_KINDS}")
 
     def rekey_preview(
@@ -134,15 +134,20 @@ class JobOperations:
     ) -> RekeyPreview:
         """What ``create_job("rekey", ...)`` with these arguments would make pending shred and
         when, with the stored assets and bytes it moves; changes nothing (RW-8)."""
+        args = self._rekey_args(org, services, scope, scope_key_id)
+        return self.runner.rekey_preview(org, shred_old=shred_old, **args)
+
+    def _rekey_args(
+        self,
+        org: str,
+        services: Collection[str],
+        scope: str | None,
+        scope_key_id: bytes | None,
+    ) -> _RekeyArgs:
+        """What a rekey selects, checked (at most one service; the org exists)."""
         service_id = _one_service(services)
         self._orgs.require(org)
-        return self.runner.rekey_preview(
-            org,
-            service_id=service_id,
-            scope=scope,
-            scope_key_id=scope_key_id,
-            shred_old=shred_old,
-        )
+        return {"service_id": service_id, "scope": scope, "scope_key_id": scope_key_id}
 
     def pending_shreds(self, org: str | None = None) -> list[PendingShred]:
         """Old scope keys of rekey jobs waiting out their waiting period, soonest first."""
