@@ -137,28 +137,23 @@ class AdapterOptions(TypedDict, total=False):
     clock: Callable[[], float]
 
 
-@dataclass(frozen=True, slots=True)
 class Adapter:
-    """An adapter's shared settings, checked once: its name, the bound on each call (seconds),
-    whether ownkey may destroy keys in the key manager, and the injected randomness and clock."""
+    """The part every key-manager adapter shares, set once from its options: its ``name``, the
+    bound on each call (``_timeout``, seconds), whether ownkey may destroy keys in the key
+    manager (``owns_destruction``), and the injected ``_random`` and ``_clock``."""
 
-    name: str
-    timeout: float
-    owns_destruction: bool = False
-    random: Callable[[int], bytes] = os.urandom
-    clock: Callable[[], float] = time.time
+    owns_destruction: bool
 
-    @classmethod
-    def of(cls, kind: str, options: AdapterOptions, *, timeout: float) -> Adapter:
-        """The settings from ``options`` (``name`` defaults to ``kind``); ConfigError for a
-        timeout that is not positive."""
-        adapter = cls(
-            name=options.get("name", kind),
-            timeout=options.get("timeout", timeout),
-            owns_destruction=options.get("owns_destruction", False),
-            random=options.get("random", os.urandom),
-            clock=options.get("clock", time.time),
-        )
-        if not adapter.timeout > 0:
+    def __init__(self, kind: str, options: AdapterOptions, *, timeout: float) -> None:
+        """``name`` defaults to ``kind``; ConfigError for a timeout that is not positive."""
+        self._timeout = options.get("timeout", timeout)
+        if not self._timeout > 0:
             raise ConfigError(f"the {kind} timeout must be positive")
-        return adapter
+        self._name = options.get("name", kind)
+        self.owns_destruction = options.get("owns_destruction", False)
+        self._random = options.get("random", os.urandom)
+        self._clock = options.get("clock", time.time)
+
+    @property
+    def name(self) -> str:
+        return self._name

@@ -362,7 +362,7 @@ def _unframe_aead(blob: bytes) -> tuple[str, bytes, bytes, bytes]:
     return uid, body[1:iv_end], tag, data
 
 
-class KmipProvider:
+class KmipProvider(Adapter):
     """Customer keys in a KMIP server (PyKMIP's, or any KMIP 1.x server with AES-CBC).
 
     ``certfile``/``keyfile`` are the client's certificate and key, ``ca_file`` the CA that signed
@@ -395,10 +395,7 @@ class KmipProvider:
     ) -> None:
         """``options``: ``name`` (default ``kmip``), ``timeout`` (default 2 s),
         ``owns_destruction``, ``random``, ``clock`` (:class:`AdapterOptions`)."""
-        adapter = Adapter.of("kmip", options, timeout=2.0)
-        self.owns_destruction = adapter.owns_destruction
-        self._name, self._timeout = adapter.name, adapter.timeout
-        self._random, self._clock = adapter.random, adapter.clock
+        super().__init__("kmip", options, timeout=2.0)
         self._allow_local_binding = allow_local_binding
         self._disable_in_server = disable_in_server
         #: Whether :meth:`disable` can be undone (False when it revokes in the server).
@@ -425,10 +422,6 @@ class KmipProvider:
 
     def __repr__(self) -> str:
         return f"<KmipProvider name={self._name} server={self._host}:{self._port}>"
-
-    @property
-    def name(self) -> str:
-        return self._name
 
     # -- connections ----------------------------------------------------------------------
 

@@ -170,7 +170,7 @@ class _Version:
     usable: bool
 
 
-class Pkcs11Provider:
+class Pkcs11Provider(Adapter):
     """Customer keys in a PKCS#11 token (an HSM, or SoftHSM2 in tests).
 
     ``pin`` is the token's user PIN (read it from a secret store; it never appears in a message
@@ -189,10 +189,7 @@ class Pkcs11Provider:
     ) -> None:
         """``options``: ``name`` (default ``pkcs11``), ``timeout`` (default 5 s),
         ``owns_destruction``, ``random``, ``clock`` (:class:`AdapterOptions`)."""
-        adapter = Adapter.of("pkcs11", options, timeout=5.0)
-        self.owns_destruction = adapter.owns_destruction
-        self._name, self._timeout = adapter.name, adapter.timeout
-        self._random, self._clock = adapter.random, adapter.clock
+        super().__init__("pkcs11", options, timeout=5.0)
         self._library_path = library
         self._token_label = token_label
         self._pin = pin
@@ -204,10 +201,6 @@ class Pkcs11Provider:
             f"<Pkcs11Provider name={self._name} library={self._library_path} "
             f"token={self._token_label} pin=<redacted>>"
         )
-
-    @property
-    def name(self) -> str:
-        return self._name
 
     # -- sessions and error translation ---------------------------------------------------
 
