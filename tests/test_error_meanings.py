@@ -60,3 +60,16 @@ def test_moved_errors_keep_their_meaning() -> None:
     assert not issubclass(PlanChanged, ConfigError)
     assert issubclass(RetiredScopeKey, KeyUnavailable)
     assert RetiredScopeKey(b"\x01\x02").scope_key_id == b"\x01\x02"
+
+
+def test_registering_a_disabled_key_is_a_conflict_not_a_config_error() -> None:
+    """The key exists and ownkey is set up right: it is the key's state that clashes."""
+    from ownkey.providers import LocalKeyProvider
+
+    local = LocalKeyProvider()
+    protector = build_protector(providers={"local": local})
+    key_id = local.create_key(label="acme")
+    local.disable(key_id)
+    with pytest.raises(Conflict, match="is disabled") as caught:
+        protector.admin.register_key(KeyRef.customer("acme"), provider="local", key_id=key_id)
+    assert not isinstance(caught.value, ConfigError)

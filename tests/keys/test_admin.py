@@ -9,6 +9,7 @@ from ownkey.errors import (
     AccessDenied,
     AuditUnavailable,
     ConfigError,
+    Conflict,
     InvalidRequest,
     KeyUnavailable,
     LifecycleError,
@@ -165,7 +166,7 @@ def test_register_checks_the_key_with_a_round_trip() -> None:
         rig.admin.register(GLOBEX, provider="hsm", key_id="nope")
     disabled = rig.provider.create_key(label="off")
     rig.provider.disable(disabled)
-    with pytest.raises(ConfigError, match="disabled"):
+    with pytest.raises(Conflict, match="disabled"):
         rig.admin.register(GLOBEX, provider="local", key_id=disabled)
 
 

@@ -19,7 +19,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ownkey.audit import AuditAction, Outcome
-from ownkey.errors import AuditUnavailable, ConfigError, InvalidRequest, LifecycleError, NotFound
+from ownkey.errors import (
+    AuditUnavailable,
+    ConfigError,
+    Conflict,
+    InvalidRequest,
+    LifecycleError,
+    NotFound,
+)
 from ownkey.keys._calls import unwrap_share, wrap_share
 from ownkey.keys._deps import KeyDeps
 from ownkey.keys._lifecycle import KeyAction, KeyState, destruction_due, next_state
@@ -146,7 +153,7 @@ class KeyAdmin:
         self._check_replaceable(ref)
         description = self._deps.provider(provider).describe(key_id)
         if description.state is not KeyState.ENABLED:
-            raise ConfigError(f"key {key_id} in {provider} is {description.state.value}")
+            raise Conflict(f"key {key_id} in {provider} is {description.state.value}")
         now = self._deps.clock()
         candidate = MasterKey(
             ref, provider, key_id, description.primary_version, KeyState.ENABLED, now, now
