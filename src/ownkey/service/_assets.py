@@ -71,6 +71,23 @@ class AssetPreview(AssetTotals):
             {*self.scope_keys_by_service, *self.assets_by_service, *self.bytes_by_service}
         )
 
+    def to_json(self) -> dict[str, Any]:
+        services = self.services
+        return {
+            "rule": self.rule.describe(),
+            "scope_keys": self.scope_keys,
+            "assets": self.assets,
+            "bytes": self.bytes,
+            "by_service": {
+                s: {
+                    "scope_keys": self.scope_keys_by_service.get(s, 0),
+                    "assets": self.assets_by_service.get(s, 0),
+                    "bytes": self.bytes_by_service.get(s, 0),
+                }
+                for s in services
+            },
+        }
+
 
 def _users(asset: Mapping[str, Any]) -> set[str]:
     users = {asset.get("owner"), asset.get("creator")}
