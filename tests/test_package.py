@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 
@@ -42,14 +43,39 @@ def test_public_names_are_pinned() -> None:
         "LimitExceeded",
         "NotFound",
         "OwnkeyError",
+        "PlanChanged",
         "PolicyError",
         "Protector",
         "ProtectorSettings",
+        "RetiredScopeKey",
         "__version__",
         "build_protector",
     ]
-    for name in ownkey.__all__:
-        assert getattr(ownkey, name) is not None
+    from ownkey import errors, service
+
+    for name in errors.__all__:
+        assert getattr(ownkey, name) is getattr(errors, name), name
+    for name in ("Protector", "ProtectorSettings", "build_protector"):
+        assert getattr(ownkey, name) is getattr(service, name), name
+    assert ownkey.__version__ == importlib.metadata.version("ownkey")
+
+
+def test_every_error_class_is_in_the_tree_and_at_the_front_door() -> None:
+    """Each error class ownkey defines lives in ``ownkey.errors``, is listed in its ``__all__``
+    and its docstring's tree, and is re-exported by ``ownkey``."""
+    import ownkey
+    from ownkey import errors
+
+    defined = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, errors.OwnkeyError)
+    }
+    assert defined == set(errors.__all__)
+    assert defined <= set(ownkey.__all__)
+    tree = errors.__doc__ or ""
+    for name in defined - {"OwnkeyError"}:
+        assert f"── {name} " in tree, name
 
 
 def test_front_door_seals_and_opens() -> None:

@@ -27,7 +27,9 @@ from ownkey.errors import (
     LimitExceeded,
     NotFound,
     OwnkeyError,
+    PlanChanged,
     PolicyError,
+    RetiredScopeKey,
 )
 
 if TYPE_CHECKING:
@@ -48,9 +50,11 @@ __all__ = [
     "LimitExceeded",
     "NotFound",
     "OwnkeyError",
+    "PlanChanged",
     "PolicyError",
     "Protector",
     "ProtectorSettings",
+    "RetiredScopeKey",
     "__version__",
     "build_protector",
 ]

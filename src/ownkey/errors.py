@@ -16,18 +16,23 @@ secret; messages name the field or the object, never its secret value.
     ├── KeyUnavailable        the key manager could not answer: timeout, network, 5xx. Retried
     │                         with bounded back-off inside a deadline; never falls back to a
     │                         weaker key.
-    │   └── AuditUnavailable  the audit sink could not record a key operation, so the operation
-    │                         was refused (fail closed). Transient like an outage, but an
-    │                         operator must look at the audit sink, not the key manager.
+    │   ├── AuditUnavailable  the audit sink could not record a key operation, so the operation
+    │   │                     was refused (fail closed). Transient like an outage, but an
+    │   │                     operator must look at the audit sink, not the key manager.
+    │   └── RetiredScopeKey   content was sealed under a scope key retired meanwhile (a rekey
+    │                         started), so it was not stored: seal it again and store that.
     ├── AuditDamaged          a stored audit record cannot be read: the log was changed outside
     │                         ownkey. ``ownkey audit verify ORG`` says where.
     ├── InvalidRequest        a request field is malformed or out of range (``field`` says
     │   │                     which); exit code 2 on the CLI, HTTP 422.
     │   └── PolicyError       a policy request is malformed or names something unknown.
     ├── Conflict              the request is well formed but conflicts with what exists (a name
-    │                         taken, a key bound to another org); HTTP 409.
+    │   │                     taken, a key bound to another org, CMK without a key); HTTP 409.
+    │   └── PlanChanged       the policy now names other keys than a stored asset's scope key:
+    │                         a rekey keeps the keys, so run the backfill first.
     ├── ConfigError           ownkey or a provider is configured wrongly (a missing setting, an
-    │                         unusable key id, a missing optional dependency).
+    │                         unusable key id, a missing optional dependency). Never a bad
+    │                         request value (InvalidRequest) or a clash with state (Conflict).
     ├── LifecycleError        an illegal key-state transition (e.g. enabling a destroyed key).
     ├── NotFound              a named object does not exist (or is not visible to the caller).
     └── LimitExceeded         a documented limit was hit (message too large, key use limit).
@@ -48,7 +53,9 @@ __all__ = [
     "LimitExceeded",
     "NotFound",
     "OwnkeyError",
+    "PlanChanged",
     "PolicyError",
+    "RetiredScopeKey",
 ]
 
 
@@ -88,6 +95,19 @@ class AuditUnavailable(KeyUnavailable):
     """
 
 
+class RetiredScopeKey(KeyUnavailable):
+    """The content was sealed under a scope key that has since been retired (a rekey started):
+    it was not stored. Seal it again (a fresh scope key will be used) and store that.
+
+    A :class:`KeyUnavailable` because the caller's answer is the same: try again, and the next
+    attempt gets a fresh scope key; ``scope_key_id`` names the retired one (not a secret).
+    """
+
+    def __init__(self, scope_key_id: bytes) -> None:
+        super().__init__(f"scope key {scope_key_id.hex()} was retired while sealing; seal again")
+        self.scope_key_id = scope_key_id
+
+
 class AuditDamaged(OwnkeyError):  # noqa: N818 - reads as what the log is
     """A stored audit record is not an event any more (edited in the database)."""
 
@@ -111,6 +131,14 @@ class PolicyError(InvalidRequest):
 class Conflict(OwnkeyError):  # noqa: N818 - reads as what the request met
     """A well-formed request that conflicts with the current state (a name taken, a key id
     already bound to another key reference). Not retried as is."""
+
+
+class PlanChanged(Conflict):
+    """The policy now names other keys than those a stored asset's scope key is under.
+
+    A rekey keeps the keys; moving content between keys is a backfill. Run the backfill for the
+    service (or give the rekey the orgs' current settings), then rekey again.
+    """
 
 
 class ConfigError(OwnkeyError):

@@ -135,7 +135,7 @@ def test_org_bad_input_exits_2(home: Path) -> None:
         run("org", "create", "a", "--enable", "42,0042")
     )
     ok("org", "create", "acme")
-    assert "already exists" in one_line_error(run("org", "create", "acme"))
+    assert "already exists" in one_line_error(run("org", "create", "acme"), 1)  # a Conflict
     assert "no org 'nope'" in one_line_error(run("org", "show", "nope"))
     assert "nothing to change" in one_line_error(run("org", "set", "acme"))
     assert "both enabled and disabled" in one_line_error(

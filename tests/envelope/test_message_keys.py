@@ -28,9 +28,9 @@ KID_END = 3 + len(KEY.key_id)
 def _aes_key(envelope: bytes) -> bytes:
     """The message key of ``envelope`` per ENV2-4.2, derived with pyca directly."""
     salt = envelope[KID_END : KID_END + 16]
-    okm = HKDF(
-        hashes.SHA256(), 64, salt, b"ownkey/v2/message" + envelope[2:KID_END]
-    ).derive(KEY.material(SECRET_KEY_ACCESS))
+    okm = HKDF(hashes.SHA256(), 64, salt, b"ownkey/v2/message" + envelope[2:KID_END]).derive(
+        KEY.material(SECRET_KEY_ACCESS)
+    )
     return okm[:32]
 
 

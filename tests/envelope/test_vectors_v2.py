@@ -72,9 +72,7 @@ def test_the_bound_combination_of_the_two_share_vector() -> None:
     assert combine_shares(shares, binding).hex() == case["scope_key"]
     assert combine_shares(shares).hex() != case["scope_key"]
     info = b"ownkey/v2/combine-shares" + bytes((2,)) + binding
-    assert HKDF(hashes.SHA256(), 32, None, info).derive(b"".join(shares)).hex() == case[
-        "scope_key"
-    ]
+    assert HKDF(hashes.SHA256(), 32, None, info).derive(b"".join(shares)).hex() == case["scope_key"]
 
 
 @pytest.mark.parametrize("case", DATA["invalid"], ids=lambda case: case["name"])

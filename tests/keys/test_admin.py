@@ -9,6 +9,8 @@ from ownkey.errors import (
     AccessDenied,
     AuditUnavailable,
     ConfigError,
+    Conflict,
+    InvalidRequest,
     KeyUnavailable,
     LifecycleError,
     NotFound,
@@ -111,7 +113,7 @@ def test_a_new_key_may_follow_a_destroyed_one_but_not_replace_a_live_one() -> No
     assert old.scope_keys == 0
     new = rig.admin.create(ACME)
     assert new.state is KeyState.ENABLED
-    with pytest.raises(ConfigError, match="client-side"):
+    with pytest.raises(InvalidRequest, match="client-side"):
         rig.admin.create(KeyRef.hybrid("acme"))
 
 
@@ -164,7 +166,7 @@ def test_register_checks_the_key_with_a_round_trip() -> None:
         rig.admin.register(GLOBEX, provider="hsm", key_id="nope")
     disabled = rig.provider.create_key(label="off")
     rig.provider.disable(disabled)
-    with pytest.raises(ConfigError, match="disabled"):
+    with pytest.raises(Conflict, match="disabled"):
         rig.admin.register(GLOBEX, provider="local", key_id=disabled)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jsonschema import validate
 
 from ownkey.catalog import ASSET_TYPES, ContainerKind, asset_type
 from ownkey.policy import (
@@ -22,8 +23,6 @@ from ownkey.policy import (
     plan_schema,
     request_schema,
 )
-
-from ._minischema import validate
 
 ORG_NAMES = ("acme", "globex", "initech")
 USERS = tuple(f"u{i}" for i in range(6))

@@ -223,7 +223,8 @@ def test_licences_are_exact_names_of_the_owners_own_org() -> None:
 def test_public_names_are_pinned() -> None:
     """The package's front door is a curated ``__all__``."""
     assert set(ownkey.policy.__all__) == {
-        "Asset", "Container", "DataClass", "KeyRef", "KeyType", "Member", "OrgSettings",
+        "ORG_FLAGS", "ORG_FLAG_HELP", "Asset", "Container", "DataClass", "KeyRef", "KeyType",
+        "Member", "OrgSettings",
         "PolicyRequest", "Protection", "ProtectionPlan", "Reason", "Rule", "explain",
         "parse_request", "parse_request_json", "plan_schema", "request_schema",
     }  # fmt: skip

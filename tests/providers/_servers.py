@@ -136,9 +136,21 @@ def softhsm(directory: Path) -> Iterator[SoftHsm]:
     hsm = SoftHsm(library, "ownkey-test", os.urandom(8).hex(), os.urandom(8).hex(), conf)
     env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
     done = subprocess.run(
-        [util, "--init-token", "--free", "--label", hsm.token_label,
-         "--so-pin", hsm.so_pin, "--pin", hsm.pin],
-        env=env, capture_output=True, text=True, check=False,
+        [
+            util,
+            "--init-token",
+            "--free",
+            "--label",
+            hsm.token_label,
+            "--so-pin",
+            hsm.so_pin,
+            "--pin",
+            hsm.pin,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         raise ServerFailedError(f"softhsm2-util --init-token failed: {done.stderr.strip()}")
@@ -196,9 +208,15 @@ def make_pki(directory: Path, prefix: str = "") -> Pki:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -290,8 +308,7 @@ def kmip_server(directory: Path) -> Iterator[KmipServer]:
     )
     log = directory / "server.log"
     process = _spawn(
-        [sys.executable, "-c", _KMIP_MAIN, str(config), str(directory / "kmip.log"),
-         str(policies)],
+        [sys.executable, "-c", _KMIP_MAIN, str(config), str(directory / "kmip.log"), str(policies)],
         log,
         directory,
     )

@@ -74,12 +74,21 @@ def _metadata(state: str, **extra: Any) -> dict[str, Any]:
 
 DATA_PLANE_ERRORS = [
     ("DisabledException", 400, f"{ARN} is disabled.", AccessDenied, "disabled"),
-    ("KMSInvalidStateException", 400, f"{ARN} is pending deletion.", AccessDenied,
-     "pending_destruction"),
-    ("KMSInvalidStateException", 400, f"{ARN} is pending import.", AccessDenied,
-     "provider_denied"),
-    ("AccessDeniedException", 400, "User: arn:aws:iam::1:role/x is not authorized",
-     AccessDenied, "provider_denied"),
+    (
+        "KMSInvalidStateException",
+        400,
+        f"{ARN} is pending deletion.",
+        AccessDenied,
+        "pending_destruction",
+    ),
+    ("KMSInvalidStateException", 400, f"{ARN} is pending import.", AccessDenied, "provider_denied"),
+    (
+        "AccessDeniedException",
+        400,
+        "User: arn:aws:iam::1:role/x is not authorized",
+        AccessDenied,
+        "provider_denied",
+    ),
     ("NotFoundException", 400, f"Key '{ARN}' does not exist", NotFound, None),
     ("ThrottlingException", 400, "Rate exceeded", KeyUnavailable, None),
     ("LimitExceededException", 400, "request quota", KeyUnavailable, None),
@@ -96,11 +105,19 @@ DATA_PLANE_ERRORS = [
 
 @pytest.mark.parametrize(("code", "status", "message", "expected", "reason"), DATA_PLANE_ERRORS)
 def test_wrap_errors_are_classified(
-    provider: AwsKmsProvider, stub: Stubber, code: str, status: int, message: str,
-    expected: type[Exception], reason: str | None,
+    provider: AwsKmsProvider,
+    stub: Stubber,
+    code: str,
+    status: int,
+    message: str,
+    expected: type[Exception],
+    reason: str | None,
 ) -> None:
     stub.add_client_error(
-        "encrypt", service_error_code=code, service_message=message, http_status_code=status,
+        "encrypt",
+        service_error_code=code,
+        service_message=message,
+        http_status_code=status,
         expected_params={"KeyId": KEY, "Plaintext": ANY, "EncryptionContext": CONTEXT},
     )
     with pytest.raises(expected) as raised:
@@ -113,8 +130,13 @@ def test_wrap_errors_are_classified(
 
 @pytest.mark.parametrize(("code", "status", "message", "expected", "reason"), DATA_PLANE_ERRORS)
 def test_unwrap_errors_are_classified(
-    provider: AwsKmsProvider, stub: Stubber, code: str, status: int, message: str,
-    expected: type[Exception], reason: str | None,
+    provider: AwsKmsProvider,
+    stub: Stubber,
+    code: str,
+    status: int,
+    message: str,
+    expected: type[Exception],
+    reason: str | None,
 ) -> None:
     stub.add_client_error(
         "decrypt", service_error_code=code, service_message=message, http_status_code=status
@@ -203,7 +225,8 @@ def test_transport_failures_are_classified(
 
 def test_client_has_short_timeouts_and_no_sdk_retries() -> None:
     provider = AwsKmsProvider(
-        region="eu-west-1", timeout=0.75,
+        region="eu-west-1",
+        timeout=0.75,
         credentials={"aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "x"},
     )
     config = provider.client.meta.config
@@ -250,9 +273,7 @@ def test_disable_denies_until_enabled(provider: AwsKmsProvider, stub: Stubber) -
     assert provider.unwrap(KEY, b"\x01" + blob, CONTEXT) == share
 
 
-@pytest.mark.parametrize(
-    ("days_ahead", "window"), [(1, 7), (7, 7), (7.5, 8), (30, 30), (365, 30)]
-)
+@pytest.mark.parametrize(("days_ahead", "window"), [(1, 7), (7, 7), (7.5, 8), (30, 30), (365, 30)])
 def test_schedule_destruction_rounds_to_kms_window(
     provider: AwsKmsProvider, stub: Stubber, days_ahead: float, window: int
 ) -> None:
@@ -275,7 +296,9 @@ def test_pending_deletion_is_described_denied_and_cancellable(
     )
     stub.add_response("list_key_rotations", {"Rotations": []}, {"KeyId": KEY})
     stub.add_client_error(
-        "decrypt", "KMSInvalidStateException", f"{ARN} is pending deletion.",
+        "decrypt",
+        "KMSInvalidStateException",
+        f"{ARN} is pending deletion.",
         http_status_code=400,
     )
     stub.add_response(
@@ -305,7 +328,9 @@ def test_state_errors_in_lifecycle_calls_are_lifecycle_errors(
     """Another admin changed the key between our describe and our call."""
     stub.add_response("describe_key", _metadata("Disabled"), {"KeyId": KEY})
     stub.add_client_error(
-        "enable_key", "KMSInvalidStateException", f"{ARN} is pending deletion.",
+        "enable_key",
+        "KMSInvalidStateException",
+        f"{ARN} is pending deletion.",
         http_status_code=400,
     )
     with pytest.raises(LifecycleError):

@@ -41,8 +41,9 @@ TIMEOUT = 0.5
 DEADLINE = 3 * TIMEOUT
 
 
-def _provider(server: KmipServer, port: int | None = None, *, pki: Pki | None = None,
-              **kwargs: Any) -> KmipProvider:
+def _provider(
+    server: KmipServer, port: int | None = None, *, pki: Pki | None = None, **kwargs: Any
+) -> KmipProvider:
     pki = pki or server.pki
     settings: dict[str, Any] = {
         "host": server.host,
@@ -446,9 +447,7 @@ def test_a_tombstone_wins_over_any_other_mark() -> None:
     assert _kmip._in_force([pending, destroyed]) == destroyed
 
 
-def test_customer_destroying_the_key_in_kmip_is_not_found(
-    kmip: KmipProvider, admin: Any
-) -> None:
+def test_customer_destroying_the_key_in_kmip_is_not_found(kmip: KmipProvider, admin: Any) -> None:
     key_id = kmip.create_key(label="acme")
     wrapped = kmip.wrap(key_id, os.urandom(32), CONTEXT)
     uid = kmip.describe(key_id).primary_version

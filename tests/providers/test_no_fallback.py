@@ -41,8 +41,11 @@ def proxy(kmip_server: KmipServer) -> Iterator[FaultProxy]:
 @pytest.fixture
 def kmip(kmip_server: KmipServer, proxy: FaultProxy) -> Iterator[KmipProvider]:
     provider = KmipProvider(
-        host=kmip_server.host, port=proxy.port, certfile=str(kmip_server.pki.client_cert),
-        keyfile=str(kmip_server.pki.client_key), ca_file=str(kmip_server.pki.ca),
+        host=kmip_server.host,
+        port=proxy.port,
+        certfile=str(kmip_server.pki.client_cert),
+        keyfile=str(kmip_server.pki.client_key),
+        ca_file=str(kmip_server.pki.ca),
         timeout=TIMEOUT,
     )
     yield provider
@@ -62,7 +65,9 @@ class Rig:
         return build_protector(
             SETTINGS,
             providers={"local": self.local, "kmip": self.kmip},
-            scope_keys=self.store, registry=self.registry, rules=self.rules,
+            scope_keys=self.store,
+            registry=self.registry,
+            rules=self.rules,
         )
 
 
@@ -111,4 +116,5 @@ def test_cut_off_kmip_fails_closed_within_the_deadline(
             rig.node().open(_cmk_request("chat-1"), sealed)
     # Back: the same nodes work again, and the content was never re-keyed.
     assert rig.node().open(_cmk_request("chat-1"), sealed) == b"before the outage"
-    assert node.seal(_cmk_request("chat-after"), b"x")
+    after = node.seal(_cmk_request("chat-after"), b"x")
+    assert rig.node().open(_cmk_request("chat-after"), after) == b"x"

@@ -54,7 +54,7 @@ def test_a_cached_key_serves_through_an_outage_until_max_age() -> None:
     node.provider.down = True
     node.clock.advance(250)  # past refresh_after: one refresh attempt fails, entry kept
     assert p.open(chat(), sealed) == b"x"
-    assert p.seal(chat(asset_id="m2"), b"y")
+    assert p.open(chat(asset_id="m2"), p.seal(chat(asset_id="m2"), b"y")) == b"y"
     node.clock.advance(50)  # max age reached
     with pytest.raises(KeyUnavailable):
         p.open(chat(), sealed)

@@ -96,6 +96,20 @@ def test_large_put_goes_to_a_blob(store: AssetStore) -> None:
     assert store.read("big-msg")[1] == sealed
 
 
+def test_a_missing_blob_is_not_found_not_an_oserror(
+    store: AssetStore, blob_store: BlobStore
+) -> None:
+    """A row whose blob is gone (removed outside ownkey) answers NotFound naming the missing
+    content; no OSError of the blob store escapes storage."""
+    ctx = context("gone-msg")
+    store.put(context=ctx, sealed=envelope.seal_message(KEY, os.urandom(5000), ctx), size=5000)
+    for key in list(blob_store.list(older_than=float("inf"))):
+        blob_store.delete(key)
+    with pytest.raises(NotFound) as caught:
+        store.read("gone-msg")  # a directory store notices at open, S3 at the first read
+    assert not isinstance(caught.value, OSError)
+
+
 def test_replace_is_a_compare_and_set(store: AssetStore) -> None:
     ctx = context("a1")
     first = seal_into(store, KEY, ctx, b"x" * 9000)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ownkey.envelope import peek_key_id
-from ownkey.errors import AccessDenied, ConfigError
+from ownkey.errors import AccessDenied, Conflict
 from ownkey.keys import KeyRef, RevocationRule
 from ownkey.service._assets import PlanChanged, compact_request, opening_request
 from ownkey.storage import S3BlobStore
@@ -140,7 +140,7 @@ def test_rekey_needs_the_stored_request(node: Node) -> None:
     sealed = node.store.read("rec-1")[1]
     node.store.put(context=record.context, sealed=sealed, size=4)  # stored without a request
     assert peek_key_id(sealed) == key_id
-    with pytest.raises(ConfigError, match="without its request"):
+    with pytest.raises(Conflict, match="without its request"):
         node.assets.rekey_asset("rec-1")
 
 

@@ -45,7 +45,7 @@ from ownkey.api._models import (
     UsersOut,
 )
 from ownkey.api._state import State, strict_query
-from ownkey.errors import NotFound, PolicyError
+from ownkey.errors import InvalidRequest, NotFound
 from ownkey.keys import KeyRef
 from ownkey.storage import AuditQuery, JobStatus
 from ownkey.storage._audit import ExportedEvent, iso_ms
@@ -266,7 +266,7 @@ def _query(
     until_ms: int | None,
 ) -> AuditQuery:
     if since_ms is not None and until_ms is not None and until_ms <= since_ms:
-        raise PolicyError("until_ms", "must be after since_ms")
+        raise InvalidRequest("until_ms", "must be after since_ms")
     query = AuditQuery(
         user=user,
         asset_id=asset_id,
@@ -416,7 +416,7 @@ def start_job(admin: OrgAdmin, state: State, body: JobIn) -> JobOut:
 )
 def preview_job(admin: OrgAdmin, state: State, body: JobIn) -> RekeyPreviewOut:
     if body.kind != "rekey":
-        raise PolicyError("kind", "only rekey jobs have a preview")
+        raise InvalidRequest("kind", "only rekey jobs have a preview")
     preview = state.runtime.rekey_preview(
         admin.org, services=body.services, scope=body.scope, shred_old=body.shred_old
     )

@@ -9,7 +9,7 @@
 - ``GET /v1/objects/{asset_id}``: the plaintext, with ``Range: bytes=...`` support (206, or 416
   outside the object); only the segments covering the range are decrypted, and every 1 MiB chunk
   is checked against revocations again.
-- ``POST /v1/policy/explain``: DESIGN.md's policy decision contract, the same answer as
+- ``POST /v1/policy/explain``: the policy decision contract of docs/policy.md, the same answer as
   ``ownkey policy explain``.
 """
 
@@ -41,7 +41,7 @@ from ownkey.api._models import (
 )
 from ownkey.api._problems import ApiProblem
 from ownkey.api._state import State, strict_query
-from ownkey.errors import LimitExceeded, PolicyError
+from ownkey.errors import InvalidRequest, LimitExceeded
 
 __all__ = ["data_router"]
 
@@ -83,7 +83,7 @@ def _explain_body() -> dict[str, Any]:
 @data_router.post(
     "/policy/explain",
     tags=["policy"],
-    summary="The protection plan for a policy request (DESIGN.md's decision contract)",
+    summary="The protection plan for a policy request (the decision contract of docs/policy.md)",
     openapi_extra={"requestBody": _explain_body()},
     responses={200: {"content": {"application/json": {"schema": plan_json_schema()}}}},
 )
@@ -93,7 +93,7 @@ def explain(
     state: State,
 ) -> dict[str, Any]:
     if not isinstance(body, dict) or "orgs" not in body:
-        raise PolicyError("orgs", "required: the policy request names every org's settings")
+        raise InvalidRequest("orgs", "required: the policy request names every org's settings")
     plan: dict[str, Any] = state.runtime.explain(body).to_json()
     return plan
 
@@ -110,11 +110,11 @@ def _object_request(header: str, asset_id: str) -> dict[str, Any]:
     try:
         request = json.loads(header)
     except ValueError:
-        raise PolicyError("Ownkey-Request", "not JSON") from None
+        raise InvalidRequest("Ownkey-Request", "not JSON") from None
     if not isinstance(request, dict):
-        raise PolicyError("Ownkey-Request", "must be a JSON object")
+        raise InvalidRequest("Ownkey-Request", "must be a JSON object")
     if request.get("asset_id", asset_id) != asset_id:
-        raise PolicyError("Ownkey-Request.asset_id", "differs from the path's asset id")
+        raise InvalidRequest("Ownkey-Request.asset_id", "differs from the path's asset id")
     return {**request, "asset_id": asset_id}
 
 

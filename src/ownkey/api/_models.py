@@ -14,10 +14,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from ownkey.catalog import SERVICE_IDS
-from ownkey.errors import PolicyError
+from ownkey.errors import InvalidRequest
 from ownkey.keys import CacheLimits, KeyDescription, MasterKey, RevocationRule
 from ownkey.keys import RewrapReport as CoreRewrapReport
-from ownkey.policy import plan_schema, request_schema
+from ownkey.policy import ORG_FLAG_HELP, ORG_FLAGS, plan_schema, request_schema
 from ownkey.service import AssetPreview, Coverage, Org, OrgUpdate, RekeyPreview, Rotation, User
 from ownkey.storage import ApiToken, AssetRecord, PendingShred
 
@@ -105,7 +105,7 @@ def _without_conditionals(node: Any) -> Any:
 
 
 def policy_request_json_schema() -> dict[str, Any]:
-    """DESIGN.md's policy request (``orgs`` and ``asset``), inlined; the engine also checks that
+    """The policy request (``orgs``, ``asset``; docs/policy.md) inlined; the engine also checks that
     a container of kind ``none`` has no members."""
     schema: dict[str, Any] = _without_conditionals(inline_schema(request_schema()))
     return schema
@@ -148,11 +148,11 @@ Base64 = Annotated[
 
 
 def decode_base64(value: str, field: str) -> bytes:
-    """Standard base64 to bytes; PolicyError naming ``field`` if it is not."""
+    """Standard base64 to bytes; InvalidRequest naming ``field`` if it is not."""
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise PolicyError(field, "not standard base64") from None
+        raise InvalidRequest(field, "not standard base64") from None
 
 
 def encode_base64(data: bytes) -> str:
@@ -245,14 +245,16 @@ class CacheLimitsOut(_Strict):
 
 
 class OrgSettingsOut(_Strict):
+    """An org's settings; one boolean per row of :data:`~ownkey.policy.ORG_FLAGS`."""
+
     name: str
     cmk: bool
     services: list[str]
-    large_org: bool
-    log_index_encryption: bool
-    compliance_archival: bool
-    advanced_chat_encryption: bool
-    hybrid: bool
+    large_org: bool = Field(description=ORG_FLAG_HELP["large_org"])
+    log_index_encryption: bool = Field(description=ORG_FLAG_HELP["log_index_encryption"])
+    compliance_archival: bool = Field(description=ORG_FLAG_HELP["compliance_archival"])
+    advanced_chat_encryption: bool = Field(description=ORG_FLAG_HELP["advanced_chat_encryption"])
+    hybrid: bool = Field(description=ORG_FLAG_HELP["hybrid"])
     licensed_users: int
     revision: int
     created_at: float
@@ -265,28 +267,25 @@ class OrgSettingsOut(_Strict):
 
 
 class OrgSettingsPatch(_Strict):
-    """Only the fields given change. ``enable``/``disable`` add or remove services."""
+    """Only the fields given change. ``enable``/``disable`` add or remove services; one
+    optional boolean per row of :data:`~ownkey.policy.ORG_FLAGS`."""
 
     cmk: bool | None = None
     enable: list[ServiceId] = Field(default_factory=list, max_length=64)
     disable: list[ServiceId] = Field(default_factory=list, max_length=64)
-    large_org: bool | None = None
+    large_org: bool | None = Field(None, description=ORG_FLAG_HELP["large_org"])
     log_index_encryption: bool | None = Field(
-        default=None, description="Large orgs only: protect log and index data under the CK."
+        None, description=ORG_FLAG_HELP["log_index_encryption"]
     )
-    compliance_archival: bool | None = None
-    advanced_chat_encryption: bool | None = None
-    hybrid: bool | None = None
+    compliance_archival: bool | None = Field(None, description=ORG_FLAG_HELP["compliance_archival"])
+    advanced_chat_encryption: bool | None = Field(
+        None, description=ORG_FLAG_HELP["advanced_chat_encryption"]
+    )
+    hybrid: bool | None = Field(None, description=ORG_FLAG_HELP["hybrid"])
 
     def flags(self) -> dict[str, bool]:
-        names = (
-            "large_org",
-            "log_index_encryption",
-            "compliance_archival",
-            "advanced_chat_encryption",
-            "hybrid",
-        )
-        return {name: value for name in names if (value := getattr(self, name)) is not None}
+        """The flags given, by name."""
+        return {name: value for name in ORG_FLAGS if (value := getattr(self, name)) is not None}
 
 
 class OrgUpdateOut(_Strict):
@@ -465,18 +464,8 @@ class RuleOut(_Strict):
 
     @classmethod
     def of(cls, rule: RevocationRule) -> RuleOut:
-        return cls(
-            rule_id=rule.rule_id,
-            org=rule.org,
-            key=str(rule.wrapping_key),
-            service_id=rule.service_id,
-            scope=rule.scope,
-            since=rule.since,
-            until=rule.until,
-            created_at=rule.created_at,
-            actor=rule.actor,
-            note=rule.note,
-        )
+        record = rule.to_record()
+        return cls(key=record.pop("key_ref"), **record)
 
 
 class RulesOut(_Strict):

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ownkey.api._metrics import Metrics
-from ownkey.errors import PolicyError
+from ownkey.errors import InvalidRequest
 from ownkey.service import BackgroundJobs, Objects, Runtime
 from ownkey.storage import ApiToken, TokenStore
 
@@ -29,7 +29,7 @@ class ApiState:
         return self.tokens.authenticate(token)
 
     def org_exists(self, org: str) -> bool:
-        return self.runtime.directory.store.get_org(org) is not None
+        return self.runtime.org_ops.exists(org)
 
 
 def _state(request: Request) -> ApiState:
@@ -56,7 +56,7 @@ def strict_query(request: Request) -> None:
     seen: set[str] = set()
     for name, _ in request.query_params.multi_items():
         if name not in declared:
-            raise PolicyError(name or "query", "unknown query parameter")
+            raise InvalidRequest(name or "query", "unknown query parameter")
         if name in seen:
-            raise PolicyError(name, "given more than once")
+            raise InvalidRequest(name, "given more than once")
         seen.add(name)

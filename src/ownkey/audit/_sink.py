@@ -1,8 +1,8 @@
 """The audit port: an :class:`AuditSink` records events; :class:`Auditor` makes that fail closed.
 
-DESIGN.md asks that every key-manager call, every admin change and every denial be recorded, and
-that a key operation fail when its record cannot be written. Sinks therefore raise on failure
-(any exception), and :class:`Auditor` turns that into
+Every key-manager call, every admin change and every denial must be recorded
+(``docs/spec/audit-chain.md``), and a key operation must fail when its record cannot be
+written. Sinks therefore raise on failure (any exception), and :class:`Auditor` turns that into
 :class:`~ownkey.errors.AuditUnavailable`, which the key layer lets through instead of the result.
 """
 

@@ -59,7 +59,7 @@ class AssetType:
     """One asset type of the seed.
 
     ``included`` and ``excluded`` together are the whole component vocabulary of the service
-    (DESIGN.md's component table); a component in neither is an error, one in ``excluded`` always
+    (``docs/catalog.md``); a component in neither is an error, one in ``excluded`` always
     stays under the platform key. ``seed`` and ``excluded_note`` quote the seed so that the
     generated ``docs/catalog.md`` says in the seed's own words what is and is not protected.
     """

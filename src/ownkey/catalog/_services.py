@@ -1,7 +1,7 @@
 """The 25 asset types of the seed, in the seed's order, as data.
 
 Each ``seed`` string quotes the product page (``seed/cmk-protected-content.txt``); the component
-names are DESIGN.md's vocabulary. Who may own what is not in the seed: it is read from the wording
+names are the policy's vocabulary. Who may own what is not in the seed: it is read from the wording
 ("individual (licensed) users ... call queues", "Zoom Room", "compliance archival") and written
 down in ``docs/policy.md``.
 """

@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -39,6 +39,10 @@ from rich.progress import (
 from rich.table import Table
 
 from ownkey.errors import AccessDenied, InvalidCiphertext, LifecycleError, OwnkeyError
+
+if TYPE_CHECKING:
+    from ownkey.keys import RevocationRule
+    from ownkey.service import Protector, Runtime
 
 __all__ = ["demo"]
 
@@ -232,6 +236,17 @@ CHANNELS = {
 }
 
 
+#: Chapter 3's assets: (label, request, the keys its plan must name).
+_CASES = [
+    ("cross-org chat ann(acme) <-> bo(globex)", CROSS_ORG, "customer:acme + customer:globex"),
+    ("chat cy(globex, unlicensed) <-> al(acme)", HALF_LICENSED, "customer:acme + platform"),
+    ("room name-tag photo (9999)", IDENTIFIER, "customer:acme"),
+    ("poll in ann's meeting (0001, excluded)", POLL, "platform"),
+    ("reaction in the chat (0008, excluded)", REACTION, "platform"),
+]
+_CROSS_LABEL, _HALF_LABEL, _IDENTIFIER_LABEL, _POLL_LABEL = (case[0] for case in _CASES[:4])
+
+
 # -- the story -------------------------------------------------------------------------------------
 
 
@@ -346,11 +361,54 @@ def demo(
             )
 
 
-def _tell(story: _Story, rt: Any, blobs: Path) -> None:
-    console = story.console
-    protector = rt.protector
+@dataclasses.dataclass
+class _Tale:
+    """What the chapters share: the story, the runtime, and what earlier chapters sealed."""
 
-    # 1. Two orgs ---------------------------------------------------------------------------------
+    story: _Story
+    rt: Runtime
+    blobs: Path
+    recording: Path = Path()
+    start: int = 0
+    end: int = 0
+    sealed: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    rules: list[RevocationRule] = dataclasses.field(default_factory=list)
+
+    @property
+    def console(self) -> Console:
+        return self.story.console
+
+    @property
+    def protector(self) -> Protector:
+        return self.rt.protector
+
+    def read_range(self) -> bytes:
+        """The three lines in the middle of the sealed recording (chapter 2 seals it)."""
+        with self.recording.open("rb") as stream:
+            result: bytes = self.protector.open_range(RECORDING, stream, self.start, self.end)
+            return result
+
+
+def _tell(story: _Story, rt: Runtime, blobs: Path) -> None:
+    """The story, chapter by chapter; each checks every claim it makes."""
+    tale = _Tale(story, rt, blobs)
+    for chapter in (
+        _two_orgs,
+        _the_recording,
+        _who_holds_the_keys,
+        _coverage,
+        _revocation,
+        _re_enabling,
+        _rotation,
+        _the_audit_chain,
+        _crypto_shredding,
+    ):
+        chapter(tale)
+    story.recording_path = tale.recording
+
+
+def _two_orgs(t: _Tale) -> None:
+    story, rt, console = t.story, t.rt, t.console
     story.chapter(
         1,
         "Two organisations",
@@ -382,7 +440,9 @@ def _tell(story: _Story, rt: Any, blobs: Path) -> None:
     console.print(orgs)
     story.check(len(rt.list_keys()) == 3, "expected two customer keys and the platform key")
 
-    # 2. The recording ----------------------------------------------------------------------------
+
+def _the_recording(t: _Tale) -> None:
+    story, rt, console, protector = t.story, t.rt, t.console, t.protector
     size = story.recording_bytes
     story.chapter(
         2,
@@ -392,7 +452,7 @@ def _tell(story: _Story, rt: Any, blobs: Path) -> None:
         "ownkey reads acme's settings from its directory. The recording is generated on the fly "
         "and sealed segment by segment into a file.",
     )
-    sealed_path = blobs / "recording-42.sealed"
+    t.recording = t.blobs / "recording-42.sealed"
     rss_before = _peak_rss_mib()
     progress = Progress(
         TextColumn("sealing"),
@@ -406,7 +466,7 @@ def _tell(story: _Story, rt: Any, blobs: Path) -> None:
         task = progress.add_task("seal", total=size)
         source = _RecordingSource(size, lambda count: progress.advance(task, count))
         started = time.perf_counter()
-        with sealed_path.open("wb") as out:
+        with t.recording.open("wb") as out:
             sealed_size = protector.seal_stream(RECORDING, source, out)
         seconds = time.perf_counter() - started
     growth = _peak_rss_mib() - rss_before
@@ -414,23 +474,17 @@ def _tell(story: _Story, rt: Any, blobs: Path) -> None:
         f"Sealed {size // MIB} MiB into {sealed_size:,} bytes in {seconds:.2f} s "
         f"({size / seconds / 1e6:,.0f} MB/s); peak memory grew by {growth:.0f} MiB."
     )
-    story.check(sealed_path.stat().st_size == sealed_size, "the sealed file has another size")
+    story.check(t.recording.stat().st_size == sealed_size, "the sealed file has another size")
     story.check(
         growth < MEMORY_BOUND_MIB,
         f"sealing grew peak memory by {growth:.0f} MiB (bound {MEMORY_BOUND_MIB} MiB)",
     )
-    start = size // 2 - 2 * _LINE_BYTES
-    end = start + 3 * _LINE_BYTES
-
-    def read_range() -> bytes:
-        with sealed_path.open("rb") as stream:
-            result: bytes = protector.open_range(RECORDING, stream, start, end)
-            return result
-
+    start = t.start = size // 2 - 2 * _LINE_BYTES
+    end = t.end = start + 3 * _LINE_BYTES
     started = time.perf_counter()
-    piece = read_range()
+    piece = t.read_range()
     range_ms = (time.perf_counter() - started) * 1000
-    story.check(piece == _expected(start, end), "the ranged read differs from the original")
+    story.check(piece == _expected(t.start, t.end), "the ranged read differs from the original")
     console.print(
         f"Bytes {start:,} to {end:,} from the middle, in {range_ms:.1f} ms (only the segments "
         "covering them are decrypted):"
@@ -438,7 +492,7 @@ def _tell(story: _Story, rt: Any, blobs: Path) -> None:
     for line in piece.decode("ascii").splitlines():
         console.print(f"  [dim]{line.rstrip()}[/]")
     whole = _HashSink()
-    with sealed_path.open("rb") as stream:
+    with t.recording.open("rb") as stream:
         protector.open_stream(RECORDING, stream, whole)
     story.check(
         whole.size == size and whole.digest.digest() == source.digest.digest(),
@@ -448,9 +502,9 @@ def _tell(story: _Story, rt: Any, blobs: Path) -> None:
     segment = rt.settings.segment_size
     header = sealed_size - size - 16 * -(-size // segment)  # what precedes the first segment
     flip_at = header + start + 16 * (start // segment)  # the ciphertext of plaintext byte `start`
-    _flip(sealed_path, flip_at)
+    _flip(t.recording, flip_at)
     try:
-        read_range()
+        t.read_range()
     except InvalidCiphertext:
         story.check(True, "")
         console.print(
@@ -460,9 +514,11 @@ def _tell(story: _Story, rt: Any, blobs: Path) -> None:
     else:
         story.fail("a tampered recording opened")
     finally:
-        _flip(sealed_path, flip_at)
+        _flip(t.recording, flip_at)
 
-    # 3. Chats, identifiers, exclusions ---------------------------------------------------------
+
+def _who_holds_the_keys(t: _Tale) -> None:
+    story, rt, console, protector, sealed = t.story, t.rt, t.console, t.protector, t.sealed
     story.chapter(
         3,
         "Who holds the keys, asset by asset",
@@ -471,18 +527,10 @@ def _tell(story: _Story, rt: Any, blobs: Path) -> None:
         "the platform key stands in for it. Personal identifiers (9999) need no enabling and no "
         "licence. Polls (0001) and reactions (0008) are excluded by the seed.",
     )
-    cases = [
-        ("cross-org chat ann(acme) <-> bo(globex)", CROSS_ORG, "customer:acme + customer:globex"),
-        ("chat cy(globex, unlicensed) <-> al(acme)", HALF_LICENSED, "customer:acme + platform"),
-        ("room name-tag photo (9999)", IDENTIFIER, "customer:acme"),
-        ("poll in ann's meeting (0001, excluded)", POLL, "platform"),
-        ("reaction in the chat (0008, excluded)", REACTION, "platform"),
-    ]
     plans = Table(header_style="bold")
     for column in ("asset", "keys needed to open", "protection", "envelope"):
         plans.add_column(column)
-    sealed: dict[str, bytes] = {}
-    for label, request, expected in cases:
+    for label, request, expected in _CASES:
         plan = rt.explain(request)
         keys = _keys(plan)
         story.check(keys == expected, f"{label}: plan {keys}, expected {expected}")
@@ -496,7 +544,9 @@ def _tell(story: _Story, rt: Any, blobs: Path) -> None:
     reason = rt.explain(CROSS_ORG).reasons[-1]
     console.print(f"[dim]why: {reason.rule}: {reason.text}[/]")
 
-    # 4. Coverage ---------------------------------------------------------------------------------
+
+def _coverage(t: _Tale) -> None:
+    story, rt, console, protector, sealed = t.story, t.rt, t.console, t.protector, t.sealed
     from ownkey.cli._org import coverage_table
 
     for channel in CHANNELS.values():
@@ -517,7 +567,9 @@ def _tell(story: _Story, rt: Any, blobs: Path) -> None:
     story.check(rows["0008"].customer_scope_keys == 4, "0008: expected 4 customer scope keys")
     story.check(rows["9999"].customer_scope_keys == 1, "9999: expected one customer scope key")
 
-    # 5. Revocation -------------------------------------------------------------------------------
+
+def _revocation(t: _Tale) -> None:
+    story, rt, console, protector, sealed = t.story, t.rt, t.console, t.protector, t.sealed
     from ownkey.keys import RevocationRule
 
     story.chapter(
@@ -544,13 +596,16 @@ def _tell(story: _Story, rt: Any, blobs: Path) -> None:
     )
     key_rule = rt.revoke(RevocationRule(org="acme", note="demo: whole key"), actor="demo")
     console.print(f"Rule {key_rule.rule_id}: all of customer:acme denied.")
-    story.denied(read_range, "the recording (range read)")
-    story.denied(lambda: protector.open(CROSS_ORG, sealed[cases[0][0]]), "the cross-org chat")
-    story.denied(lambda: protector.open(IDENTIFIER, sealed[cases[2][0]]), "the name-tag photo")
+    t.rules = [key_rule, channel_rule]
+    story.denied(t.read_range, "the recording (range read)")
+    story.denied(lambda: protector.open(CROSS_ORG, sealed[_CROSS_LABEL]), "the cross-org chat")
+    story.denied(
+        lambda: protector.open(IDENTIFIER, sealed[_IDENTIFIER_LABEL]), "the name-tag photo"
+    )
     story.denied(lambda: protector.seal(eng, b"new"), "sealing new chan-eng content")
     story.opens(
-        lambda: protector.open(POLL, sealed[cases[3][0]]),
-        f"{cases[3][0]}: hello".encode(),
+        lambda: protector.open(POLL, sealed[_POLL_LABEL]),
+        f"{_POLL_LABEL}: hello".encode(),
         "the poll (platform key: not acme's to revoke)",
     )
     console.print(
@@ -558,38 +613,43 @@ def _tell(story: _Story, rt: Any, blobs: Path) -> None:
         "org's revocation is effective."
     )
 
+
+def _re_enabling(t: _Tale) -> None:
+    story, rt, protector, sealed = t.story, t.rt, t.protector, t.sealed
     story.chapter(
         6,
         "acme re-enables",
         "Revocation is reversible, unlike destruction: acme lifts both rules. Disabling the key "
         "itself denies everything under it the same way, and enabling it restores access.",
     )
-    for rule in (key_rule, channel_rule):
+    for rule in t.rules:
         rt.admin.lift(rule.rule_id, actor="demo")
     rt.admin.disable_key("customer:acme", actor="demo")
-    story.denied(read_range, "the recording, key disabled")
+    story.denied(t.read_range, "the recording, key disabled")
     rt.admin.enable_key("customer:acme", actor="demo")
-    story.opens(read_range, _expected(start, end), "the recording range")
+    story.opens(t.read_range, _expected(t.start, t.end), "the recording range")
     story.opens(
-        lambda: protector.open(eng, sealed["chan-eng"]),
+        lambda: protector.open(CHANNELS["chan-eng"], sealed["chan-eng"]),
         b"roadmap for chan-eng",
         "chan-eng message",
     )
     story.opens(
-        lambda: protector.open(CROSS_ORG, sealed[cases[0][0]]),
-        f"{cases[0][0]}: hello".encode(),
+        lambda: protector.open(CROSS_ORG, sealed[_CROSS_LABEL]),
+        f"{_CROSS_LABEL}: hello".encode(),
         "the cross-org chat",
     )
 
-    # 7. Rotation -------------------------------------------------------------------------------
+
+def _rotation(t: _Tale) -> None:
+    story, rt, console, protector, sealed = t.story, t.rt, t.console, t.protector, t.sealed
     story.chapter(
         7,
         "acme rotates its key",
         "A new key version; every scope key wrapped under acme's key is re-wrapped under it by a "
         "resumable job. The content is not touched: same ciphertext bytes, still opening.",
     )
-    before = _file_sha256(sealed_path)
-    chat_before = sealed[cases[0][0]]
+    before = _file_sha256(t.recording)
+    chat_before = sealed[_CROSS_LABEL]
     rotation = rt.admin.rotate_key("customer:acme", rewrap=False, actor="demo")
     job = rt.create_job("rewrap", key="customer:acme")
     with Progress(
@@ -609,21 +669,23 @@ def _tell(story: _Story, rt: Any, blobs: Path) -> None:
         if wrap.key == acme_ref
     }
     story.check(versions == {rotation.key.version}, f"wraps still under versions {versions}")
-    after = _file_sha256(sealed_path)
+    after = _file_sha256(t.recording)
     story.check(before == after, "the sealed recording changed")
     console.print(
         f"acme's key is now at {rotation.key.version}; {status.done} scope keys re-wrapped, all "
         f"now under {rotation.key.version}. Sealed recording SHA-256 before and after: "
         f"{before[:16]}... = {after[:16]}..."
     )
-    story.opens(read_range, _expected(start, end), "the recording range (unchanged bytes)")
+    story.opens(t.read_range, _expected(t.start, t.end), "the recording range (unchanged bytes)")
     story.opens(
         lambda: protector.open(CROSS_ORG, chat_before),
-        f"{cases[0][0]}: hello".encode(),
+        f"{_CROSS_LABEL}: hello".encode(),
         "the cross-org chat (unchanged bytes)",
     )
 
-    # 8. Audit ------------------------------------------------------------------------------------
+
+def _the_audit_chain(t: _Tale) -> None:
+    story, rt = t.story, t.rt
     story.chapter(
         8,
         "The audit chain",
@@ -634,7 +696,9 @@ def _tell(story: _Story, rt: Any, blobs: Path) -> None:
     _usage(story, rt)
     _verify_audit(story, rt)
 
-    # 9. Crypto-shredding -------------------------------------------------------------------------
+
+def _crypto_shredding(t: _Tale) -> None:
+    story, rt, console, protector, sealed = t.story, t.rt, t.console, t.protector, t.sealed
     story.chapter(
         9,
         "acme crypto-shreds",
@@ -658,27 +722,26 @@ def _tell(story: _Story, rt: Any, blobs: Path) -> None:
         f"(evidence SHA-256 {evidence.digest[:16]}... in the audit log)."
     )
     story.check(evidence.scope_keys >= 6, f"only {evidence.scope_keys} scope keys shredded")
-    story.denied(read_range, "the recording")
-    story.denied(lambda: protector.open(CROSS_ORG, chat_before), "the cross-org chat")
+    story.denied(t.read_range, "the recording")
+    story.denied(lambda: protector.open(CROSS_ORG, sealed[_CROSS_LABEL]), "the cross-org chat")
     story.check(
         _raises(lambda: admin.enable_key("customer:acme"), LifecycleError),
         "a destroyed key could be enabled again",
     )
     console.print("Enabling the destroyed key is refused: destruction is final.")
     story.opens(
-        lambda: protector.open(POLL, sealed[cases[3][0]]),
-        f"{cases[3][0]}: hello".encode(),
+        lambda: protector.open(POLL, sealed[_POLL_LABEL]),
+        f"{_POLL_LABEL}: hello".encode(),
         "the poll (platform key)",
     )
     story.denied(
-        lambda: protector.open(HALF_LICENSED, sealed[cases[1][0]]),
+        lambda: protector.open(HALF_LICENSED, sealed[_HALF_LABEL]),
         "globex's chat with al (it needed acme's key too)",
     )
     _verify_audit(story, rt)
-    story.recording_path = sealed_path
 
 
-def _shredded_forever(story: _Story, rt: Any) -> None:
+def _shredded_forever(story: _Story, rt: Runtime) -> None:
     """A new process on the same home: the shredded content still does not open."""
     try:
         path = story.recording_path
@@ -705,7 +768,7 @@ def _raises(call: Callable[[], object], error: type[Exception]) -> bool:
     return False
 
 
-def _verify_audit(story: _Story, rt: Any) -> None:
+def _verify_audit(story: _Story, rt: Runtime) -> None:
     log = rt.audit_log
     keys = {rt.signing_key.key_id: rt.signing_key.public_key}
     rows = []
@@ -721,7 +784,7 @@ def _verify_audit(story: _Story, rt: Any) -> None:
     story.console.print(table)
 
 
-def _usage(story: _Story, rt: Any) -> None:
+def _usage(story: _Story, rt: Runtime) -> None:
     from ownkey.storage import AuditQuery
 
     counts: dict[str, int] = {}

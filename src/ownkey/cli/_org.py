@@ -10,7 +10,10 @@ service are re-wrapped by a job (no content touched); ``--no-backfill`` leaves t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+import functools
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -26,6 +29,7 @@ from ownkey.cli._common import (
     table,
 )
 from ownkey.cli._jobs import job_json, run_with_progress
+from ownkey.policy import ORG_FLAG_HELP
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -37,21 +41,49 @@ __all__ = ["coverage", "org_app", "user_app"]
 org_app = typer.Typer(help="Create and configure organisations.", no_args_is_help=True)
 user_app = typer.Typer(help="Users of an org and their CMK licences.", no_args_is_help=True)
 
-_FLAG_HELP = {
-    "large_org": "Large organisation (may protect log and index data).",
-    "log_index_encryption": "Protect log and index data (large orgs only).",
-    "compliance_archival": "Compliance archival on (0006).",
-    "advanced_chat_encryption": "Advanced chat encryption: team chat is encrypted on the client.",
-    "hybrid": "CMK hybrid (1001): client-side chat keys.",
-}
 ServiceOption = Annotated[
     list[str] | None,
     typer.Option("--enable", help="Enable service IDs (repeatable, or comma-separated)."),
 ]
 
 
-def _flags(**values: bool | None) -> dict[str, bool]:
-    return {name: value for name, value in values.items() if value is not None}
+_Command = TypeVar("_Command", bound=Callable[..., None])
+
+
+def _flag_options(default: bool | None) -> Callable[[_Command], _Command]:
+    """Give a command one ``--FLAG/--no-FLAG`` option per org flag (``ORG_FLAGS``, help from its
+    table), passed on as ``flags``: those given (all, when ``default`` is a bool)."""
+
+    def decorate(command: _Command) -> _Command:
+        signature = inspect.signature(command, eval_str=True)
+        kept = [p for p in signature.parameters.values() if p.name != "flags"]
+        added = [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=default,
+                annotation=Annotated[
+                    bool | None,
+                    typer.Option(
+                        f"--{name.replace('_', '-')}/--no-{name.replace('_', '-')}",
+                        help=text,
+                        show_default=default is not None,
+                    ),
+                ],
+            )
+            for name, text in ORG_FLAG_HELP.items()
+        ]
+
+        @functools.wraps(command)
+        def with_flags(*args: Any, **kwargs: Any) -> None:
+            flags = {name: kwargs.pop(name) for name in ORG_FLAG_HELP}
+            command(*args, flags={k: v for k, v in flags.items() if v is not None}, **kwargs)
+
+        del with_flags.__wrapped__  # typer must read the signature below, not the command's
+        with_flags.__signature__ = signature.replace(parameters=kept + added)  # type: ignore[attr-defined]
+        return with_flags  # type: ignore[return-value]
+
+    return decorate
 
 
 def _org_human(org: Org) -> Any:
@@ -60,7 +92,7 @@ def _org_human(org: Org) -> Any:
         rows = [
             ("cmk", "on" if settings.cmk else "off"),
             ("services", ", ".join(org.services) or "none"),
-            *((flag, "on" if getattr(settings, flag) else "off") for flag in _FLAG_HELP),
+            *((flag, "on" if getattr(settings, flag) else "off") for flag in ORG_FLAG_HELP),
             ("licensed users", len(settings.licensed_users)),
             ("revision", org.revision),
             ("changed", iso(org.changed_at)),
@@ -71,6 +103,7 @@ def _org_human(org: Org) -> Any:
 
 
 @org_app.command("create")
+@_flag_options(default=False)
 def create(
     org: Annotated[str, typer.Argument(help="The org's name (letters, digits, . _ -).")],
     cmk: Annotated[bool, typer.Option("--cmk", help="Turn CMK on (needs a customer key).")] = False,
@@ -79,27 +112,11 @@ def create(
         typer.Option("--create-key", help="Create the org's customer key in the local store."),
     ] = False,
     enable: ServiceOption = None,
-    large_org: Annotated[bool, typer.Option(help=_FLAG_HELP["large_org"])] = False,
-    log_index_encryption: Annotated[
-        bool, typer.Option(help=_FLAG_HELP["log_index_encryption"])
-    ] = False,
-    compliance_archival: Annotated[
-        bool, typer.Option(help=_FLAG_HELP["compliance_archival"])
-    ] = False,
-    advanced_chat_encryption: Annotated[
-        bool, typer.Option(help=_FLAG_HELP["advanced_chat_encryption"])
-    ] = False,
-    hybrid: Annotated[bool, typer.Option(help=_FLAG_HELP["hybrid"])] = False,
     as_json: Annotated[bool, JSON_OPTION] = False,
+    *,
+    flags: dict[str, bool],
 ) -> None:
     """Add an org to the directory (optionally with a new customer key and CMK on)."""
-    flags = _flags(
-        large_org=large_org,
-        log_index_encryption=log_index_encryption,
-        compliance_archival=compliance_archival,
-        advanced_chat_encryption=advanced_chat_encryption,
-        hybrid=hybrid,
-    )
     with runtime() as rt:
         created = rt.create_org(org, services=split_csv(enable), actor=CLI_ACTOR, **flags)
         key = rt.create_key(org, actor=CLI_ACTOR) if create_key else None
@@ -154,6 +171,7 @@ def _backfill(rt: Runtime, org: str, services: tuple[str, ...], enable: bool, qu
 
 
 @org_app.command("set")
+@_flag_options(default=None)
 def set_org(
     org: Annotated[str, typer.Argument(help="The org.")],
     cmk: Annotated[
@@ -164,31 +182,15 @@ def set_org(
         list[str] | None,
         typer.Option("--disable", help="Disable service IDs (repeatable, or comma-separated)."),
     ] = None,
-    large_org: Annotated[bool | None, typer.Option(help=_FLAG_HELP["large_org"])] = None,
-    log_index_encryption: Annotated[
-        bool | None, typer.Option(help=_FLAG_HELP["log_index_encryption"])
-    ] = None,
-    compliance_archival: Annotated[
-        bool | None, typer.Option(help=_FLAG_HELP["compliance_archival"])
-    ] = None,
-    advanced_chat_encryption: Annotated[
-        bool | None, typer.Option(help=_FLAG_HELP["advanced_chat_encryption"])
-    ] = None,
-    hybrid: Annotated[bool | None, typer.Option(help=_FLAG_HELP["hybrid"])] = None,
     backfill: Annotated[
         bool,
         typer.Option(help="Re-wrap existing scope keys of services that changed key."),
     ] = True,
     as_json: Annotated[bool, JSON_OPTION] = False,
+    *,
+    flags: dict[str, bool],
 ) -> None:
     """Change an org's settings; new content follows at once, existing content is backfilled."""
-    flags = _flags(
-        large_org=large_org,
-        log_index_encryption=log_index_encryption,
-        compliance_archival=compliance_archival,
-        advanced_chat_encryption=advanced_chat_encryption,
-        hybrid=hybrid,
-    )
     on, off = split_csv(enable), split_csv(disable)
     if cmk is None and not on and not off and not flags:
         fail("nothing to change: give --cmk/--no-cmk, --enable, --disable or a flag")

@@ -1,4 +1,4 @@
-"""``ownkey policy``: dry-run the policy decision contract of DESIGN.md.
+"""``ownkey policy``: dry-run the policy decision contract of docs/policy.md.
 
 ``explain`` reads the request JSON on stdin and prints the plan JSON on stdout, the same answer as
 ``POST /v1/policy/explain``. A bad request exits with code 2 and one line on stderr that names the

@@ -43,7 +43,7 @@ def create(
 
     try:
         with Runtime.open() as runtime:
-            if org is not None and runtime.directory.store.get_org(org) is None:
+            if org is not None and not runtime.org_ops.exists(org):
                 raise _bad(f"no org {org!r} (create it first: ownkey org create {org})")
             record, text = TokenStore(runtime.database).issue(
                 "platform" if platform else "org", org=org, note=note

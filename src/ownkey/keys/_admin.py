@@ -19,7 +19,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ownkey.audit import AuditAction, Outcome
-from ownkey.errors import AuditUnavailable, ConfigError, LifecycleError, NotFound
+from ownkey.errors import (
+    AuditUnavailable,
+    ConfigError,
+    Conflict,
+    InvalidRequest,
+    LifecycleError,
+    NotFound,
+)
 from ownkey.keys._calls import unwrap_share, wrap_share
 from ownkey.keys._deps import KeyDeps
 from ownkey.keys._lifecycle import KeyAction, KeyState, destruction_due, next_state
@@ -111,7 +118,9 @@ class KeyAdmin:
         if existing is not None and existing.state is not KeyState.DESTROYED:
             raise LifecycleError(f"{ref} already has a key ({existing.state.value})")
         if ref.kind == HYBRID:
-            raise ConfigError(f"{ref} is a client-side key: a platform deployment never holds it")
+            raise InvalidRequest(
+                "key", f"{ref} is a client-side key: a platform deployment never holds it"
+            )
 
     def create(
         self, ref: KeyRef, *, provider: str | None = None, actor: str | None = None
@@ -144,7 +153,7 @@ class KeyAdmin:
         self._check_replaceable(ref)
         description = self._deps.provider(provider).describe(key_id)
         if description.state is not KeyState.ENABLED:
-            raise ConfigError(f"key {key_id} in {provider} is {description.state.value}")
+            raise Conflict(f"key {key_id} in {provider} is {description.state.value}")
         now = self._deps.clock()
         candidate = MasterKey(
             ref, provider, key_id, description.primary_version, KeyState.ENABLED, now, now

@@ -8,7 +8,9 @@ restores access, unlike destruction.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ownkey.keys._records import ScopeIdentity, Selector
 from ownkey.keys._refs import KeyRef
@@ -70,6 +72,39 @@ class RevocationRule:
         """Whether the rule denies a scope key of this identity."""
         return self._selector.matches(identity)
 
+    def to_record(self) -> dict[str, Any]:
+        """The rule as one flat record, ``key_ref`` naming its key: the field mapping written
+        once for the SQL row, the change notification and the API's answer."""
+        return {
+            "rule_id": self.rule_id,
+            "org": self.org,
+            "key_ref": str(self.wrapping_key),
+            "service_id": self.service_id,
+            "scope": self.scope,
+            "since": self.since,
+            "until": self.until,
+            "created_at": self.created_at,
+            "actor": self.actor,
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> RevocationRule:
+        """The rule of a :meth:`to_record` record (missing fields take their defaults)."""
+        key_ref = record.get("key_ref")
+        return cls(
+            org=str(record["org"]),
+            service_id=record.get("service_id"),
+            scope=record.get("scope"),
+            since=_seconds(record.get("since")),
+            until=_seconds(record.get("until")),
+            key=None if key_ref is None else KeyRef.parse(str(key_ref)),
+            rule_id=str(record.get("rule_id") or ""),
+            created_at=_seconds(record.get("created_at")) or 0.0,
+            actor=record.get("actor"),
+            note=str(record.get("note") or ""),
+        )
+
     def describe(self) -> dict[str, str]:
         """The rule's fields as strings, for audit details and reports."""
         out = {"rule_id": self.rule_id, "org": self.org, "key": str(self.key)}
@@ -80,6 +115,10 @@ class RevocationRule:
         if self.note:
             out["note"] = self.note
         return out
+
+
+def _seconds(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
 
 
 @dataclass(frozen=True, slots=True)

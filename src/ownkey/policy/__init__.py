@@ -1,12 +1,13 @@
 """Policy engine: which keys protect an asset, and why. Pure core.
 
-The front door is :func:`explain`: a :class:`PolicyRequest` (parsed from DESIGN.md's request JSON
+The front door is :func:`explain`: a :class:`PolicyRequest` (parsed from request JSON
 by :func:`parse_request` or :func:`parse_request_json`) in, a :class:`ProtectionPlan` out, whose
 ``to_json()`` is the contract's answer. Bad requests raise :class:`~ownkey.errors.PolicyError`
 naming the field.
 """
 
 from ownkey.policy._engine import explain
+from ownkey.policy._flags import ORG_FLAG_HELP, ORG_FLAGS
 from ownkey.policy._plan import KeyRef, KeyType, Protection, ProtectionPlan, Reason, Rule
 from ownkey.policy._request import (
     Asset,
@@ -21,6 +22,8 @@ from ownkey.policy._request import (
 from ownkey.policy._schema import plan_schema, request_schema
 
 __all__ = [
+    "ORG_FLAGS",
+    "ORG_FLAG_HELP",
     "Asset",
     "Container",
     "DataClass",

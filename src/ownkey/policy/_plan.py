@@ -33,7 +33,7 @@ class Protection(StrEnum):
 
 
 class Rule(StrEnum):
-    """The rules of DESIGN.md's contract; every reason names the one it applies."""
+    """The rules of the policy contract (docs/policy.md); every reason names the one it applies."""
 
     CATALOG = "catalog"
     EXCLUDED_COMPONENT = "excluded-component"
@@ -145,7 +145,7 @@ class ProtectionPlan:
         return frozenset(reason.rule for reason in self.reasons)
 
     def to_json(self) -> dict[str, object]:
-        """The plan exactly as DESIGN.md's contract prints it, fields in the contract's order."""
+        """The plan as the contract (docs/policy.md) prints it, in its field order."""
         return {
             "service_id": self.service_id,
             "protection": self.protection.value,

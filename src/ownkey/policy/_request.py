@@ -1,4 +1,4 @@
-"""The policy request of DESIGN.md's contract, parsed into frozen dataclasses and validated.
+"""The policy request of docs/policy.md, parsed into frozen dataclasses and validated.
 
 Parsing is strict on purpose: an admin dry-running policy and the platform asking for a plan must
 never get an answer for a request that was silently read differently from what they meant. An
@@ -32,6 +32,7 @@ from ownkey.policy._fields import (
     read_str,
     read_str_item,
 )
+from ownkey.policy._flags import ORG_FLAGS
 
 __all__ = [
     "Asset",
@@ -57,7 +58,8 @@ class DataClass(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class OrgSettings:
-    """One organisation's CMK settings, as the platform knows them."""
+    """One organisation's CMK settings, as the platform knows them; the flags after
+    ``licensed_users`` are the rows of :data:`~ownkey.policy.ORG_FLAGS`, in its order."""
 
     cmk: bool
     services: frozenset[str] = frozenset()
@@ -88,11 +90,7 @@ class OrgSettings:
             "cmk": self.cmk,
             "services": sorted(self.services),
             "licensed_users": sorted(self.licensed_users),
-            "large_org": self.large_org,
-            "log_index_encryption": self.log_index_encryption,
-            "compliance_archival": self.compliance_archival,
-            "advanced_chat_encryption": self.advanced_chat_encryption,
-            "hybrid": self.hybrid,
+            **{flag: getattr(self, flag) for flag in ORG_FLAGS},
         }
 
 
@@ -249,15 +247,7 @@ class PolicyRequest:
 
 
 _CHATS = frozenset({ContainerKind.CHAT, ContainerKind.CHANNEL})
-_ORG_FIELDS = (
-    "services",
-    "licensed_users",
-    "large_org",
-    "log_index_encryption",
-    "compliance_archival",
-    "advanced_chat_encryption",
-    "hybrid",
-)
+_ORG_FIELDS = ("services", "licensed_users", *ORG_FLAGS)
 _ASSET_REQUIRED = ("service_id", "org", "owner_kind", "component")
 _ASSET_OPTIONAL = ("owner", "container", "creator", "third_party_model", "data_class")
 
@@ -275,7 +265,7 @@ def _parse_org(value: object, path: str) -> OrgSettings:
         read_str_item(item, index(child(path, "licensed_users"), position))
         for position, item in enumerate(read_list(obj, "licensed_users", path))
     ]
-    flags = {name: read_bool(obj, name, path) for name in _ORG_FIELDS[2:]}
+    flags = {name: read_bool(obj, name, path) for name in ORG_FLAGS}
     return OrgSettings(
         cmk=read_bool(obj, "cmk", path),
         services=frozenset(services),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ownkey.catalog import ASSET_TYPES, ContainerKind, OwnerKind
+from ownkey.policy._flags import ORG_FLAG_HELP
 from ownkey.policy._plan import KeyType, Protection
 from ownkey.policy._request import DataClass
 
@@ -23,13 +24,6 @@ _SERVICE_ID: dict[str, Any] = {
     "type": "string",
     "enum": sorted(entry.service_id for entry in ASSET_TYPES),
     "description": "A 4-digit service ID of the catalog, always a string.",
-}
-_ORG_FLAGS = {
-    "large_org": "The org is a large organisation (may protect log and index data).",
-    "log_index_encryption": "The org enabled CK protection of log and index data.",
-    "compliance_archival": "Compliance archival is on (needed for 0006).",
-    "advanced_chat_encryption": "Advanced chat encryption: team chat is client-side encrypted.",
-    "hybrid": "CMK hybrid is on (needed for 1001).",
 }
 
 
@@ -56,7 +50,7 @@ def _org() -> dict[str, Any]:
             "description": "The org's CMK-licensed users.",
         },
     }
-    for name, description in _ORG_FLAGS.items():
+    for name, description in ORG_FLAG_HELP.items():
         properties[name] = {"type": "boolean", "default": False, "description": description}
     return {
         "type": "object",

@@ -13,17 +13,22 @@ unwrap fail with :class:`~ownkey.errors.InvalidCiphertext`.
 from __future__ import annotations
 
 import json
+import os
 import struct
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypedDict
 
 from ownkey.envelope import EncryptionContext, encode_context
-from ownkey.errors import AccessDenied, InvalidCiphertext, LimitExceeded
+from ownkey.errors import AccessDenied, ConfigError, InvalidCiphertext, LimitExceeded
 from ownkey.keys import KeyState
 
 __all__ = [
     "BLOB_FORMAT",
     "MAX_PLAINTEXT_BYTES",
+    "Adapter",
+    "AdapterOptions",
     "StateMark",
     "binding",
     "check_plaintext",
@@ -120,3 +125,35 @@ class StateMark:
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError("unreadable ownkey state mark") from exc
         return cls(state, destroy_at)
+
+
+class AdapterOptions(TypedDict, total=False):
+    """The keyword arguments every key-manager adapter's constructor takes alike."""
+
+    name: str
+    timeout: float
+    owns_destruction: bool
+    random: Callable[[int], bytes]
+    clock: Callable[[], float]
+
+
+class Adapter:
+    """The part every key-manager adapter shares, set once from its options: its ``name``, the
+    bound on each call (``_timeout``, seconds), whether ownkey may destroy keys in the key
+    manager (``owns_destruction``), and the injected ``_random`` and ``_clock``."""
+
+    owns_destruction: bool
+
+    def __init__(self, kind: str, options: AdapterOptions, *, timeout: float) -> None:
+        """``name`` defaults to ``kind``; ConfigError for a timeout that is not positive."""
+        self._timeout = options.get("timeout", timeout)
+        if not self._timeout > 0:
+            raise ConfigError(f"the {kind} timeout must be positive")
+        self._name = options.get("name", kind)
+        self.owns_destruction = options.get("owns_destruction", False)
+        self._random = options.get("random", os.urandom)
+        self._clock = options.get("clock", time.time)
+
+    @property
+    def name(self) -> str:
+        return self._name

@@ -80,9 +80,9 @@ import ssl
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Unpack
 
 with warnings.catch_warnings():
     # PyKMIP 0.11 imports declarative_base from SQLAlchemy's 1.x location, which warns once at
@@ -121,6 +121,8 @@ from ownkey.keys import (
 )
 from ownkey.providers._common import (
     BLOB_FORMAT,
+    Adapter,
+    AdapterOptions,
     StateMark,
     check_plaintext,
     context_bytes,
@@ -360,7 +362,7 @@ def _unframe_aead(blob: bytes) -> tuple[str, bytes, bytes, bytes]:
     return uid, body[1:iv_end], tag, data
 
 
-class KmipProvider:
+class KmipProvider(Adapter):
     """Customer keys in a KMIP server (PyKMIP's, or any KMIP 1.x server with AES-CBC).
 
     ``certfile``/``keyfile`` are the client's certificate and key, ``ca_file`` the CA that signed
@@ -385,32 +387,24 @@ class KmipProvider:
         certfile: str,
         keyfile: str,
         ca_file: str,
-        name: str = "kmip",
         server_hostname: str | None = None,
-        timeout: float = 2.0,
         pool_size: int = 8,
         allow_local_binding: bool = False,
         disable_in_server: bool = False,
-        owns_destruction: bool = False,
-        random: Callable[[int], bytes] = os.urandom,
-        clock: Callable[[], float] = time.time,
+        **options: Unpack[AdapterOptions],
     ) -> None:
-        if timeout <= 0:
-            raise ConfigError("the kmip timeout must be positive")
+        """``options``: ``name`` (default ``kmip``), ``timeout`` (default 2 s),
+        ``owns_destruction``, ``random``, ``clock`` (:class:`AdapterOptions`)."""
+        super().__init__("kmip", options, timeout=2.0)
         self._allow_local_binding = allow_local_binding
         self._disable_in_server = disable_in_server
         #: Whether :meth:`disable` can be undone (False when it revokes in the server).
         self.reversible_disable: bool = not disable_in_server
         self._aead: bool | None = None  # does the server bind associated data? None: not probed
-        self.owns_destruction = owns_destruction
         self._host = host
         self._port = port
-        self._name = name
         self._server_hostname = server_hostname or host
-        self._timeout = timeout
         self._pool_size = pool_size
-        self._random = random
-        self._clock = clock
         self._certfile, self._keyfile, self._ca_file = certfile, keyfile, ca_file
         try:
             context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
@@ -428,10 +422,6 @@ class KmipProvider:
 
     def __repr__(self) -> str:
         return f"<KmipProvider name={self._name} server={self._host}:{self._port}>"
-
-    @property
-    def name(self) -> str:
-        return self._name
 
     # -- connections ----------------------------------------------------------------------
 

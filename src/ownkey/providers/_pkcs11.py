@@ -39,13 +39,11 @@ takes that library's lock, waiting at most ``timeout`` seconds for it.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final, Unpack, cast
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
@@ -71,6 +69,8 @@ from ownkey.keys import (
     next_state,
 )
 from ownkey.providers._common import (
+    Adapter,
+    AdapterOptions,
     StateMark,
     binding,
     check_plaintext,
@@ -170,7 +170,7 @@ class _Version:
     usable: bool
 
 
-class Pkcs11Provider:
+class Pkcs11Provider(Adapter):
     """Customer keys in a PKCS#11 token (an HSM, or SoftHSM2 in tests).
 
     ``pin`` is the token's user PIN (read it from a secret store; it never appears in a message
@@ -185,22 +185,14 @@ class Pkcs11Provider:
         library: str,
         token_label: str,
         pin: str,
-        name: str = "pkcs11",
-        timeout: float = 5.0,
-        owns_destruction: bool = False,
-        random: Callable[[int], bytes] = os.urandom,
-        clock: Callable[[], float] = time.time,
+        **options: Unpack[AdapterOptions],
     ) -> None:
-        if timeout <= 0:
-            raise ConfigError("the pkcs11 timeout must be positive")
-        self.owns_destruction = owns_destruction
+        """``options``: ``name`` (default ``pkcs11``), ``timeout`` (default 5 s),
+        ``owns_destruction``, ``random``, ``clock`` (:class:`AdapterOptions`)."""
+        super().__init__("pkcs11", options, timeout=5.0)
         self._library_path = library
         self._token_label = token_label
         self._pin = pin
-        self._name = name
-        self._timeout = timeout
-        self._random = random
-        self._clock = clock
         self._lock = _library_lock(library)
         self._session: pkcs11.Session | None = None
 
@@ -209,10 +201,6 @@ class Pkcs11Provider:
             f"<Pkcs11Provider name={self._name} library={self._library_path} "
             f"token={self._token_label} pin=<redacted>>"
         )
-
-    @property
-    def name(self) -> str:
-        return self._name
 
     # -- sessions and error translation ---------------------------------------------------
 

@@ -1,24 +1,31 @@
-"""Application layer: the composition root and the Protector.
+"""Application layer: the one builder, the Protector, and a deployment's façades.
 
-:func:`build_protector` wires settings, providers, stores, audit and policy into a
-:class:`Protector` (``seal``/``open``, streams, ranges, ``explain``, ``rekey``) whose ``admin``
-(:class:`Administration`) runs key lifecycle, revocation, rotation, backfill and the cache.
-:class:`Runtime` is one deployment composed from settings (database, stores, providers, audit,
-org directory, Protector): what the CLI, the API and the demo open.
+One builder (``_builder.py``) composes a :class:`Protector` (``seal``/``open``, streams, ranges,
+``explain``, ``rekey``; its ``admin``, :class:`Administration`, runs key lifecycle, revocation,
+rotation, backfill and the cache) from settings and a profile: :class:`MemoryProfile` behind
+:func:`build_protector`, :class:`SqlProfile` behind :meth:`Runtime.open`. :class:`Runtime` is one
+deployment (what the CLI, the API and the demo open); it builds and closes, and hands out
+:class:`OrgOperations`, :class:`KeyOperations` and :class:`JobOperations`.
 """
 
+from ownkey.errors import PlanChanged  # re-exported where it was first defined
 from ownkey.service._admin import Administration, Rotation
-from ownkey.service._assets import AssetPreview, AssetService, PlanChanged
+from ownkey.service._assets import AssetPreview, AssetService
 from ownkey.service._background import BackgroundJobs
 from ownkey.service._build import build_protector
+from ownkey.service._builder import Effects, MemoryProfile, SqlDeployment, SqlProfile
+from ownkey.service._coverage import Coverage, ServiceCoverage
 from ownkey.service._directory import Org, OrgDirectory, User
+from ownkey.service._job_ops import JobOperations
 from ownkey.service._jobs import JobRunner, RekeyPreview, ShredCandidate
+from ownkey.service._key_ops import KeyOperations
 from ownkey.service._nodes import NodeSync
 from ownkey.service._objects import ObjectRange, Objects
+from ownkey.service._org_ops import OrgOperations, OrgUpdate
 from ownkey.service._plan import PlanView, PolicyFn, policy_engine, view_plan
 from ownkey.service._protector import Protector
 from ownkey.service._request import AssetAddress, address_of, policy_part
-from ownkey.service._runtime import Coverage, OrgUpdate, Runtime, ServiceCoverage
+from ownkey.service._runtime import Runtime
 from ownkey.service._settings import ProtectorSettings
 
 __all__ = [
@@ -28,12 +35,17 @@ __all__ = [
     "AssetService",
     "BackgroundJobs",
     "Coverage",
+    "Effects",
+    "JobOperations",
     "JobRunner",
+    "KeyOperations",
+    "MemoryProfile",
     "NodeSync",
     "ObjectRange",
     "Objects",
     "Org",
     "OrgDirectory",
+    "OrgOperations",
     "OrgUpdate",
     "PlanChanged",
     "PlanView",
@@ -45,6 +57,8 @@ __all__ = [
     "Runtime",
     "ServiceCoverage",
     "ShredCandidate",
+    "SqlDeployment",
+    "SqlProfile",
     "User",
     "address_of",
     "build_protector",

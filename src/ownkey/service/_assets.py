@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ownkey.envelope import Readable, Writable
-from ownkey.errors import ConfigError, NotFound
+from ownkey.errors import Conflict, NotFound, PlanChanged, RetiredScopeKey
 from ownkey.keys import KeyRef, RevocationRule
 from ownkey.service._plan import view_plan
 from ownkey.service._protector import Protector
 from ownkey.service._request import address_of
-from ownkey.storage import AssetRecord, AssetStore, BlobReader, RetiredScopeKey
+from ownkey.storage import AssetRecord, AssetStore, AssetTotals, BlobReader
 
 __all__ = [
     "SMALL_LIMIT",
@@ -52,34 +52,17 @@ Request = Mapping[str, Any]
 Completer = Callable[[Request], Request]
 
 
-class PlanChanged(ConfigError):  # noqa: N818 - named like the error tree
-    """The policy now names other keys than those a stored asset's scope key is under.
-
-    A rekey keeps the keys; moving content between keys is a backfill. Run the backfill for the
-    service (or give the rekey the orgs' current settings), then rekey again.
-    """
-
-
-@dataclass(frozen=True, slots=True)
-class AssetPreview:
-    """What a revocation rule would deny: scope keys, stored assets and their bytes, by service."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AssetPreview(AssetTotals):
+    """What a revocation rule would deny: the stored assets and their bytes by service (the
+    :class:`~ownkey.storage.AssetTotals` under its scope keys), and those scope keys."""
 
     rule: RevocationRule
     scope_keys_by_service: dict[str, int] = field(default_factory=dict)
-    assets_by_service: dict[str, int] = field(default_factory=dict)
-    bytes_by_service: dict[str, int] = field(default_factory=dict)
 
     @property
     def scope_keys(self) -> int:
         return sum(self.scope_keys_by_service.values())
-
-    @property
-    def assets(self) -> int:
-        return sum(self.assets_by_service.values())
-
-    @property
-    def bytes(self) -> int:
-        return sum(self.bytes_by_service.values())
 
     @property
     def services(self) -> list[str]:
@@ -307,7 +290,7 @@ class AssetService:
         """The request to evaluate the policy with for a stored asset *now*: the stored one,
         completed (e.g. from the org directory), with ``orgs`` overriding its org settings."""
         if record.request is None:
-            raise ConfigError(
+            raise Conflict(
                 f"asset {record.asset_id} was stored without its request: the policy cannot be "
                 "evaluated for it"
             )
@@ -341,13 +324,15 @@ class AssetService:
             try:
                 record, reader = self.store.open(asset_id)
             except NotFound:
-                return False  # deleted: nothing left to rekey
+                if self.store.find(asset_id) is None:
+                    return False  # deleted: nothing left to rekey
+                raise  # its row names a blob that is gone: fail, do not count it as rekeyed
             try:
                 if only_from is not None and record.scope_key_id not in only_from:
                     return False
                 request = self.current_request(record, orgs)
                 if address_of(request).context != record.context:
-                    raise ConfigError(f"asset {asset_id}: its stored request names another asset")
+                    raise Conflict(f"asset {asset_id}: its stored request names another asset")
                 self._check_keys(record, request, known_keys)
                 try:
                     if self._rekey_once(record, reader, request):
@@ -356,7 +341,7 @@ class AssetService:
                     self._retired(exc)  # the fresh key was retired meanwhile: try once more
             finally:
                 reader.close()
-        raise ConfigError(f"asset {asset_id} kept changing while it was rekeyed; run again")
+        raise Conflict(f"asset {asset_id} kept changing while it was rekeyed; run again")
 
     def _check_keys(
         self,
@@ -415,10 +400,10 @@ class AssetService:
             ids.append(record.key_id)
         totals = self.store.totals(ids)
         return AssetPreview(
-            rule,
-            dict(sorted(counts.items())),
             dict(totals.assets_by_service),
             dict(totals.bytes_by_service),
+            rule=rule,
+            scope_keys_by_service=dict(sorted(counts.items())),
         )
 
 

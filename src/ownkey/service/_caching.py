@@ -10,7 +10,9 @@ these adapters answer from memory instead and re-read the whole (small) table:
 - at the latest ``max_age`` seconds after the last read of the table, which bounds how long a
   change made through another process goes unseen when no notification arrives.
 
-``max_age=0`` reads through on every call.
+``max_age=0`` reads through on every call. :meth:`CachedKeyRegistry.read_through` and
+:meth:`CachedRuleStore.read_through` are views for decisions that must see the records as
+stored (the admin operations): they read the store itself and write through the cache.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 from ownkey.keys import KeyRef, KeyRegistry, MasterKey, RevocationRule, RuleStore
 
-__all__ = ["CachedKeyRegistry", "CachedRuleStore"]
+__all__ = ["CachedKeyRegistry", "CachedRuleStore", "FreshKeyRegistry", "FreshRuleStore"]
 
 
 class _Snapshot:
@@ -91,6 +93,31 @@ class CachedKeyRegistry:
         """Re-read the registry on the next call."""
         self._snapshot.invalidate()
 
+    def read_through(self) -> FreshKeyRegistry:
+        """A view that reads the registry itself (fresh records) and writes through this cache."""
+        return FreshKeyRegistry(self._inner, self)
+
+
+class FreshKeyRegistry:
+    """A :class:`~ownkey.keys.KeyRegistry` reading the store itself; a write also invalidates
+    the cache in front of it, so the data plane sees it on its next call."""
+
+    def __init__(self, inner: KeyRegistry, cache: CachedKeyRegistry) -> None:
+        self._inner = inner
+        self._cache = cache
+
+    def get(self, ref: KeyRef) -> MasterKey | None:
+        return self._inner.get(ref)
+
+    def put(self, key: MasterKey) -> None:
+        self._cache.put(key)
+
+    def all(self) -> Sequence[MasterKey]:
+        return self._inner.all()
+
+    def versions(self, ref: KeyRef) -> Sequence[str]:
+        return self._inner.versions(ref)
+
 
 class CachedRuleStore:
     """A :class:`~ownkey.keys.RuleStore` answering ``for_key``/``all`` from a snapshot."""
@@ -139,3 +166,28 @@ class CachedRuleStore:
     def invalidate(self) -> None:
         """Re-read the rules on the next call."""
         self._snapshot.invalidate()
+
+    def read_through(self) -> FreshRuleStore:
+        """A view that reads the rules themselves and writes through this cache."""
+        return FreshRuleStore(self._inner, self)
+
+
+class FreshRuleStore:
+    """A :class:`~ownkey.keys.RuleStore` reading the store itself; a write also invalidates
+    the cache in front of it."""
+
+    def __init__(self, inner: RuleStore, cache: CachedRuleStore) -> None:
+        self._inner = inner
+        self._cache = cache
+
+    def add(self, rule: RevocationRule) -> None:
+        self._cache.add(rule)
+
+    def remove(self, rule_id: str) -> RevocationRule:
+        return self._cache.remove(rule_id)
+
+    def all(self) -> Sequence[RevocationRule]:
+        return self._inner.all()
+
+    def for_key(self, ref: KeyRef) -> Sequence[RevocationRule]:
+        return self._inner.for_key(ref)

@@ -1,21 +1,25 @@
 """Coverage by service: which services of an org are under its customer key, and how much.
 
 For each of the seed's services: whether it is enabled, which key *new* content gets (customer,
-platform or client-side) and why, and the org's scope keys by key (customer vs platform only vs
-crypto-shredded) with the assets recorded in the asset store.
+platform or client-side) and why -- decided by the policy engine itself, from one synthetic
+request per owner kind (there is one rule book: ``ownkey.policy``) -- and the org's scope keys
+by key (customer vs platform only vs crypto-shredded) with the assets recorded in the asset
+store.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ownkey.catalog import ASSET_TYPES, SERVICE_IDS, asset_type
+from ownkey.catalog import ASSET_TYPES, SERVICE_IDS, ContainerKind, OwnerKind, asset_type
+from ownkey.errors import PolicyError
 from ownkey.keys import KeyRef, MasterKey
+from ownkey.policy import Asset, Container, KeyType, PolicyRequest, Rule, explain
 from ownkey.service._directory import Org
 from ownkey.storage import SqlOrgDirectory
 
-__all__ = ["Coverage", "ServiceCoverage", "coverage_of", "customer_services"]
+__all__ = ["Coverage", "ServiceCoverage", "coverage_of", "customer_services", "service_protection"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,28 +88,83 @@ class Coverage:
         }
 
 
-def _service_protection(org: Org, key: MasterKey | None, service_id: str) -> tuple[bool, str, str]:
-    """(enabled, protection of new content, why) for one service of one org."""
+#: A licensed user that exists only in coverage's synthetic requests: coverage reports what new
+#: content of a CMK-licensed owner gets (the unlicensed owner's content is always the platform's).
+PROBE_USER = "coverage-probe"
+
+_LICENSED_RULES = frozenset(
+    {
+        Rule.OWNER_LICENCE,
+        Rule.ORGANISER_LICENCE,
+        Rule.TEAM_CHAT_ANY_MEMBER,
+        Rule.TEAM_CHAT_CHANNEL_OWNER,
+        Rule.TEAM_CHAT_CROSS_ORG,
+    }
+)
+
+
+def _probes(org: Org, service_id: str) -> list[PolicyRequest]:
+    """One synthetic request per owner kind of the service: its first included component, in
+    its first container kind, owned by a licensed user (or the call queue, room, account)."""
+    entry = asset_type(service_id)
+    settings = replace(org.settings, licensed_users=org.settings.licensed_users | {PROBE_USER})
+    container = Container(next(kind for kind in ContainerKind if kind in entry.containers))
+    return [
+        PolicyRequest(
+            {org.name: settings},
+            Asset(
+                service_id=service_id,
+                org=org.name,
+                owner=PROBE_USER if kind is OwnerKind.USER else None,
+                owner_kind=kind,
+                component=entry.included[0],
+                container=container,
+            ),
+        )
+        for kind in OwnerKind
+        if kind in entry.owner_kinds
+    ]
+
+
+def _decide(org: Org, service_id: str) -> tuple[str, str]:
+    """(protection of new content, why), as the policy engine decides for the synthetic
+    requests; the first one under the customer key wins (a licensed owner's content)."""
+    try:
+        probes = _probes(org, service_id)
+    except PolicyError:  # 1001 exists only with cmk and hybrid on (the engine's own check)
+        return "platform", "needs cmk and hybrid on"
+    decided: list[tuple[str, str]] = []
+    for request in probes:
+        plan = explain(request)
+        types = {key.type for key in plan.keys}
+        last = plan.reasons[-1]
+        if KeyType.HYBRID in types:
+            decided.append(("client_side", last.text))
+        elif KeyType.CUSTOMER in types:
+            why = (
+                "content of licensed users (excluded components aside)"
+                if last.rule in _LICENSED_RULES
+                else "whole account, whatever the licences"
+            )
+            decided.append(("customer", why))
+        else:
+            decided.append(("platform", last.text))
+    return next((d for d in decided if d[0] == "customer"), decided[0])
+
+
+def service_protection(org: Org, key: MasterKey | None, service_id: str) -> tuple[bool, str, str]:
+    """(enabled, protection of new content, why) for one service of one org: the policy
+    engine's decision, and "platform" (sealing refused) where it needs a key not registered."""
     entry = asset_type(service_id)
     settings = org.settings
-    enabled = service_id in settings.services or not entry.needs_enabling
     if entry.client_side:
-        if settings.cmk and settings.hybrid:
-            return True, "client_side", "CMK hybrid: encrypted on the client"
-        return False, "platform", "needs cmk and hybrid on"
-    if service_id == "0008" and settings.advanced_chat_encryption:
-        return enabled, "client_side", "advanced chat encryption: encrypted on the client"
-    if not settings.cmk:
-        return enabled, "platform", "cmk is off"
-    if not enabled:
-        return False, "platform", "not enabled"
-    if entry.requires_setting and not settings.setting(entry.requires_setting):
-        return enabled, "platform", f"needs {entry.requires_setting} on"
-    if key is None:
+        enabled = settings.cmk and settings.hybrid
+    else:
+        enabled = service_id in settings.services or not entry.needs_enabling
+    protection, why = _decide(org, service_id)
+    if protection == "customer" and key is None:
         return enabled, "platform", "no customer key registered: sealing is refused"
-    if not entry.needs_licence:
-        return enabled, "customer", "whole account, whatever the licences"
-    return enabled, "customer", "content of licensed users (excluded components aside)"
+    return enabled, protection, why
 
 
 def coverage_of(org: Org, key: MasterKey | None, rules: int, store: SqlOrgDirectory) -> Coverage:
@@ -121,7 +180,7 @@ def coverage_of(org: Org, key: MasterKey | None, rules: int, store: SqlOrgDirect
     services = []
     for entry in ASSET_TYPES:
         sid = entry.service_id
-        enabled, protection, why = _service_protection(org, key, sid)
+        enabled, protection, why = service_protection(org, key, sid)
         count, size = stored.get(sid, (0, 0))
         services.append(
             ServiceCoverage(
@@ -142,15 +201,6 @@ def coverage_of(org: Org, key: MasterKey | None, rules: int, store: SqlOrgDirect
 
 
 def customer_services(org: Org) -> set[str]:
-    """The services whose new content goes under the org's customer key (licences aside)."""
-    settings = org.settings
-    return {
-        sid
-        for sid in SERVICE_IDS
-        if settings.protects(sid)
-        and not asset_type(sid).client_side
-        and not (
-            asset_type(sid).requires_setting
-            and not settings.setting(str(asset_type(sid).requires_setting))
-        )
-    }
+    """The services whose new content goes under the org's customer key (licences aside), as
+    the policy engine decides."""
+    return {sid for sid in SERVICE_IDS if _decide(org, sid)[0] == "customer"}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ownkey.catalog import SERVICE_IDS
-from ownkey.errors import PolicyError
+from ownkey.errors import InvalidRequest
 from ownkey.policy import OrgSettings
 from ownkey.storage._directory import ORG_FLAGS, OrgRow, SqlOrgDirectory
 
@@ -37,9 +37,9 @@ _MAX_USER = 320
 
 
 def check_org_name(name: str, field: str = "org") -> str:
-    """An org name: letters, digits, ``.``, ``_``, ``-``; at most 128; PolicyError otherwise."""
+    """An org name: letters, digits, ``.``, ``_``, ``-``; at most 128; InvalidRequest otherwise."""
     if not isinstance(name, str) or not _ORG_NAME.match(name):
-        raise PolicyError(
+        raise InvalidRequest(
             field,
             f"{name!r} is not an org name (letters, digits, '.', '_', '-'; at most 128 "
             "characters, starting with a letter or digit)",
@@ -55,16 +55,16 @@ def check_user(user: str, field: str = "user") -> str:
         or len(user) > _MAX_USER
         or any(c.isspace() for c in user)
     ):
-        raise PolicyError(field, f"{user!r} is not a user id (an email, no spaces)")
+        raise InvalidRequest(field, f"{user!r} is not a user id (an email, no spaces)")
     return user
 
 
 def check_service_ids(service_ids: Iterable[str], field: str = "services") -> tuple[str, ...]:
-    """Known 4-digit service IDs, sorted and unique; PolicyError naming the first unknown one."""
+    """Known 4-digit service IDs, sorted and unique; InvalidRequest naming the first unknown one."""
     out = set()
     for service_id in service_ids:
         if service_id not in SERVICE_IDS:
-            raise PolicyError(field, f"unknown service ID {service_id!r}")
+            raise InvalidRequest(field, f"unknown service ID {service_id!r}")
         out.add(service_id)
     return tuple(sorted(out))
 

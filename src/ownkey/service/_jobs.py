@@ -43,7 +43,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ownkey.audit import AuditAction
-from ownkey.errors import ConfigError, LifecycleError, NotFound, OwnkeyError, PolicyError
+from ownkey.errors import (
+    ConfigError,
+    Conflict,
+    InvalidRequest,
+    LifecycleError,
+    NotFound,
+    OwnkeyError,
+)
 from ownkey.keys import KeyRef, KeyState, ScopeKeyRecord, Selector, destruction_due
 from ownkey.service._assets import AssetService
 from ownkey.service._protector import Protector
@@ -72,7 +79,7 @@ def _ref(key: str | KeyRef) -> KeyRef:
     try:
         return KeyRef.parse(key)
     except ValueError as exc:
-        raise PolicyError("key", str(exc)) from None
+        raise InvalidRequest("key", str(exc)) from None
 
 
 def _shred_due(shred: PendingShred, now: float) -> bool:
@@ -150,10 +157,10 @@ class RekeyPreview:
 def _services(services: str | Collection[str]) -> list[str]:
     listed = [services] if isinstance(services, str) else list(services)
     if not listed:
-        raise PolicyError("services", "a backfill job names at least one service")
+        raise InvalidRequest("services", "a backfill job names at least one service")
     for service_id in listed:
         if not (isinstance(service_id, str) and len(service_id) == 4 and service_id.isdigit()):
-            raise PolicyError("services", f"{service_id!r} is not a 4-digit service ID")
+            raise InvalidRequest("services", f"{service_id!r} is not a 4-digit service ID")
     return sorted(set(listed))
 
 
@@ -582,7 +589,7 @@ class JobRunner:
             return self._rekey_step(job_id, status, actor)
         if status.kind == "shred":
             return self._shred_step(status, actor)
-        raise PolicyError("job", f"unknown job kind {status.kind!r}")  # pragma: no cover
+        raise InvalidRequest("job", f"unknown job kind {status.kind!r}")  # pragma: no cover
 
     def _rekey_step(self, job_id: str, status: JobStatus, actor: str) -> Step:
         assets = self._need_assets()
@@ -611,7 +618,7 @@ class JobRunner:
                 assets.rekey_asset(asset_id, only_from={key_id}, orgs=orgs, known_keys=known)
             left = assets.store.count_under(key_id)
             if left:
-                raise ConfigError(
+                raise Conflict(
                     f"{left} asset(s) are still under scope key {key_id.hex()}: not shredded"
                 )
             record = self._admin.scope_key(key_id)

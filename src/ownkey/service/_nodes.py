@@ -28,10 +28,6 @@ from ownkey.storage import Change, ChangeListener
 __all__ = ["NodeSync"]
 
 
-def _float(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
-
-
 class NodeSync:
     """Applies other nodes' changes to this node's caches (see the module docstring)."""
 
@@ -97,12 +93,4 @@ class NodeSync:
         key = KeyRef.parse(str(row["key_ref"]))
         if row.get("partial"):
             return Selector(key=key)
-        rule = RevocationRule(
-            org=str(row["org"]),
-            key=key,
-            service_id=row.get("service_id"),
-            scope=row.get("scope"),
-            since=_float(row.get("since")),
-            until=_float(row.get("until")),
-        )
-        return rule.selector
+        return RevocationRule.from_record(row).selector

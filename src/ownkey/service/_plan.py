@@ -19,7 +19,7 @@ from ownkey.keys import KeyRef
 
 __all__ = ["MemoizedPolicy", "PlanView", "PolicyFn", "policy_engine", "view_plan"]
 
-#: Anything that answers a policy request (a mapping in DESIGN.md's shape) with a plan.
+#: Anything that answers a policy request (a mapping in the shape of docs/policy.md) with a plan.
 PolicyFn = Callable[[Mapping[str, Any]], Any]
 
 

@@ -47,13 +47,23 @@ class Protector:
     rotation, backfill and cache operations. Thread-safe.
     """
 
-    def __init__(self, settings: ProtectorSettings, deps: KeyDeps, policy: PolicyFn) -> None:
+    def __init__(
+        self,
+        settings: ProtectorSettings,
+        deps: KeyDeps,
+        policy: PolicyFn,
+        *,
+        admin_deps: KeyDeps | None = None,
+    ) -> None:
+        """``admin_deps``, when given, are what ``admin`` decides on: the same stores, but a
+        registry and rules read as stored rather than from the data plane's caches."""
         self.settings = settings
         self._deps = deps
         self._policy = policy
         self._provision_lock = threading.Lock()
+        admin_deps = deps if admin_deps is None else admin_deps
         self._key_admin = KeyAdmin(
-            deps,
+            admin_deps,
             default_provider=settings.default_provider,
             min_waiting_period=settings.min_destruction_waiting_period,
             default_waiting_period=settings.destruction_waiting_period,
@@ -61,8 +71,8 @@ class Protector:
         self._keys = ScopeKeys(
             deps, provision=self._provision if settings.auto_create_keys else None
         )
-        self._rewrapper = Rewrapper(deps, self._key_admin.get)
-        self.admin = Administration(self._key_admin, self._rewrapper, deps)
+        self._rewrapper = Rewrapper(admin_deps, self._key_admin.get)
+        self.admin = Administration(self._key_admin, self._rewrapper, admin_deps)
 
     def __repr__(self) -> str:
         return f"<Protector providers={sorted(self._deps.providers)} keys=<redacted>>"

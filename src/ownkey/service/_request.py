@@ -1,4 +1,4 @@
-"""The Protector's request: DESIGN.md's policy request plus where the asset lives and its id.
+"""The Protector's request: the policy request (docs/policy.md), where the asset lives, its id.
 
 ``seal`` and ``open`` take the policy request (``orgs`` and ``asset``) with two more top-level
 fields that the policy engine does not know:

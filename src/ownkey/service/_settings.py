@@ -1,7 +1,7 @@
 """The Protector's settings: cache limits, epochs per service, retries, destruction waiting period.
 
-Defaults are the safe ones DESIGN.md names: one-hour epochs for Team Chat (0008), one day for the
-rest; a five-minute cache maximum age, which bounds how long a revocation made directly in a
+Defaults are the safe ones: one-hour epochs for Team Chat (0008), one day for the rest; a
+five-minute cache maximum age, which bounds how long a revocation made directly in a
 customer's KMS can go unnoticed; a seven-day destruction waiting period that cannot be set below
 one day. No setting turns encryption off.
 """

@@ -6,12 +6,12 @@ One schema for SQLite (default: ``$OWNKEY_HOME/ownkey.db``) and PostgreSQL
 see docs/storage.md.
 """
 
+from ownkey.errors import RetiredScopeKey  # re-exported where it was first defined
 from ownkey.storage._assets import (
     INLINE_LIMIT,
     AssetRecord,
     AssetStore,
     AssetTotals,
-    RetiredScopeKey,
     SweepReport,
 )
 from ownkey.storage._audit import (

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from ownkey.envelope import peek_key_id
-from ownkey.errors import ConfigError, InvalidCiphertext, KeyUnavailable, NotFound
+from ownkey.errors import ConfigError, InvalidCiphertext, NotFound, RetiredScopeKey
 from ownkey.storage._blobs import BlobReader, BlobStore, BlobWriter, DirectoryBlobStore, blob_key
 from ownkey.storage._engine import Database
 from ownkey.storage._schema import assets, scope_keys
@@ -59,15 +59,6 @@ INLINE = "db:"
 INLINE_LIMIT = 64 * 1024
 _BATCH = 500
 _REQUIRED = ("asset_id", "org", "service_id", "scope")
-
-
-class RetiredScopeKey(KeyUnavailable):
-    """The content was sealed under a scope key that has since been retired (a rekey started):
-    it was not stored. Seal it again (a fresh scope key will be used) and store that."""
-
-    def __init__(self, scope_key_id: bytes) -> None:
-        super().__init__(f"scope key {scope_key_id.hex()} was retired while sealing; seal again")
-        self.scope_key_id = scope_key_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,7 +353,8 @@ class AssetStore:
     def open(self, asset_id: str) -> tuple[AssetRecord, BlobReader]:
         """The asset's metadata and a seekable reader of its sealed bytes (the caller closes).
 
-        NotFound if there is no such asset; FileNotFoundError if its row names a missing blob.
+        NotFound if there is no such asset, or if its row names a blob that is gone (the
+        message says which): no ``OSError`` of the blob store escapes.
         """
         for _ in range(3):  # a concurrent replace may remove the blob between the two reads
             with self._db.engine.connect() as conn:
@@ -377,7 +369,7 @@ class AssetStore:
             except NotFound:
                 continue
         # Not "no such asset": its row names a blob that is gone (never by ownkey's own writes).
-        raise FileNotFoundError(f"the content of asset {asset_id} is missing from {self.blobs!r}")
+        raise NotFound(f"the content of asset {asset_id} is missing from {self.blobs!r}")
 
     def read(self, asset_id: str) -> tuple[AssetRecord, bytes]:
         """The asset's metadata and all its sealed bytes (for small assets)."""

@@ -23,19 +23,11 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from ownkey.errors import LifecycleError, NotFound
+from ownkey.policy import ORG_FLAGS
 from ownkey.storage._engine import Database
 from ownkey.storage._schema import assets, orgs, providers, scope_keys, users
 
 __all__ = ["ORG_FLAGS", "OrgRow", "ProviderRow", "SqlOrgDirectory", "UserRow"]
-
-#: The boolean settings of an org besides ``cmk``, as columns of ``orgs``.
-ORG_FLAGS = (
-    "large_org",
-    "log_index_encryption",
-    "compliance_archival",
-    "advanced_chat_encryption",
-    "hybrid",
-)
 
 
 def _now_ms() -> int:

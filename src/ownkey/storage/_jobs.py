@@ -141,18 +141,6 @@ class JobStore:
             ]
         return [self.status(job_id) for job_id in ids]
 
-    def has_item(self, job_id: str, item: str) -> bool:
-        """Whether ``item`` is one of the job's items (whatever its state)."""
-        with self._db.engine.connect() as conn:
-            return (
-                conn.execute(
-                    select(job_items.c.item).where(
-                        job_items.c.job_id == job_id, job_items.c.item == item
-                    )
-                ).first()
-                is not None
-            )
-
     def items(
         self, job_id: str, *, prefix: str = "", state: str | None = None
     ) -> Iterator[tuple[str, str, int, str | None]]:

@@ -456,36 +456,12 @@ class SqlRuleStore:
 
     @staticmethod
     def _rule(row: Row[Any]) -> RevocationRule:
-        return RevocationRule(
-            org=row.org,
-            service_id=row.service_id,
-            scope=row.scope,
-            since=row.since,
-            until=row.until,
-            key=KeyRef.parse(row.key_ref),
-            rule_id=row.rule_id,
-            created_at=float(row.created_at),
-            actor=row.actor,
-            note=row.note,
-        )
+        return RevocationRule.from_record(dict(row._mapping))
 
     def add(self, rule: RevocationRule) -> None:
         try:
             with self._db.engine.begin() as conn:
-                conn.execute(
-                    insert(revocation_rules).values(
-                        rule_id=rule.rule_id,
-                        org=rule.org,
-                        key_ref=str(rule.wrapping_key),
-                        service_id=rule.service_id,
-                        scope=rule.scope,
-                        since=rule.since,
-                        until=rule.until,
-                        created_at=rule.created_at,
-                        actor=rule.actor,
-                        note=rule.note,
-                    )
-                )
+                conn.execute(insert(revocation_rules).values(**rule.to_record()))
         except IntegrityError:
             raise ValueError(f"revocation rule {rule.rule_id} already exists") from None
 

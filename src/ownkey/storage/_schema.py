@@ -25,6 +25,8 @@ from sqlalchemy import (
     text,
 )
 
+from ownkey.policy import ORG_FLAGS
+
 __all__ = [
     "api_tokens",
     "assets",
@@ -63,11 +65,7 @@ orgs = Table(
     # The org directory (migration 0002): enabled services as "|0001|0008|", the policy's flags,
     # and a revision bumped by every change to the org or its users (cheap change detection).
     Column("services", Text, nullable=False, server_default=""),
-    Column("large_org", Boolean, nullable=False, server_default=false()),
-    Column("log_index_encryption", Boolean, nullable=False, server_default=false()),
-    Column("compliance_archival", Boolean, nullable=False, server_default=false()),
-    Column("advanced_chat_encryption", Boolean, nullable=False, server_default=false()),
-    Column("hybrid", Boolean, nullable=False, server_default=false()),
+    *(Column(flag, Boolean, nullable=False, server_default=false()) for flag in ORG_FLAGS),
     Column("revision", BigInteger, nullable=False, server_default="0"),
     Column("changed_at_ms", BigInteger, nullable=False, server_default="0"),
 )
