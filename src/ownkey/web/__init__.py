@@ -1,1 +1,12 @@
-"""Admin web pages, thin over ownkey.service."""
+"""The customer's security console: server-rendered pages under ``/admin``, thin over
+:mod:`ownkey.service` (the same calls as the REST API; no rule of its own).
+
+:func:`console_router` builds the pages for an app (``ownkey serve`` mounts it in the API app):
+sign in with an org admin token, then overview, coverage, revocation with a preview, the
+key-usage log, jobs and the key's lifecycle of that org only.
+"""
+
+from ownkey.web._guard import ConsoleDeps
+from ownkey.web._router import console_router
+
+__all__ = ["ConsoleDeps", "console_router"]
