@@ -323,7 +323,7 @@ class Pages:
         except (ValueError, OwnkeyError) as exc:
             wanted = UsageFilter.of({}, int(self._clock() * 1000))
             context.update(error=" ".join(str(exc).split()), f=wanted, rows=[], days=[])
-            context.update(total=0, next_after=None, verify=None, inputs=wanted.inputs())
+            context.update(total=0, next_after=None, verify=None, window="")
             context.update(csv="", earlier="", later="")
             status = status_of(exc) if isinstance(exc, OwnkeyError) else 422
             return page("usage.html", context, status=status)
@@ -348,12 +348,12 @@ class Pages:
             total=len(bodies),
             days=day_counts(bodies, since, until),
             next_after=next_after,
-            next_url=f"{base}?{urlencode({**wanted.params, 'after': next_after})}"
+            next_url=f"{base}?{urlencode(wanted.pinned(after=next_after))}"
             if next_after is not None
             else "",
             verify=verify,
-            inputs=wanted.inputs(),
-            csv=f"/admin/{org}/usage.csv?{urlencode(wanted.params)}",
+            window=wanted.described(),
+            csv=f"/admin/{org}/usage.csv?{urlencode(wanted.pinned())}",
             earlier=f"{base}?{urlencode(wanted.shifted(-31))}",
             later=f"{base}?{urlencode(wanted.shifted(31))}",
         )

@@ -43,6 +43,7 @@ CSV_COLUMNS = (
     "actor",
     "user",
     "service_id",
+    "scope",
     "asset_id",
     "key",
     "reason",
@@ -66,7 +67,8 @@ class Bar:
 
 @dataclass(frozen=True, slots=True)
 class KeyCount:
-    """Services, scope keys, assets and bytes whose new content goes under one kind of key."""
+    """Services and their stored assets and bytes by the key their new content goes under;
+    scope keys by the key that wraps them now."""
 
     protection: str
     label: str
@@ -89,9 +91,11 @@ def coverage_summary(coverage: Coverage) -> list[KeyCount]:
     for service in coverage.services:
         row = sums.setdefault(service.protection, [0, 0, 0, 0])
         row[0] += 1
-        row[1] += service.customer_scope_keys + service.platform_scope_keys
         row[2] += service.assets
         row[3] += service.asset_bytes
+        # scope keys by the key that wraps them now (a backfill moves them between the two)
+        sums["customer"][1] += service.customer_scope_keys
+        sums["platform"][1] += service.platform_scope_keys
     return [
         KeyCount(name, _LABELS.get(name, name), *values)
         for name, values in sums.items()
@@ -145,6 +149,7 @@ def row_of(event: ExportedEvent) -> dict[str, str]:
         "actor": str(body.get("actor") or ""),
         "user": str(detail.get("user") or ""),
         "service_id": str(detail.get("service_id") or ""),
+        "scope": str(detail.get("scope") or ""),
         "asset_id": str(detail.get("asset_id") or ""),
         "key": str(body.get("key") or ""),
         "reason": str(detail.get("reason") or ""),
@@ -184,14 +189,16 @@ def parse_time(text: str, name: str) -> int | None:
 
 
 def _local(ms: int) -> str:
-    """Unix milliseconds as a ``datetime-local`` value in UTC."""
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M")
+    """Unix milliseconds as a ``datetime-local`` value in UTC, to the millisecond (so that a
+    link pins exactly the window a page showed)."""
+    moment = dt.datetime.fromtimestamp(ms // 1000, tz=dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}"
 
 
 @dataclass(frozen=True, slots=True)
 class UsageFilter:
     """The usage log's filter form, read from the query string; the window defaults to the
-    last 31 days and is never wider (the storage layer's limit, checked there too)."""
+    31 days up to now and is never wider (the storage layer's limit, checked there too)."""
 
     user: str = ""
     asset_id: str = ""
@@ -219,12 +226,12 @@ class UsageFilter:
         )
 
     def window(self) -> tuple[int, int]:
-        """[since, until) in ms: given ends, else the 31 days up to now (the next minute)."""
+        """[since, until) in ms: given ends, else the 31 days up to now (inclusive)."""
         since = parse_time(self.since, "since")
         until = parse_time(self.until, "until")
         span = WINDOW_DAYS * _DAY_MS
         if until is None:
-            until = (self.now_ms // 60_000 + 1) * 60_000 if since is None else since + span
+            until = self.now_ms + 1 if since is None else since + span
         if since is None:
             since = until - span
         return since, until
@@ -253,7 +260,14 @@ class UsageFilter:
         params["until"] = _local(until + moved)
         return params
 
-    def inputs(self) -> dict[str, str]:
-        """The values to show in the form's time inputs (the window actually used)."""
+    def pinned(self, **extra: str | int) -> dict[str, str]:
+        """The form's parameters with the window this page used written out (CSV, paging)."""
         since, until = self.window()
-        return {"since": _local(since), "until": _local(until)}
+        params = {**self.params, "since": _local(since), "until": _local(until)}
+        params.update({name: str(value) for name, value in extra.items()})
+        return params
+
+    def described(self) -> str:
+        """The window in words, for the page."""
+        since, until = self.window()
+        return f"{iso_ms(since)} to {iso_ms(until)}"
