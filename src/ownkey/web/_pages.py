@@ -321,9 +321,10 @@ class Pages:
             wanted = self._filter(request)
             query = wanted.query()
         except (ValueError, OwnkeyError) as exc:
-            wanted = UsageFilter.of({}, int(self._clock() * 1000))
+            typed = {k: v for k, v in request.query_params.items() if k != "after"}
+            wanted = UsageFilter.of(typed, int(self._clock() * 1000))  # shown as typed
             context.update(error=" ".join(str(exc).split()), f=wanted, rows=[], days=[])
-            context.update(total=0, next_after=None, verify=None, window="")
+            context.update(total=0, next_url="", verify=None, window="", day_top=0)
             context.update(csv="", earlier="", later="")
             status = status_of(exc) if isinstance(exc, OwnkeyError) else 422
             return page("usage.html", context, status=status)
@@ -347,7 +348,6 @@ class Pages:
             rows=rows,
             total=len(bodies),
             days=day_counts(bodies, since, until),
-            next_after=next_after,
             next_url=f"{base}?{urlencode(wanted.pinned(after=next_after))}"
             if next_after is not None
             else "",
