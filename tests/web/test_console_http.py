@@ -187,3 +187,33 @@ def test_a_session_ends_after_its_lifetime() -> None:
     assert session.session_id not in repr(session)
     now[0] += SESSION_SECONDS
     assert sessions.get(session.session_id) is None
+
+
+def test_the_jobs_table_polls_while_a_job_runs_and_stops_when_it_is_done(site: Site) -> None:
+    job = site.runtime.create_job("backfill", org="acme", services=["0001"])
+    with site.client() as client:
+        _sign_in(client, site.acme)
+        running = client.get(f"/admin/acme/jobs/live/{job.job_id}")
+        site.runtime.run_job(job.job_id)
+        done = client.get(f"/admin/acme/jobs/live/{job.job_id}")
+        page = client.get(f"/admin/acme/jobs/{job.job_id}")
+    assert running.status_code == 200
+    assert f'hx-get="/admin/acme/jobs/live/{job.job_id}"' in running.text
+    assert 'hx-trigger="every 1s"' in running.text
+    assert "hx-get" not in done.text
+    assert 'data-state="done"' in done.text
+    assert "<html" not in done.text  # the fragment alone, for the swap
+    assert page.status_code == 200
+    assert "<html" in page.text
+
+
+def test_a_job_of_another_org_is_not_found_like_an_unknown_one(site: Site) -> None:
+    site.runtime.create_org("initech")
+    other = site.runtime.create_job("shred", org="initech")
+    with site.client() as client:
+        _sign_in(client, site.acme)
+        theirs = client.get(f"/admin/acme/jobs/{other.job_id}")
+        unknown = client.get("/admin/acme/jobs/no-such-job")
+        live = client.get(f"/admin/acme/jobs/live/{other.job_id}")
+    assert theirs.status_code == unknown.status_code == live.status_code == 404
+    assert theirs.text == unknown.text

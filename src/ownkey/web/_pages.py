@@ -169,8 +169,7 @@ class Pages:
                 charts=charts,
                 check=check,
             ),
-            status=200 if check is None or check["ok"] else 503,
-        )
+        )  # a failed check is the page's news, not an HTTP error (htmx swaps only 2xx)
 
     def check_key(self, request: Request, session: Session, form: Form) -> Response:
         """The health check: the audited wrap/unwrap round trip of ``POST /key/check``."""
