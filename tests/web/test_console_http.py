@@ -217,3 +217,13 @@ def test_a_job_of_another_org_is_not_found_like_an_unknown_one(site: Site) -> No
         live = client.get(f"/admin/acme/jobs/live/{other.job_id}")
     assert theirs.status_code == unknown.status_code == live.status_code == 404
     assert theirs.text == unknown.text
+
+
+def test_a_poll_after_the_session_ended_sends_the_page_to_sign_in(site: Site) -> None:
+    with site.client() as client:
+        answer = client.get(
+            "/admin/acme/jobs/live", headers={"HX-Request": "true"}, follow_redirects=False
+        )
+    assert answer.status_code == 401
+    assert answer.headers["HX-Redirect"] == "/admin/signin"
+    assert answer.content == b""

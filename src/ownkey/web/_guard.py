@@ -156,6 +156,8 @@ class Guard:
         404 for an org that is not the session's, 403 for a POST without its CSRF token."""
         session = self.session(request)
         if session is None:
+            if request.headers.get("HX-Request") == "true":  # a poll: the whole page moves
+                raise Refused(Response(status_code=401, headers={"HX-Redirect": "/admin/signin"}))
             if form is None:
                 raise Refused(RedirectResponse("/admin/signin", status_code=303))
             raise Refused(self.refusal(401, "You are not signed in (or the session ended)."))
