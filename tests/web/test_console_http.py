@@ -227,3 +227,59 @@ def test_a_poll_after_the_session_ended_sends_the_page_to_sign_in(site: Site) ->
     assert answer.status_code == 401
     assert answer.headers["HX-Redirect"] == "/admin/signin"
     assert answer.content == b""
+
+
+@pytest.mark.parametrize(
+    ("path", "data", "status", "says"),
+    [
+        ("/admin/acme/revocations/preview", {"since": "yesterday"}, 422, "not a date"),
+        ("/admin/acme/revocations", {"service_id": "12"}, 422, "not a service ID"),
+        (
+            "/admin/acme/revocations/preview",
+            {"since": "2026-01-02T00:00", "until": "2026-01-01T00:00"},
+            422,
+            "must be after since",
+        ),
+        ("/admin/acme/key/enable", {}, 409, "enabled"),
+        ("/admin/acme/key/cancel-destruction", {}, 409, "enabled"),
+        ("/admin/acme/key/schedule-destruction", {"waiting_period_days": "x"}, 422, "number"),
+        ("/admin/acme/key/melt", {}, 404, "Not found."),
+        ("/admin/acme/coverage/0000", {"enable": "1"}, 404, "Not found."),
+        ("/admin/acme/revocations/no-such-rule/lift", {}, 404, "Not found."),
+    ],
+)
+def test_a_refused_change_shows_why_on_a_page_and_changes_nothing(
+    site: Site, path: str, data: dict[str, str], status: int, says: str
+) -> None:
+    with site.client() as client:
+        csrf = _sign_in(client, site.acme)
+        answer = client.post(path, data={**data, "csrf": csrf})
+    assert answer.status_code == status, answer.text[-800:]
+    assert says in answer.text
+    assert "<html" in answer.text
+    assert site.runtime.admin.rules("acme") == []
+    assert site.runtime.list_keys("acme")[0].state.value == "enabled"
+
+
+def test_signing_in_again_ends_the_previous_session(site: Site) -> None:
+    with site.client() as client:
+        _sign_in(client, site.acme)
+        first = client.cookies.get("ownkey_console")
+        assert client.get("/admin/signin").url.path == "/admin/acme"  # already signed in
+        client.cookies.set("ownkey_signin", "a-stale-sign-in-form", path="/admin")  # another tab
+        again = client.post(
+            "/admin/signin", data={"csrf": "a-stale-sign-in-form", "token": site.acme}
+        )
+        assert again.url.path == "/admin/acme"
+        second = client.cookies.get("ownkey_console")
+        client.cookies.clear()
+        fresh, stale = (
+            client.get(
+                "/admin/acme", headers={"Cookie": f"ownkey_console={id_}"}, follow_redirects=False
+            )
+            for id_ in (second, first)
+        )
+    assert first is not None
+    assert second not in (None, first)
+    assert fresh.status_code == 200
+    assert stale.status_code == 303

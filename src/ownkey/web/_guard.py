@@ -234,6 +234,7 @@ class Guard:
                 message="That is not a valid org admin token.",
                 status=401,
             )
+        self.sessions.end(request.cookies.get(COOKIE))  # never two sessions for one browser
         session = self.sessions.start(token=text, org=org, actor=f"token:{token.token_id}")
         response = RedirectResponse(f"/admin/{org}", status_code=303)
         response.delete_cookie(
