@@ -42,6 +42,7 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+SERVE = [sys.executable, "-m", "ownkey", "serve", "--log-level", "warning"]
 AXE = Path(__file__).with_name("axe.min.js")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "tmp" / "artifacts" / "console"
 BO = "bo@globex.test"
@@ -99,55 +100,48 @@ def _wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path) -> Non
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     root = tmp_path_factory.mktemp("console")
     home = root / "home"
-    demo = subprocess.run(
-        [sys.executable, "-m", "ownkey", "demo", "--home", str(home), "--recording-mib", "1"],
-        capture_output=True,
-        env=_env(home),
-        timeout=120,
-        check=False,
-    )
-    assert demo.returncode == 0, demo.stdout[-2000:]
-    with Runtime.open(home=home, env=_env(home)) as runtime:
-        tokens = TokenStore(runtime.database)
-        _, globex = tokens.issue("org", org="globex", note="console test")
-        _, acme = tokens.issue("org", org="acme", note="console test")
-        _, platform = tokens.issue("platform", note="console test")
-    port = _free_port()
-    log = root / "serve.log"
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ownkey",
-                "serve",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
+    with playwright_sync.sync_playwright() as driver:
+        demo = subprocess.Popen(  # the demo and the browser's start overlap (wall time)
+            [sys.executable, "-m", "ownkey", "demo", "--home", str(home), "--recording-mib", "1"],
             env=_env(home),
-            stdout=output,
+            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(base, server, log)
-        with playwright_sync.sync_playwright() as driver:
+        try:
             browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-            context = browser.new_context(viewport={"width": 1366, "height": 768})
-            page = context.new_page()
-            page.set_default_timeout(10_000)
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
+        finally:
+            told, _ = demo.communicate(timeout=120)
+        try:
+            assert demo.returncode == 0, told[-2000:]
+            with Runtime.open(home=home, env=_env(home)) as runtime:
+                tokens = TokenStore(runtime.database)
+                _, globex = tokens.issue("org", org="globex", note="console test")
+                _, acme = tokens.issue("org", org="acme", note="console test")
+                _, platform = tokens.issue("platform", note="console test")
+            port = _free_port()
+            log = root / "serve.log"
+            with log.open("wb") as output:
+                server = subprocess.Popen(
+                    [*SERVE, "--port", str(port)],
+                    env=_env(home),
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                )
+            base = f"http://127.0.0.1:{port}"
             try:
+                _wait_healthy(base, server, log)
+                context = browser.new_context(viewport={"width": 1366, "height": 768})
+                page = context.new_page()
+                page.set_default_timeout(10_000)
+                errors: list[str] = []
+                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
                 yield Console(base, home, browser, page, globex, acme, platform, errors)
             finally:
-                browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+                server.terminate()
+                server.wait(timeout=10)
+        finally:
+            browser.close()
 
 
 def _put(console: Console, token: str, asset_id: str, asset: dict[str, Any], scope: str) -> None:
