@@ -4,7 +4,11 @@ by Debian's chromium through Playwright (one browser, one server, for the whole 
 The tests run in file order on one shared state, as an admin would use the console: sign in,
 coverage, a backfill, a channel revocation and the denied open it causes in the usage log, the
 key's lifecycle; then what another org's admin and a forged form get; then an axe-core scan and
-a screenshot of every page (``tmp/artifacts/console/``).
+a screenshot of every page (``tmp/artifacts/console/``, with the axe counts in ``axe.json``).
+
+``axe.min.js`` is axe-core 4.14.1 from the npm registry (``npm pack axe-core@4.14.1``), unmodified,
+MPL-2.0 (``axe.LICENSE``). Chromium is Debian's (``scripts/ensure-system-deps``), never a
+browser downloaded by Playwright.
 """
 
 from __future__ import annotations
