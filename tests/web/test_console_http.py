@@ -283,3 +283,53 @@ def test_signing_in_again_ends_the_previous_session(site: Site) -> None:
     assert second not in (None, first)
     assert fresh.status_code == 200
     assert stale.status_code == 303
+
+
+def _seqs(html: str) -> list[int]:
+    body = html.split('<table id="events">', 1)[1].split("</table>", 1)[0]
+    return [int(seq) for seq in re.findall(r"<tr><td>(\d+)</td>", body)]
+
+
+def test_the_usage_log_pages_through_every_row_and_the_csv_has_them_all(site: Site) -> None:
+    for _ in range(60):  # each health check is a wrap and an unwrap in the log
+        site.runtime.admin.check_key("customer:acme")
+    with site.client() as client:
+        _sign_in(client, site.acme)
+        first = client.get("/admin/acme/usage")
+        link = re.search(r'href="([^"]+)">Next 100 events', first.text)
+        assert link is not None
+        second = client.get(link.group(1).replace("&amp;", "&"))
+        csv_link = re.search(r'href="([^"]+)" download', first.text)
+        assert csv_link is not None
+        exported = client.get(csv_link.group(1).replace("&amp;", "&"))
+        api = client.get(
+            "/v1/orgs/acme/audit/events",
+            params={"limit": 1000},
+            headers={"Authorization": f"Bearer {site.acme}"},
+        ).json()["events"]
+    shown = _seqs(first.text) + _seqs(second.text)
+    assert len(_seqs(first.text)) == 100
+    assert "Next 100 events" not in second.text
+    assert shown == [event["seq"] for event in api]
+    rows = exported.text.splitlines()[1:]
+    assert [int(row.split(",")[0]) for row in rows] == shown
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert "attachment" in exported.headers["content-disposition"]
+
+
+def test_the_day_chart_counts_uses_and_denials_by_utc_day() -> None:
+    from ownkey.web._views import day_counts
+
+    day = 86_400_000
+    events = [
+        {"at_ms": 5, "action": "key_manager.unwrap", "outcome": "ok"},
+        {"at_ms": day + 1, "action": "key_manager.wrap", "outcome": "ok"},
+        {"at_ms": day + 2, "action": "access.denied", "outcome": "denied"},
+        {"at_ms": day + 3, "action": "key.rotate", "outcome": "ok"},  # not a use
+        {"at_ms": 3 * day, "action": "key_manager.wrap", "outcome": "ok"},  # outside
+    ]
+    counts = day_counts(events, 0, 2 * day)
+    assert [(d.day, d.uses, d.denials) for d in counts] == [
+        ("1970-01-01", 1, 0),
+        ("1970-01-02", 1, 1),
+    ]
