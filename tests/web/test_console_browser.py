@@ -453,6 +453,15 @@ def test_every_page_passes_axe_fits_a_phone_and_is_screenshotted(console: Consol
     finally:
         context.close()
     (ARTIFACTS / "axe.json").write_text(json.dumps(counts, indent=2), encoding="utf-8")
+    # the keyboard: the first Tab reaches "Skip to content", which moves focus to the page
+    page = console.page
+    page.goto(console.url(PAGES["usage"]))
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("() => document.activeElement.id") == "main"
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.id") == "f-user"  # the first filter
     assert counts == dict.fromkeys(counts, 0), counts
 
 
