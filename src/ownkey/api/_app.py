@@ -32,6 +32,7 @@ from ownkey.api._problems import (
 from ownkey.api._state import ApiState
 from ownkey.service import BackgroundJobs, NodeSync, Objects, Runtime
 from ownkey.storage import TokenStore
+from ownkey.web import console_router
 
 __all__ = ["create_app"]
 
@@ -178,6 +179,7 @@ def create_app(
     app.add_exception_handler(405, _method_not_allowed)
     app.include_router(data_router)
     app.include_router(admin_router)
+    app.include_router(console_router(state))  # the security console, /admin (ownkey.web)
 
     @app.get("/healthz", tags=["node"], summary="Liveness: the database answers")
     def healthz() -> JSONResponse:
