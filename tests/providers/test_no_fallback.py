@@ -39,8 +39,11 @@ def proxy(kmip_server: KmipServer) -> Iterator[FaultProxy]:
 @pytest.fixture
 def kmip(kmip_server: KmipServer, proxy: FaultProxy) -> Iterator[KmipProvider]:
     provider = KmipProvider(
-        host=kmip_server.host, port=proxy.port, certfile=str(kmip_server.pki.client_cert),
-        keyfile=str(kmip_server.pki.client_key), ca_file=str(kmip_server.pki.ca),
+        host=kmip_server.host,
+        port=proxy.port,
+        certfile=str(kmip_server.pki.client_cert),
+        keyfile=str(kmip_server.pki.client_key),
+        ca_file=str(kmip_server.pki.ca),
         timeout=TIMEOUT,
     )
     yield provider
@@ -60,7 +63,9 @@ class Rig:
         return build_protector(
             SETTINGS,
             providers={"local": self.local, "kmip": self.kmip},
-            scope_keys=self.store, registry=self.registry, rules=self.rules,
+            scope_keys=self.store,
+            registry=self.registry,
+            rules=self.rules,
         )
 
 
@@ -68,7 +73,9 @@ class Rig:
 def rig(kmip: KmipProvider) -> Rig:
     made = Rig(kmip)
     key_id = kmip.create_key(label="acme")
-    made.node().admin.register_key(ACME, provider="kmip", key_id=key_id, actor="test")
+    made.node().admin.register_key(
+        ACME, provider="kmip", key_id=key_id, actor="test", operator=True
+    )
     return made
 
 

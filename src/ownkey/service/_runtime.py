@@ -598,6 +598,7 @@ class Runtime:
         kind: str | None = None,
         settings: Mapping[str, str] | None = None,
         actor: str | None = None,
+        operator: bool = False,
     ) -> MasterKey:
         """Register ``org``'s existing key after a round-trip check. With ``kind`` (and
         ``settings``), configure the provider named ``provider`` first."""
@@ -605,7 +606,7 @@ class Runtime:
         if kind is not None:
             self.configure_provider(provider, kind, settings, actor=actor)
         return self.admin.register_key(
-            KeyRef.customer(org), provider=provider, key_id=key_id, actor=actor
+            KeyRef.customer(org), provider=provider, key_id=key_id, actor=actor, operator=operator
         )
 
     def list_keys(self, org: str | None = None) -> list[MasterKey]:
