@@ -6,7 +6,6 @@ platform key; and object ids live in their org, so one org's ``rec-1`` is not an
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from ownkey.keys import KeyRef
@@ -75,14 +74,42 @@ def _json(value: Any) -> str:
     return json.dumps(value)
 
 
-def test_object_ids_are_scoped_per_org(api: Api) -> None:
-    """Finding 2: globex's rec-1 is not acme's rec-1; neither replaces the other."""
-    assert _put(api, "acme", "rec-1", b"acme's recording").status_code in (200, 201)
-    assert _put(api, "globex", "rec-1", b"globex's recording").status_code in (200, 201)
+def test_an_object_id_of_one_org_cannot_be_replaced_by_another(api: Api) -> None:
+    """Finding 2: globex's PUT of acme's rec-1 is refused (409); acme's content is intact, and
+    a read scoped to globex does not find it."""
+    assert _put(api, "acme", "rec-1", b"acme's recording").status_code == 201
+    taken = _put(api, "globex", "rec-1", b"globex's recording")
+    assert taken.status_code == 409, taken.text
     acme = api.client.get("/v1/objects/rec-1?org=acme", headers=api.platform)
-    globex = api.client.get("/v1/objects/rec-1?org=globex", headers=api.platform)
     assert acme.status_code == 200, acme.text
-    assert globex.status_code == 200, globex.text
     assert acme.content == b"acme's recording"
-    assert globex.content == b"globex's recording"
-    assert base64  # the body is raw bytes, not base64
+    for path in ("/v1/objects/rec-1?org=globex", "/v1/objects/rec-1/meta?org=globex"):
+        assert api.client.get(path, headers=api.platform).status_code == 404
+    assert (
+        api.client.delete("/v1/objects/rec-1?org=globex", headers=api.platform).status_code == 404
+    )
+    assert api.client.get("/v1/objects/rec-1", headers=api.platform).content == b"acme's recording"
+    assert _put(api, "acme", "rec-1", b"acme again").status_code == 201  # its own org may
+
+
+def test_objects_are_listed_by_org_service_and_prefix_in_pages(api: Api) -> None:
+    """Issue 14 (object listing): filters and paging; an org admin sees only its own org."""
+    for n in range(5):
+        assert _put(api, "acme", f"rec-{n}", b"x" * n).status_code == 201
+    assert _put(api, "globex", "g-rec-1", b"g").status_code == 201
+    first = api.client.get("/v1/objects?org=acme&limit=2", headers=api.platform).json()
+    assert [o["asset_id"] for o in first["objects"]] == ["rec-0", "rec-1"]
+    assert first["next"] == "rec-1"
+    rest = api.client.get("/v1/objects?org=acme&limit=10&after=rec-1", headers=api.platform)
+    assert [o["asset_id"] for o in rest.json()["objects"]] == ["rec-2", "rec-3", "rec-4"]
+    assert rest.json()["next"] is None
+    by_prefix = api.client.get("/v1/objects?prefix=g-", headers=api.platform).json()
+    assert [(o["asset_id"], o["org"]) for o in by_prefix["objects"]] == [("g-rec-1", "globex")]
+    service = api.client.get("/v1/objects?service_id=0008", headers=api.platform).json()
+    assert service["objects"] == []
+    mine = api.client.get("/v1/objects", headers=api.globex).json()
+    assert [o["asset_id"] for o in mine["objects"]] == ["g-rec-1"]
+    assert api.client.get("/v1/objects?org=acme", headers=api.globex).status_code == 404
+    assert api.client.get("/v1/objects?org=nosuch", headers=api.globex).status_code == 404
+    assert api.client.get("/v1/objects?limit=0", headers=api.platform).status_code == 422
+    assert api.client.get("/v1/objects?sort=x", headers=api.platform).status_code == 422

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ownkey.api._admin import admin_router
 from ownkey.api._data import data_router
+from ownkey.api._listing import listing_router
 from ownkey.api._metrics import CONTENT_TYPE, Metrics
 from ownkey.api._problems import (
     PROBLEM_JSON,
@@ -177,6 +178,7 @@ def create_app(
     install_problem_handlers(app)
     app.add_exception_handler(405, _method_not_allowed)
     app.include_router(data_router)
+    app.include_router(listing_router)
     app.include_router(admin_router)
 
     @app.get("/healthz", tags=["node"], summary="Liveness: the database answers")
