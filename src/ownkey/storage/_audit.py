@@ -12,9 +12,11 @@ is signed with the configured Ed25519 key (AUD-5). If anything fails, ``record``
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,12 +28,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
 from ownkey.audit._chain import (
+    CHECKPOINT_INTERVAL,
     GENESIS_HASH,
     ChainHead,
+    ChainProblem,
     ChainRecord,
     ChainReport,
     Checkpoint,
     canonical_body,
+    checkpoint_link,
     sign_checkpoint,
     verify_chain,
 )
@@ -52,7 +57,7 @@ __all__ = [
     "event_body",
 ]
 
-CHECKPOINT_EVERY = 256
+CHECKPOINT_EVERY = CHECKPOINT_INTERVAL
 MAX_QUERY_DAYS = 31
 #: The chain of events that belong to no org (platform-key calls).
 PLATFORM_LOG = ":platform"
@@ -77,7 +82,8 @@ class AuditSigningKey:
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None) -> AuditSigningKey:
         """From ``OWNKEY_AUDIT_SIGNING_KEY`` (64 hex digits, or a file holding them or 32 raw
-        bytes), else from ``$OWNKEY_HOME/audit-signing.key``, created (mode 0600) on first use."""
+        bytes), else from ``$OWNKEY_HOME/audit-signing.key``, created (mode 0600) on first use.
+        A key file that its group or others may read or write is refused (ConfigError)."""
         env = os.environ if env is None else env
         setting = env.get(SIGNING_KEY_ENV, "")
         if setting and len(setting) == 64 and all(c in "0123456789abcdefABCDEF" for c in setting):
@@ -87,9 +93,20 @@ class AuditSigningKey:
             if setting:
                 raise ConfigError(f"{SIGNING_KEY_ENV}: no such file {path}")
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(os.urandom(32).hex() + "\n")
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # another process created it first: read theirs
+            else:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(os.urandom(32).hex() + "\n")
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            # Like the root key: whoever reads this key can re-sign a rewritten chain (AUD-8).
+            raise ConfigError(
+                f"the audit signing key file {path} is readable by others "
+                f"(mode {stat.S_IMODE(mode):o}); run chmod 600 on it"
+            )
         data = path.read_bytes()
         text = data.strip()
         try:
@@ -99,6 +116,18 @@ class AuditSigningKey:
         if len(seed) != 32:
             raise ConfigError(f"the audit signing key in {path} is not a 32-byte Ed25519 seed")
         return cls.from_seed(seed)
+
+
+def _checkpoint_of(row: Any) -> Checkpoint:
+    return Checkpoint(
+        row.org,
+        int(row.seq),
+        bytes(row.hash),
+        int(row.signed_at),
+        row.key_id,
+        bytes(row.signature),
+        None if row.previous is None else bytes(row.previous),
+    )
 
 
 def log_name(event: AuditEvent) -> str:
@@ -162,7 +191,8 @@ class SqlAuditSink:
             with self._db.engine.begin() as conn:
                 head = self._lock_head(conn, org)
                 rows = []
-                checkpoints = []
+                checkpoints: list[dict[str, Any]] = []
+                last: list[bytes] = []
                 for event in org_events:
                     body = event_body(event)
                     record = head.append(canonical_body(body))
@@ -182,7 +212,11 @@ class SqlAuditSink:
                         }
                     )
                     if record.seq % self._every == 0:
-                        checkpoints.append(self._checkpoint(head))
+                        if not last:
+                            last.append(self._last_link(conn, org))
+                        values = self._checkpoint(head, last[-1])
+                        checkpoints.append(values)
+                        last.append(checkpoint_link(Checkpoint(**values)))
                 conn.execute(insert(audit_records), rows)
                 if checkpoints:
                     conn.execute(insert(audit_checkpoints), checkpoints)
@@ -192,9 +226,20 @@ class SqlAuditSink:
                     .values(seq=head.seq, hash=head.hash)
                 )
 
-    def _checkpoint(self, head: ChainHead) -> dict[str, Any]:
+    @staticmethod
+    def _last_link(conn: Connection, org: str) -> bytes:
+        """The link to the org's latest checkpoint (read under the head lock), or zeros."""
+        row = conn.execute(
+            select(audit_checkpoints)
+            .where(audit_checkpoints.c.org == org)
+            .order_by(audit_checkpoints.c.seq.desc())
+            .limit(1)
+        ).first()
+        return GENESIS_HASH if row is None else checkpoint_link(_checkpoint_of(row))
+
+    def _checkpoint(self, head: ChainHead, previous: bytes) -> dict[str, Any]:
         signed_at = round(self._clock() * 1000)
-        checkpoint = sign_checkpoint(head, self._key.signer, self._key.key_id, signed_at)
+        checkpoint = sign_checkpoint(head, self._key.signer, self._key.key_id, signed_at, previous)
         return {
             "org": checkpoint.org,
             "seq": checkpoint.seq,
@@ -202,6 +247,7 @@ class SqlAuditSink:
             "signed_at": checkpoint.signed_at,
             "key_id": checkpoint.key_id,
             "signature": checkpoint.signature,
+            "previous": checkpoint.previous,
         }
 
     def checkpoint(self, org: str) -> Checkpoint | None:
@@ -211,13 +257,14 @@ class SqlAuditSink:
             if head.seq == 0:
                 return None
             exists = conn.execute(
-                select(audit_checkpoints.c.seq).where(
+                select(audit_checkpoints).where(
                     audit_checkpoints.c.org == org, audit_checkpoints.c.seq == head.seq
                 )
             ).first()
-            values = self._checkpoint(head)
-            if exists is None:
-                conn.execute(insert(audit_checkpoints).values(**values))
+            if exists is not None:
+                return _checkpoint_of(exists)
+            values = self._checkpoint(head, self._last_link(conn, org))
+            conn.execute(insert(audit_checkpoints).values(**values))
         return Checkpoint(**values)
 
 
@@ -323,28 +370,64 @@ class AuditLog:
                 .where(audit_checkpoints.c.org == org)
                 .order_by(audit_checkpoints.c.seq)
             )
-            return [
-                Checkpoint(
-                    row.org,
-                    int(row.seq),
-                    bytes(row.hash),
-                    int(row.signed_at),
-                    row.key_id,
-                    bytes(row.signature),
-                )
-                for row in rows
-            ]
+            return [_checkpoint_of(row) for row in rows]
 
-    def verify(self, org: str, public_keys: Mapping[str, bytes]) -> ChainReport:
-        """Recompute the org's chain and check its checkpoints and stored head (AUD-6..9)."""
+    def verify(
+        self,
+        org: str,
+        public_keys: Mapping[str, bytes],
+        *,
+        since_head: tuple[int, bytes] | None = None,
+    ) -> ChainReport:
+        """Recompute the org's chain and check its checkpoints, its stored head and, if given,
+        a head remembered outside the database (``since_head``: a previous verify's, or one
+        witnessed in the customer's key-manager log) (AUD-6..AUD-12).
+
+        The query columns (``at_ms``, ``action``, ...) are copies of the hashed body; one that
+        differs is reported *edited*, since it would hide the event from a filtered export.
+        """
         head = self.head(org)
-        return verify_chain(
+        columns: list[ChainProblem] = []
+        report = verify_chain(
             org,
-            self.records(org),
+            self._checked_records(org, columns),
             self.checkpoints(org),
             public_keys,
             expected_head=head if head is not None and head[0] > 0 else None,
+            remembered_head=since_head,
         )
+        if columns and report.ok:
+            report = dataclasses.replace(report, problems=tuple(columns[:1]))
+        return report
+
+    def _checked_records(self, org: str, problems: list[ChainProblem]) -> Iterator[ChainRecord]:
+        """:meth:`records`, comparing each row's query columns with its body on the way."""
+        after = 0
+        while True:
+            with self._db.engine.connect() as conn:
+                rows = list(
+                    conn.execute(
+                        select(audit_records)
+                        .where(audit_records.c.org == org, audit_records.c.id > after)
+                        .order_by(audit_records.c.id)
+                        .limit(5000)
+                    )
+                )
+            for row in rows:
+                if not problems:
+                    changed = _column_mismatch(row)
+                    if changed is not None:
+                        problems.append(
+                            ChainProblem(
+                                int(row.seq),
+                                "edited",
+                                f"the {changed} column differs from the hashed event",
+                            )
+                        )
+                yield ChainRecord(row.org, int(row.seq), bytes(row.body), bytes(row.hash))
+            if len(rows) < 5000:
+                return
+            after = int(rows[-1].id)
 
     def query(self, org: str, query: AuditQuery) -> Iterator[ExportedEvent]:
         """The org's events that match ``query``, in chain order.
@@ -381,6 +464,27 @@ class AuditLog:
             if len(rows) < 5000:
                 return
             after = int(rows[-1].id)
+
+
+def _column_mismatch(row: Any) -> str | None:
+    """The first query column of ``row`` that is not what its body says (None if all are)."""
+    try:
+        body = json.loads(bytes(row.body))
+        detail = body.get("detail") or {}
+        wanted = {
+            "at_ms": body.get("at_ms"),
+            "action": body.get("action"),
+            "outcome": body.get("outcome"),
+            "actor": body.get("actor"),
+            "asset_id": detail.get("asset_id"),
+            "service_id": detail.get("service_id"),
+        }
+    except (ValueError, TypeError, AttributeError):
+        return "body"  # not an event: the hash check says more, unless it was always so
+    for name, value in wanted.items():
+        if getattr(row, name) != value:
+            return name
+    return None
 
 
 def _readable_body(org: str, seq: int, raw: bytes, query: AuditQuery) -> dict[str, Any] | None:
