@@ -53,7 +53,12 @@ def test_export_jsonl_csv_and_filters(home: Path) -> None:
     result = runner.invoke(app, ["audit", "export", "acme", "--format", "jsonl"])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]
-    assert [line["seq"] for line in lines] == list(range(1, 601))
+    assert [line["seq"] for line in lines if "seq" in line] == list(range(1, 601))
+    # the signed checkpoints travel with the events, each after the event it signs (AUD-5)
+    marks = [n for n, line in enumerate(lines) if "checkpoint" in line]
+    assert [lines[n]["checkpoint"]["seq"] for n in marks] == [256, 512]
+    assert [lines[n - 1]["seq"] for n in marks] == [256, 512]
+    assert lines[marks[1]]["checkpoint"]["previous"] != "00" * 32
     result = runner.invoke(
         app,
         [
@@ -91,3 +96,53 @@ def test_export_bad_input_exits_2(home: Path, args: list[str]) -> None:
     assert result.exit_code == 2
     assert result.output.count("\n") == 1
     assert result.output.startswith("ownkey: ")
+
+
+def test_verify_with_a_public_key_trusts_only_that_key(home: Path) -> None:
+    """Issue 11, finding 4: ``--public-key`` must not also trust the key in OWNKEY_HOME."""
+    runner = CliRunner()
+    own = AuditSigningKey.load()
+    other = AuditSigningKey.from_seed(bytes(32))
+    result = runner.invoke(app, ["audit", "verify", "acme", "--public-key", other.public_key.hex()])
+    assert result.exit_code == 1, result.output
+    assert "bad_checkpoint" in result.output
+    result = runner.invoke(app, ["audit", "verify", "acme", "--public-key", own.public_key.hex()])
+    assert result.exit_code == 0, result.output
+
+
+def _head(output: str) -> str:
+    return output.strip().rsplit("head ", 1)[1]
+
+
+def test_verify_since_head_detects_a_consistent_cut_and_an_erasure(home: Path) -> None:
+    """Issue 11, finding 3: ``--since-head`` fails when the remembered head is gone."""
+    from sqlalchemy import delete, select
+
+    from ownkey.storage._schema import audit_checkpoints, audit_heads
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["audit", "verify", "acme"])
+    assert result.exit_code == 0, result.output
+    head = _head(result.output)
+    assert head.startswith("600:")
+    assert runner.invoke(app, ["audit", "verify", "acme", "--since-head", head]).exit_code == 0
+    database = Database.open()
+    with database.engine.begin() as conn:  # cut 513..600 and fix the head row: consistent
+        conn.execute(delete(audit_records).where(audit_records.c.seq > 512))
+        row = conn.execute(select(audit_records.c.hash).where(audit_records.c.seq == 512)).one()
+        conn.execute(update(audit_heads).values(seq=512, hash=row.hash))
+    database.close()
+    assert runner.invoke(app, ["audit", "verify", "acme"]).exit_code == 0
+    cut = runner.invoke(app, ["audit", "verify", "acme", "--since-head", head])
+    assert cut.exit_code == 1
+    assert "truncated" in cut.output
+    database = Database.open()
+    with database.engine.begin() as conn:
+        for table in (audit_records, audit_checkpoints, audit_heads):
+            conn.execute(delete(table))
+    database.close()
+    erased = runner.invoke(app, ["audit", "verify", "acme", "--since-head", head])
+    assert erased.exit_code == 1
+    assert "erased" in erased.output
+    bad = runner.invoke(app, ["audit", "verify", "acme", "--since-head", "600:abc"])
+    assert bad.exit_code == 2

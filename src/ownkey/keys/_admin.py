@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ownkey.audit import AuditAction, Outcome
@@ -38,6 +38,7 @@ from ownkey.keys._revocation import RevocationPreview, RevocationRule
 __all__ = ["KeyAdmin", "ShredEvidence"]
 
 _KEY_CHECK_PURPOSE = "ownkey.key-check"
+_WITNESS_PURPOSE = "ownkey.audit-witness"
 #: Appended to an org's name for the probe that must be refused (org names cannot hold '~').
 _NOT_THIS_ORG = "~not-this-org"
 
@@ -256,6 +257,16 @@ class KeyAdmin:
         if unwrap_share(self._deps, wrapped, context) != probe:
             raise ConfigError(f"{ref} failed a wrap/unwrap round trip")
         return description
+
+    def attest(self, ref: KeyRef, statement: Mapping[str, str]) -> None:
+        """Wrap a random probe under ``ref``'s key with ``statement`` in the encryption context
+        (audited like every wrap): the key manager's own log (e.g. CloudTrail's
+        ``encryptionContext``) then holds the statement, outside ownkey's reach. The audit
+        witness uses it to put the chain head there (AUD-11)."""
+        master = self.get(ref)
+        context = dict(statement, **_check_context(ref))
+        context["purpose"] = _WITNESS_PURPOSE
+        wrap_share(self._deps, master, self._deps.random(32), context)
 
     def _register(self, master: MasterKey, actor: str | None, action: AuditAction) -> MasterKey:
         self._deps.auditor.emit(

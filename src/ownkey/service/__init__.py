@@ -20,12 +20,14 @@ from ownkey.service._protector import Protector
 from ownkey.service._request import AssetAddress, address_of, policy_part
 from ownkey.service._runtime import Coverage, OrgUpdate, Runtime, ServiceCoverage
 from ownkey.service._settings import ProtectorSettings
+from ownkey.service._witness import AuditWitness, Witnessed, witness
 
 __all__ = [
     "Administration",
     "AssetAddress",
     "AssetPreview",
     "AssetService",
+    "AuditWitness",
     "BackgroundJobs",
     "Coverage",
     "JobRunner",
@@ -46,9 +48,11 @@ __all__ = [
     "ServiceCoverage",
     "ShredCandidate",
     "User",
+    "Witnessed",
     "address_of",
     "build_protector",
     "policy_engine",
     "policy_part",
     "view_plan",
+    "witness",
 ]

@@ -7,7 +7,7 @@ be given as text (``customer:acme``, ``platform``), rotation re-wraps by default
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from ownkey.audit import AuditAction
@@ -86,6 +86,11 @@ class Administration:
         return self._keys.register(
             _ref(ref), provider=provider, key_id=key_id, actor=actor, operator=operator
         )
+
+    def attest(self, ref: Ref, statement: Mapping[str, str]) -> None:
+        """Put ``statement`` in the encryption context of one audited wrap under the key, so
+        the key manager's log holds it (the audit witness)."""
+        self._keys.attest(_ref(ref), statement)
 
     def rotate_key(self, ref: Ref, *, rewrap: bool = True, actor: str | None = None) -> Rotation:
         """New primary version; then re-wrap every scope key under the key (no content touched)."""

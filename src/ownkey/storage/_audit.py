@@ -54,7 +54,9 @@ __all__ = [
     "AuditQuery",
     "AuditSigningKey",
     "SqlAuditSink",
+    "checkpoint_json",
     "event_body",
+    "with_checkpoints",
 ]
 
 CHECKPOINT_EVERY = CHECKPOINT_INTERVAL
@@ -499,6 +501,35 @@ def _readable_body(org: str, seq: int, raw: bytes, query: AuditQuery) -> dict[st
             f"the audit log of {org!r} holds a record (seq {seq}) that is not an event; "
             f"run ownkey audit verify {org}"
         ) from None
+
+
+def checkpoint_json(checkpoint: Checkpoint) -> dict[str, Any]:
+    """A checkpoint as an export line's ``checkpoint`` object (bytes as hex): with the public
+    key, anyone can check it offline and see that the exported events extend it (AUD-5)."""
+    return {
+        "org": checkpoint.org,
+        "seq": checkpoint.seq,
+        "hash": checkpoint.hash.hex(),
+        "signed_at": checkpoint.signed_at,
+        "key_id": checkpoint.key_id,
+        "signature": checkpoint.signature.hex(),
+        "previous": None if checkpoint.previous is None else checkpoint.previous.hex(),
+    }
+
+
+def with_checkpoints(
+    events: Iterator[ExportedEvent], checkpoints: Sequence[Checkpoint]
+) -> Iterator[ExportedEvent | Checkpoint]:
+    """The events in chain order with the org's checkpoints between them: each checkpoint
+    right after the last event at or before its seq, the rest at the end."""
+    pending = sorted(checkpoints, key=lambda c: c.seq)
+    at = 0
+    for event in events:
+        while at < len(pending) and pending[at].seq < event.seq:
+            yield pending[at]
+            at += 1
+        yield event
+    yield from pending[at:]
 
 
 def iso_ms(at_ms: int) -> str:
