@@ -6,6 +6,7 @@ platform key; and object ids live in their org, so one org's ``rec-1`` is not an
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ownkey.keys import KeyRef
@@ -69,8 +70,6 @@ def _put(api: Api, org: str, asset_id: str, data: bytes) -> Any:
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value)
 
 
@@ -113,3 +112,22 @@ def test_objects_are_listed_by_org_service_and_prefix_in_pages(api: Api) -> None
     assert api.client.get("/v1/objects?org=nosuch", headers=api.globex).status_code == 404
     assert api.client.get("/v1/objects?limit=0", headers=api.platform).status_code == 422
     assert api.client.get("/v1/objects?sort=x", headers=api.platform).status_code == 422
+
+
+def test_lifecycle_events_land_in_the_chain_of_the_org_that_owns_the_key(api: Api) -> None:
+    """Finding 1: after globex's refused attempt, acme's key changes are in acme's chain only,
+    and globex's chain never records a use or change of acme's key."""
+    acme_key = _key_id(api, KeyRef.customer("acme"))
+    api.client.put(
+        "/v1/orgs/globex/key", json={"provider": "local", "key_id": acme_key}, headers=api.globex
+    )
+    assert api.client.post("/v1/orgs/acme/key/disable", headers=api.acme).status_code == 200
+
+    def events(org: str, token: dict[str, str]) -> list[dict[str, Any]]:
+        found = api.client.get(f"/v1/orgs/{org}/audit/events?limit=1000", headers=token)
+        assert found.status_code == 200, found.text
+        return list(found.json()["events"])
+
+    [disabled] = [e for e in events("acme", api.acme) if e["action"] == "key.disable"]
+    assert disabled["detail"]["key_id"] == acme_key
+    assert not [e for e in events("globex", api.globex) if acme_key in json.dumps(e)]

@@ -122,3 +122,23 @@ def _all() -> object:
     from ownkey.storage import AuditQuery
 
     return AuditQuery()
+
+
+def test_the_periodic_witness_runs_on_its_interval_and_stops(runtime: Runtime) -> None:
+    import time
+
+    manager = _manager_log(runtime)
+    periodic = AuditWitness(runtime, 0.05)
+    periodic.start()
+    deadline = time.monotonic() + 5
+    while periodic.rounds < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    periodic.stop()
+    assert periodic.rounds >= 2
+    witnessed = len([c for c in manager.log if HEAD_FIELD in c])
+    assert witnessed >= 2
+    time.sleep(0.15)
+    assert len([c for c in manager.log if HEAD_FIELD in c]) == witnessed  # stopped
+    off = AuditWitness(runtime, 0)
+    off.start()  # interval 0: never starts a thread
+    assert off.rounds == 0
