@@ -385,8 +385,9 @@ class AuditLog:
         a head remembered outside the database (``since_head``: a previous verify's, or one
         witnessed in the customer's key-manager log) (AUD-6..AUD-12).
 
-        The query columns (``at_ms``, ``action``, ...) are copies of the hashed body; one that
-        differs is reported *edited*, since it would hide the event from a filtered export.
+        The ``at_ms`` column is a copy of the hashed body's time that time-filtered queries
+        select by; one that differs is reported *edited*, since it would hide the event from a
+        filtered export (AUD-12).
         """
         head = self.head(org)
         columns: list[ChainProblem] = []
@@ -409,7 +410,14 @@ class AuditLog:
             with self._db.engine.connect() as conn:
                 rows = list(
                     conn.execute(
-                        select(audit_records)
+                        select(
+                            audit_records.c.id,
+                            audit_records.c.org,
+                            audit_records.c.seq,
+                            audit_records.c.body,
+                            audit_records.c.hash,
+                            audit_records.c.at_ms,
+                        )
                         .where(audit_records.c.org == org, audit_records.c.id > after)
                         .order_by(audit_records.c.id)
                         .limit(5000)
@@ -468,25 +476,29 @@ class AuditLog:
             after = int(rows[-1].id)
 
 
+_AT_MS = b'"at_ms":'
+
+
 def _column_mismatch(row: Any) -> str | None:
-    """The first query column of ``row`` that is not what its body says (None if all are)."""
+    """``"at_ms"`` if the row's ``at_ms`` column is not its body's (None if it is).
+
+    ``at_ms`` is the one copied column a query selects rows by in SQL (the time window); every
+    other filter is checked against the hashed body, so an edit of those columns hides nothing.
+    A canonical body has sorted keys, so its top-level ``"at_ms":`` comes before ``detail``,
+    after two string values whose quotes are escaped: the first match is the field itself."""
+    body = bytes(row.body)
+    at = body.find(_AT_MS)
+    if at < 0:
+        return "at_ms"
+    start = at + len(_AT_MS)
+    stop = start
+    while stop < len(body) and body[stop] in b"-0123456789":
+        stop += 1
     try:
-        body = json.loads(bytes(row.body))
-        detail = body.get("detail") or {}
-        wanted = {
-            "at_ms": body.get("at_ms"),
-            "action": body.get("action"),
-            "outcome": body.get("outcome"),
-            "actor": body.get("actor"),
-            "asset_id": detail.get("asset_id"),
-            "service_id": detail.get("service_id"),
-        }
-    except (ValueError, TypeError, AttributeError):
-        return "body"  # not an event: the hash check says more, unless it was always so
-    for name, value in wanted.items():
-        if getattr(row, name) != value:
-            return name
-    return None
+        value = int(body[start:stop])
+    except ValueError:
+        return "at_ms"
+    return None if value == row.at_ms else "at_ms"
 
 
 def _readable_body(org: str, seq: int, raw: bytes, query: AuditQuery) -> dict[str, Any] | None:
