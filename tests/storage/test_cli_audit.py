@@ -146,3 +146,43 @@ def test_verify_since_head_detects_a_consistent_cut_and_an_erasure(home: Path) -
     assert "erased" in erased.output
     bad = runner.invoke(app, ["audit", "verify", "acme", "--since-head", "600:abc"])
     assert bad.exit_code == 2
+
+
+def test_an_export_verifies_offline_with_the_public_key_only(home: Path, tmp_path: Path) -> None:
+    """Exports carry the chained checkpoints, so a customer verifies one without the database."""
+    runner = CliRunner()
+    public = AuditSigningKey.load().public_key.hex()
+    exported = runner.invoke(app, ["audit", "export", "acme", "--format", "jsonl"])
+    assert exported.exit_code == 0
+    full = tmp_path / "acme.jsonl"
+    full.write_text(exported.output)
+    ok = runner.invoke(app, ["audit", "verify-export", "acme", str(full), "--public-key", public])
+    assert ok.exit_code == 0, ok.output
+    head = _head(ok.output)
+    lines = exported.output.splitlines()
+    dropped = tmp_path / "dropped.jsonl"  # the last checkpoint line removed, the tail cut
+    kept = [line for line in lines if '"seq": 512' not in line and "checkpoint" not in line]
+    dropped.write_text("\n".join(kept[:300]) + "\n")
+    for args, kind in (
+        ([str(dropped)], "missing_checkpoint"),
+        ([str(full), "--since-head", head.replace("600:", "601:")], "truncated"),
+    ):
+        bad = runner.invoke(app, ["audit", "verify-export", "acme", *args, "--public-key", public])
+        assert bad.exit_code == 1, bad.output
+        assert kind in bad.output
+    edited = tmp_path / "edited.jsonl"
+    edited.write_text(exported.output.replace('"outcome": "ok"', '"outcome": "failed"', 1))
+    bad = runner.invoke(
+        app, ["audit", "verify-export", "acme", str(edited), "--public-key", public]
+    )
+    assert bad.exit_code == 1
+    assert "edited" in bad.output
+    other = AuditSigningKey.from_seed(bytes(32)).public_key.hex()
+    bad = runner.invoke(app, ["audit", "verify-export", "acme", str(full), "--public-key", other])
+    assert bad.exit_code == 1
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_text("not json\n")
+    bad = runner.invoke(
+        app, ["audit", "verify-export", "acme", str(garbage), "--public-key", public]
+    )
+    assert bad.exit_code == 2

@@ -255,6 +255,55 @@ def export(
         sys.stdout.flush()
 
 
+@audit_app.command("verify-export")
+def verify_export(
+    org: Annotated[str, typer.Argument(help="The organisation the export is of.")],
+    path: Annotated[str, typer.Argument(help="A full JSON-lines export ('-' for stdin).")],
+    public_key: Annotated[
+        list[str],
+        typer.Option("--public-key", help="The Ed25519 public key to trust (64 hex digits)."),
+    ],
+    since_head: Annotated[
+        str | None,
+        typer.Option("--since-head", help="A head seen before (SEQ:HASH) it must extend."),
+    ] = None,
+) -> None:
+    """Verify an unfiltered export offline, trusting only --public-key (no database, no
+    OWNKEY_HOME): every hash, every checkpoint and its link, one every 256 records, and the
+    remembered head. Exit 0 when it holds, 1 with the first problem."""
+    from ownkey.audit._chain import format_head, parse_head, verify_chain
+    from ownkey.audit._export import read_export
+
+    keys = _public_keys(public_key)
+    remembered = None
+    if since_head is not None:
+        try:
+            remembered = parse_head(since_head)
+        except ValueError as exc:
+            fail(f"--since-head: {exc}", EXIT_BAD_INPUT)
+    try:
+        if path == "-":
+            records, checkpoints = read_export(org, sys.stdin)
+        else:
+            with open(path, encoding="utf-8") as handle:
+                records, checkpoints = read_export(org, handle)
+    except OSError as exc:
+        fail(f"{path}: {exc.strerror or 'cannot be read'}", EXIT_BAD_INPUT)
+    except (ValueError, UnicodeDecodeError) as exc:
+        fail(f"{path}: {exc}", EXIT_BAD_INPUT)
+    report = verify_chain(org, records, checkpoints, keys, remembered_head=remembered)
+    if report.ok:
+        typer.echo(
+            f"{org}: OK, {report.records} events, {report.checkpoints} signed checkpoints, "
+            f"{report.unsigned_tail} events after the last checkpoint; "
+            f"head {format_head(*report.head)}"
+        )
+        return
+    problem = report.problems[0]
+    typer.echo(f"{org}: TAMPERED at seq {problem.seq}: {problem.kind} ({problem.detail})")
+    raise typer.Exit(code=EXIT_TAMPERED)
+
+
 @audit_app.command("witness")
 def witness_head(
     org: Annotated[str, typer.Argument(help="The organisation whose chain head to witness.")],
