@@ -103,19 +103,13 @@ def test_disabled_key_is_refused(env: dict[str, str], home: Path, local_key: str
     [
         (["acme", "--provider", "vault", "--key-id", "k"], "unknown provider 'vault'"),
         (["acme", "--provider", "kmip", "--key-id", "k", "--set", "hostname"], "name=value"),
-        (
-            ["acme", "--provider", "kmip", "--key-id", "k", "--set", "colour=red"],
-            "kmip has no setting 'colour'",
-        ),
+        (["acme", "--provider", "kmip", "--key-id", "k", "--set", "colour=red"],
+         "kmip has no setting 'colour'"),
         (["acme", "--provider", "kmip", "--key-id", "k"], "kmip needs the host setting"),
-        (
-            ["acme", "--provider", "pkcs11", "--key-id", "k", "--set", "pin=1234"],
-            "never on the command line",
-        ),
-        (
-            ["acme", "--provider", "kmip", "--key-id", "k", "--set", "host=h", "--set", "port=x"],
-            "TCP port",
-        ),
+        (["acme", "--provider", "pkcs11", "--key-id", "k", "--set", "pin=1234"],
+         "never on the command line"),
+        (["acme", "--provider", "kmip", "--key-id", "k", "--set", "host=h", "--set", "port=x"],
+         "TCP port"),
         (["ac me", "--provider", "local", "--key-id", "k"], "ORG must be"),
         (["acme", "--provider", "local", "--key-id", " "], "--key-id must not be empty"),
     ],
@@ -132,23 +126,9 @@ def test_bad_input_exits_2_with_one_line(
 
 def test_console_script_prints_one_line_and_no_traceback(env: dict[str, str]) -> None:
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ownkey",
-            "key",
-            "register",
-            "acme",
-            "--provider",
-            "vault",
-            "--key-id",
-            "k",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, **env},
+        [sys.executable, "-m", "ownkey", "key", "register", "acme", "--provider", "vault",
+         "--key-id", "k"],
+        capture_output=True, text=True, timeout=60, check=False, env={**os.environ, **env},
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
@@ -160,18 +140,9 @@ def test_console_script_prints_one_line_and_no_traceback(env: dict[str, str]) ->
 
 def _kmip_settings(server: KmipServer, port: int) -> list[str]:
     return [
-        "--set",
-        f"host={server.host}",
-        "--set",
-        f"port={port}",
-        "--set",
-        f"cert={server.pki.client_cert}",
-        "--set",
-        f"key={server.pki.client_key}",
-        "--set",
-        f"ca={server.pki.ca}",
-        "--set",
-        "timeout=0.5",
+        "--set", f"host={server.host}", "--set", f"port={port}",
+        "--set", f"cert={server.pki.client_cert}", "--set", f"key={server.pki.client_key}",
+        "--set", f"ca={server.pki.ca}", "--set", "timeout=0.5",
     ]
 
 
@@ -180,11 +151,8 @@ def kmip_key(kmip_server: KmipServer) -> Iterator[str]:
     from ownkey.providers import KmipProvider
 
     provider = KmipProvider(
-        host=kmip_server.host,
-        port=kmip_server.port,
-        certfile=str(kmip_server.pki.client_cert),
-        keyfile=str(kmip_server.pki.client_key),
-        ca_file=str(kmip_server.pki.ca),
+        host=kmip_server.host, port=kmip_server.port, certfile=str(kmip_server.pki.client_cert),
+        keyfile=str(kmip_server.pki.client_key), ca_file=str(kmip_server.pki.ca),
     )
     yield provider.create_key(label="acme")
     provider.close()
@@ -194,12 +162,7 @@ def test_register_a_kmip_key(
     env: dict[str, str], home: Path, kmip_server: KmipServer, kmip_key: str
 ) -> None:
     code, out, err = _run(
-        env,
-        "acme",
-        "--provider",
-        "kmip",
-        "--key-id",
-        kmip_key,
+        env, "acme", "--provider", "kmip", "--key-id", kmip_key,
         *_kmip_settings(kmip_server, kmip_server.port),
     )
     assert code == 0, err
@@ -212,12 +175,7 @@ def test_unreachable_kmip_server_says_so(
 ) -> None:
     with FaultProxy((kmip_server.host, kmip_server.port)) as proxy, proxy.fault(Fault.BLACKHOLE):
         code, _, err = _run(
-            env,
-            "acme",
-            "--provider",
-            "kmip",
-            "--key-id",
-            kmip_key,
+            env, "acme", "--provider", "kmip", "--key-id", kmip_key,
             *_kmip_settings(kmip_server, proxy.port),
         )
     assert code == 1
@@ -249,16 +207,8 @@ def test_register_a_pkcs11_key_with_the_pin_from_the_environment(
     ).create_key(label="acme")
     env = {**env, "OWNKEY_PKCS11_PIN": softhsm.pin}
     code, out, err = _run(
-        env,
-        "acme",
-        "--provider",
-        "pkcs11",
-        "--key-id",
-        key_id,
-        "--set",
-        f"library={softhsm.library}",
-        "--set",
-        f"token={softhsm.token_label}",
+        env, "acme", "--provider", "pkcs11", "--key-id", key_id,
+        "--set", f"library={softhsm.library}", "--set", f"token={softhsm.token_label}",
     )
     assert code == 0, err
     assert softhsm.pin not in out + err

@@ -39,11 +39,8 @@ def proxy(kmip_server: KmipServer) -> Iterator[FaultProxy]:
 @pytest.fixture
 def kmip(kmip_server: KmipServer, proxy: FaultProxy) -> Iterator[KmipProvider]:
     provider = KmipProvider(
-        host=kmip_server.host,
-        port=proxy.port,
-        certfile=str(kmip_server.pki.client_cert),
-        keyfile=str(kmip_server.pki.client_key),
-        ca_file=str(kmip_server.pki.ca),
+        host=kmip_server.host, port=proxy.port, certfile=str(kmip_server.pki.client_cert),
+        keyfile=str(kmip_server.pki.client_key), ca_file=str(kmip_server.pki.ca),
         timeout=TIMEOUT,
     )
     yield provider
@@ -63,9 +60,7 @@ class Rig:
         return build_protector(
             SETTINGS,
             providers={"local": self.local, "kmip": self.kmip},
-            scope_keys=self.store,
-            registry=self.registry,
-            rules=self.rules,
+            scope_keys=self.store, registry=self.registry, rules=self.rules,
         )
 
 

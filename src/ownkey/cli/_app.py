@@ -66,7 +66,6 @@ def _global(
     if database_url is not None:
         os.environ["OWNKEY_DATABASE_URL"] = database_url
 
-
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
 
