@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from ownkey.audit import AuditAction, Outcome
@@ -15,7 +17,7 @@ from ownkey.errors import (
     LifecycleError,
     NotFound,
 )
-from ownkey.keys import DestructionOutcome, KeyRef, KeyState, RevocationRule
+from ownkey.keys import DestructionOutcome, KeyAdmin, KeyRef, KeyState, RevocationRule
 from tests.keys._rig import ACME, DAY, GLOBEX, PLATFORM, make_rig
 
 
@@ -154,20 +156,62 @@ def test_register_checks_the_key_with_a_round_trip() -> None:
     key_id = rig.provider.create_key(label="acme's own")
     rig.provider.fail_next("unwrap", AccessDenied("key policy forbids", reason="provider_denied"))
     with pytest.raises(AccessDenied):
-        rig.admin.register(ACME, provider="local", key_id=key_id)
+        rig.admin.register(ACME, provider="local", key_id=key_id, operator=True)
     assert rig.deps.registry.get(ACME) is None
-    master = rig.admin.register(ACME, provider="local", key_id=key_id, actor="ann@acme.test")
+    master = rig.admin.register(
+        ACME, provider="local", key_id=key_id, actor="ann@acme.test", operator=True
+    )
     assert (master.key_id, master.state) == (key_id, KeyState.ENABLED)
     [event] = rig.sink.of(AuditAction.KEY_REGISTER)
     assert event.actor == "ann@acme.test"
-    with pytest.raises(NotFound):
-        rig.admin.register(GLOBEX, provider="local", key_id="nope")
+    with pytest.raises(AccessDenied):  # an unknown key: the describe is denied (and audited)
+        rig.admin.register(GLOBEX, provider="local", key_id="nope", operator=True)
     with pytest.raises(ConfigError, match="no key provider"):
-        rig.admin.register(GLOBEX, provider="hsm", key_id="nope")
+        rig.admin.register(GLOBEX, provider="hsm", key_id="nope", operator=True)
     disabled = rig.provider.create_key(label="off")
     rig.provider.disable(disabled)
     with pytest.raises(Conflict, match="disabled"):
-        rig.admin.register(GLOBEX, provider="local", key_id=disabled)
+        rig.admin.register(GLOBEX, provider="local", key_id=disabled, operator=True)
+
+
+def test_a_key_id_is_bound_to_one_reference_and_control_is_proven() -> None:
+    """KL-14, KL-15 (issue 11, finding 1): no org can take another's key or the platform's."""
+    rig = make_rig(keys=(ACME, PLATFORM))
+    acme_key = rig.admin.get(ACME).key_id
+    platform_key = rig.admin.get(PLATFORM).key_id
+    for taken in (acme_key, platform_key):
+        for operator in (False, True):
+            with pytest.raises(Conflict):
+                rig.admin.register(GLOBEX, provider="local", key_id=taken, operator=operator)
+    assert rig.deps.registry.get(GLOBEX) is None
+    # an external key whose manager does not bind the org context: the operator only
+    unbound = rig.provider.create_key(label="globex's own")
+    with pytest.raises(AccessDenied, match="only the operator"):
+        rig.admin.register(GLOBEX, provider="local", key_id=unbound)
+    assert rig.deps.registry.get(GLOBEX) is None
+    # ... unless its own policy refuses another org's context: then it proves control
+    rig.provider.fail_next("wrap", AccessDenied("key policy: org must be globex"))
+    master = rig.admin.register(GLOBEX, provider="local", key_id=unbound)
+    assert master.key_id == unbound
+    [describe] = [e for e in rig.sink.of(AuditAction.DESCRIBE) if e.org == "globex"][-1:]
+    assert describe.detail["key_id"] == unbound  # AUD-1: describe calls are audited
+
+
+def test_a_key_of_an_embedded_store_registers_only_for_the_reference_it_was_made_for() -> None:
+    """KL-15: the label ownkey gave the key at creation is the proof of control."""
+    from ownkey.providers import LocalKeyProvider
+
+    rig = make_rig(keys=(PLATFORM,))
+    store = LocalKeyProvider()
+    deps = dataclasses.replace(rig.deps, providers={"local": rig.provider, "mem": store})
+    admin = KeyAdmin(
+        deps, default_provider="mem", min_waiting_period=DAY, default_waiting_period=DAY
+    )
+    mine = store.create_key(label=str(GLOBEX))
+    theirs = store.create_key(label=str(ACME))
+    with pytest.raises(AccessDenied, match="not created for"):
+        admin.register(GLOBEX, provider="mem", key_id=theirs, operator=True)
+    assert admin.register(GLOBEX, provider="mem", key_id=mine).key_id == mine
 
 
 def test_rotate_only_an_enabled_key() -> None:

@@ -283,3 +283,21 @@ def test_register_an_aws_kms_key_on_moto(env: dict[str, str], moto_server: MotoS
     code, out, err = _run(env, "acme", "--provider", "aws_kms", "--key-id", key_id)
     assert code == 0, err
     assert "material-1" in out
+
+
+def test_register_refuses_a_key_bound_to_another_org(env: dict[str, str], home: Path) -> None:
+    """Issue 11, finding 1: the command line cannot bind acme's key (nor the platform's) to
+    globex either; the key stays acme's and enabled."""
+    from ownkey.service import Runtime
+
+    with Runtime.open(home=home, env={"OWNKEY_HOME": str(home)}) as runtime:
+        acme = runtime.create_key("acme", actor="test")
+        [platform] = [k for k in runtime.list_keys() if k.ref == KeyRef.platform()]
+    for taken in (acme.key_id, platform.key_id):
+        code, _, err = _run(env, "globex", "--provider", "local", "--key-id", taken)
+        assert code != 0
+        assert "bound to another key reference" in _one_line(err)
+    assert _registered(home, "globex") is None
+    master = _registered(home, "acme")
+    assert master is not None
+    assert master.state is KeyState.ENABLED  # type: ignore[attr-defined]

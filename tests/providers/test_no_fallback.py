@@ -75,7 +75,9 @@ class Rig:
 def rig(kmip: KmipProvider) -> Rig:
     made = Rig(kmip)
     key_id = kmip.create_key(label="acme")
-    made.node().admin.register_key(ACME, provider="kmip", key_id=key_id, actor="test")
+    made.node().admin.register_key(
+        ACME, provider="kmip", key_id=key_id, actor="test", operator=True
+    )
     return made
 
 

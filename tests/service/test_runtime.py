@@ -427,7 +427,7 @@ def test_a_configured_provider_is_rebuilt_by_another_process(
     runtime: Runtime, home: Path, db_url: str, clock: FakeClock
 ) -> None:
     runtime.create_org("acme")
-    key_id = LocalKeyStoreProvider(env={"OWNKEY_HOME": str(home)}).create_key(label="vault")
+    key_id = LocalKeyStoreProvider(env={"OWNKEY_HOME": str(home)}).create_key(label="customer:acme")
     master = runtime.register_key("acme", provider="vault", kind="local", key_id=key_id)
     assert (master.provider, master.key_id) == ("vault", key_id)
     runtime.update_org("acme", cmk=True)

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import delete, func, insert, select, text, update
 
 from ownkey.audit import AuditAction, AuditEvent, Auditor, Outcome
-from ownkey.errors import AuditUnavailable, LimitExceeded
+from ownkey.errors import AuditUnavailable, ConfigError, LimitExceeded
 from ownkey.storage import (
     PLATFORM_LOG,
     AuditLog,
@@ -270,3 +270,136 @@ def test_signing_key_file_is_created_once(tmp_path: Path) -> None:
     assert AuditSigningKey.load(env).key_id == first.key_id
     seed_hex = bytes(range(32)).hex()
     assert AuditSigningKey.load({"OWNKEY_AUDIT_SIGNING_KEY": seed_hex}).key_id == KEY.key_id
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o606])
+def test_a_signing_key_file_others_can_read_is_refused(tmp_path: Path, mode: int) -> None:
+    """Issue 11, finding 3: like the root key, a group/world-readable signing key is refused
+    (whoever reads it can re-sign a rewritten chain)."""
+    env = {"OWNKEY_HOME": str(tmp_path)}
+    AuditSigningKey.load(env)
+    path = tmp_path / "audit-signing.key"
+    path.chmod(mode)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        AuditSigningKey.load(env)
+    given = tmp_path / "elsewhere.key"
+    given.write_text(bytes(range(32)).hex())
+    given.chmod(mode)
+    with pytest.raises(ConfigError, match="readable by others"):
+        AuditSigningKey.load({"OWNKEY_AUDIT_SIGNING_KEY": str(given)})
+    given.chmod(0o600)
+    assert AuditSigningKey.load({"OWNKEY_AUDIT_SIGNING_KEY": str(given)}).key_id == KEY.key_id
+
+
+def test_an_edited_time_column_fails_verify(database: Database) -> None:
+    """Issue 11, finding 4: editing only ``at_ms`` hides an event from a time-filtered export;
+    verify now compares every query column with the hashed body (AUD-12)."""
+    fill(database, 300)
+    log = AuditLog(database)
+    since = int(T0 * 1000) + 10_000
+    assert [e.seq for e in log.query("acme", AuditQuery(since_ms=since, until_ms=since + 1))] == [
+        21
+    ]
+    with database.engine.begin() as conn:
+        conn.execute(update(audit_records).where(audit_records.c.seq == 21).values(at_ms=0))
+    report = log.verify("acme", PUBLIC)
+    assert [(p.kind, p.seq) for p in report.problems] == [("edited", 21)]
+    assert "at_ms" in report.problems[0].detail
+    with database.engine.begin() as conn:
+        conn.execute(update(audit_records).where(audit_records.c.seq == 21).values(at_ms=since))
+    assert log.verify("acme", PUBLIC).ok
+    # the other copied columns select nothing in SQL: an edit there hides no event
+    with database.engine.begin() as conn:
+        conn.execute(update(audit_records).where(audit_records.c.seq == 29).values(outcome="x"))
+    assert [e.seq for e in log.query("acme", AuditQuery(outcome="denied"))].count(29) == 1
+
+
+def test_deleting_checkpoints_and_rehashing_fails(database: Database) -> None:
+    """Issue 11, finding 4: a checkpoint is expected every 256 records (AUD-10)."""
+    fill(database, 600)
+    with database.engine.begin() as conn:
+        conn.execute(delete(audit_checkpoints))
+    _rewrite_and_rehash(database)
+    report = AuditLog(database).verify("acme", PUBLIC)
+    assert [(p.kind, p.seq) for p in report.problems] == [("missing_checkpoint", 256)]
+
+
+def test_checkpoints_are_chained_in_the_database(database: Database) -> None:
+    """AUD-5 v2: each stored checkpoint links to the one before; removing an on-demand one
+    in the middle is seen by the next."""
+    sink = fill(database, 300)
+    middle = sink.checkpoint("acme")
+    assert middle is not None
+    assert middle.previous is not None
+    assert middle.previous != bytes(32)  # links to the checkpoint at 256
+    for i in range(300, 520):
+        sink.record(event(i))
+    assert AuditLog(database).verify("acme", PUBLIC).ok
+    with database.engine.begin() as conn:
+        conn.execute(delete(audit_checkpoints).where(audit_checkpoints.c.seq == middle.seq))
+    report = AuditLog(database).verify("acme", PUBLIC)
+    assert [(p.kind, p.seq) for p in report.problems] == [("missing_checkpoint", 512)]
+
+
+def _cut_consistently(db: Database, keep: int) -> None:
+    """Truncate to ``keep`` records and fix the head row and the checkpoints too."""
+    with db.engine.begin() as conn:
+        conn.execute(delete(audit_records).where(audit_records.c.seq > keep))
+        conn.execute(delete(audit_checkpoints).where(audit_checkpoints.c.seq > keep))
+        row = conn.execute(select(audit_records.c.hash).where(audit_records.c.seq == keep)).one()
+        conn.execute(update(audit_heads).values(seq=keep, hash=row.hash))
+
+
+def _rewrite_tail(db: Database) -> None:
+    """Rewrite the unsigned tail (after 768) and re-hash it and the head: no checkpoint sees it."""
+    from ownkey.audit._chain import link
+
+    with db.engine.begin() as conn:
+        rows = list(conn.execute(select(audit_records).order_by(audit_records.c.id)))
+        previous = next(bytes(r.hash) for r in rows if r.seq == 800)
+        for row in rows:
+            if row.seq <= 800:
+                continue
+            body = bytes(row.body).replace(b'"outcome":"ok"', b'"outcome":"failed"')
+            new = link("acme", previous, row.seq, body)
+            outcome = "failed" if row.outcome == "ok" else row.outcome  # the column too
+            conn.execute(
+                update(audit_records)
+                .where(audit_records.c.id == row.id)
+                .values(body=body, hash=new, outcome=outcome)
+            )
+            previous = new
+        conn.execute(update(audit_heads).values(hash=previous))
+
+
+def _erase(db: Database) -> None:
+    with db.engine.begin() as conn:
+        for table in (audit_records, audit_checkpoints, audit_heads):
+            conn.execute(delete(table).where(table.c.org == "acme"))
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda db: _cut_consistently(db, 900), "truncated"),
+        (lambda db: _cut_consistently(db, 100), "truncated"),
+        (_rewrite_tail, "edited"),
+        (_erase, "erased"),
+    ],
+    ids=["cut_unsigned_tail", "cut_past_checkpoints", "rewrite_unsigned_tail", "erase"],
+)
+def test_a_remembered_head_detects_truncation_rewrite_and_erasure(
+    database: Database, change: Callable[[Database], None], expected: str
+) -> None:
+    """Issue 11, finding 3 (AUD-11): each change, made consistently (records, head row and
+    checkpoints), verifies without a remembered head but fails against one."""
+    fill(database, 1000)
+    log = AuditLog(database)
+    first = log.verify("acme", PUBLIC)
+    assert first.ok
+    remembered = first.head
+    change(database)
+    if expected != "erased":
+        assert log.verify("acme", PUBLIC).ok  # undetectable from the database alone
+    report = log.verify("acme", PUBLIC, since_head=remembered)
+    assert [p.kind for p in report.problems] == [expected]

@@ -53,7 +53,12 @@ def test_export_jsonl_csv_and_filters(home: Path) -> None:
     result = runner.invoke(app, ["audit", "export", "acme", "--format", "jsonl"])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]
-    assert [line["seq"] for line in lines] == list(range(1, 601))
+    assert [line["seq"] for line in lines if "seq" in line] == list(range(1, 601))
+    # the signed checkpoints travel with the events, each after the event it signs (AUD-5)
+    marks = [n for n, line in enumerate(lines) if "checkpoint" in line]
+    assert [lines[n]["checkpoint"]["seq"] for n in marks] == [256, 512]
+    assert [lines[n - 1]["seq"] for n in marks] == [256, 512]
+    assert lines[marks[1]]["checkpoint"]["previous"] != "00" * 32
     result = runner.invoke(
         app,
         [
@@ -91,3 +96,93 @@ def test_export_bad_input_exits_2(home: Path, args: list[str]) -> None:
     assert result.exit_code == 2
     assert result.output.count("\n") == 1
     assert result.output.startswith("ownkey: ")
+
+
+def test_verify_with_a_public_key_trusts_only_that_key(home: Path) -> None:
+    """Issue 11, finding 4: ``--public-key`` must not also trust the key in OWNKEY_HOME."""
+    runner = CliRunner()
+    own = AuditSigningKey.load()
+    other = AuditSigningKey.from_seed(bytes(32))
+    result = runner.invoke(app, ["audit", "verify", "acme", "--public-key", other.public_key.hex()])
+    assert result.exit_code == 1, result.output
+    assert "bad_checkpoint" in result.output
+    result = runner.invoke(app, ["audit", "verify", "acme", "--public-key", own.public_key.hex()])
+    assert result.exit_code == 0, result.output
+
+
+def _head(output: str) -> str:
+    return output.strip().rsplit("head ", 1)[1]
+
+
+def test_verify_since_head_detects_a_consistent_cut_and_an_erasure(home: Path) -> None:
+    """Issue 11, finding 3: ``--since-head`` fails when the remembered head is gone."""
+    from sqlalchemy import delete, select
+
+    from ownkey.storage._schema import audit_checkpoints, audit_heads
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["audit", "verify", "acme"])
+    assert result.exit_code == 0, result.output
+    head = _head(result.output)
+    assert head.startswith("600:")
+    assert runner.invoke(app, ["audit", "verify", "acme", "--since-head", head]).exit_code == 0
+    database = Database.open()
+    with database.engine.begin() as conn:  # cut 513..600 and fix the head row: consistent
+        conn.execute(delete(audit_records).where(audit_records.c.seq > 512))
+        row = conn.execute(select(audit_records.c.hash).where(audit_records.c.seq == 512)).one()
+        conn.execute(update(audit_heads).values(seq=512, hash=row.hash))
+    database.close()
+    assert runner.invoke(app, ["audit", "verify", "acme"]).exit_code == 0
+    cut = runner.invoke(app, ["audit", "verify", "acme", "--since-head", head])
+    assert cut.exit_code == 1
+    assert "truncated" in cut.output
+    database = Database.open()
+    with database.engine.begin() as conn:
+        for table in (audit_records, audit_checkpoints, audit_heads):
+            conn.execute(delete(table))
+    database.close()
+    erased = runner.invoke(app, ["audit", "verify", "acme", "--since-head", head])
+    assert erased.exit_code == 1
+    assert "erased" in erased.output
+    bad = runner.invoke(app, ["audit", "verify", "acme", "--since-head", "600:abc"])
+    assert bad.exit_code == 2
+
+
+def test_an_export_verifies_offline_with_the_public_key_only(home: Path, tmp_path: Path) -> None:
+    """Exports carry the chained checkpoints, so a customer verifies one without the database."""
+    runner = CliRunner()
+    public = AuditSigningKey.load().public_key.hex()
+    exported = runner.invoke(app, ["audit", "export", "acme", "--format", "jsonl"])
+    assert exported.exit_code == 0
+    full = tmp_path / "acme.jsonl"
+    full.write_text(exported.output)
+    ok = runner.invoke(app, ["audit", "verify-export", "acme", str(full), "--public-key", public])
+    assert ok.exit_code == 0, ok.output
+    head = _head(ok.output)
+    lines = exported.output.splitlines()
+    dropped = tmp_path / "dropped.jsonl"  # the last checkpoint line removed, the tail cut
+    kept = [line for line in lines if '"seq": 512' not in line and "checkpoint" not in line]
+    dropped.write_text("\n".join(kept[:300]) + "\n")
+    for args, kind in (
+        ([str(dropped)], "missing_checkpoint"),
+        ([str(full), "--since-head", head.replace("600:", "601:")], "truncated"),
+    ):
+        bad = runner.invoke(app, ["audit", "verify-export", "acme", *args, "--public-key", public])
+        assert bad.exit_code == 1, bad.output
+        assert kind in bad.output
+    edited = tmp_path / "edited.jsonl"
+    edited.write_text(exported.output.replace('"outcome": "ok"', '"outcome": "failed"', 1))
+    bad = runner.invoke(
+        app, ["audit", "verify-export", "acme", str(edited), "--public-key", public]
+    )
+    assert bad.exit_code == 1
+    assert "edited" in bad.output
+    other = AuditSigningKey.from_seed(bytes(32)).public_key.hex()
+    bad = runner.invoke(app, ["audit", "verify-export", "acme", str(full), "--public-key", other])
+    assert bad.exit_code == 1
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_text("not json\n")
+    bad = runner.invoke(
+        app, ["audit", "verify-export", "acme", str(garbage), "--public-key", public]
+    )
+    assert bad.exit_code == 2

@@ -45,10 +45,11 @@ from ownkey.api._models import (
     UsersOut,
 )
 from ownkey.api._state import State, strict_query
+from ownkey.audit._chain import Checkpoint, format_head, parse_head
 from ownkey.errors import InvalidRequest, NotFound
 from ownkey.keys import KeyRef
 from ownkey.storage import AuditQuery, JobStatus
-from ownkey.storage._audit import ExportedEvent, iso_ms
+from ownkey.storage._audit import ExportedEvent, checkpoint_json, iso_ms, with_checkpoints
 
 __all__ = ["admin_router"]
 
@@ -319,7 +320,7 @@ def audit_events(
 @admin_router.get(
     "/audit/export",
     tags=["audit"],
-    summary="Export the org's audit chain as JSON lines (seq, hash, body)",
+    summary="Export the org's audit chain as JSON lines (seq, hash, body; and checkpoints)",
     response_class=StreamingResponse,
     responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
 )
@@ -332,9 +333,16 @@ def audit_export(
     query = _query(None, None, None, None, None, since_ms, until_ms)
     events = state.runtime.audit_log.query(admin.org, query)
 
+    checkpoints = state.runtime.audit_log.checkpoints(admin.org)
+
     def lines() -> Iterator[bytes]:
-        for event in events:
-            yield json.dumps(_event(event), sort_keys=True).encode("utf-8") + b"\n"
+        for item in with_checkpoints(events, checkpoints):
+            line = (
+                {"checkpoint": checkpoint_json(item)}
+                if isinstance(item, Checkpoint)
+                else _event(item)
+            )
+            yield json.dumps(line, sort_keys=True).encode("utf-8") + b"\n"
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
@@ -344,10 +352,29 @@ def audit_export(
     tags=["audit"],
     summary="Recompute the org's hash chain and check its signed checkpoints",
 )
-def audit_verify(admin: OrgAdmin, state: State) -> dict[str, Any]:
+def audit_verify(
+    admin: OrgAdmin,
+    state: State,
+    since_head: Annotated[
+        str | None,
+        Query(
+            max_length=96,
+            description="A head seen before (`SEQ:HASH`, from an earlier verify or the key "
+            "manager's log): the answer is not ok unless the chain still extends it.",
+        ),
+    ] = None,
+) -> dict[str, Any]:
+    remembered = None
+    if since_head is not None:
+        try:
+            remembered = parse_head(since_head)
+        except ValueError as exc:
+            raise InvalidRequest("since_head", str(exc)) from None
     runtime = state.runtime
     key = runtime.signing_key
-    report = runtime.audit_log.verify(admin.org, {key.key_id: key.public_key})
+    report = runtime.audit_log.verify(
+        admin.org, {key.key_id: key.public_key}, since_head=remembered
+    )
     return {
         "org": report.org,
         "ok": report.ok,
@@ -355,6 +382,7 @@ def audit_verify(admin: OrgAdmin, state: State) -> dict[str, Any]:
         "checkpoints": report.checkpoints,
         "last_seq": report.last_seq,
         "unsigned_tail": report.unsigned_tail,
+        "head": format_head(*report.head),
         "problems": [{"seq": p.seq, "kind": p.kind, "detail": p.detail} for p in report.problems],
     }
 

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ownkey.api._admin import admin_router
 from ownkey.api._data import data_router
+from ownkey.api._listing import listing_router
 from ownkey.api._metrics import CONTENT_TYPE, Metrics
 from ownkey.api._problems import (
     PROBLEM_JSON,
@@ -30,7 +31,7 @@ from ownkey.api._problems import (
     problem_schema,
 )
 from ownkey.api._state import ApiState
-from ownkey.service import BackgroundJobs, NodeSync, Objects, Runtime
+from ownkey.service import AuditWitness, BackgroundJobs, NodeSync, Objects, Runtime
 from ownkey.storage import TokenStore
 from ownkey.web import console_router
 
@@ -129,13 +130,15 @@ def create_app(
     *,
     tokens: TokenStore | None = None,
     node_sync: bool = False,
+    witness_interval: float = 0.0,
 ) -> FastAPI:
     """The REST API over ``runtime`` (which the caller opens and closes).
 
     Objects, revocation previews and jobs all use the runtime's one asset service
     (``runtime.assets``: ``OWNKEY_BLOB_DIR``, S3, or ``$OWNKEY_HOME/objects``), built here so
     that a misconfigured blob store fails at start; ``node_sync`` follows other nodes' changes
-    while the app runs.
+    while the app runs; ``witness_interval`` (seconds, 0 = off) witnesses every org's audit
+    chain head in its own key manager's log that often (:class:`AuditWitness`).
     """
     objects = Objects(runtime.assets)
     metrics = Metrics(runtime.protector.admin.cache_report)
@@ -148,14 +151,17 @@ def create_app(
         metrics=metrics,
     )
     sync = NodeSync(runtime) if node_sync else None
+    witness = AuditWitness(runtime, witness_interval)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if sync is not None:
             sync.start()
+        witness.start()
         try:
             yield
         finally:
+            witness.stop()
             if sync is not None:
                 sync.stop()
             jobs.close()
@@ -178,6 +184,7 @@ def create_app(
     install_problem_handlers(app)
     app.add_exception_handler(405, _method_not_allowed)
     app.include_router(data_router)
+    app.include_router(listing_router)
     app.include_router(admin_router)
     app.include_router(console_router(state))  # the security console, /admin (ownkey.web)
 

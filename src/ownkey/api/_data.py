@@ -23,10 +23,10 @@ from typing import Annotated, Any
 import anyio
 import anyio.from_thread
 import anyio.to_thread
-from fastapi import APIRouter, Body, Depends, Header, Path, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from ownkey.api._auth import PlatformService
+from ownkey.api._auth import ORG_PATTERN, PlatformService
 from ownkey.api._models import (
     MAX_MESSAGE_BYTES,
     ObjectOut,
@@ -103,6 +103,13 @@ def explain(
 AssetId = Annotated[
     str,
     Path(min_length=1, max_length=255, description="The asset's id (bound into the content)."),
+]
+
+
+#: ``?org=``: the org the caller expects the object to belong to (another org's is 404).
+OrgFilter = Annotated[
+    str | None,
+    Query(pattern=ORG_PATTERN, description="Only if the object is this org's (else 404)."),
 ]
 
 
@@ -233,9 +240,10 @@ def get_object(
     range_header: Annotated[
         str | None, Header(alias="Range", max_length=256, description="bytes=START-END")
     ] = None,
+    org: OrgFilter = None,
 ) -> StreamingResponse:
     objects = state.objects
-    record = objects.stat(asset_id)
+    record = objects.stat(asset_id, org)
     wanted = _parse_range(range_header, record.size)
     start, end = wanted if wanted is not None else (0, record.size)
     opened = objects.read(asset_id, start, end)
@@ -255,13 +263,17 @@ def get_object(
     tags=["objects"],
     summary="A stored asset's metadata (no key is used)",
 )
-def object_meta(asset_id: AssetId, _caller: PlatformService, state: State) -> ObjectOut:
-    return ObjectOut.of(state.objects.stat(asset_id))
+def object_meta(
+    asset_id: AssetId, _caller: PlatformService, state: State, org: OrgFilter = None
+) -> ObjectOut:
+    return ObjectOut.of(state.objects.stat(asset_id, org))
 
 
 @data_router.delete(
     "/objects/{asset_id}", tags=["objects"], status_code=204, summary="Delete a stored asset"
 )
-def delete_object(asset_id: AssetId, _caller: PlatformService, state: State) -> Response:
-    state.objects.delete(asset_id)
+def delete_object(
+    asset_id: AssetId, _caller: PlatformService, state: State, org: OrgFilter = None
+) -> Response:
+    state.objects.delete(asset_id, org)
     return Response(status_code=204)

@@ -9,7 +9,18 @@ from typing import Annotated
 
 import typer
 
-from ownkey.cli import _audit, _demo, _jobs, _key, _keyadmin, _org, _policy, _serve, _token
+from ownkey.cli import (
+    _audit,
+    _demo,
+    _jobs,
+    _key,
+    _keyadmin,
+    _objects,
+    _org,
+    _policy,
+    _serve,
+    _token,
+)
 from ownkey.errors import OwnkeyError
 
 app = typer.Typer(
@@ -30,6 +41,7 @@ app.command("coverage")(_org.coverage)
 app.add_typer(_keyadmin.revoke_app, name="revoke")
 app.add_typer(_jobs.jobs_app, name="jobs")
 app.add_typer(_token.token_app, name="token")
+app.add_typer(_objects.objects_app, name="objects")
 app.command("serve", help="Serve the REST API on this node.")(_serve.serve)
 
 

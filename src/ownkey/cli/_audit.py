@@ -1,9 +1,14 @@
 """``ownkey audit``: verify an org's audit chain and export its key-usage log.
 
 ``verify ORG`` recomputes the org's hash chain from the database and checks every signed
-checkpoint against the configured signing key (plus any ``--public-key``); exit 0 when it holds,
-1 with the first problem when it does not. ``export ORG --format jsonl|csv`` prints the org's
-events (optionally filtered like a usage report) with their sequence numbers and hashes.
+checkpoint against the configured signing key, or only against the ``--public-key`` keys when
+given (a verifier who does not trust the operator's disk); with ``--since-head SEQ:HASH`` (a
+head printed by an earlier verify, or witnessed in the customer's key-manager log by ``audit
+witness``) it also fails unless the chain still extends that head, so a cut, a rewrite or an
+erasure shows. Exit 0 when it holds (and prints the head to remember), 1 with the first problem.
+``export ORG --format jsonl|csv`` prints the org's events (optionally filtered like a usage
+report) with their sequence numbers and hashes; JSON lines carry the signed checkpoints too
+(``{"checkpoint": {...}}`` lines). ``witness ORG`` puts the head in the org's key manager's log.
 
 Both open the deployment like every other command (the runtime at ``--home`` /
 ``--database-url``, ``OWNKEY_HOME`` / ``OWNKEY_DATABASE_URL``). Errors are one line on stderr,
@@ -85,18 +90,39 @@ def verify(
     org: Annotated[str, typer.Argument(help="The organisation whose chain to verify.")],
     public_key: Annotated[
         list[str] | None,
-        typer.Option("--public-key", help="Also trust this Ed25519 public key (64 hex digits)."),
+        typer.Option(
+            "--public-key",
+            help="Trust only this Ed25519 public key (64 hex digits; repeatable), not the "
+            "signing key found in OWNKEY_HOME.",
+        ),
+    ] = None,
+    since_head: Annotated[
+        str | None,
+        typer.Option(
+            "--since-head",
+            help="A head seen before (SEQ:HASH): fail unless the chain still extends it.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Recompute ORG's audit chain and check its signed checkpoints."""
+    """Recompute ORG's audit chain and check its signed checkpoints (and a remembered head)."""
+    from ownkey.audit._chain import format_head, parse_head
+
     keys = _public_keys(public_key)
+    remembered = None
+    if since_head is not None:
+        try:
+            remembered = parse_head(since_head)
+        except ValueError as exc:
+            fail(f"--since-head: {exc}", EXIT_BAD_INPUT)
     with runtime() as rt:
-        keys[rt.signing_key.key_id] = rt.signing_key.public_key
+        if not keys:
+            keys[rt.signing_key.key_id] = rt.signing_key.public_key
         log = rt.audit_log
-        if log.head(org) is None:
+        if log.head(org) is None and remembered is None:
             raise NotFound(f"no audit log for org {org!r}")
-        report = log.verify(org, keys)
+        report = log.verify(org, keys, since_head=remembered)
+    head = format_head(*report.head)
     if as_json:
         typer.echo(
             json.dumps(
@@ -107,6 +133,7 @@ def verify(
                     "checkpoints": report.checkpoints,
                     "last_seq": report.last_seq,
                     "unsigned_tail": report.unsigned_tail,
+                    "head": head,
                     "problems": [
                         {"seq": p.seq, "kind": p.kind, "detail": p.detail} for p in report.problems
                     ],
@@ -117,7 +144,7 @@ def verify(
     elif report.ok:
         typer.echo(
             f"{org}: OK, {report.records} events, {report.checkpoints} signed checkpoints, "
-            f"{report.unsigned_tail} events after the last checkpoint"
+            f"{report.unsigned_tail} events after the last checkpoint; head {head}"
         )
     else:
         problem = report.problems[0]
@@ -211,8 +238,14 @@ def export(
             rows = [{"seq": e.seq, "hash": e.hash.hex(), "event": e.body} for e in events]
             typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         elif fmt is ExportFormat.JSONL:
-            for e in events:
-                line = {"seq": e.seq, "hash": e.hash.hex(), "event": e.body}
+            from ownkey.audit._chain import Checkpoint
+            from ownkey.storage._audit import checkpoint_json, with_checkpoints
+
+            for item in with_checkpoints(events, rt.audit_log.checkpoints(org)):
+                if isinstance(item, Checkpoint):
+                    line: dict[str, Any] = {"checkpoint": checkpoint_json(item)}
+                else:
+                    line = {"seq": item.seq, "hash": item.hash.hex(), "event": item.body}
                 sys.stdout.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
         else:
             writer = csv.writer(sys.stdout, lineterminator="\n")
@@ -220,3 +253,84 @@ def export(
             for e in events:
                 writer.writerow(_csv_row(org, e))
         sys.stdout.flush()
+
+
+@audit_app.command("verify-export")
+def verify_export(
+    org: Annotated[str, typer.Argument(help="The organisation the export is of.")],
+    path: Annotated[str, typer.Argument(help="A full JSON-lines export ('-' for stdin).")],
+    public_key: Annotated[
+        list[str],
+        typer.Option("--public-key", help="The Ed25519 public key to trust (64 hex digits)."),
+    ],
+    since_head: Annotated[
+        str | None,
+        typer.Option("--since-head", help="A head seen before (SEQ:HASH) it must extend."),
+    ] = None,
+) -> None:
+    """Verify an unfiltered export offline, trusting only --public-key (no database, no
+    OWNKEY_HOME): every hash, every checkpoint and its link, one every 256 records, and the
+    remembered head. Exit 0 when it holds, 1 with the first problem."""
+    from ownkey.audit._chain import format_head, parse_head, verify_chain
+    from ownkey.audit._export import read_export
+
+    keys = _public_keys(public_key)
+    remembered = None
+    if since_head is not None:
+        try:
+            remembered = parse_head(since_head)
+        except ValueError as exc:
+            fail(f"--since-head: {exc}", EXIT_BAD_INPUT)
+    try:
+        if path == "-":
+            records, checkpoints = read_export(org, sys.stdin)
+        else:
+            with open(path, encoding="utf-8") as handle:
+                records, checkpoints = read_export(org, handle)
+    except OSError as exc:
+        fail(f"{path}: {exc.strerror or 'cannot be read'}", EXIT_BAD_INPUT)
+    except (ValueError, UnicodeDecodeError) as exc:
+        fail(f"{path}: {exc}", EXIT_BAD_INPUT)
+    report = verify_chain(org, records, checkpoints, keys, remembered_head=remembered)
+    if report.ok:
+        typer.echo(
+            f"{org}: OK, {report.records} events, {report.checkpoints} signed checkpoints, "
+            f"{report.unsigned_tail} events after the last checkpoint; "
+            f"head {format_head(*report.head)}"
+        )
+        return
+    problem = report.problems[0]
+    typer.echo(f"{org}: TAMPERED at seq {problem.seq}: {problem.kind} ({problem.detail})")
+    raise typer.Exit(code=EXIT_TAMPERED)
+
+
+@audit_app.command("witness")
+def witness_head(
+    org: Annotated[str, typer.Argument(help="The organisation whose chain head to witness.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Put ORG's chain head (SEQ:HASH) in its own key manager's log, as the encryption context
+    field ownkey.audit-head of one audited wrap under its customer key. Later, `ownkey audit
+    verify ORG --since-head SEQ:HASH` fails unless the chain still extends it. `ownkey serve`
+    does this every OWNKEY_AUDIT_WITNESS_INTERVAL seconds (default 3600, 0 = off)."""
+    from ownkey.service import witness
+
+    with runtime() as rt:
+        done = witness(rt, org)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "org": done.org,
+                    "head": done.head,
+                    "key": done.key,
+                    "provider": done.provider,
+                    "key_id": done.key_id,
+                }
+            )
+        )
+    else:
+        typer.echo(
+            f"{org}: head {done.head} witnessed by {done.provider} key {done.key_id} "
+            "(encryption context ownkey.audit-head)"
+        )

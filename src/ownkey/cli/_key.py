@@ -145,7 +145,9 @@ def _record(provider: Any, kind: str, key_id: str, org: str, settings: dict[str,
             runtime.configure_provider(
                 kind, kind, settings, provider=provider, actor="cli:key-register"
             )
-        return runtime.register_key(org, provider=kind, key_id=key_id, actor="cli:key-register")
+        return runtime.register_key(
+            org, provider=kind, key_id=key_id, actor="cli:key-register", operator=True
+        )
 
 
 @key_app.command("register")

@@ -37,11 +37,15 @@ def serve(
     except ImportError:
         typer.echo("ownkey: serve needs the 'api' extra: pip install 'ownkey[api]'", err=True)
         raise typer.Exit(code=EXIT_BAD_INPUT) from None
+    import os
+
     from ownkey.cli._common import errors
     from ownkey.service import Runtime
+    from ownkey.service._witness import interval_from
 
     with errors():  # an unreachable database is one line, never a traceback with its URL
+        witness_interval = interval_from(os.environ)
         opened = Runtime.open(recheck_interval=recheck_interval)
     with opened as runtime:
-        app = create_app(runtime, node_sync=True)
+        app = create_app(runtime, node_sync=True, witness_interval=witness_interval)
         uvicorn.run(app, host=host, port=port, log_level=log_level)

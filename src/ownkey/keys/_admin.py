@@ -15,11 +15,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ownkey.audit import AuditAction, Outcome
 from ownkey.errors import (
+    AccessDenied,
     AuditUnavailable,
     ConfigError,
     Conflict,
@@ -27,17 +28,32 @@ from ownkey.errors import (
     LifecycleError,
     NotFound,
 )
-from ownkey.keys._calls import unwrap_share, wrap_share
+from ownkey.keys._calls import describe_key, unwrap_share, wrap_share
 from ownkey.keys._deps import KeyDeps
 from ownkey.keys._lifecycle import KeyAction, KeyState, destruction_due, next_state
-from ownkey.keys._ports import DestructionReceipt, KeyDescription
+from ownkey.keys._ports import DestructionReceipt, KeyDescription, KeyOwnership
 from ownkey.keys._records import MasterKey, Selector, describe_selector
 from ownkey.keys._refs import HYBRID, KeyRef
 from ownkey.keys._revocation import RevocationPreview, RevocationRule
 
 __all__ = ["KeyAdmin", "ShredEvidence"]
 
-_KEY_CHECK_CONTEXT = {"purpose": "ownkey.key-check"}
+_KEY_CHECK_PURPOSE = "ownkey.key-check"
+_WITNESS_PURPOSE = "ownkey.audit-witness"
+#: Appended to an org's name for the probe that must be refused (org names cannot hold '~').
+_NOT_THIS_ORG = "~not-this-org"
+
+
+def _check_context(ref: KeyRef, org: str | None = None) -> dict[str, str]:
+    """The round-trip probe's context: it names the key's org like every share's context does
+    (``org``), so a key policy that conditions on it admits the probe (KL-13)."""
+    context = {"purpose": _KEY_CHECK_PURPOSE}
+    owner = ref.org if org is None else org
+    if owner is not None:
+        context["org"] = owner
+    return context
+
+
 _ACTIONS = {
     KeyAction.DISABLE: AuditAction.KEY_DISABLE,
     KeyAction.ENABLE: AuditAction.KEY_ENABLE,
@@ -77,6 +93,16 @@ class ShredEvidence:
             (f"key_manager.{name}", value) for name, value in self.key_manager.answer.items()
         )
         return detail
+
+
+def _names_a_reference(label: str | None) -> bool:
+    """Whether a key's creation label names a key reference (then only that one may bind it;
+    an operator may bind a key labelled otherwise, e.g. made by hand for an import)."""
+    try:
+        KeyRef.parse(label or "")
+    except ValueError:
+        return False
+    return True
 
 
 class KeyAdmin:
@@ -135,32 +161,87 @@ class KeyAdmin:
             name = provider or self._default_provider
             backend = self._deps.provider(name)
             key_id = backend.create_key(label=str(ref))
-            version = backend.describe(key_id).primary_version
+            version = describe_key(self._deps, ref, name, key_id).primary_version
             now = self._deps.clock()
             master = MasterKey(ref, name, key_id, version, KeyState.ENABLED, now, now)
             return self._register(master, actor, AuditAction.KEY_CREATE)
 
     def register(
-        self, ref: KeyRef, *, provider: str, key_id: str, actor: str | None = None
+        self,
+        ref: KeyRef,
+        *,
+        provider: str,
+        key_id: str,
+        actor: str | None = None,
+        operator: bool = False,
     ) -> MasterKey:
-        """Register an existing key after a real wrap/unwrap round trip through its provider."""
+        """Register an existing key for ``ref`` once the caller is shown to control it.
+
+        A key id is bound to at most one reference (Conflict otherwise, KL-14), so nobody can
+        drive another org's key or the platform key by naming its id. Control is proven by the
+        key itself where it can say (KL-15): a key of an embedded store must have been created
+        for ``ref``; an external key must be refused by its key manager under another org's
+        context (its own key policy binds it to ``ref``'s org). Where neither holds, only an
+        ``operator`` (the command line, the platform's operator) may register it. Then a real
+        wrap/unwrap round trip proves the key works (KL-13).
+        """
         with self._lock:
-            return self._register_existing(ref, provider, key_id, actor)
+            return self._register_existing(ref, provider, key_id, actor, operator)
+
+    def _check_unbound(self, ref: KeyRef, provider: str, key_id: str) -> None:
+        for master in self._deps.registry.all():
+            if master.provider == provider and master.key_id == key_id and master.ref != ref:
+                raise Conflict(f"key {key_id} of {provider} is bound to another key reference")
+
+    def _prove_control(self, candidate: MasterKey, operator: bool) -> None:
+        ref = candidate.ref
+        backend = self._deps.provider(candidate.provider)
+        if isinstance(backend, KeyOwnership):
+            label = backend.created_for(candidate.key_id)
+            if label != str(ref) and (not operator or _names_a_reference(label)):
+                raise AccessDenied(
+                    f"key {candidate.key_id} was not created for {ref}", reason="policy"
+                )
+            return
+        if ref.org is None:
+            if not operator:
+                raise AccessDenied("only the operator registers the platform key", reason="policy")
+            return
+        probe = self._deps.random(32)
+        try:
+            wrap_share(
+                self._deps,
+                candidate,
+                probe,
+                _check_context(ref, ref.org + _NOT_THIS_ORG),
+                retry=False,
+            )
+        except AccessDenied:
+            return  # the key's own policy binds it to this org: it proves control
+        if not operator:
+            raise AccessDenied(
+                f"key {candidate.key_id} is not bound to org {ref.org!r} by its key policy; "
+                "only the operator can register it (ownkey key register)",
+                reason="policy",
+            )
 
     def _register_existing(
-        self, ref: KeyRef, provider: str, key_id: str, actor: str | None
+        self, ref: KeyRef, provider: str, key_id: str, actor: str | None, operator: bool
     ) -> MasterKey:
         self._check_replaceable(ref)
-        description = self._deps.provider(provider).describe(key_id)
+        self._check_unbound(ref, provider, key_id)
+        description = describe_key(self._deps, ref, provider, key_id)
         if description.state is not KeyState.ENABLED:
             raise Conflict(f"key {key_id} in {provider} is {description.state.value}")
         now = self._deps.clock()
         candidate = MasterKey(
             ref, provider, key_id, description.primary_version, KeyState.ENABLED, now, now
         )
+        self._prove_control(candidate, operator)
         probe = self._deps.random(32)
-        wrapped = wrap_share(self._deps, candidate, probe, _KEY_CHECK_CONTEXT)
-        if unwrap_share(self._deps, wrapped, _KEY_CHECK_CONTEXT) != probe:
+        context = _check_context(ref)
+        wrapped = wrap_share(self._deps, candidate, probe, context)
+        if unwrap_share(self._deps, wrapped, context) != probe:
             raise ConfigError(f"key {key_id} in {provider} failed a wrap/unwrap round trip")
         return self._register(candidate, actor, AuditAction.KEY_REGISTER)
 
@@ -172,12 +253,23 @@ class KeyAdmin:
         KeyUnavailable for an outage) and ConfigError if the probe does not come back.
         """
         master = self.get(ref)
-        description = self._deps.provider(master.provider).describe(master.key_id)
+        description = describe_key(self._deps, ref, master.provider, master.key_id)
         probe = self._deps.random(32)
-        wrapped = wrap_share(self._deps, master, probe, _KEY_CHECK_CONTEXT)
-        if unwrap_share(self._deps, wrapped, _KEY_CHECK_CONTEXT) != probe:
+        context = _check_context(ref)
+        wrapped = wrap_share(self._deps, master, probe, context)
+        if unwrap_share(self._deps, wrapped, context) != probe:
             raise ConfigError(f"{ref} failed a wrap/unwrap round trip")
         return description
+
+    def attest(self, ref: KeyRef, statement: Mapping[str, str]) -> None:
+        """Wrap a random probe under ``ref``'s key with ``statement`` in the encryption context
+        (audited like every wrap): the key manager's own log (e.g. CloudTrail's
+        ``encryptionContext``) then holds the statement, outside ownkey's reach. The audit
+        witness uses it to put the chain head there (AUD-11)."""
+        master = self.get(ref)
+        context = dict(statement, **_check_context(ref))
+        context["purpose"] = _WITNESS_PURPOSE
+        wrap_share(self._deps, master, self._deps.random(32), context)
 
     def _register(self, master: MasterKey, actor: str | None, action: AuditAction) -> MasterKey:
         self._deps.auditor.emit(

@@ -1,8 +1,8 @@
 """Key-manager calls with retries, error translation and an audit event for every attempt.
 
-Every wrap and unwrap goes through here, so each one is recorded (with the encryption context, the
-key id and version, and its outcome) before its result is used; if the record cannot be written,
-the result is dropped and :class:`~ownkey.errors.AuditUnavailable` raised (FS-3).
+Every wrap, unwrap and describe goes through here, so each one is recorded (with the encryption
+context, the key id and version, and its outcome) before its result is used; if the record
+cannot be written, the result is dropped and :class:`~ownkey.errors.AuditUnavailable` raised (FS-3).
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from typing import TypeVar
 from ownkey.audit import AuditAction, Outcome
 from ownkey.errors import AccessDenied, AuditUnavailable, KeyUnavailable, NotFound
 from ownkey.keys._deps import KeyDeps
+from ownkey.keys._ports import KeyDescription
 from ownkey.keys._records import MasterKey, Wrap
 from ownkey.keys._refs import KeyRef
 from ownkey.keys._retry import call_with_retry
 
-__all__ = ["unwrap_share", "verify_wrap", "wrap_share"]
+__all__ = ["describe_key", "unwrap_share", "verify_wrap", "wrap_share"]
 
 T = TypeVar("T")
 
@@ -105,6 +106,16 @@ def unwrap_share(
         detail,
         lambda: provider.unwrap(wrap.key_id, wrap.blob, context),
         retry=retry,
+    )
+
+
+def describe_key(deps: KeyDeps, ref: KeyRef, provider: str, key_id: str) -> KeyDescription:
+    """Ask ``provider`` about ``key_id`` on behalf of ``ref``, audited in ``ref``'s log (AUD-1):
+    a describe is a use of the customer's key manager like a wrap, so it leaves a record."""
+    backend = deps.provider(provider)
+    detail = {"key_id": key_id, "provider": provider}
+    return _audited_call(
+        deps, AuditAction.DESCRIBE, ref, detail, lambda: backend.describe(key_id), retry=False
     )
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import threading
 from collections.abc import Sequence
 
-from ownkey.errors import NotFound
+from ownkey.errors import Conflict, NotFound
 from ownkey.keys._records import MasterKey, ScopeIdentity, ScopeKeyRecord, Selector, Wrap
 from ownkey.keys._refs import KeyRef
 from ownkey.keys._revocation import RevocationRule
@@ -120,6 +120,13 @@ class MemoryKeyRegistry:
 
     def put(self, key: MasterKey) -> None:
         with self._lock:
+            for other in self._keys.values():
+                if (other.provider, other.key_id) == (key.provider, key.key_id) and (
+                    other.ref != key.ref
+                ):
+                    raise Conflict(
+                        f"key {key.key_id} of {key.provider} is bound to another key reference"
+                    )
             self._keys[key.ref] = key
             seen = self._versions.setdefault(key.ref, [])
             if key.version not in seen:

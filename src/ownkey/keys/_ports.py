@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ownkey.keys._lifecycle import KeyState
 from ownkey.keys._records import MasterKey, ScopeIdentity, ScopeKeyRecord, Selector, Wrap
@@ -22,6 +22,7 @@ __all__ = [
     "DestructionOutcome",
     "DestructionReceipt",
     "KeyDescription",
+    "KeyOwnership",
     "KeyProvider",
     "KeyRegistry",
     "RuleStore",
@@ -150,6 +151,20 @@ class KeyProvider(Protocol):
         its deletion in a manager that deletes on its own schedule, or, for a customer's
         external key that ownkey was not configured to destroy (``owns_destruction``, off by
         default), leave it there and say so; idempotent. Return what the manager answered."""
+        ...
+
+
+@runtime_checkable
+class KeyOwnership(Protocol):
+    """A key manager whose every key ownkey itself created, so it can say for whom.
+
+    The embedded stores implement it: a key id alone proves nothing (any admin can type one),
+    but the label ownkey gave the key at creation names the key reference it was made for, and
+    nobody outside ownkey can set it. Registering such a key for another reference is refused.
+    """
+
+    def created_for(self, key_id: str) -> str | None:
+        """The label the key was created with (``str(KeyRef)``); None for an unknown key."""
         ...
 
 

@@ -129,6 +129,12 @@ class LocalKeyProvider:
                 label=key.label,
             )
 
+    def created_for(self, key_id: str) -> str | None:
+        """:class:`~ownkey.keys.KeyOwnership`: the label the key was created with."""
+        with self._lock:
+            key = self._keys.get(key_id)
+            return None if key is None else key.label
+
     def _move(self, key_id: str, action: KeyAction) -> _Key:
         key = self._key(key_id)
         key.state = next_state(key.state, action)

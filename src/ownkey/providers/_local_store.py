@@ -420,6 +420,12 @@ class LocalKeyStoreProvider:
             label=key.label,
         )
 
+    def created_for(self, key_id: str) -> str | None:
+        """:class:`~ownkey.keys.KeyOwnership`: the label given at creation, which ownkey alone
+        sets (``str(KeyRef)``), so registering the key proves it was made for that reference."""
+        key = self._records.get(key_id)
+        return None if key is None else key.label
+
     def rotate(self, key_id: str) -> str:
         self._get(key_id)
 

@@ -27,12 +27,14 @@ from ownkey.service._protector import Protector
 from ownkey.service._request import AssetAddress, address_of, policy_part
 from ownkey.service._runtime import Runtime
 from ownkey.service._settings import ProtectorSettings
+from ownkey.service._witness import AuditWitness, Witnessed, witness
 
 __all__ = [
     "Administration",
     "AssetAddress",
     "AssetPreview",
     "AssetService",
+    "AuditWitness",
     "BackgroundJobs",
     "Coverage",
     "Effects",
@@ -60,9 +62,11 @@ __all__ = [
     "SqlDeployment",
     "SqlProfile",
     "User",
+    "Witnessed",
     "address_of",
     "build_protector",
     "policy_engine",
     "policy_part",
     "view_plan",
+    "witness",
 ]

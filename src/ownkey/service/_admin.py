@@ -7,7 +7,7 @@ be given as text (``customer:acme``, ``platform``), rotation re-wraps by default
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from ownkey.audit import AuditAction
@@ -73,10 +73,24 @@ class Administration:
         return self._keys.create(_ref(ref), provider=provider, actor=actor)
 
     def register_key(
-        self, ref: Ref, *, provider: str, key_id: str, actor: str | None = None
+        self,
+        ref: Ref,
+        *,
+        provider: str,
+        key_id: str,
+        actor: str | None = None,
+        operator: bool = False,
     ) -> MasterKey:
-        """Register a key that already exists in a provider, after a round-trip check."""
-        return self._keys.register(_ref(ref), provider=provider, key_id=key_id, actor=actor)
+        """Register a key that already exists in a provider, once the caller is shown to
+        control it (:meth:`KeyAdmin.register`), after a round-trip check."""
+        return self._keys.register(
+            _ref(ref), provider=provider, key_id=key_id, actor=actor, operator=operator
+        )
+
+    def attest(self, ref: Ref, statement: Mapping[str, str]) -> None:
+        """Put ``statement`` in the encryption context of one audited wrap under the key, so
+        the key manager's log holds it (the audit witness)."""
+        self._keys.attest(_ref(ref), statement)
 
     def rotate_key(self, ref: Ref, *, rewrap: bool = True, actor: str | None = None) -> Rotation:
         """New primary version; then re-wrap every scope key under the key (no content touched)."""

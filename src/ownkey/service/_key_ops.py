@@ -86,14 +86,16 @@ class KeyOperations:
         kind: str | None = None,
         settings: Mapping[str, str] | None = None,
         actor: str | None = None,
+        operator: bool = False,
     ) -> MasterKey:
         """Register ``org``'s existing key after a round-trip check. With ``kind`` (and
-        ``settings``), configure the provider named ``provider`` first."""
+        ``settings``), configure the provider named ``provider`` first. ``operator``: the caller
+        is the platform's operator (KL-15), who may register a key its manager cannot prove."""
         check_org_name(org)
         if kind is not None:
             self.configure_provider(provider, kind, settings, actor=actor)
         return self._admin.register_key(
-            KeyRef.customer(org), provider=provider, key_id=key_id, actor=actor
+            KeyRef.customer(org), provider=provider, key_id=key_id, actor=actor, operator=operator
         )
 
     def list_keys(self, org: str | None = None) -> list[MasterKey]:

@@ -76,12 +76,27 @@ class Objects:
         """Seal ``source`` per the policy (bounded memory) and store it as ``asset_id``."""
         return self.assets.put_asset(request, source)
 
-    def stat(self, asset_id: str) -> AssetRecord:
-        """The object's metadata (no key is used; NotFound if there is none)."""
-        return self.assets.record(asset_id)
+    def stat(self, asset_id: str, org: str | None = None) -> AssetRecord:
+        """The object's metadata (no key is used; NotFound if there is none, or if ``org`` is
+        given and the object is another org's)."""
+        return self.assets.store.get(asset_id, org=org)
 
-    def delete(self, asset_id: str) -> AssetRecord:
-        return self.assets.delete_asset(asset_id)
+    def delete(self, asset_id: str, org: str | None = None) -> AssetRecord:
+        return self.assets.store.delete(asset_id, org=org)
+
+    def page(
+        self,
+        *,
+        org: str | None = None,
+        service_id: str | None = None,
+        prefix: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[AssetRecord]:
+        """One page of stored objects' metadata (no key is used), in asset-id order."""
+        return self.assets.store.page(
+            org=org, service_id=service_id, prefix=prefix, after=after, limit=limit
+        )
 
     def read(self, asset_id: str, start: int = 0, end: int | None = None) -> ObjectRange:
         """Plaintext bytes ``[start, end)`` (``end`` clipped to the size) as checked chunks.

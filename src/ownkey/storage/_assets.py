@@ -22,6 +22,10 @@ row lock on the scope key, in the same transaction): once a rekey job has retire
 late writer can add content under it, so the job's final check ("no asset left under this key")
 cannot be raced before it shreds the key. A refused write raises :class:`RetiredScopeKey`; the
 service layer evicts its cache entry and seals again.
+
+An asset id belongs to the org that first stored it: a write of the same id for another org is
+refused with :class:`~ownkey.errors.Conflict` (issue 11, finding 2), so one tenant's upload can
+never replace another's content, and a read or delete may name the org it expects.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from ownkey.envelope import peek_key_id
-from ownkey.errors import ConfigError, InvalidCiphertext, NotFound, RetiredScopeKey
+from ownkey.errors import ConfigError, Conflict, InvalidCiphertext, NotFound, RetiredScopeKey
 from ownkey.storage._blobs import BlobReader, BlobStore, BlobWriter, DirectoryBlobStore, blob_key
 from ownkey.storage._engine import Database
 from ownkey.storage._schema import assets, scope_keys
@@ -284,7 +288,7 @@ class AssetStore:
         }
         try:
             old, stored = self._upsert(record.asset_id, key_id, values, expected)
-        except RetiredScopeKey:
+        except (RetiredScopeKey, Conflict):
             self._drop(location)  # known not stored; other failures leave an orphan to sweep
             raise
         if not stored:
@@ -303,10 +307,12 @@ class AssetStore:
                 with self._db.engine.begin() as conn:
                     self._check_sealable(conn, key_id)
                     row = conn.execute(
-                        select(assets.c.location)
+                        select(assets.c.location, assets.c.org)
                         .where(assets.c.asset_id == asset_id)
                         .with_for_update()
                     ).first()
+                    if row is not None and row.org != values["org"]:
+                        raise Conflict(f"asset id {asset_id!r} belongs to another org")
                     old = None if row is None else str(row.location)
                     if expected is not None and old != expected:
                         return old, False
@@ -335,13 +341,43 @@ class AssetStore:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def get(self, asset_id: str) -> AssetRecord:
-        """The asset's metadata; NotFound if there is none."""
+    def get(self, asset_id: str, *, org: str | None = None) -> AssetRecord:
+        """The asset's metadata; NotFound if there is none (or, with ``org``, if it is another
+        org's: the same answer, so a caller scoped to one org learns nothing of others)."""
         with self._db.engine.connect() as conn:
             row = conn.execute(select(*_META).where(assets.c.asset_id == asset_id)).first()
-        if row is None:
+        if row is None or (org is not None and row.org != org):
             raise NotFound(f"no asset {asset_id}")
         return _record(row)
+
+    def page(
+        self,
+        *,
+        org: str | None = None,
+        service_id: str | None = None,
+        prefix: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[AssetRecord]:
+        """One page of assets in asset-id order: those after ``after`` (the last id of the
+        previous page), at most ``limit``, filtered by org, service ID and id prefix."""
+        if not 1 <= limit <= 10_000:
+            raise ValueError("limit: 1 to 10000")
+        where: list[Any] = []
+        if org is not None:
+            where.append(assets.c.org == org)
+        if service_id is not None:
+            where.append(assets.c.service_id == service_id)
+        if prefix:
+            where.append(assets.c.asset_id >= prefix)
+            where.append(func.substr(assets.c.asset_id, 1, len(prefix)) == prefix)
+        if after is not None:
+            where.append(assets.c.asset_id > after)
+        with self._db.engine.connect() as conn:
+            rows = conn.execute(
+                select(*_META).where(and_(True, *where)).order_by(assets.c.asset_id).limit(limit)
+            )
+            return [_record(row) for row in rows]
 
     def find(self, asset_id: str) -> AssetRecord | None:
         """The asset's metadata, or None."""
@@ -387,11 +423,11 @@ class AssetStore:
         finally:
             reader.close()
 
-    def delete(self, asset_id: str) -> AssetRecord:
-        """Remove the asset: its row, then its blob."""
+    def delete(self, asset_id: str, *, org: str | None = None) -> AssetRecord:
+        """Remove the asset (with ``org``: only if it is that org's): its row, then its blob."""
         with self._db.engine.begin() as conn:
             row = conn.execute(select(*_META).where(assets.c.asset_id == asset_id)).first()
-            if row is None:
+            if row is None or (org is not None and row.org != org):
                 raise NotFound(f"no asset {asset_id}")
             conn.execute(delete(assets).where(assets.c.asset_id == asset_id))
         record = _record(row)

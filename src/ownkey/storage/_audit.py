@@ -12,9 +12,11 @@ is signed with the configured Ed25519 key (AUD-5). If anything fails, ``record``
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,12 +28,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
 from ownkey.audit._chain import (
+    CHECKPOINT_INTERVAL,
     GENESIS_HASH,
     ChainHead,
+    ChainProblem,
     ChainRecord,
     ChainReport,
     Checkpoint,
     canonical_body,
+    checkpoint_link,
     sign_checkpoint,
     verify_chain,
 )
@@ -49,10 +54,12 @@ __all__ = [
     "AuditQuery",
     "AuditSigningKey",
     "SqlAuditSink",
+    "checkpoint_json",
     "event_body",
+    "with_checkpoints",
 ]
 
-CHECKPOINT_EVERY = 256
+CHECKPOINT_EVERY = CHECKPOINT_INTERVAL
 MAX_QUERY_DAYS = 31
 #: The chain of events that belong to no org (platform-key calls).
 PLATFORM_LOG = ":platform"
@@ -77,7 +84,8 @@ class AuditSigningKey:
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None) -> AuditSigningKey:
         """From ``OWNKEY_AUDIT_SIGNING_KEY`` (64 hex digits, or a file holding them or 32 raw
-        bytes), else from ``$OWNKEY_HOME/audit-signing.key``, created (mode 0600) on first use."""
+        bytes), else from ``$OWNKEY_HOME/audit-signing.key``, created (mode 0600) on first use.
+        A key file that its group or others may read or write is refused (ConfigError)."""
         env = os.environ if env is None else env
         setting = env.get(SIGNING_KEY_ENV, "")
         if setting and len(setting) == 64 and all(c in "0123456789abcdefABCDEF" for c in setting):
@@ -87,9 +95,20 @@ class AuditSigningKey:
             if setting:
                 raise ConfigError(f"{SIGNING_KEY_ENV}: no such file {path}")
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(os.urandom(32).hex() + "\n")
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # another process created it first: read theirs
+            else:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(os.urandom(32).hex() + "\n")
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            # Like the root key: whoever reads this key can re-sign a rewritten chain (AUD-8).
+            raise ConfigError(
+                f"the audit signing key file {path} is readable by others "
+                f"(mode {stat.S_IMODE(mode):o}); run chmod 600 on it"
+            )
         data = path.read_bytes()
         text = data.strip()
         try:
@@ -99,6 +118,18 @@ class AuditSigningKey:
         if len(seed) != 32:
             raise ConfigError(f"the audit signing key in {path} is not a 32-byte Ed25519 seed")
         return cls.from_seed(seed)
+
+
+def _checkpoint_of(row: Any) -> Checkpoint:
+    return Checkpoint(
+        row.org,
+        int(row.seq),
+        bytes(row.hash),
+        int(row.signed_at),
+        row.key_id,
+        bytes(row.signature),
+        None if row.previous is None else bytes(row.previous),
+    )
 
 
 def log_name(event: AuditEvent) -> str:
@@ -162,7 +193,8 @@ class SqlAuditSink:
             with self._db.engine.begin() as conn:
                 head = self._lock_head(conn, org)
                 rows = []
-                checkpoints = []
+                checkpoints: list[dict[str, Any]] = []
+                last: list[bytes] = []
                 for event in org_events:
                     body = event_body(event)
                     record = head.append(canonical_body(body))
@@ -182,7 +214,11 @@ class SqlAuditSink:
                         }
                     )
                     if record.seq % self._every == 0:
-                        checkpoints.append(self._checkpoint(head))
+                        if not last:
+                            last.append(self._last_link(conn, org))
+                        values = self._checkpoint(head, last[-1])
+                        checkpoints.append(values)
+                        last.append(checkpoint_link(Checkpoint(**values)))
                 conn.execute(insert(audit_records), rows)
                 if checkpoints:
                     conn.execute(insert(audit_checkpoints), checkpoints)
@@ -192,9 +228,20 @@ class SqlAuditSink:
                     .values(seq=head.seq, hash=head.hash)
                 )
 
-    def _checkpoint(self, head: ChainHead) -> dict[str, Any]:
+    @staticmethod
+    def _last_link(conn: Connection, org: str) -> bytes:
+        """The link to the org's latest checkpoint (read under the head lock), or zeros."""
+        row = conn.execute(
+            select(audit_checkpoints)
+            .where(audit_checkpoints.c.org == org)
+            .order_by(audit_checkpoints.c.seq.desc())
+            .limit(1)
+        ).first()
+        return GENESIS_HASH if row is None else checkpoint_link(_checkpoint_of(row))
+
+    def _checkpoint(self, head: ChainHead, previous: bytes) -> dict[str, Any]:
         signed_at = round(self._clock() * 1000)
-        checkpoint = sign_checkpoint(head, self._key.signer, self._key.key_id, signed_at)
+        checkpoint = sign_checkpoint(head, self._key.signer, self._key.key_id, signed_at, previous)
         return {
             "org": checkpoint.org,
             "seq": checkpoint.seq,
@@ -202,6 +249,7 @@ class SqlAuditSink:
             "signed_at": checkpoint.signed_at,
             "key_id": checkpoint.key_id,
             "signature": checkpoint.signature,
+            "previous": checkpoint.previous,
         }
 
     def checkpoint(self, org: str) -> Checkpoint | None:
@@ -211,13 +259,14 @@ class SqlAuditSink:
             if head.seq == 0:
                 return None
             exists = conn.execute(
-                select(audit_checkpoints.c.seq).where(
+                select(audit_checkpoints).where(
                     audit_checkpoints.c.org == org, audit_checkpoints.c.seq == head.seq
                 )
             ).first()
-            values = self._checkpoint(head)
-            if exists is None:
-                conn.execute(insert(audit_checkpoints).values(**values))
+            if exists is not None:
+                return _checkpoint_of(exists)
+            values = self._checkpoint(head, self._last_link(conn, org))
+            conn.execute(insert(audit_checkpoints).values(**values))
         return Checkpoint(**values)
 
 
@@ -323,28 +372,72 @@ class AuditLog:
                 .where(audit_checkpoints.c.org == org)
                 .order_by(audit_checkpoints.c.seq)
             )
-            return [
-                Checkpoint(
-                    row.org,
-                    int(row.seq),
-                    bytes(row.hash),
-                    int(row.signed_at),
-                    row.key_id,
-                    bytes(row.signature),
-                )
-                for row in rows
-            ]
+            return [_checkpoint_of(row) for row in rows]
 
-    def verify(self, org: str, public_keys: Mapping[str, bytes]) -> ChainReport:
-        """Recompute the org's chain and check its checkpoints and stored head (AUD-6..9)."""
+    def verify(
+        self,
+        org: str,
+        public_keys: Mapping[str, bytes],
+        *,
+        since_head: tuple[int, bytes] | None = None,
+    ) -> ChainReport:
+        """Recompute the org's chain and check its checkpoints, its stored head and, if given,
+        a head remembered outside the database (``since_head``: a previous verify's, or one
+        witnessed in the customer's key-manager log) (AUD-6..AUD-12).
+
+        The ``at_ms`` column is a copy of the hashed body's time that time-filtered queries
+        select by; one that differs is reported *edited*, since it would hide the event from a
+        filtered export (AUD-12).
+        """
         head = self.head(org)
-        return verify_chain(
+        columns: list[ChainProblem] = []
+        report = verify_chain(
             org,
-            self.records(org),
+            self._checked_records(org, columns),
             self.checkpoints(org),
             public_keys,
             expected_head=head if head is not None and head[0] > 0 else None,
+            remembered_head=since_head,
         )
+        if columns and report.ok:
+            report = dataclasses.replace(report, problems=tuple(columns[:1]))
+        return report
+
+    def _checked_records(self, org: str, problems: list[ChainProblem]) -> Iterator[ChainRecord]:
+        """:meth:`records`, comparing each row's query columns with its body on the way."""
+        after = 0
+        while True:
+            with self._db.engine.connect() as conn:
+                rows = list(
+                    conn.execute(
+                        select(
+                            audit_records.c.id,
+                            audit_records.c.org,
+                            audit_records.c.seq,
+                            audit_records.c.body,
+                            audit_records.c.hash,
+                            audit_records.c.at_ms,
+                        )
+                        .where(audit_records.c.org == org, audit_records.c.id > after)
+                        .order_by(audit_records.c.id)
+                        .limit(5000)
+                    )
+                )
+            for row in rows:
+                if not problems:
+                    changed = _column_mismatch(row)
+                    if changed is not None:
+                        problems.append(
+                            ChainProblem(
+                                int(row.seq),
+                                "edited",
+                                f"the {changed} column differs from the hashed event",
+                            )
+                        )
+                yield ChainRecord(row.org, int(row.seq), bytes(row.body), bytes(row.hash))
+            if len(rows) < 5000:
+                return
+            after = int(rows[-1].id)
 
     def query(self, org: str, query: AuditQuery) -> Iterator[ExportedEvent]:
         """The org's events that match ``query``, in chain order.
@@ -383,6 +476,31 @@ class AuditLog:
             after = int(rows[-1].id)
 
 
+_AT_MS = b'"at_ms":'
+
+
+def _column_mismatch(row: Any) -> str | None:
+    """``"at_ms"`` if the row's ``at_ms`` column is not its body's (None if it is).
+
+    ``at_ms`` is the one copied column a query selects rows by in SQL (the time window); every
+    other filter is checked against the hashed body, so an edit of those columns hides nothing.
+    A canonical body has sorted keys, so its top-level ``"at_ms":`` comes before ``detail``,
+    after two string values whose quotes are escaped: the first match is the field itself."""
+    body = bytes(row.body)
+    at = body.find(_AT_MS)
+    if at < 0:
+        return "at_ms"
+    start = at + len(_AT_MS)
+    stop = start
+    while stop < len(body) and body[stop] in b"-0123456789":
+        stop += 1
+    try:
+        value = int(body[start:stop])
+    except ValueError:
+        return "at_ms"
+    return None if value == row.at_ms else "at_ms"
+
+
 def _readable_body(org: str, seq: int, raw: bytes, query: AuditQuery) -> dict[str, Any] | None:
     """The event body if ``query`` matches it; a body that is no longer an event is damage."""
     try:
@@ -395,6 +513,35 @@ def _readable_body(org: str, seq: int, raw: bytes, query: AuditQuery) -> dict[st
             f"the audit log of {org!r} holds a record (seq {seq}) that is not an event; "
             f"run ownkey audit verify {org}"
         ) from None
+
+
+def checkpoint_json(checkpoint: Checkpoint) -> dict[str, Any]:
+    """A checkpoint as an export line's ``checkpoint`` object (bytes as hex): with the public
+    key, anyone can check it offline and see that the exported events extend it (AUD-5)."""
+    return {
+        "org": checkpoint.org,
+        "seq": checkpoint.seq,
+        "hash": checkpoint.hash.hex(),
+        "signed_at": checkpoint.signed_at,
+        "key_id": checkpoint.key_id,
+        "signature": checkpoint.signature.hex(),
+        "previous": None if checkpoint.previous is None else checkpoint.previous.hex(),
+    }
+
+
+def with_checkpoints(
+    events: Iterator[ExportedEvent], checkpoints: Sequence[Checkpoint]
+) -> Iterator[ExportedEvent | Checkpoint]:
+    """The events in chain order with the org's checkpoints between them: each checkpoint
+    right after the last event at or before its seq, the rest at the end."""
+    pending = sorted(checkpoints, key=lambda c: c.seq)
+    at = 0
+    for event in events:
+        while at < len(pending) and pending[at].seq < event.seq:
+            yield pending[at]
+            at += 1
+        yield event
+    yield from pending[at:]
 
 
 def iso_ms(at_ms: int) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from ownkey.envelope import encode_fields
-from ownkey.errors import NotFound
+from ownkey.errors import Conflict, NotFound
 from ownkey.keys._lifecycle import KeyState
 from ownkey.keys._records import MasterKey, ScopeIdentity, ScopeKeyRecord, Selector, Wrap
 from ownkey.keys._refs import KeyRef
@@ -414,6 +414,14 @@ class SqlKeyRegistry:
             "destroy_at": key.destroy_at,
         }
         ref = str(key.ref)
+        try:
+            self._put(ref, key, values)
+        except IntegrityError:
+            raise Conflict(
+                f"key {key.key_id} of {key.provider} is bound to another key reference"
+            ) from None
+
+    def _put(self, ref: str, key: MasterKey, values: dict[str, Any]) -> None:
         with self._db.engine.begin() as conn:
             changed = conn.execute(
                 update(master_keys).where(master_keys.c.ref == ref).values(**values)

@@ -101,6 +101,8 @@ master_keys = Table(
     Column("created_at", Double, nullable=False),
     Column("changed_at", Double, nullable=False),
     Column("destroy_at", Double, nullable=True),
+    # Migration 0008: one key of a key manager is bound to at most one reference (KL-14).
+    Index(None, "provider", "key_id", unique=True),
 )
 
 key_versions = Table(
@@ -276,6 +278,8 @@ audit_checkpoints = Table(
     Column("signed_at", BigInteger, nullable=False),
     Column("key_id", String(64), nullable=False),
     Column("signature", LargeBinary(64), nullable=False),
+    # Migration 0008: the link to the checkpoint before (AUD-5 v2); NULL for version 1 ones.
+    Column("previous", LargeBinary(32), nullable=True),
 )
 
 # Bearer tokens of the REST API: only a SHA-256 digest of each token's secret is stored.

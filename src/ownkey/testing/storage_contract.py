@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ownkey.errors import NotFound
+from ownkey.errors import Conflict, NotFound
 from ownkey.keys._lifecycle import KeyState
 from ownkey.keys._records import MasterKey, ScopeKeyRecord, Selector, Wrap
 from ownkey.keys._refs import KeyRef
@@ -205,6 +205,14 @@ class KeyRegistryContract:
         registry.put(pending)
         assert registry.get(ACME) == pending
         assert len(registry.all()) == 2
+
+    def test_a_key_binds_to_one_reference(self, registry: Any) -> None:
+        """KL-14: the platform key's id cannot be bound to an org's reference as well."""
+        registry.put(MasterKey(PLATFORM, "local", "p1", "v1", KeyState.ENABLED, 1.0, 1.0))
+        with pytest.raises(Conflict):
+            registry.put(MasterKey(ACME, "local", "p1", "v1", KeyState.ENABLED, 2.0, 2.0))
+        assert registry.get(ACME) is None
+        registry.put(MasterKey(ACME, "other", "p1", "v1", KeyState.ENABLED, 2.0, 2.0))
 
 
 def _by_id(rule: RevocationRule) -> str:

@@ -1,0 +1,123 @@
+"""The audit witness: each org's chain head, written into the org's own key manager's log.
+
+Everything ownkey stores (records, checkpoints, the head row, the signing key on its disk) is
+within reach of an operator with full database and disk access, who could cut or rewrite a
+chain and re-sign it. The customer's key manager is not: so, every ``interval`` seconds (and on
+demand, ``ownkey audit witness ORG``) the head of each org's chain, ``SEQ:HASH``, goes into the
+encryption context (``ownkey.audit-head``) of one small wrap under the org's own customer key.
+The manager logs the context it was called with (AWS KMS: CloudTrail's ``encryptionContext``;
+KMIP and PKCS#11: the server's audit log holds the call, the context is in ownkey's own record
+of it), so the customer holds a head that ownkey cannot take back. ``ownkey audit verify ORG
+--since-head SEQ:HASH`` (or ``GET /v1/orgs/ORG/audit/verify?since_head=``) then fails unless
+the chain still extends it: truncation, rewrite and erasure before that head are detected
+(docs/spec/audit-chain.md, AUD-11; how to check: docs/threat-model.md).
+
+The witness call is itself a wrap and is recorded in the chain like every key-manager call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ownkey.audit._chain import format_head
+from ownkey.errors import ConfigError, NotFound, OwnkeyError
+from ownkey.keys import KeyRef
+from ownkey.service._runtime import Runtime
+
+__all__ = ["HEAD_FIELD", "WITNESS_INTERVAL_ENV", "AuditWitness", "Witnessed", "witness"]
+
+#: The encryption-context field that carries the head.
+HEAD_FIELD = "ownkey.audit-head"
+#: Seconds between two witnesses of every org's head; 0 turns the periodic witness off.
+WITNESS_INTERVAL_ENV = "OWNKEY_AUDIT_WITNESS_INTERVAL"
+DEFAULT_INTERVAL = 3600.0
+
+_log = logging.getLogger("ownkey.audit.witness")
+
+
+@dataclass(frozen=True, slots=True)
+class Witnessed:
+    """A head put in the key manager's log: which org, which head, under which key."""
+
+    org: str
+    head: str
+    key: str
+    provider: str
+    key_id: str
+
+
+def witness(runtime: Runtime, org: str) -> Witnessed:
+    """Witness ``org``'s current head in its customer key's manager (one audited wrap).
+
+    NotFound if the org has no audit log or no customer key; what the manager raises if it
+    refuses (a disabled key cannot witness) or is down.
+    """
+    head = runtime.audit_log.head(org)
+    if head is None or head[0] == 0:
+        raise NotFound(f"no audit log for org {org!r}")
+    ref = KeyRef.customer(org)
+    admin = runtime.admin
+    master = admin.key(ref)
+    text = format_head(*head)
+    admin.attest(ref, {HEAD_FIELD: text})
+    return Witnessed(org, text, str(ref), master.provider, master.key_id)
+
+
+def interval_from(env: Mapping[str, str]) -> float:
+    """The witness interval setting (seconds, default 3600, 0 = off)."""
+    text = env.get(WITNESS_INTERVAL_ENV, "")
+    if not text:
+        return DEFAULT_INTERVAL
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{WITNESS_INTERVAL_ENV} must be a number of seconds") from None
+    if value < 0 or value != value:
+        raise ConfigError(f"{WITNESS_INTERVAL_ENV} cannot be negative")
+    return value
+
+
+class AuditWitness:
+    """Witnesses every org that has a usable customer key, every ``interval`` seconds, on a
+    daemon thread (the first round one interval after :meth:`start`). A round that fails for
+    one org (its key disabled, its manager down) is logged and the others go on."""
+
+    def __init__(self, runtime: Runtime, interval: float) -> None:
+        self._runtime = runtime
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.rounds = 0
+
+    def start(self) -> None:
+        if self._interval <= 0 or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="ownkey-audit-witness", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.run_once()
+
+    def run_once(self) -> list[Witnessed]:
+        """One round over every org with a usable customer key."""
+        done: list[Witnessed] = []
+        for master in self._runtime.list_keys():
+            org = master.ref.org
+            if org is None or master.ref != KeyRef.customer(org) or not master.state.usable:
+                continue
+            try:
+                done.append(witness(self._runtime, org))
+            except OwnkeyError as exc:
+                _log.warning("audit witness of %s failed: %s", org, type(exc).__name__)
+        self.rounds += 1
+        return done
