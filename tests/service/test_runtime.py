@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from ownkey.errors import AccessDenied, ConfigError, LifecycleError, NotFound, PolicyError
+from ownkey.errors import AccessDenied, ConfigError, Conflict, LifecycleError, NotFound, PolicyError
 from ownkey.keys import KeyRef, RevocationRule
 from ownkey.providers import LocalKeyStoreProvider
 from ownkey.service import Runtime
@@ -216,7 +216,7 @@ def test_org_names_services_and_flags_are_checked(runtime: Runtime) -> None:
     with pytest.raises(ConfigError, match="no customer key"):
         runtime.create_org("acme", cmk=True)
     runtime.create_org("acme", services=["0008"], large_org=True)
-    with pytest.raises(PolicyError, match="already exists"):
+    with pytest.raises(Conflict, match="already exists"):
         runtime.create_org("acme")
     org = runtime.org("acme")
     assert org.services == ("0008",)

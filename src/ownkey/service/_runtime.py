@@ -43,7 +43,7 @@ from typing import Any
 
 from ownkey.audit import AuditAction, Auditor
 from ownkey.envelope import RandomSource
-from ownkey.errors import ConfigError, NotFound, PolicyError
+from ownkey.errors import ConfigError, Conflict, NotFound, PolicyError
 from ownkey.keys import (
     KeyDeps,
     KeyProvider,
@@ -435,7 +435,7 @@ class Runtime:
         if cmk:
             self._require_key_for_cmk(name)
         if self.directory.store.get_org(name) is not None:
-            raise PolicyError("org", f"org {name!r} already exists")
+            raise Conflict(f"org {name!r} already exists")
         detail = {"cmk": str(cmk).lower(), "services": ",".join(service_ids)}
         detail.update({flag: str(value).lower() for flag, value in flags.items()})
         self._emit(AuditAction.ORG_CREATE, name, actor, **detail)
