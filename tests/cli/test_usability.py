@@ -105,3 +105,26 @@ def test_token_expiry_from_the_command_line(home: Path) -> None:
         refused = run("token", "create", "--platform", "--expires-in", bad)
         assert refused.exit_code == 2, bad
         assert refused.stderr.startswith("ownkey: --expires-in")
+
+
+def test_audit_events_is_a_paged_table_with_the_exports_filters(home: Path) -> None:
+    ok("org", "create", "acme", "--create-key", "--enable", "0008")
+    for user in ("a@acme.test", "b@acme.test", "c@acme.test"):
+        ok("user", "add", "acme", user)
+    everything = json.loads(ok("audit", "events", "acme", "--json").stdout)
+    assert [e["action"] for e in everything["events"]][:2] == ["org.create", "key.create"]
+    assert everything["next_after"] is None
+    first = json.loads(ok("audit", "events", "acme", "--limit", "2", "--json").stdout)
+    assert [e["seq"] for e in first["events"]] == [1, 2]
+    assert first["next_after"] == 2
+    second = json.loads(
+        ok("audit", "events", "acme", "--limit", "2", "--after", "2", "--json").stdout
+    )
+    assert [e["seq"] for e in second["events"]][0] == 3
+    text = ok("audit", "events", "acme", "--limit", "2").stdout
+    assert "key.create" in text
+    assert "more: ownkey audit events acme --after 2" in text
+    only = json.loads(ok("audit", "events", "acme", "--operation", "key.create", "--json").stdout)
+    assert [e["key"] for e in only["events"]] == ["customer:acme"]
+    for bad in (["--limit", "0"], ["--outcome", "maybe"], ["--service-id", "8"]):
+        assert run("audit", "events", "acme", *bad).exit_code == 2, bad

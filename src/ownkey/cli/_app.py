@@ -15,7 +15,18 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from ownkey.cli import _audit, _demo, _jobs, _key, _keyadmin, _org, _policy, _serve, _token
+from ownkey.cli import (
+    _audit,
+    _audit_events,
+    _demo,
+    _jobs,
+    _key,
+    _keyadmin,
+    _org,
+    _policy,
+    _serve,
+    _token,
+)
 from ownkey.errors import OwnkeyError
 
 
@@ -67,6 +78,7 @@ app = typer.Typer(
 app.command("demo", help="Tell the ownkey story on embedded defaults.")(_demo.demo)
 app.add_typer(_policy.policy_app, name="policy")
 app.add_typer(_audit.audit_app, name="audit")
+_audit.audit_app.command("events")(_audit_events.events)
 app.add_typer(_key.key_app, name="key")
 _keyadmin.register_key_commands(_key.key_app)
 app.add_typer(_org.org_app, name="org")
