@@ -60,7 +60,9 @@ def test_no_help_page_shows_a_flag_as_bool(monkeypatch: pytest.MonkeyPatch) -> N
     register = ok("key", "register", "--help").stdout
     assert "<local|pkcs11|kmip|aws_kms>" in register
     assert re.search(r"--json\s+Print", register)
-    assert "<jsonl|csv>" in ok("audit", "export", "--help").stdout
+    export = ok("audit", "export", "--help").stdout
+    assert "<jsonl|csv>" in export
+    assert "<ok|denied|unavailable|failed>" in export
 
 
 def test_tables_are_not_cut_when_piped(home: Path) -> None:
