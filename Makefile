@@ -4,6 +4,9 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# `make demo` installs the runtime only (no test or bench tools); its own stamp, so that a later
+# `make test` still installs the rest.
+DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: demo test gates pytest bench clean system-deps
 
@@ -12,10 +15,14 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,pkcs11,kmip,aws,sql,api]'
-	touch $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,test,pkcs11,kmip,aws,sql,api]'
+	touch $(STAMP) $(DEMO_STAMP)
 
-demo: $(STAMP)
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[sql]'
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/ownkey demo
 
 system-deps:

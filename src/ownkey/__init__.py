@@ -35,8 +35,6 @@ from ownkey.errors import (
 if TYPE_CHECKING:
     from ownkey.service import Protector, ProtectorSettings, build_protector
 
-__version__ = "0.1.0"
-
 __all__ = [
     "AccessDenied",
     "AuditDamaged",
@@ -63,6 +61,11 @@ _LAZY = {"Protector", "ProtectorSettings", "build_protector"}
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        # One version number, pyproject.toml's, read from the installed package's metadata.
+        from importlib.metadata import version
+
+        return version("ownkey")
     if name in _LAZY:
         from ownkey import service
 

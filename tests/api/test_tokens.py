@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from ownkey.envelope import sha256
 from ownkey.errors import NotFound
 from ownkey.storage import Database, TokenStore
 from ownkey.storage._schema import api_tokens
+from tests.api.conftest import Api, bearer
 
 
 @pytest.fixture
@@ -71,3 +73,54 @@ def test_listing_by_org(store: TokenStore) -> None:
     store.issue("platform")
     assert [t.org for t in store.all(org="acme")] == ["acme"]
     assert len(store.all()) == 3
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_expired_token_is_refused(tmp_path: Path) -> None:
+    clock = _Clock()
+    store = TokenStore(Database.open(f"sqlite:///{tmp_path / 'ownkey.db'}"), clock=clock)
+    record, text = store.issue("platform", expires_in=3600)
+    assert record.expires_at_ms == 1_800_003_600_000
+    clock.now += 3599
+    assert store.authenticate(text) is not None
+    clock.now += 1
+    assert store.authenticate(text) is None
+    [listed] = store.all()
+    assert listed.state(round(clock.now * 1000)) == "expired"
+    with pytest.raises(ValueError, match="positive"):
+        store.issue("platform", expires_in=0)
+
+
+def test_last_use_is_recorded_to_the_minute(tmp_path: Path) -> None:
+    clock = _Clock()
+    store = TokenStore(Database.open(f"sqlite:///{tmp_path / 'ownkey.db'}"), clock=clock)
+    _, text = store.issue("platform")
+    assert store.all()[0].last_used_at_ms is None
+    assert store.authenticate(text) is not None
+    first = store.all()[0].last_used_at_ms
+    assert first == 1_800_000_000_000
+    clock.now += 30  # within the granularity: no write
+    store.authenticate(text)
+    assert store.all()[0].last_used_at_ms == first
+    clock.now += 30
+    store.authenticate(text)
+    assert store.all()[0].last_used_at_ms == 1_800_000_060_000
+    store.authenticate("okt_" + "0" * 16 + "." + "A" * 43)  # a failed attempt records nothing
+    assert store.all()[0].last_used_at_ms == 1_800_000_060_000
+
+
+def test_the_api_refuses_an_expired_token(api: Api) -> None:
+    tokens = TokenStore(api.runtime.database)
+    _, text = tokens.issue("org", org="acme", expires_in=1e-3)
+    time.sleep(0.01)
+    answer = api.client.get("/v1/orgs/acme/coverage", headers=bearer(text))
+    assert answer.status_code == 401
+    assert 'error="invalid_token"' in answer.headers["WWW-Authenticate"]
+    assert api.client.get("/v1/orgs/acme/coverage", headers=api.acme).status_code == 200

@@ -135,7 +135,9 @@ def test_org_bad_input_exits_2(home: Path) -> None:
         run("org", "create", "a", "--enable", "42,0042")
     )
     ok("org", "create", "acme")
-    assert "already exists" in one_line_error(run("org", "create", "acme"), 1)  # a Conflict
+    assert one_line_error(run("org", "create", "acme"), code=1) == (
+        "ownkey: org 'acme' already exists"
+    )
     assert "no org 'nope'" in one_line_error(run("org", "show", "nope"))
     assert "nothing to change" in one_line_error(run("org", "set", "acme"))
     assert "both enabled and disabled" in one_line_error(
@@ -304,7 +306,7 @@ def test_revoke_preview_add_list_lift(acme: Path, runtime: Runtime) -> None:
         "2026-01-01T00:00:00+00:00",
         "2026-02-01T00:00:00+00:00",
     )
-    assert "all of customer:acme" in ok("revoke", "add", "acme").stdout
+    assert "all of customer:acme" in ok("revoke", "add", "acme", "--yes").stdout
 
 
 def test_revoke_bad_input(acme: Path) -> None:
@@ -314,8 +316,10 @@ def test_revoke_bad_input(acme: Path) -> None:
         run("revoke", "add", "acme", "--since", "2026-02-01", "--until", "2026-01-01")
     )
     assert "no revocation rule r-nope" in one_line_error(run("revoke", "lift", "r-nope"))
-    assert "no org 'globex'" in one_line_error(run("revoke", "add", "globex"))
-    assert "own org's key" in one_line_error(run("revoke", "add", "acme", "--key", "globex"))
+    assert "no org 'globex'" in one_line_error(run("revoke", "add", "globex", "--yes"))
+    assert "own org's key" in one_line_error(
+        run("revoke", "add", "acme", "--key", "globex", "--yes")
+    )
 
 
 # -- coverage and jobs ---------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from ownkey.api._models import (
     policy_request_json_schema,
 )
 from ownkey.api._problems import ApiProblem
+from ownkey.api._protection import protection_of, sealed_key_id
 from ownkey.api._state import State, strict_query
 from ownkey.errors import InvalidRequest, LimitExceeded
 
@@ -56,9 +57,11 @@ def seal(body: SealIn, _caller: PlatformService, state: State) -> SealOut:
     data = decode_base64(body.data, "data")
     if len(data) > MAX_MESSAGE_BYTES:
         raise LimitExceeded("data: at most 16 MiB through /v1/seal; use /v1/objects")
-    sealed = state.runtime.protector.seal(body.request.to_request(), data)
+    request = body.request.to_request()
+    sealed = state.runtime.protector.seal(request, data)
     state.metrics.sealed("message")
-    return SealOut(sealed=encode_base64(sealed), sealed_bytes=len(sealed))
+    protection = protection_of(state.runtime, request, sealed_key_id(sealed))
+    return SealOut(sealed=encode_base64(sealed), sealed_bytes=len(sealed), protection=protection)
 
 
 @data_router.post(
@@ -182,7 +185,8 @@ async def put_object(
     source = _Body(request.stream())
     record = await anyio.to_thread.run_sync(state.objects.put, sealing, source)
     state.metrics.sealed("object")
-    return ObjectOut.of(record)
+    protection = protection_of(state.runtime, sealing, record.scope_key_id)
+    return ObjectOut.of(record).model_copy(update={"protection": protection})
 
 
 def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:

@@ -185,9 +185,22 @@ class SealIn(_Strict):
     data: Base64 = Field(description="The plaintext, standard base64 (at most 16 MiB).")
 
 
+class ProtectionOut(_Strict):
+    """What protects content just sealed, so that the platform can see what it got: the plan's
+    verdict (``customer`` if any customer key is among its keys, else ``platform``), every key
+    ref it needs (``customer:acme``, ``platform``) and the scope key it went under (hex)."""
+
+    protection: str = Field(description="customer, platform or client_side.")
+    keys: list[str] = Field(description="Key refs, e.g. customer:acme or platform.")
+    scope_key_id: str = Field(description="The scope key's id (hex), as in the envelope header.")
+
+
 class SealOut(_Strict):
     sealed: str = Field(description="The envelope, standard base64.")
     sealed_bytes: int
+    protection: ProtectionOut | None = Field(
+        default=None, description="The protection applied (always set by /v1/seal)."
+    )
 
 
 class OpenIn(_Strict):
@@ -208,6 +221,9 @@ class ObjectOut(_Strict):
     size: int
     sealed_size: int
     created_at_ms: int
+    protection: ProtectionOut | None = Field(
+        default=None, description="The protection applied (set by PUT, not by GET)."
+    )
 
     @classmethod
     def of(cls, record: AssetRecord) -> ObjectOut:

@@ -205,7 +205,10 @@ def export(
     operation: Annotated[
         str | None, typer.Option(help="Only this action, e.g. key_manager.unwrap.")
     ] = None,
-    outcome: Annotated[str | None, typer.Option(help="ok, denied, unavailable or failed.")] = None,
+    outcome: Annotated[
+        str | None,
+        typer.Option(help="Only this outcome.", metavar="<ok|denied|unavailable|failed>"),
+    ] = None,
     since: Annotated[str | None, typer.Option(help="From this time (ISO 8601 or ms).")] = None,
     until: Annotated[str | None, typer.Option(help="Before this time; at most 31 days.")] = None,
     as_json: Annotated[

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -99,8 +100,18 @@ def runtime() -> Iterator[Runtime]:
         opened.close()
 
 
+#: The width of tables when stdout is not a terminal: wide enough that no cell is cut or folded,
+#: so piped output (``| grep``, ``> file``) keeps whole ids and hashes.
+PIPED_WIDTH = 10_000
+
+
 def console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    """Rich to stdout; a terminal's own width, else (piped) :data:`PIPED_WIDTH` unless
+    ``COLUMNS`` says otherwise (Rich's default there is 80 columns, which cuts ids)."""
+    out = Console(highlight=False, soft_wrap=False)
+    if not out.is_terminal and not os.environ.get("COLUMNS"):
+        out.width = PIPED_WIDTH
+    return out
 
 
 def emit_json(value: Any) -> None:

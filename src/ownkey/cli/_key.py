@@ -154,7 +154,12 @@ def _record(provider: Any, kind: str, key_id: str, org: str, settings: dict[str,
 def register(
     org: Annotated[str, typer.Argument(help="The organisation whose customer key this is.")],
     provider_kind: Annotated[
-        str, typer.Option("--provider", help="local, pkcs11, kmip or aws_kms.")
+        str,
+        typer.Option(
+            "--provider",
+            help="The key manager that holds the key.",
+            metavar="<local|pkcs11|kmip|aws_kms>",
+        ),
     ],
     key_id: Annotated[str, typer.Option("--key-id", help="The key's id in its key manager.")],
     settings: Annotated[

@@ -73,7 +73,10 @@ def _key_human(master: MasterKey, verb: str) -> Any:
 
 def create(
     org: Annotated[str, typer.Argument(help="The org whose customer key to create.")],
-    provider: Annotated[str, typer.Option(help="A configured provider.")] = "local",
+    provider: Annotated[
+        str,
+        typer.Option(help="A configured provider.", metavar="<local|pkcs11|kmip|aws_kms>"),
+    ] = "local",
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Create ORG's customer key (in the embedded local store by default)."""
@@ -257,6 +260,11 @@ def _describe(rule: RevocationRule) -> str:
     return ", ".join(parts) if len(parts) > 1 else f"all of {parts[0]}"
 
 
+def _whole_key(rule: RevocationRule) -> bool:
+    """True for a rule with no filter: it denies every use of the key."""
+    return (rule.service_id, rule.scope, rule.since, rule.until) == (None, None, None, None)
+
+
 def _rule(
     org: str,
     service: str | None,
@@ -304,10 +312,19 @@ def add(
     until: UntilOpt = None,
     key: KeyOpt = None,
     note: Annotated[str, typer.Option(help="Why, for the audit log.")] = "",
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm a rule without filters (the whole key).")
+    ] = False,
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """Deny the key's use for the selected content from the next call on (reversible)."""
     rule = _rule(org, service, scope, since, until, key, note)
+    if _whole_key(rule) and not yes:
+        # Like destroy: one short command would tombstone all of the org's content at once.
+        fail(
+            f"without --service, --scope, --since or --until this denies all of {org}'s "
+            "content under the key; add --yes"
+        )
     with runtime() as rt:
         stored = rt.revoke(rule, actor=CLI_ACTOR)
 

@@ -14,8 +14,6 @@ from typing import Annotated
 import typer
 
 from ownkey.errors import PolicyError
-from ownkey.policy import explain as explain_plan
-from ownkey.policy import parse_request_json, plan_schema, request_schema
 
 policy_app = typer.Typer(help="Dry-run the policy decision contract.", no_args_is_help=True)
 
@@ -32,6 +30,9 @@ def explain(
 ) -> None:
     """Read a policy request (JSON) on stdin and print the protection plan (JSON)."""
     try:
+        from ownkey.policy import explain as explain_plan
+        from ownkey.policy import parse_request_json
+
         plan = explain_plan(parse_request_json(sys.stdin.buffer.read()))
     except PolicyError as exc:
         typer.echo(f"ownkey: {_one_line(str(exc))}", err=True)
@@ -46,4 +47,6 @@ def schema(
     ] = False,
 ) -> None:
     """Print the JSON Schema of the policy request (or, with --plan, of the plan)."""
+    from ownkey.policy import plan_schema, request_schema  # imported on use: startup stays cheap
+
     typer.echo(json.dumps(plan_schema() if plan else request_schema(), indent=2))

@@ -22,7 +22,7 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
-from ownkey.errors import LifecycleError, NotFound
+from ownkey.errors import Conflict, NotFound
 from ownkey.policy import ORG_FLAGS
 from ownkey.storage._engine import Database
 from ownkey.storage._schema import assets, orgs, providers, scope_keys, users
@@ -107,7 +107,7 @@ class SqlOrgDirectory:
         services: Collection[str] = (),
         flags: Mapping[str, bool] | None = None,
     ) -> OrgRow:
-        """Insert an org; LifecycleError if the name is taken."""
+        """Insert an org; Conflict if the name is taken."""
         now = _now_ms()
         values: dict[str, Any] = {flag: False for flag in ORG_FLAGS}
         values.update(flags or {})
@@ -125,7 +125,7 @@ class SqlOrgDirectory:
                     )
                 )
         except IntegrityError:
-            raise LifecycleError(f"org {name!r} already exists") from None
+            raise Conflict(f"org {name!r} already exists") from None
         found = self.get_org(name)
         assert found is not None
         return found

@@ -150,7 +150,13 @@ class Database:
             )
 
     def migrate(self) -> None:
-        """Run the shipped Alembic migrations up to head (idempotent)."""
+        """Run the shipped Alembic migrations up to head (idempotent); a database already at
+        head is recognised by one cheap query, without importing Alembic
+        (:mod:`ownkey.storage._revision`)."""
+        from ownkey.storage._revision import is_current
+
+        if is_current(self.engine):
+            return
         from ownkey.storage._migrate import upgrade
 
         upgrade(self.engine)

@@ -293,4 +293,7 @@ api_tokens = Table(
     Column("created_at_ms", BigInteger, nullable=False),
     Column("revoked_at_ms", BigInteger, nullable=True),
     Column("note", Text, nullable=False, default=""),
+    # Migration 0009: an optional expiry, and when the token last opened a request (to a minute).
+    Column("expires_at_ms", BigInteger, nullable=True),
+    Column("last_used_at_ms", BigInteger, nullable=True),
 )

@@ -7,13 +7,17 @@ copy of the database lets nobody call the API; the comparison is constant-time. 
 - ``org``: an org admin token, valid on that org's admin routes only;
 - ``platform``: a platform service token, valid on the data plane only.
 
-The token text is returned once, by :meth:`TokenStore.issue`, and never again.
+The token text is returned once, by :meth:`TokenStore.issue`, and never again. A token may carry
+an expiry (``expires_in``): from that instant on it authenticates nothing, like a revoked one.
+Each successful authentication records when the token was last used, to the minute
+(:data:`LAST_USED_GRANULARITY_MS`), so a busy token costs one write a minute, not one a request.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hmac
 import os
 import re
@@ -30,7 +34,14 @@ from ownkey.errors import NotFound
 from ownkey.storage._engine import Database
 from ownkey.storage._schema import api_tokens
 
-__all__ = ["ORG_TOKEN", "PLATFORM_TOKEN", "TOKEN_KINDS", "ApiToken", "TokenStore"]
+__all__ = [
+    "LAST_USED_GRANULARITY_MS",
+    "ORG_TOKEN",
+    "PLATFORM_TOKEN",
+    "TOKEN_KINDS",
+    "ApiToken",
+    "TokenStore",
+]
 
 ORG_TOKEN: Final = "org"  # noqa: S105 - a kind of token, not a secret
 PLATFORM_TOKEN: Final = "platform"  # noqa: S105
@@ -39,6 +50,8 @@ _PREFIX = "okt_"
 _SECRET_BYTES = 32
 _ID_BYTES = 8
 _SHAPE = re.compile(r"okt_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})")
+#: ``last_used_at_ms`` is rewritten only when it is older than this.
+LAST_USED_GRANULARITY_MS: Final = 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +64,22 @@ class ApiToken:
     created_at_ms: int
     revoked_at_ms: int | None
     note: str
+    expires_at_ms: int | None = None
+    last_used_at_ms: int | None = None
 
     @property
     def active(self) -> bool:
+        """Not revoked (an expired token is still listed as not revoked; see :meth:`state`)."""
         return self.revoked_at_ms is None
+
+    def expired(self, now_ms: int) -> bool:
+        return self.expires_at_ms is not None and now_ms >= self.expires_at_ms
+
+    def state(self, now_ms: int) -> str:
+        """``active``, ``revoked`` or ``expired``."""
+        if self.revoked_at_ms is not None:
+            return "revoked"
+        return "expired" if self.expired(now_ms) else "active"
 
 
 def _token(row: Row[Any]) -> ApiToken:
@@ -65,6 +90,8 @@ def _token(row: Row[Any]) -> ApiToken:
         created_at_ms=int(row.created_at_ms),
         revoked_at_ms=None if row.revoked_at_ms is None else int(row.revoked_at_ms),
         note=row.note,
+        expires_at_ms=None if row.expires_at_ms is None else int(row.expires_at_ms),
+        last_used_at_ms=None if row.last_used_at_ms is None else int(row.last_used_at_ms),
     )
 
 
@@ -100,21 +127,33 @@ class TokenStore:
         # secret take the same path.
         self._decoy = sha256(random(_SECRET_BYTES))
 
-    def issue(self, kind: str, *, org: str | None = None, note: str = "") -> tuple[ApiToken, str]:
-        """Create a token; return its record and its text (shown once, stored only hashed)."""
+    def issue(
+        self,
+        kind: str,
+        *,
+        org: str | None = None,
+        note: str = "",
+        expires_in: float | None = None,
+    ) -> tuple[ApiToken, str]:
+        """Create a token; return its record and its text (shown once, stored only hashed).
+        ``expires_in`` (seconds, > 0): the token stops working that long from now."""
+        if expires_in is not None and not expires_in > 0:
+            raise ValueError("a token's lifetime must be positive")
         if kind not in TOKEN_KINDS:
             raise ValueError(f"unknown token kind {kind!r}; one of {', '.join(TOKEN_KINDS)}")
         if (kind == ORG_TOKEN) != bool(org):
             raise ValueError("an org token names exactly one org; a platform token names none")
         token_id = self._random(_ID_BYTES).hex()
         secret = self._random(_SECRET_BYTES)
+        now_ms = round(self._clock() * 1000)
         record = ApiToken(
             token_id=token_id,
             kind=kind,
             org=org if kind == ORG_TOKEN else None,
-            created_at_ms=round(self._clock() * 1000),
+            created_at_ms=now_ms,
             revoked_at_ms=None,
             note=note,
+            expires_at_ms=None if expires_in is None else now_ms + round(expires_in * 1000),
         )
         with self._db.engine.begin() as conn:
             conn.execute(
@@ -126,12 +165,14 @@ class TokenStore:
                     created_at_ms=record.created_at_ms,
                     revoked_at_ms=None,
                     note=note,
+                    expires_at_ms=record.expires_at_ms,
                 )
             )
         return record, f"{_PREFIX}{token_id}.{_b64(secret)}"
 
     def authenticate(self, text: str) -> ApiToken | None:
-        """The active token ``text`` names, or None (malformed, unknown, wrong or revoked)."""
+        """The active token ``text`` names, or None (malformed, unknown, wrong, revoked or
+        expired); records the use (to the minute)."""
         parsed = _parse(text)
         if parsed is None:
             return None
@@ -142,7 +183,20 @@ class TokenStore:
         matches = hmac.compare_digest(stored, sha256(secret))
         if row is None or not matches or row.revoked_at_ms is not None:
             return None
-        return _token(row)
+        token = _token(row)
+        now_ms = round(self._clock() * 1000)
+        if token.expired(now_ms):
+            return None
+        last = token.last_used_at_ms
+        if last is None or now_ms - last >= LAST_USED_GRANULARITY_MS:
+            with self._db.engine.begin() as conn:
+                conn.execute(
+                    update(api_tokens)
+                    .where(api_tokens.c.token_id == token_id)
+                    .values(last_used_at_ms=now_ms)
+                )
+            token = dataclasses.replace(token, last_used_at_ms=now_ms)
+        return token
 
     def all(self, *, org: str | None = None) -> list[ApiToken]:
         """Every token (of one org, if given), oldest first."""

@@ -1,0 +1,113 @@
+"""``ownkey audit events ORG``: the key-usage log as a table, a page at a time.
+
+The same filters as ``audit export`` (user, asset, service, operation, outcome, a time window of
+at most 31 days), for a security admin reading the log at a terminal rather than feeding a SIEM:
+one row per event (seq, time, action, outcome, key, actor, service, asset), oldest first,
+``--limit`` rows a page (default 50); the footer names the command for the next page
+(``--after SEQ``). ``--json`` prints the page as a JSON object with ``next_after``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from ownkey.cli._audit import _events, _time_ms
+from ownkey.cli._common import EXIT_BAD_INPUT, console, emit_json, fail, runtime, table
+from ownkey.errors import LimitExceeded
+
+__all__ = ["events"]
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 1000
+_OUTCOMES = ("ok", "denied", "unavailable", "failed")
+
+
+def events(
+    org: Annotated[str, typer.Argument(help="The organisation whose log to read.")],
+    user: Annotated[str | None, typer.Option(help="Only events by or about this user.")] = None,
+    asset_id: Annotated[str | None, typer.Option("--asset-id", help="Only this asset.")] = None,
+    service_id: Annotated[
+        str | None, typer.Option("--service-id", help="Only this service ID (4 digits).")
+    ] = None,
+    operation: Annotated[
+        str | None, typer.Option(help="Only this action, e.g. key_manager.unwrap.")
+    ] = None,
+    outcome: Annotated[
+        str | None,
+        typer.Option(help="Only this outcome.", metavar="<ok|denied|unavailable|failed>"),
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601 or ms).")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this time; at most 31 days.")] = None,
+    after: Annotated[
+        int, typer.Option(help="Start after this seq (the previous page's last).")
+    ] = 0,
+    limit: Annotated[int, typer.Option(help=f"Rows per page (1-{MAX_PAGE}).")] = DEFAULT_PAGE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the page as JSON.")] = False,
+) -> None:
+    """ORG's audit events as a table (the export's filters), a page at a time."""
+    from ownkey.storage import AuditQuery
+
+    if service_id is not None and not (len(service_id) == 4 and service_id.isdigit()):
+        fail(f"--service-id: a service ID is 4 digits, not {service_id!r}", EXIT_BAD_INPUT)
+    if outcome is not None and outcome not in _OUTCOMES:
+        fail(f"--outcome: one of {', '.join(_OUTCOMES)}; not {outcome!r}", EXIT_BAD_INPUT)
+    if not 1 <= limit <= MAX_PAGE:
+        fail(f"--limit: from 1 to {MAX_PAGE}, not {limit}", EXIT_BAD_INPUT)
+    if after < 0:
+        fail(f"--after: a seq, 0 or more, not {after}", EXIT_BAD_INPUT)
+    query = AuditQuery(
+        user=user,
+        asset_id=asset_id,
+        service_id=service_id,
+        operation=operation,
+        outcome=outcome,
+        since_ms=_time_ms("--since", since),
+        until_ms=_time_ms("--until", until),
+    )
+    try:
+        query.window()
+    except (ValueError, LimitExceeded) as exc:
+        fail(f"--since/--until: {exc}", EXIT_BAD_INPUT)
+    page: list[dict[str, Any]] = []
+    more = False
+    with runtime() as rt:
+        for event in _events(rt.audit_log, org, query):
+            if event.seq <= after:
+                continue
+            if len(page) == limit:
+                more = True
+                break
+            page.append(_row(event.seq, event.body))
+    next_after = page[-1]["seq"] if more else None
+    if as_json:
+        emit_json({"org": org, "events": page, "next_after": next_after})
+        return
+    if not page:
+        typer.echo(f"no matching events in {org}'s log" + (f" after seq {after}" if after else ""))
+        return
+    columns = ("seq", "at", "action", "outcome", "key", "actor", "service", "asset")
+    out = console()
+    out.print(table(None, columns, [[row[c] for c in _ROW_KEYS] for row in page]))
+    if next_after is not None:
+        out.print(f"more: ownkey audit events {org} --after {next_after} (same filters)")
+
+
+_ROW_KEYS = ("seq", "at", "action", "outcome", "key", "actor", "service_id", "asset_id")
+
+
+def _row(seq: int, body: dict[str, Any]) -> dict[str, Any]:
+    from ownkey.storage._audit import iso_ms
+
+    detail = body.get("detail") or {}
+    return {
+        "seq": seq,
+        "at": iso_ms(int(body.get("at_ms", 0))),
+        "action": body.get("action"),
+        "outcome": body.get("outcome"),
+        "key": body.get("key"),
+        "actor": body.get("actor"),
+        "service_id": detail.get("service_id"),
+        "asset_id": detail.get("asset_id"),
+    }

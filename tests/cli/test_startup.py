@@ -1,0 +1,90 @@
+"""Startup stays cheap: a read-only command imports no web framework, no Alembic, no provider SDK.
+
+A timed assertion would be flaky on a shared machine, so this pins the cause instead: the modules a
+command drags in. ``key list``, ``org show`` and ``audit verify`` on an up-to-date database need
+SQLAlchemy and nothing heavier; the schema check on open is one query (``_revision.py``), so
+Alembic is imported only when a migration is due.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+#: Heavy modules that no read-only command needs.
+HEAVY = ("fastapi", "starlette", "uvicorn", "alembic", "boto3", "botocore", "pkcs11", "kmip")
+
+_PROBE = """
+import json, sys
+from ownkey.cli import main
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}), file=sys.stderr)
+"""
+
+
+def _modules(home: Path, *args: str) -> set[str]:
+    env = {**os.environ, "OWNKEY_HOME": str(home)}
+    env.pop("OWNKEY_DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    assert report["code"] in (0, None), done.stderr
+    return set(report["modules"])
+
+
+def _top(modules: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in modules}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("startup")
+    from ownkey.service import Runtime
+
+    env = {"OWNKEY_HOME": str(home)}
+    old = {name: os.environ.get(name) for name in ("OWNKEY_HOME", "OWNKEY_DATABASE_URL")}
+    os.environ.update(env)
+    os.environ.pop("OWNKEY_DATABASE_URL", None)
+    try:
+        with Runtime.open() as runtime:
+            runtime.create_org("acme", services=["0008"])
+            runtime.create_key("acme")
+    finally:
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return home
+
+
+@pytest.mark.parametrize(
+    "args", [("key", "list"), ("org", "show", "acme"), ("audit", "verify", "acme")]
+)
+def test_read_only_commands_import_nothing_heavy(home: Path, args: tuple[str, ...]) -> None:
+    loaded = _top(_modules(home, *args))
+    assert "sqlalchemy" in loaded  # the probe really ran the command
+    assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_help_and_version_open_no_database(home: Path) -> None:
+    for args in (("--help",), ("--version",), ("key", "--help")):
+        loaded = _modules(home, *args)
+        assert "sqlalchemy" not in _top(loaded), args
+        assert "ownkey.service" not in loaded, args
