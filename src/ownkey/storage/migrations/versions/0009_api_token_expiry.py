@@ -1,7 +1,7 @@
 """api token expiry: an optional expiry time and the last time a token was used
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-# 0008 is being written on another branch (issue 11); whoever merges both points this at "0008".
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
