@@ -114,7 +114,9 @@ def test_audit_events_is_a_paged_table_with_the_exports_filters(home: Path) -> N
     for user in ("a@acme.test", "b@acme.test", "c@acme.test"):
         ok("user", "add", "acme", user)
     everything = json.loads(ok("audit", "events", "acme", "--json").stdout)
-    assert [e["action"] for e in everything["events"]][:2] == ["org.create", "key.create"]
+    actions = [e["action"] for e in everything["events"]]
+    assert actions[0] == "org.create"
+    assert "key.create" in actions[1:4]  # after the key manager's audited describe (AUD-1)
     assert everything["next_after"] is None
     first = json.loads(ok("audit", "events", "acme", "--limit", "2", "--json").stdout)
     assert [e["seq"] for e in first["events"]] == [1, 2]
@@ -124,7 +126,7 @@ def test_audit_events_is_a_paged_table_with_the_exports_filters(home: Path) -> N
     )
     assert [e["seq"] for e in second["events"]] == [3, 4]
     text = ok("audit", "events", "acme", "--limit", "2").stdout
-    assert "key.create" in text
+    assert "org.create" in text
     assert "more: ownkey audit events acme --after 2" in text
     only = json.loads(ok("audit", "events", "acme", "--operation", "key.create", "--json").stdout)
     assert [e["key"] for e in only["events"]] == ["customer:acme"]
