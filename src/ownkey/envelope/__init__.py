@@ -12,7 +12,12 @@ audit chain's hashes and signed checkpoints), so that ``_primitives`` stays the 
 touches ``cryptography.hazmat``.
 """
 
-from ownkey.envelope._context import EncryptionContext, encode_context, encode_fields
+from ownkey.envelope._context import (
+    ContextTemplate,
+    EncryptionContext,
+    encode_context,
+    encode_fields,
+)
 from ownkey.envelope._format import FORMAT_VERSION, MESSAGE_FIXED_OVERHEAD, peek_key_id
 from ownkey.envelope._keys import SECRET_KEY_ACCESS, ScopeKey, SecretKeyAccess, combine_shares
 from ownkey.envelope._message import (
@@ -49,6 +54,7 @@ __all__ = [
     "MIN_SEGMENT_SIZE",
     "SEALS_PER_MESSAGE_KEY",
     "SECRET_KEY_ACCESS",
+    "ContextTemplate",
     "Ed25519Signer",
     "EncryptionContext",
     "MessageCipher",

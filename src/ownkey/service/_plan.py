@@ -7,15 +7,13 @@ mapping of the same shape, e.g. a stub in a test) into the few fields sealing ne
 
 from __future__ import annotations
 
-import json
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ownkey import policy
 from ownkey.keys import KeyRef
+from ownkey.service._memo import LruMemo, request_key
 
 __all__ = ["MemoizedPolicy", "PlanView", "PolicyFn", "policy_engine", "view_plan"]
 
@@ -38,7 +36,7 @@ def policy_engine(request: Mapping[str, Any]) -> policy.ProtectionPlan:
 
 
 class MemoizedPolicy:
-    """ownkey's policy engine behind a bounded memo keyed by the canonical request.
+    """ownkey's policy engine behind a bounded memo keyed by the frozen request.
 
     The engine is a pure function of the request, and the request carries every input (org
     settings, licences, members), so a remembered plan is exactly the plan the engine would give:
@@ -48,26 +46,14 @@ class MemoizedPolicy:
 
     def __init__(self, engine: PolicyFn = policy_engine, *, max_entries: int = 4096) -> None:
         self._engine = engine
-        self._max_entries = max_entries
-        self._plans: OrderedDict[str, Any] = OrderedDict()
-        self._lock = threading.Lock()
+        self._plans: LruMemo[Hashable, Any] = LruMemo(max_entries)
 
     def __call__(self, request: Mapping[str, Any]) -> Any:
-        try:
-            fingerprint = json.dumps(request, sort_keys=True, separators=(",", ":"))
-        except (TypeError, ValueError):
+        key = request_key(request)
+        if key is None:
             return self._engine(request)  # not plain JSON: let the engine judge it, uncached
-        with self._lock:
-            plan = self._plans.get(fingerprint)
-            if plan is not None:
-                self._plans.move_to_end(fingerprint)
-                return plan
-        plan = self._engine(request)  # raises PolicyError for a bad request: nothing cached
-        with self._lock:
-            self._plans[fingerprint] = plan
-            if len(self._plans) > self._max_entries:
-                self._plans.popitem(last=False)
-        return plan
+        # A bad request raises PolicyError from the engine: nothing is remembered.
+        return self._plans.get(key, lambda: self._engine(request))
 
 
 def _field(plan: Any, name: str) -> Any:

@@ -12,7 +12,7 @@ for the jobs that need old wrapped copies to become useless.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 from ownkey import envelope
@@ -29,8 +29,10 @@ from ownkey.keys import (
     ScopeKeys,
 )
 from ownkey.service._admin import Administration
-from ownkey.service._plan import PlanView, PolicyFn, view_plan
-from ownkey.service._request import AssetAddress, address_of, policy_part
+from ownkey.service._memo import LruMemo, request_key
+from ownkey.service._plan import MemoizedPolicy, PlanView, PolicyFn, view_plan
+from ownkey.service._prepared import PreparedScope
+from ownkey.service._request import AssetAddress, address_of, asset_id_of, policy_part, scope_of
 from ownkey.service._settings import ProtectorSettings
 from ownkey.service._streams import PlaintextReader, peek_stream_key_id
 
@@ -47,10 +49,22 @@ class Protector:
     rotation, backfill and cache operations. Thread-safe.
     """
 
-    def __init__(self, settings: ProtectorSettings, deps: KeyDeps, policy: PolicyFn) -> None:
+    def __init__(
+        self,
+        settings: ProtectorSettings,
+        deps: KeyDeps,
+        policy: PolicyFn,
+        *,
+        pure_policy: bool | None = None,
+    ) -> None:
         self.settings = settings
         self._deps = deps
         self._policy = policy
+        # A pure policy (ownkey's engine, memoized) answers a request the same way forever, so
+        # the handle prepared for a request can serve every later call with an equal request.
+        # A policy that reads other state (the org directory) gets a fresh handle per call.
+        pure = isinstance(policy, MemoizedPolicy) if pure_policy is None else pure_policy
+        self._handles: LruMemo[Hashable, PreparedScope] | None = LruMemo() if pure else None
         self._provision_lock = threading.Lock()
         self._key_admin = KeyAdmin(
             deps,
@@ -83,6 +97,11 @@ class Protector:
     def _plan(self, request: Request) -> PlanView:
         return view_plan(self._policy(policy_part(request)))
 
+    def _epoch(self, service_id: str) -> tuple[int, int]:
+        """The epoch a scope key of ``service_id`` sealed now belongs to: (start, seconds)."""
+        seconds = self.settings.epoch_for(service_id)
+        return int(self._deps.clock() // seconds) * seconds, seconds
+
     def _identity(
         self,
         plan: PlanView,
@@ -93,8 +112,7 @@ class Protector:
         """The scope key's identity: the orgs taking part, the plan's service and keys, the scope
         and the epoch (now, unless given)."""
         if epoch is None:
-            seconds = self.settings.epoch_for(plan.service_id)
-            epoch = (int(self._deps.clock() // seconds) * seconds, seconds)
+            epoch = self._epoch(plan.service_id)
         orgs = {address.org, *address.chat_orgs, *(key.org for key in plan.keys if key.org)}
         return ScopeIdentity(
             orgs=tuple(sorted(orgs)),
@@ -104,6 +122,25 @@ class Protector:
             epoch_seconds=epoch[1],
             keys=plan.keys,
         )
+
+    # -- the prepared path -----------------------------------------------------------------------
+
+    def prepare(self, request: Request) -> PreparedScope:
+        """A handle for the hot loop of one container: ``seal(asset_id, data)`` and
+        ``open(asset_id, sealed)`` for every asset whose request is ``request`` but for its
+        ``asset_id`` (which may be absent here). Every per-message check is kept; see
+        :class:`~ownkey.service.PreparedScope`."""
+        address = scope_of(request)
+        return PreparedScope(self._keys, address, lambda: self._plan(request), self._epoch)
+
+    def _handle(self, request: Request) -> PreparedScope:
+        """The handle for ``request``, remembered when the policy is pure and the request is
+        plain JSON data (then an equal request gets the same handle)."""
+        if self._handles is not None:
+            key = request_key(request, without="asset_id")
+            if key is not None:
+                return self._handles.get(key, lambda: self.prepare(request))
+        return self.prepare(request)
 
     # -- sealing ---------------------------------------------------------------------------------
 
@@ -118,8 +155,8 @@ class Protector:
         A scope key has no message limit: its cipher moves to a fresh derived key every 2^20
         seals by itself (docs/spec/envelope-v2.md, ENV2-4.6).
         """
-        entry, address, _ = self._sealing(request)
-        return entry.cipher.seal(data, address.context)
+        handle = self._handle(request)
+        return handle.seal(asset_id_of(request), data)
 
     def seal_stream(
         self,
@@ -150,8 +187,8 @@ class Protector:
 
     def open(self, request: Request, sealed: bytes) -> bytes:
         """Open what :meth:`seal` returned, given the same request."""
-        address = address_of(request)
-        return self._opening(peek_key_id(sealed), address).cipher.open(sealed, address.context)
+        handle = self._handle(request)
+        return handle.open(asset_id_of(request), sealed)
 
     def open_stream(self, request: Request, source: Readable, sink: Writable) -> int:
         """Open a whole sealed stream into ``sink``; return the plaintext bytes written.
