@@ -17,7 +17,9 @@ from ownkey.service._memo import LruMemo, request_key
 
 __all__ = ["MemoizedPolicy", "PlanView", "PolicyFn", "policy_engine", "view_plan"]
 
-#: Anything that answers a policy request (a mapping in DESIGN.md's shape) with a plan.
+#: Anything that answers a policy request (a mapping in docs/policy.md's shape) with a plan.
+#: A policy that also has ``revision(request) -> Hashable`` (what its answer depends on besides
+#: the request) lets the Protector remember one prepared handle per request and revision.
 PolicyFn = Callable[[Mapping[str, Any]], Any]
 
 
@@ -54,6 +56,10 @@ class MemoizedPolicy:
             return self._engine(request)  # not plain JSON: let the engine judge it, uncached
         # A bad request raises PolicyError from the engine: nothing is remembered.
         return self._plans.get(key, lambda: self._engine(request))
+
+    def revision(self, request: Mapping[str, Any]) -> Hashable:
+        """What the plan depends on besides the request: nothing (the engine is pure)."""
+        return ()
 
 
 def _field(plan: Any, name: str) -> Any:

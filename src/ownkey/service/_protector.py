@@ -12,12 +12,12 @@ for the jobs that need old wrapped copies to become useless.
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from ownkey import envelope
 from ownkey.envelope import Readable, SeekableReadable, Writable, peek_key_id
-from ownkey.errors import InvalidCiphertext
+from ownkey.errors import InvalidCiphertext, OwnkeyError
 from ownkey.keys import (
     CacheEntry,
     KeyAdmin,
@@ -30,11 +30,11 @@ from ownkey.keys import (
 )
 from ownkey.service._admin import Administration
 from ownkey.service._memo import LruMemo, request_key
-from ownkey.service._plan import MemoizedPolicy, PlanView, PolicyFn, view_plan
+from ownkey.service._plan import PlanView, PolicyFn, view_plan
 from ownkey.service._prepared import PreparedScope
 from ownkey.service._request import AssetAddress, address_of, asset_id_of, policy_part, scope_of
 from ownkey.service._settings import ProtectorSettings
-from ownkey.service._streams import PlaintextReader, peek_stream_key_id
+from ownkey.service._streams import CheckedRanges, PlaintextReader, peek_stream_key_id
 
 __all__ = ["Protector"]
 
@@ -54,17 +54,16 @@ class Protector:
         settings: ProtectorSettings,
         deps: KeyDeps,
         policy: PolicyFn,
-        *,
-        pure_policy: bool | None = None,
     ) -> None:
         self.settings = settings
         self._deps = deps
         self._policy = policy
-        # A pure policy (ownkey's engine, memoized) answers a request the same way forever, so
-        # the handle prepared for a request can serve every later call with an equal request.
-        # A policy that reads other state (the org directory) gets a fresh handle per call.
-        pure = isinstance(policy, MemoizedPolicy) if pure_policy is None else pure_policy
-        self._handles: LruMemo[Hashable, PreparedScope] | None = LruMemo() if pure else None
+        # A policy that says what its answer depends on besides the request (``revision``:
+        # nothing for ownkey's engine, the orgs' revisions for the directory's) lets one
+        # prepared handle serve every later call with an equal request and revision. Any other
+        # policy gets a fresh handle per call.
+        self._revision: Callable[[Request], Hashable] | None = getattr(policy, "revision", None)
+        self._handles: LruMemo[Hashable, PreparedScope] = LruMemo()
         self._provision_lock = threading.Lock()
         self._key_admin = KeyAdmin(
             deps,
@@ -136,10 +135,14 @@ class Protector:
     def _handle(self, request: Request) -> PreparedScope:
         """The handle for ``request``, remembered when the policy is pure and the request is
         plain JSON data (then an equal request gets the same handle)."""
-        if self._handles is not None:
+        if self._revision is not None:
             key = request_key(request, without="asset_id")
             if key is not None:
-                return self._handles.get(key, lambda: self.prepare(request))
+                try:
+                    revision = self._revision(request)
+                except OwnkeyError:  # the plain path reports it (seal) or needs no plan (open)
+                    return self.prepare(request)
+                return self._handles.get((key, revision), lambda: self.prepare(request))
         return self.prepare(request)
 
     # -- sealing ---------------------------------------------------------------------------------
@@ -205,6 +208,17 @@ class Protector:
         key_id, _ = peek_stream_key_id(source)
         source.seek(0)
         return self._opening(key_id, address)
+
+    def open_ranges(self, request: Request, source: SeekableReadable) -> CheckedRanges:
+        """A sealed stream checked once (scope key, header, commitment, final segment), then
+        read by ranges, each read checked again against key states and revocation rules."""
+        handle = self._handle(request)
+        address = address_of(request)
+        source.seek(0)
+        key_id, _ = peek_stream_key_id(source)
+        lease = handle.open_lease(key_id)
+        opener = envelope.StreamOpener(lease.entry.key, address.context, source)
+        return CheckedRanges(opener, lambda: handle.open_lease(key_id))
 
     def open_range(
         self, request: Request, source: SeekableReadable, start: int, end: int | None = None
