@@ -65,6 +65,7 @@ _NONCES_PER_REFILL = 256
 #: Derived keys an opener keeps (one per sender instance and 2^20 messages): a miss costs one
 #: HKDF, so the bound only caps memory.
 _OPEN_KEYS = 256
+_MAX_SEALED_BODY = GCM_TAG_BYTES + MAX_MESSAGE_BYTES
 
 
 class _NoncePool:
@@ -128,13 +129,16 @@ class MessageCipher:
 
     __slots__ = (
         "__weakref__",
+        "_header_len",
         "_kid_prefix",
         "_legacy",
         "_lock",
         "_material",
+        "_nonce_end",
         "_nonces",
         "_opening",
         "_random",
+        "_salt_end",
         "_sealing",
         "_uses",
     )
@@ -144,6 +148,10 @@ class MessageCipher:
     def __init__(self, key: ScopeKey, *, random: RandomSource = os.urandom) -> None:
         self._material = key.material(SECRET_KEY_ACCESS)
         self._kid_prefix = key_id_prefix(SUITE_MESSAGE, key.key_id, MESSAGE_VERSION)
+        # Offsets of a version 2 envelope under this key, computed once for every open.
+        self._salt_end = len(self._kid_prefix) + MESSAGE_SALT_BYTES
+        self._nonce_end = self._salt_end + GCM_NONCE_BYTES
+        self._header_len = self._nonce_end + COMMITMENT_BYTES
         self._random = random
         self._nonces = _NoncePool(random)
         self._lock = threading.Lock()
@@ -241,19 +249,15 @@ class MessageCipher:
 
     def open_encoded(self, envelope: bytes, context: bytes) -> bytes:
         """:meth:`open` with the context already encoded."""
-        kid_end = len(self._kid_prefix)
         if envelope[:1] == b"\x01":
             return self._open_v1(envelope, context)
-        salt_end = kid_end + MESSAGE_SALT_BYTES
-        nonce_end = salt_end + GCM_NONCE_BYTES
-        header_len = nonce_end + COMMITMENT_BYTES
-        if not header_len + GCM_TAG_BYTES <= len(
-            envelope
-        ) <= header_len + GCM_TAG_BYTES + MAX_MESSAGE_BYTES or not envelope.startswith(
-            self._kid_prefix
+        salt_end, nonce_end, header_len = self._salt_end, self._nonce_end, self._header_len
+        if not (
+            header_len + GCM_TAG_BYTES <= len(envelope) <= header_len + _MAX_SEALED_BODY
+            and envelope.startswith(self._kid_prefix)
         ):
             raise InvalidCiphertext()
-        salt = envelope[kid_end:salt_end]
+        salt = envelope[salt_end - MESSAGE_SALT_BYTES : salt_end]
         key = self._opening.get(salt)
         if key is None:
             key = self._derive(salt)
