@@ -1,0 +1,23 @@
+"""The app ``bench/http.py`` serves: ``ownkey serve``'s own app plus a bare echo route.
+
+uvicorn imports this factory in every worker (``--factory --workers 2``); each worker opens its
+Runtime from ``OWNKEY_HOME`` exactly as ``ownkey serve`` does. ``POST /bench/echo`` answers the
+request body as it came: the cost of the server, the framework and the loopback alone, the
+baseline the data-plane routes are compared with on the same run.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request, Response
+
+from ownkey.cli._serve import worker_app
+
+
+async def echo(request: Request) -> Response:
+    return Response(await request.body(), media_type="application/json")
+
+
+def make_app() -> FastAPI:
+    app = worker_app()
+    app.add_api_route("/bench/echo", echo, methods=["POST"], include_in_schema=False)
+    return app
