@@ -10,7 +10,19 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request, Response
 
-from ownkey.cli._serve import worker_app
+try:
+    from ownkey.cli._serve import worker_app
+except ImportError:  # an ownkey before ``serve --workers`` (to measure a baseline): the same app
+
+    def worker_app() -> FastAPI:
+        import atexit
+
+        from ownkey.api import create_app
+        from ownkey.service import Runtime
+
+        runtime = Runtime.open()
+        atexit.register(runtime.close)
+        return create_app(runtime, node_sync=True)
 
 
 async def echo(request: Request) -> Response:
