@@ -216,11 +216,12 @@ class ScopeKeys:
         """What a lease compares per message, and whether it covers key states and rules."""
         cache, registry, rules = self._deps.cache, self._deps.registry, self._deps.rules
         if hasattr(type(registry), "version") and hasattr(type(rules), "version"):
-            versioned_registry: Any = registry
-            versioned_rules: Any = rules
-            return (
-                lambda: (cache.generation, versioned_registry.version, versioned_rules.version)
-            ), True
+            versioned: Any = (registry, rules)
+
+            def stamp() -> object:
+                return (cache.generation, versioned[0].version, versioned[1].version)
+
+            return stamp, True
         return (lambda: cache.generation), False
 
     def _lease(self, get: Callable[[], CacheEntry], until: float) -> Lease:

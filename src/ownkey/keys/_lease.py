@@ -62,10 +62,10 @@ class Lease:
         Raises :class:`~ownkey.errors.AccessDenied` from the per-message check of a lease over
         stores without a version.
         """
-        if not (
-            self._stamp() == self._stamped
-            and self._clock() < self._until
-            and next(self._slots, False)
+        if (
+            self._clock() >= self._until
+            or self._stamp() != self._stamped
+            or not next(self._slots, False)
         ):
             return False
         if self._check is not None:

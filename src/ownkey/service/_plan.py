@@ -1,8 +1,8 @@
 """The adapter between the policy engine's plan and the key layer.
 
 The key layer names keys with :class:`ownkey.keys.KeyRef` and does not import the policy engine;
-this module reads a plan (the engine's :class:`~ownkey.policy.ProtectionPlan`, or any object or
-mapping of the same shape, e.g. a stub in a test) into the few fields sealing needs.
+this module reads the engine's :class:`~ownkey.policy.ProtectionPlan` (whoever produced it: the
+engine, the directory policy, a test's model) into the few fields sealing needs.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ __all__ = ["MemoizedPolicy", "PlanView", "PolicyFn", "policy_engine", "view_plan
 #: Anything that answers a policy request (a mapping in docs/policy.md's shape) with a plan.
 #: A policy that also has ``revision(request) -> Hashable`` (what its answer depends on besides
 #: the request) lets the Protector remember one prepared handle per request and revision.
-PolicyFn = Callable[[Mapping[str, Any]], Any]
+PolicyFn = Callable[[Mapping[str, Any]], policy.ProtectionPlan]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +48,9 @@ class MemoizedPolicy:
 
     def __init__(self, engine: PolicyFn = policy_engine, *, max_entries: int = 4096) -> None:
         self._engine = engine
-        self._plans: LruMemo[Hashable, Any] = LruMemo(max_entries)
+        self._plans: LruMemo[Hashable, policy.ProtectionPlan] = LruMemo(max_entries)
 
-    def __call__(self, request: Mapping[str, Any]) -> Any:
+    def __call__(self, request: Mapping[str, Any]) -> policy.ProtectionPlan:
         key = request_key(request)
         if key is None:
             return self._engine(request)  # not plain JSON: let the engine judge it, uncached
@@ -62,24 +62,8 @@ class MemoizedPolicy:
         return ()
 
 
-def _field(plan: Any, name: str) -> Any:
-    return plan[name] if isinstance(plan, Mapping) else getattr(plan, name)
-
-
-def _text(value: Any) -> str:
-    return str(getattr(value, "value", value))
-
-
-def view_plan(plan: Any) -> PlanView:
-    """Read a plan object or mapping; its keys keep the plan's order (the share order)."""
-    keys = tuple(
-        KeyRef(_text(_field(key, "type")), _field(key, "org") if _has_org(key) else None)
-        for key in _field(plan, "keys")
-    )
-    return PlanView(_text(_field(plan, "service_id")), _text(_field(plan, "protection")), keys)
-
-
-def _has_org(key: Any) -> bool:
-    if isinstance(key, Mapping):
-        return key.get("org") is not None
-    return getattr(key, "org", None) is not None
+def view_plan(plan: policy.ProtectionPlan) -> PlanView:
+    """The plan's service, protection and keys; the keys keep the plan's order (the share
+    order)."""
+    keys = tuple(KeyRef(key.type.value, key.org) for key in plan.keys)
+    return PlanView(plan.service_id, plan.protection.value, keys)

@@ -28,6 +28,7 @@ from ownkey.keys import (
     ScopeIdentity,
     ScopeKeys,
 )
+from ownkey.policy import ProtectionPlan
 from ownkey.service._admin import Administration
 from ownkey.service._memo import LruMemo, request_key
 from ownkey.service._plan import PlanView, PolicyFn, view_plan
@@ -89,7 +90,7 @@ class Protector:
 
     # -- policy ----------------------------------------------------------------------------------
 
-    def explain(self, request: Request) -> Any:
+    def explain(self, request: Request) -> ProtectionPlan:
         """The policy engine's plan for ``request`` (``scope`` and ``asset_id`` are ignored)."""
         return self._policy(policy_part(request))
 
