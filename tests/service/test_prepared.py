@@ -159,3 +159,16 @@ def test_equal_requests_share_one_handle_and_one_policy_call() -> None:
     assert len(calls) == 1
     node.protector.seal(chat(asset_id="m9", component="file"), b"x")
     assert len(calls) == 2
+
+
+def test_another_process_shredding_the_scope_key_acts_within_the_recheck_window() -> None:
+    """KL-8a on the prepared path: nothing tells this node's cache; the lease ends at the
+    record's re-check time, and the next message finds the key destroyed."""
+    node = make_node()
+    other = node.second_node()
+    handle, sealed = _warm(node)
+    other.admin.shred_scope_key(peek_key_id(sealed))
+    node.clock.advance(1.5)  # past DEFAULT_RECHECK_AFTER (1 s)
+    with pytest.raises(AccessDenied) as denied:
+        handle.open("m1", sealed)
+    assert denied.value.reason == "destroyed"
