@@ -129,11 +129,8 @@ def _providers(workdir: Path) -> Iterator[dict[str, Callable[[], KeyProvider]]]:
         (workdir / "kmip").mkdir()
         server = stack.enter_context(_servers.kmip_server(workdir / "kmip"))
         provider = KmipProvider(
-            host=server.host,
-            port=server.port,
-            certfile=str(server.pki.client_cert),
-            keyfile=str(server.pki.client_key),
-            ca_file=str(server.pki.ca),
+            host=server.host, port=server.port, certfile=str(server.pki.client_cert),
+            keyfile=str(server.pki.client_key), ca_file=str(server.pki.ca),
         )
         stack.callback(provider.close)
         return provider
@@ -144,8 +141,7 @@ def _providers(workdir: Path) -> Iterator[dict[str, Callable[[], KeyProvider]]]:
         (workdir / "moto").mkdir()
         server = stack.enter_context(_servers.moto_server(workdir / "moto"))
         return AwsKmsProvider(
-            region="us-east-1",
-            endpoint_url=server.endpoint,
+            region="us-east-1", endpoint_url=server.endpoint,
             credentials={"aws_access_key_id": "bench", "aws_secret_access_key": "bench"},
         )
 
