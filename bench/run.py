@@ -579,6 +579,7 @@ def message_bench(ops: int, repeat: int, peers: dict[str, str]) -> dict[str, Any
             "ownkey MessageCipher, fresh dict context per message",
         ),
     }
+    cases.update(protector_cases(message, ops))
     if peers["tink"] != "not installed":
         import tink
         from tink import aead
@@ -605,18 +606,34 @@ def message_bench(ops: int, repeat: int, peers: dict[str, str]) -> dict[str, Any
     if peers["aws-encryption-sdk"] != "not installed":
         cases.update(esdk_message_cases(message, max(200, ops // 50)))
 
+    # Rounds outside, cases inside: on a shared machine the load drifts, and interleaving
+    # gives every case the same conditions, so the ratios hold even when the rates move.
+    times: dict[tuple[str, str], list[float]] = {}
+    for seal_loop, open_loop, _, _ in cases.values():
+        seal_loop()  # warm-up
+        open_loop()
+    for _ in range(repeat):
+        for name, (seal_loop, open_loop, _, _) in cases.items():
+            for op, loop in (("seal", seal_loop), ("open", open_loop)):
+                started = time.perf_counter()
+                loop()
+                times.setdefault((name, op), []).append(time.perf_counter() - started)
     results: dict[str, Any] = {}
-    for name, (seal_loop, open_loop, count, label) in cases.items():
+    for name, (_, _, count, label) in cases.items():
         results[name] = {
             "label": label,
             "ops": count,
-            "seal_ops_s": summary(timed(seal_loop, repeat), count),
-            "open_ops_s": summary(timed(open_loop, repeat), count),
+            "seal_ops_s": summary(times[(name, "seal")], count),
+            "open_ops_s": summary(times[(name, "open")], count),
         }
     base = results["raw_aesgcm"]
+    tink_case = results.get("tink_aead")
     for entry in results.values():
         for op in ("seal", "open"):
-            entry[f"{op}_ratio"] = entry[f"{op}_ops_s"]["median"] / base[f"{op}_ops_s"]["median"]
+            median = entry[f"{op}_ops_s"]["median"]
+            entry[f"{op}_ratio"] = median / base[f"{op}_ops_s"]["median"]
+            if tink_case is not None:
+                entry[f"{op}_vs_tink"] = median / tink_case[f"{op}_ops_s"]["median"]
     return {
         "message_bytes": MESSAGE_SIZE,
         "envelope_bytes": len(envelope),
@@ -626,6 +643,85 @@ def message_bench(ops: int, repeat: int, peers: dict[str, str]) -> dict[str, Any
         "ratio_basis": "median ops/s over raw_aesgcm median ops/s",
         "cases": results,
     }
+
+
+def bench_request(asset_id: str = "msg-000001") -> dict[str, Any]:
+    """A Team Chat message between two orgs with customer keys, as the platform sends it."""
+    members = [
+        {"user": "ann@acme.test", "org": "acme"},
+        {"user": "bo@globex.test", "org": "globex"},
+    ]
+    return {
+        "orgs": {
+            "acme": {"cmk": True, "services": ["0008"], "licensed_users": ["ann@acme.test"]},
+            "globex": {"cmk": True, "services": ["0008"], "licensed_users": ["bo@globex.test"]},
+        },
+        "asset": {
+            "service_id": "0008",
+            "org": "acme",
+            "owner": "ann@acme.test",
+            "owner_kind": "user",
+            "container": {"kind": "chat", "members": members},
+            "component": "message",
+        },
+        "scope": "chat-4711",
+        "asset_id": asset_id,
+    }
+
+
+def protector_cases(
+    message: bytes, ops: int
+) -> dict[str, tuple[Callable[[], None], Callable[[], None], int, str]]:
+    """The full path through ``Protector`` (policy, key checks, cache, cipher), warm: the plain
+    ``seal(request, data)`` (one request dict, read again on every call: the memo keys on its
+    content, never on its identity), and the prepared handle."""
+    from ownkey.service import ProtectorSettings, build_protector
+
+    protector = build_protector(ProtectorSettings(auto_create_keys=True))
+    request = bench_request()
+    sealed = protector.seal(request, message)
+    # An ownkey before the prepared path (a baseline run) has no ``prepare``.
+    handle = protector.prepare(request) if hasattr(protector, "prepare") else None
+
+    def plain_seal() -> None:
+        seal = protector.seal
+        for _ in range(ops):
+            seal(request, message)
+
+    def plain_open() -> None:
+        open_ = protector.open
+        for _ in range(ops):
+            open_(request, sealed)
+
+    def prepared_seal() -> None:
+        assert handle is not None
+        seal = handle.seal
+        for _ in range(ops):
+            seal("msg-000001", message)
+
+    def prepared_open() -> None:
+        assert handle is not None
+        open_ = handle.open
+        for _ in range(ops):
+            open_("msg-000001", sealed)
+
+    cases = {
+        "ownkey_protector": (
+            plain_seal,
+            plain_open,
+            ops,
+            "ownkey Protector.seal/open(request, data): policy, key checks, cache, cipher",
+        ),
+        "ownkey_prepared": (
+            prepared_seal,
+            prepared_open,
+            ops,
+            "ownkey Protector.prepare(request) handle: seal/open(asset_id, data), checks kept",
+        ),
+    }
+    if handle is None:
+        del cases["ownkey_prepared"]
+    return cases
 
 
 def esdk_message_cases(
@@ -846,25 +942,116 @@ def render(report: dict[str, Any]) -> None:
     console = Console(stderr=True)
     if not console.is_terminal:
         console.width = 120
+    summary_rows = summary_table(report)
+    if summary_rows:
+        table = Table(title="Targets, ratios on this run (median rates)", title_justify="left")
+        for column in SUMMARY_COLUMNS:
+            table.add_column(column, justify="left" if column == "measure" else "right")
+        for row in summary_rows:
+            table.add_row(*row)
+        console.print(table)
+    if "message_1kib" in report:
+        render_messages(console, report)
+    if "streams" in report:
+        render_streams(console, report)
+    console.print(
+        "Peers: " + ", ".join(f"{name} {status}" for name, status in report["peers"].items())
+    )
+
+
+SUMMARY_COLUMNS = ("measure", "ownkey", "baseline", "ratio", "target")
+
+
+def summary_table(report: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One row per target of issue 13: ownkey's rate, the baseline's, the ratio, the target."""
+    rows: list[tuple[str, ...]] = []
+    cases = report.get("message_1kib", {}).get("cases", {})
+    tink = cases.get("tink_aead")
+    if tink is not None:
+        for name, label, target in (
+            ("ownkey_prepared", "prepared handle", "0.80"),
+            ("ownkey_protector", "Protector.seal/open(request)", "0.30"),
+            ("ownkey_prebuilt_context", "MessageCipher alone", "-"),
+            ("raw_aesgcm", "raw AES-GCM (no context)", "-"),
+            ("esdk_raw_aes_caching", "AWS ESDK, caching CMM", "-"),
+            ("esdk_raw_aes", "AWS ESDK, data key per message", "-"),
+        ):
+            if name not in cases:
+                continue
+            for op in ("seal", "open"):
+                rows.append(
+                    (
+                        f"1 KiB {op}, {label}",
+                        f"{fmt(cases[name][f'{op}_ops_s']['median'])} ops/s",
+                        f"tink {fmt(tink[f'{op}_ops_s']['median'])}",
+                        f"{cases[name][f'{op}_vs_tink']:.2f}x",
+                        target,
+                    )
+                )
+    http = report.get("http")
+    if http is not None:
+        echo = http["cases"]["echo"]
+        for op in ("seal", "open"):
+            case = http["cases"][op]
+            rows.append(
+                (
+                    f"HTTP 1 KiB {op} (p50 {case.get('p50_ms', 0):.1f} / "
+                    f"p99 {case.get('p99_ms', 0):.1f} ms)",
+                    f"{fmt(case['requests_s'])} req/s",
+                    f"echo {fmt(echo['requests_s'])} (p50 {echo.get('p50_ms', 0):.1f} / "
+                    f"p99 {echo.get('p99_ms', 0):.1f} ms)",
+                    f"{case['ratio_to_echo']:.2f}x",
+                    "0.70",
+                )
+            )
+    get = report.get("streamed_get")
+    if get is not None:
+        rows.append(
+            (
+                f"streamed GET, {label_size(get['plaintext_bytes'])}",
+                f"{fmt(get['http_get_mb_s'])} MB/s",
+                f"open_stream {fmt(get['open_stream_mb_s'])} MB/s",
+                f"{get['ratio']:.2f}x",
+                "-",
+            )
+        )
+    return rows
+
+
+def render_messages(console: Any, report: dict[str, Any]) -> None:
+    from rich.table import Table
+
     messages = report["message_1kib"]
     table = Table(
         title=f"1 KiB messages, ops/s (best / median of {messages['repeat']}); "
         f"envelope {messages['envelope_bytes']} B",
         title_justify="left",
     )
-    for column in ("implementation", "seal ops/s", "open ops/s", "seal ratio", "open ratio"):
+    columns = ["implementation", "seal ops/s", "open ops/s", "seal/raw", "open/raw"]
+    with_tink = "tink_aead" in messages["cases"]
+    if with_tink:
+        columns += ["seal/tink", "open/tink"]
+    for column in columns:
         table.add_column(column, justify="left" if column == "implementation" else "right")
     for name, entry in messages["cases"].items():
-        table.add_row(
+        row = [
             name,
             f"{fmt(entry['seal_ops_s']['best'])} / {fmt(entry['seal_ops_s']['median'])}",
             f"{fmt(entry['open_ops_s']['best'])} / {fmt(entry['open_ops_s']['median'])}",
             f"{entry['seal_ratio']:.2f}x",
             f"{entry['open_ratio']:.2f}x",
-        )
+        ]
+        if with_tink:
+            row += [f"{entry['seal_vs_tink']:.2f}x", f"{entry['open_vs_tink']:.2f}x"]
+        table.add_row(*row)
     console.print(table)
     for name, entry in messages["cases"].items():
         console.print(f"  {name}: {entry['label']}")
+
+
+def render_streams(console: Any, report: dict[str, Any]) -> None:
+    from rich.table import Table
+
     for label, stream in report["streams"].items():
         table = Table(
             title=f"{label} stream, MB/s (best / median of {stream['repeat']}); "
@@ -905,22 +1092,21 @@ def render(report: dict[str, Any]) -> None:
         f"{ranged['raw_aesgcm']['ms']['median']:.2f} ms "
         f"({ranged['raw_aesgcm']['chunks_decrypted']} chunks)"
     )
-    console.print(
-        "Peers: " + ", ".join(f"{name} {status}" for name, status in report["peers"].items())
-    )
 
 
 def render_plain(report: dict[str, Any]) -> None:
     out = sys.stderr
+    for row in summary_table(report):
+        print("  " + " | ".join(row), file=out)
     print("1 KiB messages (median ops/s, ratio to raw)", file=out)
-    for entry in report["message_1kib"]["cases"].values():
+    for entry in report.get("message_1kib", {}).get("cases", {}).values():
         print(
             f"  {entry['label']:<60} seal {fmt(entry['seal_ops_s']['median']):>12} "
             f"({entry['seal_ratio']:.2f}x)  open {fmt(entry['open_ops_s']['median']):>12} "
             f"({entry['open_ratio']:.2f}x)",
             file=out,
         )
-    for label, stream in report["streams"].items():
+    for label, stream in report.get("streams", {}).items():
         print(f"{label} stream (median MB/s, ratio to raw, RSS growth)", file=out)
         for entry in stream["cases"].values():
             print(
@@ -936,6 +1122,31 @@ def render_plain(report: dict[str, Any]) -> None:
 # --- entry --------------------------------------------------------------------------------
 
 
+METHOD = {
+    "messages": "in process; loops of one call per message; best and median of the repeats",
+    "streams": (
+        "one fresh subprocess per case; seal: pseudo-random generator-backed source -> "
+        "counting sink; open: sealed temp file (page cache) -> counting sink; MB = 10^6 bytes "
+        "of plaintext"
+    ),
+    "rss": (
+        "one fresh process per case; after set-up, the peak-RSS mark is reset through "
+        "/proc/self/clear_refs and VmRSS read (rss_before); VmHWM after the case is the peak; "
+        "growth = peak - before; before includes the interpreter, imports and the 16 MiB "
+        "source pattern"
+    ),
+    "ranged_read": ("open_range of 1 MiB at an unaligned offset in the middle, file already open"),
+    "http": (
+        "wrk (or a bounded async httpx client) on loopback, 16 connections, against ownkey serve's "
+        "app with 2 uvicorn workers on SQLite; seal/open vs a bare echo route in the same server"
+    ),
+    "streamed_get": "PUT then full GET through ownkey serve vs open_stream in process",
+}
+
+
+SECTIONS = ("messages", "streams", "providers", "http", "get")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats")
@@ -943,6 +1154,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=None, help="repetitions per measurement")
     parser.add_argument(
         "--no-providers", action="store_true", help="skip the key-manager call latencies"
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run, of {','.join(SECTIONS)} (default: all)",
+    )
+    parser.add_argument(
+        "--json-out",
+        default=str(Path(__file__).with_name("results.json")),
+        help="where to write the JSON report too (default: bench/results.json)",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -968,11 +1189,57 @@ def main(argv: list[str] | None = None) -> int:
         sizes, stream_repeat = [64 * MIB, 1 * GIB], 3
     if args.repeat:
         message_repeat = stream_repeat = args.repeat
+    only = set(args.only.split(","))
+    if args.no_providers:
+        only.discard("providers")
     peers = peer_status()
-    report: dict[str, Any] = {"machine": machine(), "peers": peers}
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "peers": peers,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
     note(f"ownkey bench on {report['machine']['cpu']} ({report['machine']['cores']} cores)", quiet)
-    note("1 KiB messages ...", quiet)
-    report["message_1kib"] = message_bench(message_ops, message_repeat, peers)
+    if "messages" in only:
+        note("1 KiB messages ...", quiet)
+        report["message_1kib"] = message_bench(message_ops, message_repeat, peers)
+    if "streams" in only:
+        run_streams(report, args, sizes, stream_repeat, peers, quiet)
+    if "providers" in only:  # bench/providers.py: real key managers, started and stopped there
+        note("key-manager latencies ...", quiet)
+        import providers
+
+        report["providers"] = providers.provider_bench(50 if args.quick else 200, quiet)
+    if "http" in only or "get" in only:
+        import http_load
+
+        if "http" in only:
+            note("HTTP through ownkey serve (2 workers) ...", quiet)
+            report["http"] = http_load.http_bench(5 if args.quick else 15, 16, quiet)
+        if "get" in only:
+            size = 64 * MIB if args.quick else GIB
+            note(f"streamed GET of {label_size(size)} through ownkey serve ...", quiet)
+            report["streamed_get"] = http_load.get_bench(size, quiet)
+    report["method"] = METHOD
+    if not quiet:
+        render(report)
+        if "providers" in report:
+            import providers
+
+            providers.render(report["providers"])
+    text = json.dumps(report, indent=2)
+    Path(args.json_out).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def run_streams(
+    report: dict[str, Any],
+    args: argparse.Namespace,
+    sizes: list[int],
+    stream_repeat: int,
+    peers: dict[str, str],
+    quiet: bool,
+) -> None:
 
     impls = ["raw_aesgcm", "raw_aesgcm_into", "ownkey", "ownkey_1mib"]
     impls += [
@@ -1001,34 +1268,6 @@ def main(argv: list[str] | None = None) -> int:
                 report["ranged_read"] = range_bench(size, sizedir, max(15, stream_repeat))
             for sealed in sizedir.iterdir():
                 sealed.unlink()
-    if not args.no_providers:  # bench/providers.py: real key managers, started and stopped there
-        note("key-manager latencies ...", quiet)
-        import providers
-
-        report["providers"] = providers.provider_bench(50 if args.quick else 200, quiet)
-    report["method"] = {
-        "messages": "in process; loops of one call per message; best and median of the repeats",
-        "streams": (
-            "one fresh subprocess per case; seal: pseudo-random generator-backed source -> "
-            "counting sink; open: sealed temp file (page cache) -> counting sink; MB = 10^6 bytes "
-            "of plaintext"
-        ),
-        "rss": (
-            "one fresh process per case; after set-up, the peak-RSS mark is reset through "
-            "/proc/self/clear_refs and VmRSS read (rss_before); VmHWM after the case is the peak; "
-            "growth = peak - before; before includes the interpreter, imports and the 16 MiB "
-            "source pattern"
-        ),
-        "ranged_read": (
-            "open_range of 1 MiB at an unaligned offset in the middle, file already open"
-        ),
-    }
-    if not quiet:
-        render(report)
-        if "providers" in report:
-            providers.render(report["providers"])
-    print(json.dumps(report, indent=2))
-    return 0
 
 
 if __name__ == "__main__":

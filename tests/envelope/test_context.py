@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ownkey.envelope import EncryptionContext, encode_context
+from ownkey.envelope import ContextTemplate, EncryptionContext, encode_context
 
 names = st.from_regex(r"[a-z0-9_.-]{1,64}", fullmatch=True)
 values = st.text(max_size=40).filter(lambda v: len(v.encode()) <= 1024)
@@ -66,3 +66,25 @@ def test_context_is_immutable_and_hashable() -> None:
     assert ctx == {"org": "acme", "scope": "c1"}
     with pytest.raises(TypeError):
         ctx["org"] = "globex"  # type: ignore[index]
+
+
+@given(contexts, names, values)
+def test_a_template_encodes_exactly_what_encode_context_does(
+    fixed: dict[str, str], name: str, value: str
+) -> None:
+    """The prepared path's spliced encoding is the canonical one (ENV-3.4), whatever the name's
+    place among the fixed names."""
+    fixed.pop(name, None)
+    assert ContextTemplate(fixed, name).encode(value) == encode_context({**fixed, name: value})
+
+
+def test_a_template_refuses_what_encode_context_refuses() -> None:
+    with pytest.raises(ValueError, match="both fixed and varying"):
+        ContextTemplate({"asset_id": "x"}, "asset_id")
+    with pytest.raises(ValueError, match="must be 1-64"):
+        ContextTemplate({"Org": "x"}, "asset_id")
+    template = ContextTemplate({"org": "acme"}, "asset_id")
+    with pytest.raises(ValueError, match="exceeds 1024 bytes"):
+        template.encode("x" * 1025)
+    with pytest.raises(ValueError, match="must be a string"):
+        template.encode(7)  # type: ignore[arg-type]

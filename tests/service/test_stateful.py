@@ -28,6 +28,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from ownkey import policy
 from ownkey.errors import AccessDenied, LifecycleError
 from ownkey.keys import KeyRef, RevocationRule
 from ownkey.service import ProtectorSettings
@@ -55,13 +56,13 @@ SETTINGS = ProtectorSettings(
 )
 
 
-def stub_policy(request: Any) -> dict[str, Any]:
+def stub_policy(request: Any) -> policy.ProtectionPlan:
     keys = PLANS[request["asset"]["component"]]
-    return {
-        "service_id": request["asset"]["service_id"],
-        "protection": "customer" if any(k.kind == "customer" for k in keys) else "platform",
-        "keys": [{"type": k.kind, "org": k.org} for k in keys],
-    }
+    return policy.ProtectionPlan.of(
+        request["asset"]["service_id"],
+        [policy.KeyRef(policy.KeyType(k.kind), k.org) for k in keys],
+        [policy.Reason(next(iter(policy.Rule)), "the model's plan for this component")],
+    )
 
 
 @dataclass

@@ -7,8 +7,9 @@
   any length, bounded memory), the request JSON (``asset`` and ``scope``) in the
   ``Ownkey-Request`` header; sealed into the asset store.
 - ``GET /v1/objects/{asset_id}``: the plaintext, with ``Range: bytes=...`` support (206, or 416
-  outside the object); only the segments covering the range are decrypted, and every 1 MiB chunk
-  is checked against revocations again.
+  outside the object); the store is read once, the stream's layout verified once, only the
+  segments covering the range are decrypted, and every 1 MiB chunk is checked against
+  revocations again.
 - ``POST /v1/policy/explain``: the policy decision contract of docs/policy.md, the same answer as
   ``ownkey policy explain``.
 """
@@ -246,11 +247,16 @@ def get_object(
     ] = None,
     org: OrgFilter = None,
 ) -> StreamingResponse:
-    objects = state.objects
-    record = objects.stat(asset_id, org)
-    wanted = _parse_range(range_header, record.size)
+    # one read of the store: one version throughout (NotFound if it is another org's)
+    stored = state.objects.open(asset_id, org)
+    record = stored.record
+    try:
+        wanted = _parse_range(range_header, record.size)
+    except BaseException:
+        stored.close()
+        raise
     start, end = wanted if wanted is not None else (0, record.size)
-    opened = objects.read(asset_id, start, end)
+    opened = stored.range(start, end)
     state.metrics.opened("object")
     headers = {"Accept-Ranges": "bytes", "Content-Length": str(opened.length)}
     status = 200

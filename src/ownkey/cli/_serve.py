@@ -8,11 +8,27 @@ seconds (docs/api.md, "Several nodes").
 
 from __future__ import annotations
 
-from typing import Annotated
+import atexit
+import os
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 EXIT_BAD_INPUT = 2
+_RECHECK_ENV = "OWNKEY_RECHECK_INTERVAL"
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process (a uvicorn factory): its own Runtime, closed at exit."""
+    from ownkey.api import create_app
+    from ownkey.service import Runtime
+
+    runtime = Runtime.open(recheck_interval=float(os.environ.get(_RECHECK_ENV, "1.0")))
+    atexit.register(runtime.close)
+    return create_app(runtime, node_sync=True)
 
 
 def serve(
@@ -28,6 +44,14 @@ def serve(
         ),
     ] = 1.0,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Worker processes; each opens its own Runtime, like separate nodes.",
+            min=1,
+        ),
+    ] = 1,
 ) -> None:
     """Serve the REST API (OpenAPI at /openapi.json)."""
     try:
@@ -42,6 +66,18 @@ def serve(
     from ownkey.cli._common import errors
     from ownkey.service import Runtime
     from ownkey.service._witness import interval_from
+
+    if workers > 1:
+        os.environ[_RECHECK_ENV] = str(recheck_interval)
+        uvicorn.run(
+            "ownkey.cli._serve:worker_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level=log_level,
+        )
+        return
 
     with errors():  # an unreachable database is one line, never a traceback with its URL
         witness_interval = interval_from(os.environ)

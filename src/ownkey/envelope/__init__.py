@@ -12,8 +12,19 @@ audit chain's hashes and signed checkpoints), so that ``_primitives`` stays the 
 touches ``cryptography.hazmat``.
 """
 
-from ownkey.envelope._context import EncryptionContext, encode_context, encode_fields
-from ownkey.envelope._format import FORMAT_VERSION, MESSAGE_FIXED_OVERHEAD, peek_key_id
+from ownkey.envelope._context import (
+    ContextTemplate,
+    EncryptionContext,
+    encode_context,
+    encode_fields,
+)
+from ownkey.envelope._format import (
+    FORMAT_VERSION,
+    MESSAGE_FIXED_OVERHEAD,
+    SUITE_MESSAGE,
+    SUITE_STREAM,
+    peek_key_id,
+)
 from ownkey.envelope._keys import SECRET_KEY_ACCESS, ScopeKey, SecretKeyAccess, combine_shares
 from ownkey.envelope._message import (
     MAX_MESSAGE_BYTES,
@@ -31,7 +42,9 @@ from ownkey.envelope._stream import (
     Readable,
     SeekableReadable,
     StreamLayout,
+    StreamOpener,
     Writable,
+    blob_suite,
     open_range,
     open_range_into,
     open_stream,
@@ -49,6 +62,9 @@ __all__ = [
     "MIN_SEGMENT_SIZE",
     "SEALS_PER_MESSAGE_KEY",
     "SECRET_KEY_ACCESS",
+    "SUITE_MESSAGE",
+    "SUITE_STREAM",
+    "ContextTemplate",
     "Ed25519Signer",
     "EncryptionContext",
     "MessageCipher",
@@ -58,7 +74,9 @@ __all__ = [
     "SecretKeyAccess",
     "SeekableReadable",
     "StreamLayout",
+    "StreamOpener",
     "Writable",
+    "blob_suite",
     "combine_shares",
     "ed25519_verify",
     "encode_context",

@@ -17,6 +17,7 @@ __all__ = [
     "MAX_CONTEXT_PAIRS",
     "MAX_NAME_BYTES",
     "MAX_VALUE_BYTES",
+    "ContextTemplate",
     "EncryptionContext",
     "encode_context",
     "encode_fields",
@@ -50,6 +51,17 @@ def _name_prefix(name: str) -> bytes:
     return bytes((len(name),)) + name.encode("ascii")
 
 
+def _pair(name: str, value: object) -> bytes:
+    """``u8 len(name) || name || u16 len(value) || value`` for one valid pair."""
+    prefix = _name_prefix(name) if isinstance(name, str) else _name_prefix.__wrapped__(name)
+    if not isinstance(value, str):
+        raise ValueError(f"encryption context value for {name!r} must be a string")
+    raw = value.encode("utf-8")
+    if len(raw) > MAX_VALUE_BYTES:
+        raise ValueError(f"encryption context value for {name!r} exceeds 1024 bytes")
+    return prefix + _U16.pack(len(raw)) + raw
+
+
 def encode_context(pairs: Mapping[str, str]) -> bytes:
     """Encode a context canonically; raise ValueError naming the offending entry.
 
@@ -59,16 +71,42 @@ def encode_context(pairs: Mapping[str, str]) -> bytes:
     if len(pairs) > MAX_CONTEXT_PAIRS:
         raise ValueError(f"encryption context has {len(pairs)} entries; the limit is 32")
     parts = [bytes((len(pairs),))]
-    for name in sorted(pairs):
-        prefix = _name_prefix(name) if isinstance(name, str) else _name_prefix.__wrapped__(name)
-        value = pairs[name]
+    parts.extend(_pair(name, pairs[name]) for name in sorted(pairs))
+    return b"".join(parts)
+
+
+class ContextTemplate:
+    """A context whose pairs are all fixed but one, for the hot loop of one container.
+
+    The platform seals many assets of one scope: only ``asset_id`` changes from one message to
+    the next. The fixed pairs are validated and encoded once; :meth:`encode` splices the one
+    varying value into its sorted place, so ``template.encode(v)`` is byte for byte
+    ``encode_context({**fixed, name: v})`` at the cost of one concatenation.
+    """
+
+    __slots__ = ("_head", "_name", "_tail")
+
+    def __init__(self, fixed: Mapping[str, str], varying: str) -> None:
+        if varying in fixed:
+            raise ValueError(f"encryption context name {varying!r} is both fixed and varying")
+        names = sorted([*fixed, varying])
+        encode_context({**fixed, varying: ""})  # validates names, values and the pair count
+        self._name = varying
+        self._head = (
+            bytes((len(names),))
+            + b"".join(_pair(name, fixed[name]) for name in names if name < varying)
+            + _name_prefix(varying)
+        )
+        self._tail = b"".join(_pair(name, fixed[name]) for name in names if name > varying)
+
+    def encode(self, value: str) -> bytes:
+        """The canonical encoding with ``value`` as the varying pair's value."""
         if not isinstance(value, str):
-            raise ValueError(f"encryption context value for {name!r} must be a string")
+            raise ValueError(f"encryption context value for {self._name!r} must be a string")
         raw = value.encode("utf-8")
         if len(raw) > MAX_VALUE_BYTES:
-            raise ValueError(f"encryption context value for {name!r} exceeds 1024 bytes")
-        parts.append(prefix + _U16.pack(len(raw)) + raw)
-    return b"".join(parts)
+            raise ValueError(f"encryption context value for {self._name!r} exceeds 1024 bytes")
+        return self._head + _U16.pack(len(raw)) + raw + self._tail
 
 
 class EncryptionContext(Mapping[str, str]):

@@ -21,7 +21,7 @@ import itertools
 import os
 import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import ClassVar
 
 from ownkey.envelope._context import context_bytes
@@ -65,37 +65,39 @@ _NONCES_PER_REFILL = 256
 #: Derived keys an opener keeps (one per sender instance and 2^20 messages): a miss costs one
 #: HKDF, so the bound only caps memory.
 _OPEN_KEYS = 256
+_MAX_SEALED_BODY = GCM_TAG_BYTES + MAX_MESSAGE_BYTES
 
 
 class _NoncePool:
     """Random nonces drawn from the random source in batches, one syscall per 256 messages.
 
-    A forked child must never reuse its parent's buffered nonces: every pool empties itself in the
-    child right after ``fork``.
+    Lock-free on the hot path: a batch and its counter travel together, ``next`` on the counter
+    holds the GIL, so each slot of a batch is handed out once; two threads that find a batch
+    spent may each draw a fresh one (both are random, neither is reused). A forked child must
+    never reuse its parent's buffered nonces: every pool empties itself in the child right after
+    ``fork`` (ENV2-4.3).
     """
 
     _live: ClassVar[weakref.WeakSet[_NoncePool]] = weakref.WeakSet()
 
     def __init__(self, random: RandomSource) -> None:
         self._random = random
-        self._buffer = b""
-        self._offset = 0
-        self._lock = threading.Lock()
+        self._batch: tuple[bytes, Iterator[int]] = (b"", itertools.count())
         _NoncePool._live.add(self)
 
     def take(self) -> bytes:
-        with self._lock:
-            if self._offset >= len(self._buffer):
-                self._buffer = self._random(GCM_NONCE_BYTES * _NONCES_PER_REFILL)
-                self._offset = 0
-            start = self._offset
-            self._offset = start + GCM_NONCE_BYTES
-            return self._buffer[start : start + GCM_NONCE_BYTES]
+        while True:
+            buffer, slots = self._batch
+            start = next(slots) * GCM_NONCE_BYTES
+            if start < len(buffer):
+                return buffer[start : start + GCM_NONCE_BYTES]
+            fresh = self._random(GCM_NONCE_BYTES * _NONCES_PER_REFILL)
+            if len(fresh) != GCM_NONCE_BYTES * _NONCES_PER_REFILL:
+                raise ValueError("the random source returned a short batch of nonces")
+            self._batch = (fresh, itertools.count())
 
     def forget(self) -> None:
-        self._buffer = b""
-        self._offset = 0
-        self._lock = threading.Lock()
+        self._batch = (b"", itertools.count())
 
     @classmethod
     def forget_all(cls) -> None:
@@ -127,13 +129,16 @@ class MessageCipher:
 
     __slots__ = (
         "__weakref__",
+        "_header_len",
         "_kid_prefix",
         "_legacy",
         "_lock",
         "_material",
+        "_nonce_end",
         "_nonces",
         "_opening",
         "_random",
+        "_salt_end",
         "_sealing",
         "_uses",
     )
@@ -143,6 +148,10 @@ class MessageCipher:
     def __init__(self, key: ScopeKey, *, random: RandomSource = os.urandom) -> None:
         self._material = key.material(SECRET_KEY_ACCESS)
         self._kid_prefix = key_id_prefix(SUITE_MESSAGE, key.key_id, MESSAGE_VERSION)
+        # Offsets of a version 2 envelope under this key, computed once for every open.
+        self._salt_end = len(self._kid_prefix) + MESSAGE_SALT_BYTES
+        self._nonce_end = self._salt_end + GCM_NONCE_BYTES
+        self._header_len = self._nonce_end + COMMITMENT_BYTES
         self._random = random
         self._nonces = _NoncePool(random)
         self._lock = threading.Lock()
@@ -215,6 +224,11 @@ class MessageCipher:
 
     def seal(self, plaintext: bytes, context: Mapping[str, str]) -> bytes:
         """Seal ``plaintext`` bound to ``context``; the result names the scope key id."""
+        return self.seal_encoded(plaintext, context_bytes(context))
+
+    def seal_encoded(self, plaintext: bytes, context: bytes) -> bytes:
+        """:meth:`seal` with the context already encoded (an ``EncryptionContext.encoded`` or a
+        ``ContextTemplate.encode`` result): the hot loop encodes nothing twice."""
         if len(plaintext) > MAX_MESSAGE_BYTES:
             raise LimitExceeded("a message is limited to 64 MiB; use the stream suite")
         key = self._sealing or self._next_key(None)
@@ -222,7 +236,7 @@ class MessageCipher:
             key = self._next_key(key)
         self._uses += 1
         nonce = self._nonces.take()
-        aad = key.prefix + nonce + context_bytes(context)
+        aad = key.prefix + nonce + context
         commitment = sha256_hasher(key.commit_key + aad).digest()
         return key.prefix + nonce + commitment + key.aead.encrypt(nonce, plaintext, aad)
 
@@ -231,24 +245,24 @@ class MessageCipher:
 
         Any difference at all raises :class:`InvalidCiphertext`, the same error every time.
         """
-        kid_end = len(self._kid_prefix)
+        return self.open_encoded(envelope, context_bytes(context))
+
+    def open_encoded(self, envelope: bytes, context: bytes) -> bytes:
+        """:meth:`open` with the context already encoded."""
         if envelope[:1] == b"\x01":
             return self._open_v1(envelope, context)
-        salt_end = kid_end + MESSAGE_SALT_BYTES
-        nonce_end = salt_end + GCM_NONCE_BYTES
-        header_len = nonce_end + COMMITMENT_BYTES
-        if not header_len + GCM_TAG_BYTES <= len(
-            envelope
-        ) <= header_len + GCM_TAG_BYTES + MAX_MESSAGE_BYTES or not envelope.startswith(
-            self._kid_prefix
+        salt_end, nonce_end, header_len = self._salt_end, self._nonce_end, self._header_len
+        if not (
+            header_len + GCM_TAG_BYTES <= len(envelope) <= header_len + _MAX_SEALED_BODY
+            and envelope.startswith(self._kid_prefix)
         ):
             raise InvalidCiphertext()
-        salt = envelope[kid_end:salt_end]
+        salt = envelope[salt_end - MESSAGE_SALT_BYTES : salt_end]
         key = self._opening.get(salt)
         if key is None:
             key = self._derive(salt)
             self._remember(salt, key)
-        aad = envelope[:nonce_end] + context_bytes(context)
+        aad = envelope[:nonce_end] + context
         if not constant_time_equal(
             envelope[nonce_end:header_len], sha256_hasher(key.commit_key + aad).digest()
         ):
@@ -257,7 +271,7 @@ class MessageCipher:
             envelope[salt_end:nonce_end], memoryview(envelope)[header_len:], aad
         )
 
-    def _open_v1(self, envelope: bytes, context: Mapping[str, str]) -> bytes:
+    def _open_v1(self, envelope: bytes, context: bytes) -> bytes:
         """Version 1 (docs/spec/envelope-v1.md): one message key and commitment per scope key."""
         if self._legacy is None:
             okm = hkdf_sha256(
@@ -279,7 +293,7 @@ class MessageCipher:
         return aead.decrypt(
             envelope[len(prefix) : nonce_end],
             memoryview(envelope)[header_len:],
-            envelope[:header_len] + context_bytes(context),
+            envelope[:header_len] + context,
         )
 
 

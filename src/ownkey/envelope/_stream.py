@@ -287,6 +287,68 @@ def _open_segment(layout: StreamLayout, source: SeekableReadable, index: int) ->
     return layout.aead.decrypt(_nonce(index, index == layout.segment_count - 1), buffer, None)
 
 
+class StreamOpener:
+    """A sealed stream checked once, then read by ranges: the reader of a ranged download.
+
+    Building it reads the header, derives the asset key, checks the commitment and opens the
+    final segment, which authenticates the plaintext length (ENV-5.8); each :meth:`read_into`
+    then decrypts only the segments that cover its range. A download of many chunks pays the
+    layout once instead of once per chunk.
+    """
+
+    __slots__ = ("_layout", "_source")
+
+    def __init__(self, key: ScopeKey, context: Mapping[str, str], source: SeekableReadable) -> None:
+        self._source = source
+        self._layout = stream_layout(key, context, source)
+
+    def __repr__(self) -> str:
+        return f"<StreamOpener plaintext_len={self.plaintext_len} key=<redacted>>"
+
+    @property
+    def plaintext_len(self) -> int:
+        """The authenticated plaintext length."""
+        return self._layout.plaintext_len
+
+    def read_into(self, sink: Writable, start: int, end: int | None = None) -> int:
+        """Write plaintext bytes ``[start, end)`` to ``sink``; return the count.
+
+        ``end`` defaults to the end of the plaintext and is clipped to it, like an HTTP Range;
+        a start at or past the end yields nothing.
+        """
+        if start < 0 or (end is not None and end < start):
+            raise ValueError("a range needs 0 <= start <= end")
+        layout, source = self._layout, self._source
+        stop = layout.plaintext_len if end is None else min(end, layout.plaintext_len)
+        if start >= stop:
+            return 0
+        size = layout.segment_size
+        written = 0
+        for index in range(start // size, (stop - 1) // size + 1):
+            plaintext = _open_segment(layout, source, index)
+            base = index * size
+            piece = memoryview(plaintext)[max(start - base, 0) : min(stop - base, len(plaintext))]
+            _write_all(sink, piece)
+            written += len(piece)
+        return written
+
+    def read(self, start: int, end: int | None = None) -> bytes:
+        """Plaintext bytes ``[start, end)`` as bytes (see :meth:`read_into`)."""
+        sink = io.BytesIO()
+        self.read_into(sink, start, end)
+        return sink.getvalue()
+
+
+def blob_suite(source: SeekableReadable) -> int:
+    """The suite of a sealed blob (:data:`SUITE_MESSAGE` or :data:`SUITE_STREAM`), read from its
+    header and the position put back at 0; -1 if the blob is too short to say."""
+    source.seek(0)
+    head = memoryview(bytearray(2))
+    filled = _read_full(source, head)
+    source.seek(0)
+    return head[1] if filled == 2 else -1
+
+
 def open_range_into(
     key: ScopeKey,
     context: Mapping[str, str],
@@ -303,19 +365,7 @@ def open_range_into(
     """
     if start < 0 or (end is not None and end < start):
         raise ValueError("a range needs 0 <= start <= end")
-    layout = stream_layout(key, context, source)
-    stop = layout.plaintext_len if end is None else min(end, layout.plaintext_len)
-    if start >= stop:
-        return 0
-    size = layout.segment_size
-    written = 0
-    for index in range(start // size, (stop - 1) // size + 1):
-        plaintext = _open_segment(layout, source, index)
-        base = index * size
-        piece = memoryview(plaintext)[max(start - base, 0) : min(stop - base, len(plaintext))]
-        _write_all(sink, piece)
-        written += len(piece)
-    return written
+    return StreamOpener(key, context, source).read_into(sink, start, end)
 
 
 def open_range(

@@ -13,6 +13,7 @@ from ownkey.keys._admin import KeyAdmin, ShredEvidence
 from ownkey.keys._cache import CacheEntry, CacheLimits, CacheReport, ScopeKeyCache
 from ownkey.keys._deps import SCOPE_KEY_ID_BYTES, KeyDeps
 from ownkey.keys._flight import SingleFlight
+from ownkey.keys._lease import LEASE_USES, Lease
 from ownkey.keys._lifecycle import TRANSITIONS, KeyAction, KeyState, destruction_due, next_state
 from ownkey.keys._memory import MemoryKeyRegistry, MemoryRuleStore, MemoryScopeKeyStore
 from ownkey.keys._ports import (
@@ -42,6 +43,7 @@ from ownkey.keys._revocation import RevocationPreview, RevocationRule
 from ownkey.keys._rewrap import Rewrapper, RewrapReport
 
 __all__ = [
+    "LEASE_USES",
     "SCOPE_KEY_ID_BYTES",
     "SCOPE_KEY_PURPOSE",
     "TRANSITIONS",
@@ -59,6 +61,7 @@ __all__ = [
     "KeyRef",
     "KeyRegistry",
     "KeyState",
+    "Lease",
     "MasterKey",
     "MemoryKeyRegistry",
     "MemoryRuleStore",

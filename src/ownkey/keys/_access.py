@@ -12,6 +12,7 @@ it is used, because another process may have shredded, retired or re-wrapped it 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from ownkey.audit import AuditAction, Outcome
 from ownkey.envelope import ScopeKey, combine_shares
@@ -20,6 +21,7 @@ from ownkey.keys._cache import CacheEntry
 from ownkey.keys._calls import unwrap_share, verify_wrap, wrap_share
 from ownkey.keys._deps import SCOPE_KEY_ID_BYTES, KeyDeps
 from ownkey.keys._flight import SingleFlight
+from ownkey.keys._lease import Lease
 from ownkey.keys._records import (
     RECORD_FORMAT,
     MasterKey,
@@ -210,7 +212,41 @@ class ScopeKeys:
         material = combine_shares(shares, record_binding(record))
         return deps.cache.put(ScopeKey(key_id, material), identity)
 
+    def _stamp(self) -> tuple[Callable[[], object], bool]:
+        """What a lease compares per message, and whether it covers key states and rules."""
+        cache, registry, rules = self._deps.cache, self._deps.registry, self._deps.rules
+        if hasattr(type(registry), "version") and hasattr(type(rules), "version"):
+            versioned: Any = (registry, rules)
+
+            def stamp() -> object:
+                return (cache.generation, versioned[0].version, versioned[1].version)
+
+            return stamp, True
+        return (lambda: cache.generation), False
+
+    def _lease(self, get: Callable[[], CacheEntry], until: float) -> Lease:
+        stamp, complete = self._stamp()
+        stamped = stamp()  # before the check: a change racing with it ends the lease
+        entry = get()
+        return Lease(
+            entry,
+            cache=self._deps.cache,
+            clock=self._deps.clock,
+            stamp=stamp,
+            stamped=stamped,
+            until=until,
+            check=None if complete else (lambda: self.check(entry.identity, entry.key.key_id)),
+        )
+
+    def seal_lease(self, identity: ScopeIdentity, *, until: float) -> Lease:
+        """:meth:`for_seal` as a :class:`Lease`, valid at most until ``until`` (the epoch's end)."""
+        return self._lease(lambda: self.for_seal(identity), until)
+
     # -- opening ---------------------------------------------------------------------------------
+
+    def open_lease(self, key_id: bytes) -> Lease:
+        """:meth:`for_open` as a :class:`Lease` (see :meth:`seal_lease`)."""
+        return self._lease(lambda: self.for_open(key_id), float("inf"))
 
     def record(self, key_id: bytes) -> ScopeKeyRecord:
         """The stored record of ``key_id``; an unknown id is indistinguishable from garbage."""

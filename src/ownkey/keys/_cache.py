@@ -173,6 +173,26 @@ class ScopeKeyCache:
         with self._lock:
             entry.checked_at = max(entry.checked_at, at)
 
+    @property
+    def generation(self) -> int:
+        """A number that changes whenever an eviction or an unbinding happens here.
+
+        Every change made through ownkey that can turn an answer of the access path into a
+        denial (a rule added, a key disabled or destroyed, a scope key retired, shredded or moved)
+        evicts or unbinds, so a :class:`~ownkey.keys.Lease` compares this number per message.
+        """
+        return self._generation
+
+    def reserve(self, entry: CacheEntry, count: int) -> int:
+        """Count up to ``count`` more uses of ``entry`` at once (``max_uses`` still bounds them);
+        return how many were granted: 0 when the entry is no longer the cached one."""
+        with self._lock:
+            if self._entries.get(entry.key.key_id) is not entry:
+                return 0
+            granted = max(0, min(count, self.limits.max_uses - entry.uses))
+            entry.uses += granted
+            return granted
+
     def bound(self, identity: ScopeIdentity) -> bytes | None:
         """The id of the scope key that seals new content of ``identity`` here, if cached."""
         return self._bindings.get(identity)
@@ -311,6 +331,7 @@ class ScopeKeyCache:
     def unbind(self, identity: ScopeIdentity) -> None:
         """Stop sealing ``identity`` with its current scope key (it was retired)."""
         with self._lock:
+            self._generation += 1
             self._bindings.pop(identity, None)
 
     # -- reporting -------------------------------------------------------------------------------

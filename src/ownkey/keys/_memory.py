@@ -114,6 +114,12 @@ class MemoryKeyRegistry:
         self._keys: dict[KeyRef, MasterKey] = {}
         self._versions: dict[KeyRef, list[str]] = {}
         self._lock = threading.Lock()
+        self._changes = 0
+
+    @property
+    def version(self) -> int:
+        """Changes with every ``put`` (see :class:`~ownkey.keys.Lease`)."""
+        return self._changes
 
     def get(self, ref: KeyRef) -> MasterKey | None:
         return self._keys.get(ref)
@@ -128,6 +134,7 @@ class MemoryKeyRegistry:
                         f"key {key.key_id} of {key.provider} is bound to another key reference"
                     )
             self._keys[key.ref] = key
+            self._changes += 1
             seen = self._versions.setdefault(key.ref, [])
             if key.version not in seen:
                 seen.append(key.version)
@@ -148,8 +155,15 @@ class MemoryRuleStore:
         self._rules: dict[str, RevocationRule] = {}
         self._by_key: dict[KeyRef, tuple[RevocationRule, ...]] = {}
         self._lock = threading.Lock()
+        self._changes = 0
+
+    @property
+    def version(self) -> int:
+        """Changes with every ``add`` and ``remove`` (see :class:`~ownkey.keys.Lease`)."""
+        return self._changes
 
     def _reindex(self) -> None:
+        self._changes += 1
         by_key: dict[KeyRef, list[RevocationRule]] = {}
         for rule in self._rules.values():
             by_key.setdefault(rule.wrapping_key, []).append(rule)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Container, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ownkey.envelope import Readable, Writable
+from ownkey.envelope import SUITE_MESSAGE, Readable, Writable, blob_suite
 from ownkey.errors import Conflict, NotFound, PlanChanged, RetiredScopeKey
 from ownkey.keys import KeyRef, RevocationRule
 from ownkey.service._plan import view_plan
@@ -45,7 +45,6 @@ __all__ = [
 SMALL_LIMIT = 32 * 1024
 _SEAL_ATTEMPTS = 3
 _REKEY_ATTEMPTS = 4
-_MESSAGE_SUITE = 0x01
 
 Request = Mapping[str, Any]
 #: Turns a stored request into the one to evaluate now (e.g. fills ``orgs`` from the directory).
@@ -142,17 +141,18 @@ class _Counting:
         return got
 
 
-def _first_bytes(reader: Any) -> int:
-    head = bytearray(2)
-    view = memoryview(head)
-    filled = 0
-    while filled < 2:
-        got = reader.readinto(view[filled:])
-        if not got:
-            break
-        filled += got
-    reader.seek(0)
-    return head[1] if filled == 2 else -1
+@dataclass(slots=True)
+class StoredObject:
+    """A stored asset opened once: the record of the version that was opened, and its plaintext
+    by ranges (each read checked against key states and rules), until :meth:`close`."""
+
+    record: AssetRecord
+    read: Callable[[int, int], bytes]
+    close: Callable[[], None]
+
+
+def _nothing() -> None:
+    return None
 
 
 class AssetService:
@@ -227,9 +227,43 @@ class AssetService:
 
     # -- get -----------------------------------------------------------------------------------
 
-    def record(self, asset_id: str) -> AssetRecord:
-        """The stored asset's metadata (NotFound if none)."""
-        return self.store.get(asset_id)
+    def record(self, asset_id: str, org: str | None = None) -> AssetRecord:
+        """The stored asset's metadata (NotFound if none, or if ``org`` is given and the asset
+        is another org's: the same answer, so a caller scoped to one org learns nothing)."""
+        return self.store.get(asset_id, org=org)
+
+    def page(
+        self,
+        *,
+        org: str | None = None,
+        service_id: str | None = None,
+        prefix: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[AssetRecord]:
+        """One page of stored assets' metadata (no key is used), in asset-id order."""
+        return self.store.page(
+            org=org, service_id=service_id, prefix=prefix, after=after, limit=limit
+        )
+
+    def open_object(self, asset_id: str, org: str | None = None) -> StoredObject:
+        """Open a stored asset for ranged reads: one read of the store (record and blob of one
+        version), the scope key checked and the layout verified before this returns. With
+        ``org``, another org's asset is NotFound, before any key is used."""
+        record, reader = self.store.open(asset_id)
+        try:
+            if org is not None and record.org != org:
+                raise NotFound(f"no asset {asset_id}")
+            request = opening_request(record)
+            if blob_suite(reader) == SUITE_MESSAGE:  # small content sealed as one message
+                whole = self.protector.open(request, _read_all(reader))
+                reader.close()
+                return StoredObject(record, lambda start, stop: whole[start:stop], _nothing)
+            ranges = self.protector.open_ranges(request, reader)
+        except BaseException:
+            reader.close()
+            raise
+        return StoredObject(record, ranges.read, reader.close)
 
     def get_asset_into(self, asset_id: str, sink: Writable) -> int:
         """Open the whole asset into ``sink``; return the plaintext bytes written.
@@ -239,7 +273,7 @@ class AssetService:
         record, reader = self.store.open(asset_id)
         try:
             request = opening_request(record)
-            if _first_bytes(reader) == _MESSAGE_SUITE:
+            if blob_suite(reader) == SUITE_MESSAGE:
                 plaintext = self.protector.open(request, _read_all(reader))
                 sink.write(memoryview(plaintext))
                 return len(plaintext)
@@ -263,7 +297,7 @@ class AssetService:
         record, reader = self.store.open(asset_id)
         try:
             request = opening_request(record)
-            if _first_bytes(reader) == _MESSAGE_SUITE:
+            if blob_suite(reader) == SUITE_MESSAGE:
                 plaintext = self.protector.open(request, _read_all(reader))
                 piece = plaintext[start:end]
                 sink.write(memoryview(piece))
@@ -278,9 +312,9 @@ class AssetService:
         self.get_asset_range_into(asset_id, sink, start, end)
         return sink.getvalue()
 
-    def delete_asset(self, asset_id: str) -> AssetRecord:
-        """Remove a stored asset (row and blob)."""
-        return self.store.delete(asset_id)
+    def delete_asset(self, asset_id: str, org: str | None = None) -> AssetRecord:
+        """Remove a stored asset (row and blob); with ``org``, only if it is that org's."""
+        return self.store.delete(asset_id, org=org)
 
     # -- jobs ----------------------------------------------------------------------------------
 
@@ -366,7 +400,7 @@ class AssetService:
             )
 
     def _rekey_once(self, record: AssetRecord, reader: BlobReader, request: Request) -> bool:
-        if _first_bytes(reader) == _MESSAGE_SUITE:
+        if blob_suite(reader) == SUITE_MESSAGE:
             sealed = self.protector.rekey(request, _read_all(reader))
             replaced = self.store.replace(
                 record.asset_id,

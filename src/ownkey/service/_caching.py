@@ -34,6 +34,12 @@ class _Snapshot:
         self._lock = threading.Lock()
         self._loaded_at: float | None = None
         self._generation = 0
+        self._loads = 0
+
+    @property
+    def version(self) -> int:
+        """Changes with every invalidation and every reload (a reload may bring news)."""
+        return self._generation + self._loads
 
     def fresh(self) -> bool:
         loaded = self._loaded_at
@@ -50,6 +56,7 @@ class _Snapshot:
             started = self._clock()
         load()
         with self._lock:
+            self._loads += 1
             if generation == self._generation:  # no invalidation raced with the load
                 self._loaded_at = started
 
@@ -72,6 +79,12 @@ class CachedKeyRegistry:
         if not self._snapshot.fresh():
             self._snapshot.reload(self._load)
         return self._keys
+
+    @property
+    def version(self) -> int:
+        """Changes whenever the answers may have: re-reads the table first if it is due."""
+        self._current()
+        return self._snapshot.version
 
     def get(self, ref: KeyRef) -> MasterKey | None:
         return self._current().get(ref)
@@ -142,6 +155,12 @@ class CachedRuleStore:
     def _fresh(self) -> None:
         if not self._snapshot.fresh():
             self._snapshot.reload(self._load)
+
+    @property
+    def version(self) -> int:
+        """Changes whenever the answers may have: re-reads the rules first if they are due."""
+        self._fresh()
+        return self._snapshot.version
 
     def add(self, rule: RevocationRule) -> None:
         try:

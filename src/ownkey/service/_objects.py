@@ -1,11 +1,13 @@
 """Large objects over HTTP: a sealed upload from a stream, a byte range back as checked chunks.
 
 :class:`Objects` adds to the :class:`~ownkey.service.AssetService` what a streaming HTTP answer
-needs: ``read`` opens the stored asset once (one version, even if it is replaced meanwhile),
-checks every key and rule and decrypts the first chunk *before* returning, so a denial or a
-broken object is still an error the caller can turn into a status code; then it yields the rest
-chunk by chunk, re-checking keys and rules before each one (a revocation made while a long
-download runs stops it at the next chunk). Memory stays bounded by one chunk.
+needs. :meth:`Objects.open` reads the store once (the record and the blob of one version, even
+if the asset is replaced meanwhile, so ``Content-Range``'s total and the body agree), checks every
+key and rule and verifies the stream's layout once; :meth:`OpenObject.range` then decrypts the
+first chunk *before* returning, so a denial or a broken object is still an error the caller can
+turn into a status code, and yields the rest chunk by chunk, re-checking keys and rules before
+each one (a revocation made while a long download runs stops it at the next chunk). Only the
+segments covering the range are decrypted; memory stays bounded by one chunk.
 """
 
 from __future__ import annotations
@@ -15,14 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ownkey.envelope import Readable
-from ownkey.service._assets import AssetService, opening_request
-from ownkey.storage import AssetRecord, BlobReader
+from ownkey.service._assets import AssetService, StoredObject
+from ownkey.storage import AssetRecord
 
-__all__ = ["READ_CHUNK", "ObjectRange", "Objects"]
+__all__ = ["READ_CHUNK", "ObjectRange", "Objects", "OpenObject"]
 
 #: Plaintext bytes decrypted per chunk of a read (four segments of the default size).
 READ_CHUNK = 1 << 20
-_MESSAGE_SUITE = 0x01
 
 
 @dataclass(slots=True)
@@ -39,30 +40,45 @@ class ObjectRange:
         return self.end - self.start
 
 
-def _suite(reader: BlobReader) -> int:
-    """The envelope's suite: its second byte (the first is the format version)."""
-    head = bytearray(2)
-    view = memoryview(head)
-    filled = 0
-    while filled < 2:
-        got = reader.readinto(view[filled:])
-        if not got:
-            break
-        filled += got
-    reader.seek(0)
-    return head[1] if filled == 2 else -1
+class OpenObject:
+    """A stored object opened once; :meth:`range` hands its chunks out, :meth:`close` ends it."""
 
+    def __init__(self, stored: StoredObject, chunk: int) -> None:
+        self._stored = stored
+        self._chunk = chunk
 
-def _read_all(reader: BlobReader, size: int) -> bytes:
-    out = bytearray(size)
-    view = memoryview(out)
-    filled = 0
-    while filled < size:
-        got = reader.readinto(view[filled:])
-        if not got:
-            break
-        filled += got
-    return bytes(out[:filled])
+    @property
+    def record(self) -> AssetRecord:
+        """The record of the version that was opened."""
+        return self._stored.record
+
+    def close(self) -> None:
+        self._stored.close()
+
+    def range(self, start: int = 0, end: int | None = None) -> ObjectRange:
+        """Plaintext bytes ``[start, end)`` (``end`` clipped to the size) as checked chunks; the
+        first is decrypted before this returns. The chunks close the object when exhausted or
+        closed; on an error here the object is closed too."""
+        size = self.record.size
+        stop = max(start, size if end is None else min(end, size))
+        try:
+            first_stop = min(stop, start + self._chunk)
+            first = self._stored.read(start, first_stop)
+        except BaseException:
+            self.close()
+            raise
+        return ObjectRange(self.record, start, stop, self._chunks(first, first_stop, stop))
+
+    def _chunks(self, first: bytes, position: int, stop: int) -> Iterator[bytes]:
+        try:
+            if first:
+                yield first
+            while position < stop:
+                upto = min(stop, position + self._chunk)
+                yield self._stored.read(position, upto)
+                position = upto
+        finally:
+            self.close()
 
 
 class Objects:
@@ -79,10 +95,11 @@ class Objects:
     def stat(self, asset_id: str, org: str | None = None) -> AssetRecord:
         """The object's metadata (no key is used; NotFound if there is none, or if ``org`` is
         given and the object is another org's)."""
-        return self.assets.store.get(asset_id, org=org)
+        return self.assets.record(asset_id, org)
 
     def delete(self, asset_id: str, org: str | None = None) -> AssetRecord:
-        return self.assets.store.delete(asset_id, org=org)
+        """Remove the object; with ``org``, only if it is that org's (NotFound otherwise)."""
+        return self.assets.delete_asset(asset_id, org)
 
     def page(
         self,
@@ -94,48 +111,22 @@ class Objects:
         limit: int = 100,
     ) -> list[AssetRecord]:
         """One page of stored objects' metadata (no key is used), in asset-id order."""
-        return self.assets.store.page(
+        return self.assets.page(
             org=org, service_id=service_id, prefix=prefix, after=after, limit=limit
         )
 
-    def read(self, asset_id: str, start: int = 0, end: int | None = None) -> ObjectRange:
+    def open(self, asset_id: str, org: str | None = None) -> OpenObject:
+        """Open a stored object once for ranged reads (raises before returning if access is
+        denied, a key is unavailable or the object does not open; NotFound if ``org`` is given
+        and the object is another org's)."""
+        return OpenObject(self.assets.open_object(asset_id, org), self._chunk)
+
+    def read(
+        self, asset_id: str, start: int = 0, end: int | None = None, org: str | None = None
+    ) -> ObjectRange:
         """Plaintext bytes ``[start, end)`` (``end`` clipped to the size) as checked chunks.
 
         Raises before returning if access is denied, a key is unavailable or the object does
         not open; the chunks close the stored object when exhausted or closed.
         """
-        record, reader = self.assets.store.open(asset_id)
-        try:
-            stop = max(start, record.size if end is None else min(end, record.size))
-            request = opening_request(record)
-            protector = self.assets.protector
-            if _suite(reader) == _MESSAGE_SUITE:  # small content sealed as one message
-                whole = protector.open(request, _read_all(reader, record.sealed_size))
-                reader.close()
-                return ObjectRange(record, start, stop, iter([whole[start:stop]]))
-            first_stop = min(stop, start + self._chunk)
-            first = protector.open_range(request, reader, start, first_stop)
-        except BaseException:
-            reader.close()
-            raise
-        chunks = self._chunks(request, reader, first, first_stop, stop)
-        return ObjectRange(record, start, stop, chunks)
-
-    def _chunks(
-        self,
-        request: Mapping[str, Any],
-        reader: BlobReader,
-        first: bytes,
-        position: int,
-        stop: int,
-    ) -> Iterator[bytes]:
-        protector = self.assets.protector
-        try:
-            if first:
-                yield first
-            while position < stop:
-                upto = min(stop, position + self._chunk)
-                yield protector.open_range(request, reader, position, upto)
-                position = upto
-        finally:
-            reader.close()
+        return self.open(asset_id, org).range(start, end)

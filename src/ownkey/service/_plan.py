@@ -1,26 +1,26 @@
 """The adapter between the policy engine's plan and the key layer.
 
 The key layer names keys with :class:`ownkey.keys.KeyRef` and does not import the policy engine;
-this module reads a plan (the engine's :class:`~ownkey.policy.ProtectionPlan`, or any object or
-mapping of the same shape, e.g. a stub in a test) into the few fields sealing needs.
+this module reads the engine's :class:`~ownkey.policy.ProtectionPlan` (whoever produced it: the
+engine, the directory policy, a test's model) into the few fields sealing needs.
 """
 
 from __future__ import annotations
 
-import json
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ownkey import policy
 from ownkey.keys import KeyRef
+from ownkey.service._memo import LruMemo, request_key
 
 __all__ = ["MemoizedPolicy", "PlanView", "PolicyFn", "policy_engine", "view_plan"]
 
-#: Anything that answers a policy request (a mapping in the shape of docs/policy.md) with a plan.
-PolicyFn = Callable[[Mapping[str, Any]], Any]
+#: Anything that answers a policy request (a mapping in docs/policy.md's shape) with a plan.
+#: A policy that also has ``revision(request) -> Hashable`` (what its answer depends on besides
+#: the request) lets the Protector remember one prepared handle per request and revision.
+PolicyFn = Callable[[Mapping[str, Any]], policy.ProtectionPlan]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ def policy_engine(request: Mapping[str, Any]) -> policy.ProtectionPlan:
 
 
 class MemoizedPolicy:
-    """ownkey's policy engine behind a bounded memo keyed by the canonical request.
+    """ownkey's policy engine behind a bounded memo keyed by the frozen request.
 
     The engine is a pure function of the request, and the request carries every input (org
     settings, licences, members), so a remembered plan is exactly the plan the engine would give:
@@ -48,46 +48,22 @@ class MemoizedPolicy:
 
     def __init__(self, engine: PolicyFn = policy_engine, *, max_entries: int = 4096) -> None:
         self._engine = engine
-        self._max_entries = max_entries
-        self._plans: OrderedDict[str, Any] = OrderedDict()
-        self._lock = threading.Lock()
+        self._plans: LruMemo[Hashable, policy.ProtectionPlan] = LruMemo(max_entries)
 
-    def __call__(self, request: Mapping[str, Any]) -> Any:
-        try:
-            fingerprint = json.dumps(request, sort_keys=True, separators=(",", ":"))
-        except (TypeError, ValueError):
+    def __call__(self, request: Mapping[str, Any]) -> policy.ProtectionPlan:
+        key = request_key(request)
+        if key is None:
             return self._engine(request)  # not plain JSON: let the engine judge it, uncached
-        with self._lock:
-            plan = self._plans.get(fingerprint)
-            if plan is not None:
-                self._plans.move_to_end(fingerprint)
-                return plan
-        plan = self._engine(request)  # raises PolicyError for a bad request: nothing cached
-        with self._lock:
-            self._plans[fingerprint] = plan
-            if len(self._plans) > self._max_entries:
-                self._plans.popitem(last=False)
-        return plan
+        # A bad request raises PolicyError from the engine: nothing is remembered.
+        return self._plans.get(key, lambda: self._engine(request))
+
+    def revision(self, request: Mapping[str, Any]) -> Hashable:
+        """What the plan depends on besides the request: nothing (the engine is pure)."""
+        return ()
 
 
-def _field(plan: Any, name: str) -> Any:
-    return plan[name] if isinstance(plan, Mapping) else getattr(plan, name)
-
-
-def _text(value: Any) -> str:
-    return str(getattr(value, "value", value))
-
-
-def view_plan(plan: Any) -> PlanView:
-    """Read a plan object or mapping; its keys keep the plan's order (the share order)."""
-    keys = tuple(
-        KeyRef(_text(_field(key, "type")), _field(key, "org") if _has_org(key) else None)
-        for key in _field(plan, "keys")
-    )
-    return PlanView(_text(_field(plan, "service_id")), _text(_field(plan, "protection")), keys)
-
-
-def _has_org(key: Any) -> bool:
-    if isinstance(key, Mapping):
-        return key.get("org") is not None
-    return getattr(key, "org", None) is not None
+def view_plan(plan: policy.ProtectionPlan) -> PlanView:
+    """The plan's service, protection and keys; the keys keep the plan's order (the share
+    order)."""
+    keys = tuple(KeyRef(key.type.value, key.org) for key in plan.keys)
+    return PlanView(plan.service_id, plan.protection.value, keys)

@@ -10,15 +10,14 @@ exactly what the engine would answer.
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 from ownkey import policy
 from ownkey.errors import PolicyError
 from ownkey.policy import OrgSettings, PolicyRequest, ProtectionPlan
 from ownkey.service._directory import ORG_FLAGS, Org, OrgDirectory
+from ownkey.service._memo import LruMemo, request_key
 
 __all__ = ["DirectoryPolicy"]
 
@@ -55,9 +54,7 @@ class DirectoryPolicy:
 
     def __init__(self, directory: OrgDirectory, *, max_entries: int = 4096) -> None:
         self._directory = directory
-        self._max_entries = max_entries
-        self._plans: OrderedDict[str, ProtectionPlan] = OrderedDict()
-        self._lock = threading.Lock()
+        self._plans: LruMemo[Hashable, ProtectionPlan] = LruMemo(max_entries)
 
     def request(self, request: Request) -> PolicyRequest:
         """The full policy request: the asset from ``request``, every org from the directory."""
@@ -90,21 +87,20 @@ class DirectoryPolicy:
         parsed = policy.parse_request({**request, "orgs": stub})
         return PolicyRequest(settings, parsed.asset)
 
+    @staticmethod
+    def _revisions(orgs: Mapping[str, Org | None]) -> tuple[tuple[str, int], ...]:
+        return tuple((name, 0 if org is None else org.revision) for name, org in orgs.items())
+
+    def revision(self, request: Request) -> Hashable:
+        """What a plan depends on besides the request: the revisions of the orgs it touches."""
+        return self._revisions(self._orgs(request))
+
     def __call__(self, request: Request) -> ProtectionPlan:
         orgs = self._orgs(request)
-        revisions = [(name, 0 if org is None else org.revision) for name, org in orgs.items()]
-        try:
-            fingerprint = json.dumps([request, revisions], sort_keys=True, separators=(",", ":"))
-        except (TypeError, ValueError):
+        key = request_key(request)
+        if key is None:
             return policy.explain(self._build(request, orgs))
-        with self._lock:
-            plan = self._plans.get(fingerprint)
-            if plan is not None:
-                self._plans.move_to_end(fingerprint)
-                return plan
-        plan = policy.explain(self._build(request, orgs))  # PolicyError: nothing remembered
-        with self._lock:
-            self._plans[fingerprint] = plan
-            if len(self._plans) > self._max_entries:
-                self._plans.popitem(last=False)
-        return plan
+        # A bad request raises PolicyError from the engine: nothing is remembered.
+        return self._plans.get(
+            (key, self._revisions(orgs)), lambda: policy.explain(self._build(request, orgs))
+        )

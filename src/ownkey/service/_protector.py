@@ -12,12 +12,12 @@ for the jobs that need old wrapped copies to become useless.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from ownkey import envelope
 from ownkey.envelope import Readable, SeekableReadable, Writable, peek_key_id
-from ownkey.errors import InvalidCiphertext
+from ownkey.errors import InvalidCiphertext, OwnkeyError
 from ownkey.keys import (
     CacheEntry,
     KeyAdmin,
@@ -28,11 +28,14 @@ from ownkey.keys import (
     ScopeIdentity,
     ScopeKeys,
 )
+from ownkey.policy import ProtectionPlan
 from ownkey.service._admin import Administration
+from ownkey.service._memo import LruMemo, request_key
 from ownkey.service._plan import PlanView, PolicyFn, view_plan
-from ownkey.service._request import AssetAddress, address_of, policy_part
+from ownkey.service._prepared import PreparedScope
+from ownkey.service._request import AssetAddress, address_of, asset_id_of, policy_part, scope_of
 from ownkey.service._settings import ProtectorSettings
-from ownkey.service._streams import PlaintextReader, peek_stream_key_id
+from ownkey.service._streams import CheckedRanges, PlaintextReader, peek_stream_key_id
 
 __all__ = ["Protector"]
 
@@ -60,6 +63,12 @@ class Protector:
         self.settings = settings
         self._deps = deps
         self._policy = policy
+        # A policy that says what its answer depends on besides the request (``revision``:
+        # nothing for ownkey's engine, the orgs' revisions for the directory's) lets one
+        # prepared handle serve every later call with an equal request and revision. Any other
+        # policy gets a fresh handle per call.
+        self._revision: Callable[[Request], Hashable] | None = getattr(policy, "revision", None)
+        self._handles: LruMemo[Hashable, PreparedScope] = LruMemo()
         self._provision_lock = threading.Lock()
         admin_deps = deps if admin_deps is None else admin_deps
         self._key_admin = KeyAdmin(
@@ -86,12 +95,17 @@ class Protector:
 
     # -- policy ----------------------------------------------------------------------------------
 
-    def explain(self, request: Request) -> Any:
+    def explain(self, request: Request) -> ProtectionPlan:
         """The policy engine's plan for ``request`` (``scope`` and ``asset_id`` are ignored)."""
         return self._policy(policy_part(request))
 
     def _plan(self, request: Request) -> PlanView:
         return view_plan(self._policy(policy_part(request)))
+
+    def _epoch(self, service_id: str) -> tuple[int, int]:
+        """The epoch a scope key of ``service_id`` sealed now belongs to: (start, seconds)."""
+        seconds = self.settings.epoch_for(service_id)
+        return int(self._deps.clock() // seconds) * seconds, seconds
 
     def _identity(
         self,
@@ -103,8 +117,7 @@ class Protector:
         """The scope key's identity: the orgs taking part, the plan's service and keys, the scope
         and the epoch (now, unless given)."""
         if epoch is None:
-            seconds = self.settings.epoch_for(plan.service_id)
-            epoch = (int(self._deps.clock() // seconds) * seconds, seconds)
+            epoch = self._epoch(plan.service_id)
         orgs = {address.org, *address.chat_orgs, *(key.org for key in plan.keys if key.org)}
         return ScopeIdentity(
             orgs=tuple(sorted(orgs)),
@@ -114,6 +127,29 @@ class Protector:
             epoch_seconds=epoch[1],
             keys=plan.keys,
         )
+
+    # -- the prepared path -----------------------------------------------------------------------
+
+    def prepare(self, request: Request) -> PreparedScope:
+        """A handle for the hot loop of one container: ``seal(asset_id, data)`` and
+        ``open(asset_id, sealed)`` for every asset whose request is ``request`` but for its
+        ``asset_id`` (which may be absent here). Every per-message check is kept; see
+        :class:`~ownkey.service.PreparedScope`."""
+        address = scope_of(request)
+        return PreparedScope(self._keys, address, lambda: self._plan(request), self._epoch)
+
+    def _handle(self, request: Request) -> PreparedScope:
+        """The handle for ``request``, remembered when the policy is pure and the request is
+        plain JSON data (then an equal request gets the same handle)."""
+        if self._revision is not None:
+            key = request_key(request, without="asset_id")
+            if key is not None:
+                try:
+                    revision = self._revision(request)
+                except OwnkeyError:  # the plain path reports it (seal) or needs no plan (open)
+                    return self.prepare(request)
+                return self._handles.get((key, revision), lambda: self.prepare(request))
+        return self.prepare(request)
 
     # -- sealing ---------------------------------------------------------------------------------
 
@@ -128,8 +164,8 @@ class Protector:
         A scope key has no message limit: its cipher moves to a fresh derived key every 2^20
         seals by itself (docs/spec/envelope-v2.md, ENV2-4.6).
         """
-        entry, address, _ = self._sealing(request)
-        return entry.cipher.seal(data, address.context)
+        handle = self._handle(request)
+        return handle.seal(asset_id_of(request), data)
 
     def seal_stream(
         self,
@@ -160,8 +196,8 @@ class Protector:
 
     def open(self, request: Request, sealed: bytes) -> bytes:
         """Open what :meth:`seal` returned, given the same request."""
-        address = address_of(request)
-        return self._opening(peek_key_id(sealed), address).cipher.open(sealed, address.context)
+        handle = self._handle(request)
+        return handle.open(asset_id_of(request), sealed)
 
     def open_stream(self, request: Request, source: Readable, sink: Writable) -> int:
         """Open a whole sealed stream into ``sink``; return the plaintext bytes written.
@@ -178,6 +214,17 @@ class Protector:
         key_id, _ = peek_stream_key_id(source)
         source.seek(0)
         return self._opening(key_id, address)
+
+    def open_ranges(self, request: Request, source: SeekableReadable) -> CheckedRanges:
+        """A sealed stream checked once (scope key, header, commitment, final segment), then
+        read by ranges, each read checked again against key states and revocation rules."""
+        handle = self._handle(request)
+        address = address_of(request)
+        source.seek(0)
+        key_id, _ = peek_stream_key_id(source)
+        lease = handle.open_lease(key_id)
+        opener = envelope.StreamOpener(lease.entry.key, address.context, source)
+        return CheckedRanges(opener, lambda: handle.open_lease(key_id))
 
     def open_range(
         self, request: Request, source: SeekableReadable, start: int, end: int | None = None

@@ -20,10 +20,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ownkey.envelope import EncryptionContext
+from ownkey.envelope import ContextTemplate, EncryptionContext
 from ownkey.errors import PolicyError
 
-__all__ = ["MAX_ID_CHARS", "AssetAddress", "address_of", "policy_part"]
+__all__ = [
+    "MAX_ID_CHARS",
+    "AssetAddress",
+    "ScopeAddress",
+    "address_of",
+    "asset_id_of",
+    "policy_part",
+    "scope_of",
+]
 
 #: ``scope`` and ``asset_id`` are bound into contexts, whose values are limited to 1024 bytes:
 #: 256 characters fit in any UTF-8.
@@ -71,26 +79,81 @@ def _chat_orgs(asset: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(sorted(orgs))
 
 
-def address_of(request: Mapping[str, Any]) -> AssetAddress:
-    """The asset's address and content context, read from a Protector request.
+@dataclass(frozen=True, slots=True)
+class ScopeAddress:
+    """A request's address without its asset id: what every asset of one container shares.
 
-    Raises :class:`PolicyError` naming the field when ``scope``, ``asset_id`` or the asset's
-    ``service_id``, ``org`` or ``component`` is missing or not a string.
+    Parsed once per container (the prepared path keeps it); ``template`` encodes the content
+    context of one asset of the container from its id (:meth:`context`).
     """
+
+    service_id: str
+    org: str
+    component: str
+    scope: str
+    chat_orgs: tuple[str, ...]
+    template: ContextTemplate
+
+    def orgs(self, key_orgs: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """The orgs taking part in a scope key of this address: the asset's org, the chat's
+        member orgs, and the orgs of the plan's keys, sorted."""
+        return tuple(sorted({self.org, *self.chat_orgs, *key_orgs}))
+
+
+def scope_of(request: Mapping[str, Any]) -> ScopeAddress:
+    """The address of ``request`` without its asset id; raises like :func:`address_of`."""
     if not isinstance(request, Mapping):
         raise PolicyError("request", "must be a JSON object")
     asset = request.get("asset")
     if not isinstance(asset, Mapping):
         raise PolicyError("asset", "required, an object")
     scope = _text(request, "scope", "scope")
-    asset_id = _text(request, "asset_id", "asset_id")
     service_id = _text(asset, "service_id", "asset.service_id")
     org = _text(asset, "org", "asset.org")
     component = _text(asset, "component", "asset.component")
-    context = EncryptionContext(
-        org=org, service_id=service_id, scope=scope, asset_id=asset_id, component=component
+    template = ContextTemplate(
+        {"org": org, "service_id": service_id, "scope": scope, "component": component},
+        "asset_id",
     )
-    return AssetAddress(service_id, org, component, scope, asset_id, _chat_orgs(asset), context)
+    return ScopeAddress(service_id, org, component, scope, _chat_orgs(asset), template)
+
+
+def asset_id_of(request: Mapping[str, Any]) -> str:
+    """The request's ``asset_id``, checked like every other id."""
+    return _text(request, "asset_id", "asset_id")
+
+
+def check_asset_id(value: object) -> str:
+    """``value`` if it is a valid asset id, else :class:`PolicyError` on ``asset_id``."""
+    if type(value) is not str or not value or len(value) > MAX_ID_CHARS:
+        return _text({"asset_id": value}, "asset_id", "asset_id")
+    return value
+
+
+def address_of(request: Mapping[str, Any]) -> AssetAddress:
+    """The asset's address and content context, read from a Protector request.
+
+    Raises :class:`PolicyError` naming the field when ``scope``, ``asset_id`` or the asset's
+    ``service_id``, ``org`` or ``component`` is missing or not a string.
+    """
+    scope = scope_of(request)
+    asset_id = asset_id_of(request)
+    context = EncryptionContext(
+        org=scope.org,
+        service_id=scope.service_id,
+        scope=scope.scope,
+        asset_id=asset_id,
+        component=scope.component,
+    )
+    return AssetAddress(
+        scope.service_id,
+        scope.org,
+        scope.component,
+        scope.scope,
+        asset_id,
+        scope.chat_orgs,
+        context,
+    )
 
 
 def policy_part(request: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,20 +1,22 @@
 """Small stream adapters: read an envelope's header to find its scope key, then replay it; read a
-sealed stream's plaintext as a stream again (for rekey) in bounded memory."""
+sealed stream's plaintext as a stream again (for rekey) in bounded memory; serve checked ranges of
+a stream verified once (for downloads)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from ownkey.envelope import (
     Readable,
     ScopeKey,
     SeekableReadable,
+    StreamOpener,
     open_range_into,
     peek_key_id,
 )
 from ownkey.errors import InvalidCiphertext
 
-__all__ = ["PlaintextReader", "peek_stream_key_id"]
+__all__ = ["CheckedRanges", "PlaintextReader", "peek_stream_key_id"]
 
 
 def _read_exact(source: Readable, size: int) -> bytes:
@@ -92,3 +94,27 @@ class PlaintextReader:
         open_range_into(self._key, self._context, self._source, sink, self._position, stop)
         self._position += sink.filled
         return sink.filled
+
+
+class CheckedRanges:
+    """Ranges of one sealed stream, its layout verified once, keys and rules checked per read.
+
+    ``check`` is the access path's per-use check (a lease, or the full path when the lease
+    ended): a revocation made while a long download runs stops it at the next read.
+    """
+
+    __slots__ = ("_check", "_opener")
+
+    def __init__(self, opener: StreamOpener, check: Callable[[], object]) -> None:
+        self._opener = opener
+        self._check = check
+
+    @property
+    def plaintext_len(self) -> int:
+        """The authenticated plaintext length."""
+        return self._opener.plaintext_len
+
+    def read(self, start: int, end: int | None = None) -> bytes:
+        """Plaintext bytes ``[start, end)`` (clipped), after the check."""
+        self._check()
+        return self._opener.read(start, end)
