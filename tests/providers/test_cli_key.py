@@ -84,7 +84,7 @@ def test_check_only_records_nothing(env: dict[str, str], home: Path, local_key: 
 
 def test_unknown_key_says_not_found(env: dict[str, str]) -> None:
     code, _, err = _run(env, "acme", "--provider", "local", "--key-id", "lk-nope")
-    assert code == 1
+    assert code == 2  # an unknown id is bad input (issue 12; it was 1)
     line = _one_line(err)
     assert "not found" in line
     assert "check --key-id" in line
@@ -103,13 +103,19 @@ def test_disabled_key_is_refused(env: dict[str, str], home: Path, local_key: str
     [
         (["acme", "--provider", "vault", "--key-id", "k"], "unknown provider 'vault'"),
         (["acme", "--provider", "kmip", "--key-id", "k", "--set", "hostname"], "name=value"),
-        (["acme", "--provider", "kmip", "--key-id", "k", "--set", "colour=red"],
-         "kmip has no setting 'colour'"),
+        (
+            ["acme", "--provider", "kmip", "--key-id", "k", "--set", "colour=red"],
+            "kmip has no setting 'colour'",
+        ),
         (["acme", "--provider", "kmip", "--key-id", "k"], "kmip needs the host setting"),
-        (["acme", "--provider", "pkcs11", "--key-id", "k", "--set", "pin=1234"],
-         "never on the command line"),
-        (["acme", "--provider", "kmip", "--key-id", "k", "--set", "host=h", "--set", "port=x"],
-         "TCP port"),
+        (
+            ["acme", "--provider", "pkcs11", "--key-id", "k", "--set", "pin=1234"],
+            "never on the command line",
+        ),
+        (
+            ["acme", "--provider", "kmip", "--key-id", "k", "--set", "host=h", "--set", "port=x"],
+            "TCP port",
+        ),
         (["ac me", "--provider", "local", "--key-id", "k"], "ORG must be"),
         (["acme", "--provider", "local", "--key-id", " "], "--key-id must not be empty"),
     ],
@@ -126,9 +132,23 @@ def test_bad_input_exits_2_with_one_line(
 
 def test_console_script_prints_one_line_and_no_traceback(env: dict[str, str]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "ownkey", "key", "register", "acme", "--provider", "vault",
-         "--key-id", "k"],
-        capture_output=True, text=True, timeout=60, check=False, env={**os.environ, **env},
+        [
+            sys.executable,
+            "-m",
+            "ownkey",
+            "key",
+            "register",
+            "acme",
+            "--provider",
+            "vault",
+            "--key-id",
+            "k",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **env},
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
@@ -140,9 +160,18 @@ def test_console_script_prints_one_line_and_no_traceback(env: dict[str, str]) ->
 
 def _kmip_settings(server: KmipServer, port: int) -> list[str]:
     return [
-        "--set", f"host={server.host}", "--set", f"port={port}",
-        "--set", f"cert={server.pki.client_cert}", "--set", f"key={server.pki.client_key}",
-        "--set", f"ca={server.pki.ca}", "--set", "timeout=0.5",
+        "--set",
+        f"host={server.host}",
+        "--set",
+        f"port={port}",
+        "--set",
+        f"cert={server.pki.client_cert}",
+        "--set",
+        f"key={server.pki.client_key}",
+        "--set",
+        f"ca={server.pki.ca}",
+        "--set",
+        "timeout=0.5",
     ]
 
 
@@ -151,8 +180,11 @@ def kmip_key(kmip_server: KmipServer) -> Iterator[str]:
     from ownkey.providers import KmipProvider
 
     provider = KmipProvider(
-        host=kmip_server.host, port=kmip_server.port, certfile=str(kmip_server.pki.client_cert),
-        keyfile=str(kmip_server.pki.client_key), ca_file=str(kmip_server.pki.ca),
+        host=kmip_server.host,
+        port=kmip_server.port,
+        certfile=str(kmip_server.pki.client_cert),
+        keyfile=str(kmip_server.pki.client_key),
+        ca_file=str(kmip_server.pki.ca),
     )
     yield provider.create_key(label="acme")
     provider.close()
@@ -162,7 +194,12 @@ def test_register_a_kmip_key(
     env: dict[str, str], home: Path, kmip_server: KmipServer, kmip_key: str
 ) -> None:
     code, out, err = _run(
-        env, "acme", "--provider", "kmip", "--key-id", kmip_key,
+        env,
+        "acme",
+        "--provider",
+        "kmip",
+        "--key-id",
+        kmip_key,
         *_kmip_settings(kmip_server, kmip_server.port),
     )
     assert code == 0, err
@@ -175,7 +212,12 @@ def test_unreachable_kmip_server_says_so(
 ) -> None:
     with FaultProxy((kmip_server.host, kmip_server.port)) as proxy, proxy.fault(Fault.BLACKHOLE):
         code, _, err = _run(
-            env, "acme", "--provider", "kmip", "--key-id", kmip_key,
+            env,
+            "acme",
+            "--provider",
+            "kmip",
+            "--key-id",
+            kmip_key,
             *_kmip_settings(kmip_server, proxy.port),
         )
     assert code == 1
@@ -207,8 +249,16 @@ def test_register_a_pkcs11_key_with_the_pin_from_the_environment(
     ).create_key(label="acme")
     env = {**env, "OWNKEY_PKCS11_PIN": softhsm.pin}
     code, out, err = _run(
-        env, "acme", "--provider", "pkcs11", "--key-id", key_id,
-        "--set", f"library={softhsm.library}", "--set", f"token={softhsm.token_label}",
+        env,
+        "acme",
+        "--provider",
+        "pkcs11",
+        "--key-id",
+        key_id,
+        "--set",
+        f"library={softhsm.library}",
+        "--set",
+        f"token={softhsm.token_label}",
     )
     assert code == 0, err
     assert softhsm.pin not in out + err
@@ -231,3 +281,28 @@ def test_register_an_aws_kms_key_on_moto(env: dict[str, str], moto_server: MotoS
     code, out, err = _run(env, "acme", "--provider", "aws_kms", "--key-id", key_id)
     assert code == 0, err
     assert "material-1" in out
+
+
+def test_an_unreachable_kmip_host_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    """PyKMIP logged two lines of its own on stderr before ownkey's (issue 12)."""
+    from tests.providers._servers import free_port, make_pki
+
+    (tmp_path / "pki").mkdir()
+    pki = make_pki(tmp_path / "pki")
+    settings = [
+        "--set", "host=127.0.0.1", "--set", f"port={free_port()}",
+        "--set", f"cert={pki.client_cert}", "--set", f"key={pki.client_key}",
+        "--set", f"ca={pki.ca}", "--set", "timeout=0.3",
+    ]  # fmt: skip
+    # a real process: in pytest, its logging handlers would hide the library's stderr lines
+    args = ["key", "register", "acme", "--provider", "kmip", "--key-id", "k", *settings]
+    done = subprocess.run(
+        [sys.executable, "-m", "ownkey", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "cannot reach the KMIP server" in _one_line(done.stderr)

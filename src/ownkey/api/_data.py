@@ -42,6 +42,7 @@ from ownkey.api._models import (
 from ownkey.api._problems import ApiProblem
 from ownkey.api._state import State, strict_query
 from ownkey.errors import LimitExceeded, PolicyError
+from ownkey.policy import MAX_ID_CHARS
 
 __all__ = ["data_router"]
 
@@ -55,7 +56,9 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 def seal(body: SealIn, _caller: PlatformService, state: State) -> SealOut:
     data = decode_base64(body.data, "data")
     if len(data) > MAX_MESSAGE_BYTES:
-        raise LimitExceeded("data: at most 16 MiB through /v1/seal; use /v1/objects")
+        raise LimitExceeded(
+            f"data: at most {MAX_MESSAGE_BYTES} bytes (16 MiB) through /v1/seal; use /v1/objects"
+        )
     sealed = state.runtime.protector.seal(body.request.to_request(), data)
     state.metrics.sealed("message")
     return SealOut(sealed=encode_base64(sealed), sealed_bytes=len(sealed))
@@ -102,7 +105,11 @@ def explain(
 
 AssetId = Annotated[
     str,
-    Path(min_length=1, max_length=255, description="The asset's id (bound into the content)."),
+    Path(
+        min_length=1,
+        max_length=MAX_ID_CHARS,
+        description="The asset's id (bound into the content).",
+    ),
 ]
 
 

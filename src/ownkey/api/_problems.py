@@ -169,7 +169,9 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-    field = "body" if first.get("type") == "json_invalid" else _field_of(first.get("loc", ()))
+    if first.get("type") == "json_invalid":  # docs/api.md: a body that is not JSON is a 400
+        return problem_response(400, "bad-request", "the body is not UTF-8 JSON")
+    field = _field_of(first.get("loc", ()))
     message = _one_line(str(first.get("msg", "invalid")))
     return problem_response(422, "invalid-request", f"{field}: {message}", field=field)
 

@@ -88,6 +88,7 @@ from ownkey.storage import (
     SqlRuleStore,
     SqlScopeKeyStore,
     blob_store_from_env,
+    check_private_home,
     database_url,
     ownkey_home,
 )
@@ -230,6 +231,7 @@ class Runtime:
         if recheck_interval < 0:
             raise ConfigError("recheck_interval cannot be negative")
         settings = settings or ProtectorSettings()
+        check_private_home(ownkey_home(environ))  # like the root key: the owner's only
         database = Database.open(url or database_url(environ), migrate=migrate)
         try:
             return cls._compose(
