@@ -63,6 +63,6 @@ def client(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, dict[str, str
 
 def test_fuzz_api_bodies_and_headers(client: tuple[TestClient, dict[str, dict[str, str]]]) -> None:
     test, tokens = client
-    executions = size(400, 1_000_000)
+    executions = size(250, 1_000_000)
     target = targets.api_target(test, tokens)
     _check(run("api", target, targets.api_seeds(), executions, seed=12), executions)
