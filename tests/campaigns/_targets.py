@@ -55,6 +55,8 @@ DOCUMENTED: frozenset[tuple[int, str]] = frozenset(
         (422, "limit-exceeded"),
         (503, "key-unavailable"),
         (503, "audit-unavailable"),
+        (503, "storage-unavailable"),
+        (503, "database-unavailable"),
     }
 )
 

@@ -44,7 +44,9 @@ _ERRORS: dict[str, str] = {
     "404": "Not found, or not the caller's to see",
     "409": "Conflicts with a key's state or ownkey's configuration",
     "422": "Invalid request: `field` names what is wrong",
-    "503": "A key manager or the audit sink is unavailable: retry after Retry-After",
+    "413": "The JSON body is larger than the route's limit (limit-exceeded)",
+    "503": "A key manager, the audit sink, the asset store or the database is unavailable: "
+    "retry after Retry-After",
 }
 
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 from typing import Final
 
 import anyio.to_thread
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ownkey.api._auth import CALLER_STATE, Authority, check_bearer
-from ownkey.api._problems import ApiProblem, problem_response
+from ownkey.api._problems import RETRY_AFTER_SECONDS, ApiProblem, problem_response
 
 __all__ = ["JSON_BODY_LIMIT", "SEAL_BODY_LIMIT", "BodyGate"]
 
@@ -78,7 +79,15 @@ class BodyGate:
 
     async def _authenticate(self, scope: Scope) -> None:
         header = _header(scope, b"authorization")
-        token = await anyio.to_thread.run_sync(check_bearer, self._authority, header)
+        try:
+            token = await anyio.to_thread.run_sync(check_bearer, self._authority, header)
+        except (OperationalError, InterfaceError) as exc:  # outside the app's error handlers
+            raise ApiProblem(
+                503,
+                f"the database failed ({type(exc).__name__}); retry later",
+                slug="database-unavailable",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            ) from None
         scope.setdefault("state", {})[CALLER_STATE] = token
 
 
