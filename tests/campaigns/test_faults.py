@@ -168,3 +168,80 @@ def test_dropped_database_connections_are_typed_and_lose_nothing(pg_url: str) ->
     assert sum(kills) > 0
     assert slowest < 15
     assert sealed
+
+
+def test_key_manager_slow_down_flapping_garbage(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """AWS KMS (moto) behind the fault proxy, through the Protector: every fault is a typed
+    KeyUnavailable within a bounded time, never a seal under the platform key instead, never a
+    plaintext or key in a log line; when the key manager is back, everything sealed opens."""
+    from ownkey.envelope import peek_key_id
+    from ownkey.errors import KeyUnavailable
+    from ownkey.keys import KeyRef
+    from ownkey.providers._aws_kms import AwsKmsProvider
+    from ownkey.storage import SqlScopeKeyStore
+    from ownkey.testing.faultproxy import Fault, FaultProxy
+    from tests.providers._servers import moto_server
+
+    timeout = 0.5
+    (tmp_path / "moto").mkdir()
+    home = tmp_path / "home"
+    with (
+        moto_server(tmp_path / "moto") as server,
+        FaultProxy(("127.0.0.1", server.port)) as proxy,
+    ):
+        kms = AwsKmsProvider(
+            region="us-east-1",
+            endpoint_url=f"http://127.0.0.1:{proxy.port}",
+            credentials={"aws_access_key_id": "testing", "aws_secret_access_key": "testing"},
+            timeout=timeout,
+        )
+        env = {"OWNKEY_HOME": str(home)}
+        with Runtime.open(home=home, env=env, providers={"aws_kms": kms}) as rt:
+            rt.create_org("acme")
+            rt.create_key("acme", provider="aws_kms", actor="test")
+            rt.update_org("acme", cmk=True, enable=["0001"], actor="test")
+            rt.add_users("acme", ["ann@acme.test"], licensed=True)
+            store = SqlScopeKeyStore(rt.database)
+            sealed: list[tuple[dict[str, Any], bytes, bytes]] = []
+            outcomes: dict[str, int] = {}
+            slowest = 0.0
+            faults = [
+                ("slow", Fault.DELAY),
+                ("down", Fault.REFUSE),
+                ("hung", Fault.BLACKHOLE),
+                ("garbage", Fault.GARBAGE),
+                ("flapping", Fault.PASS),
+            ]
+            number = 0
+            for name, fault in faults:
+                proxy.set_fault(fault, delay=3 * timeout)
+                for _ in range(size(4 if name == "flapping" else 1, 30)):
+                    number += 1
+                    if name == "flapping":
+                        proxy.set_fault(Fault.REFUSE if number % 2 else Fault.PASS)
+                    plain = os.urandom(12).hex().encode()
+                    request = recording(asset_id=f"a-{number}", scope=f"m-{number}")  # a miss
+                    started = time.monotonic()
+                    try:
+                        envelope = rt.protector.seal(request, plain)
+                    except KeyUnavailable:
+                        outcome = f"{name}: KeyUnavailable"
+                    else:
+                        outcome = f"{name}: sealed"
+                        sealed.append((request, envelope, plain))
+                        record = store.get(peek_key_id(envelope))
+                        assert record is not None
+                        assert KeyRef.customer("acme") in record.keys  # never a weaker key
+                    slowest = max(slowest, time.monotonic() - started)
+                    outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            proxy.set_fault(Fault.PASS)
+            for request, envelope, plain in sealed:
+                assert rt.protector.open(request, envelope) == plain
+            logged = "\n".join(record.getMessage() for record in caplog.records)
+    print(f"faults (key manager): {outcomes}; slowest {slowest * 1000:.0f} ms")
+    assert slowest < 6 * timeout + 5  # bounded: the provider's deadline plus its retries
+    for name in ("slow", "down", "hung", "garbage"):
+        assert outcomes.get(f"{name}: sealed", 0) == 0, outcomes
+    assert not any(plain.decode() in logged for _, _, plain in sealed)

@@ -206,6 +206,6 @@ def create_app(
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    app.add_middleware(BodyGate, authority=state)
+    app.add_middleware(BodyGate, authority=state, routes=app.router.routes)
     app.add_middleware(_CountAnswers, metrics=metrics)
     return app

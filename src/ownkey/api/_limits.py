@@ -19,10 +19,12 @@ store in bounded memory by its own route after the same token check.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 import anyio.to_thread
 from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ownkey.api._auth import CALLER_STATE, Authority, check_bearer
@@ -49,12 +51,22 @@ def limit_of(path: str) -> int:
 class BodyGate:
     """Authenticate, then read the body up to its limit, then hand it on (see the module)."""
 
-    def __init__(self, app: ASGIApp, authority: Authority) -> None:
+    def __init__(self, app: ASGIApp, authority: Authority, routes: Sequence[BaseRoute]) -> None:
         self._app = app
         self._authority = authority
+        self._routes = routes
+
+    def _routed(self, scope: Scope) -> bool:
+        """Whether a route takes this method at this path (else the app answers 404 or 405
+        on its own, without the body)."""
+        return any(route.matches(scope)[0] is Match.FULL for route in self._routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in _BODY_METHODS
+            or not self._routed(scope)
+        ):
             await self._app(scope, receive, send)
             return
         path: str = scope["path"]
