@@ -146,3 +146,19 @@ def test_a_bad_waiting_period_is_422(api: Api, days: float) -> None:
         "/v1/orgs/acme/key/destruction", json={"waiting_period_days": days}, headers=api.acme
     )
     _problem(answer, 422, "invalid-request")
+
+
+def test_a_cut_audit_window_says_so_and_the_export_pages_to_the_end(api: Api) -> None:
+    """``since_ms=1`` alone searched 31 days of 1970 and answered an empty list, silently."""
+    events = api.client.get("/v1/orgs/acme/audit/events?since_ms=1", headers=api.acme)
+    assert events.status_code == 200, events.text
+    body = events.json()
+    assert body["window"] == {"since_ms": 1, "until_ms": 1 + 31 * 86_400_000}
+    assert "31 days" in body["note"]
+    exported = api.client.get("/v1/orgs/acme/audit/export?since_ms=1", headers=api.acme)
+    assert exported.status_code == 200
+    assert exported.text.strip(), "the org's events since 1970 are exported, not 31 days of them"
+    both = api.client.get(
+        "/v1/orgs/acme/audit/events?since_ms=1&until_ms=2000000", headers=api.acme
+    ).json()
+    assert "note" not in both

@@ -124,3 +124,13 @@ def test_audit_export_takes_seconds_like_revoke_and_pages_to_the_end(acme: Path)
     one_line_error(run("audit", "export", "acme", "--since", "inf"))
     one_line_error(run("audit", "export", "acme", "--service-id", "0024"))
     one_line_error(run("audit", "export", "acme", "--asset-id", "a\x00"))
+
+
+def test_a_home_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.access(locked, os.W_OK):  # root writes anyway: make the home a child of a file
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        locked = blocker / "home"
+    one_line_error(run("--home", str(locked), "org", "list"), code=1)

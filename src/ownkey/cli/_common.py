@@ -71,6 +71,9 @@ def errors() -> Iterator[None]:
         yield
     except (OwnkeyError, ValueError) as exc:
         fail(str(exc), exit_code(exc))
+    except OSError as exc:  # a full disk, a home that cannot be written: one line, no traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        fail(f"a file operation failed{where}: {exc.strerror or type(exc).__name__}", EXIT_FAILED)
     except Exception as exc:
         if not _is_database_error(exc):
             raise
