@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # `make test` still installs the rest.
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test gates pytest bench clean system-deps
+.PHONY: demo test soak gates pytest bench clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,18 @@ system-deps:
 
 test: $(STAMP) system-deps
 	scripts/run-tests
+
+# The long campaigns of issue 12 (tests/campaigns): >= 1,000,000 fuzz inputs per target, the
+# full substitution matrix, the 2-minute load run. atheris is tried; without it the seeded
+# mutator of the campaigns runs alone.
+FUZZ_TARGETS := envelope policy-request protector-request ownkey-request-header range-header cli-values
+soak: $(STAMP) system-deps
+	-$(BIN)/pip install --quiet -e '.[fuzz]' || echo "soak: atheris did not install; the seeded mutator runs alone"
+	OWNKEY_SOAK=1 $(BIN)/pytest -p no:cacheprovider -s -m 'soak or not soak' tests/campaigns $(ARGS)
+	@if $(BIN)/python -c 'import atheris' 2>/dev/null; then \
+	  for target in $(FUZZ_TARGETS); do \
+	    PYTHONPATH=. $(BIN)/python -m tests.campaigns.fuzz_atheris $$target -atheris_runs=1000000 || exit 1; \
+	  done; fi
 
 gates: $(STAMP)
 	scripts/run-gates

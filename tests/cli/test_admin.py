@@ -249,7 +249,8 @@ def test_key_lifecycle(acme: Path) -> None:
     )  # must be disabled first
     ok("key", "disable", "acme")
     assert "at least" in one_line_error(
-        run("key", "schedule-destruction", "acme", "--waiting-period", "1h"), code=1
+        # below the minimum is bad input: exit 2 (issue 12; it was 1)
+        run("key", "schedule-destruction", "acme", "--waiting-period", "1h")
     )
     scheduled = js("key", "schedule-destruction", "acme", "--waiting-period", "2d")
     assert scheduled["state"] == "pending_destruction"
@@ -310,7 +311,7 @@ def test_revoke_preview_add_list_lift(acme: Path, runtime: Runtime) -> None:
 
 
 def test_revoke_bad_input(acme: Path) -> None:
-    assert "4 digits" in one_line_error(run("revoke", "add", "acme", "--service", "8"))
+    assert "unknown service ID" in one_line_error(run("revoke", "add", "acme", "--service", "8"))
     assert "ISO 8601" in one_line_error(run("revoke", "add", "acme", "--since", "yesterday"))
     assert "since < until" in one_line_error(
         run("revoke", "add", "acme", "--since", "2026-02-01", "--until", "2026-01-01")

@@ -76,7 +76,9 @@ def test_bad_input_exits_2_before_opening_anything(home: Path) -> None:
     assert "not hex" in one_line_error(run("audit", "verify", "acme", "--public-key", "zz"))
     assert "32 bytes" in one_line_error(run("audit", "verify", "acme", "--public-key", "00"))
     assert "ISO 8601" in one_line_error(run("audit", "export", "acme", "--since", "yesterday"))
-    assert "4 digits" in one_line_error(run("audit", "export", "acme", "--service-id", "8"))
+    assert "unknown service ID" in one_line_error(
+        run("audit", "export", "acme", "--service-id", "8")
+    )
     assert not (home / "ownkey.db").exists()
 
 

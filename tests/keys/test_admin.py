@@ -41,8 +41,12 @@ def test_waiting_period_has_a_floor_and_destroy_waits_for_it() -> None:
     """KL-4."""
     rig = make_rig()
     rig.admin.disable(ACME)
-    with pytest.raises(LifecycleError, match="at least"):
+    # Below the floor is bad input (exit 2 / HTTP 422), not a lifecycle refusal (issue 12).
+    with pytest.raises(InvalidRequest, match="at least"):
         rig.admin.schedule_destruction(ACME, waiting_period=DAY - 1)
+    for absurd in (float("inf"), float("nan"), 1e25, -1.0):
+        with pytest.raises(InvalidRequest, match="waiting_period"):
+            rig.admin.schedule_destruction(ACME, waiting_period=absurd)
     pending = rig.admin.schedule_destruction(ACME)
     assert pending.state is KeyState.PENDING_DESTRUCTION
     assert pending.destroy_at == rig.clock() + 7 * DAY

@@ -227,4 +227,8 @@ def test_public_names_are_pinned() -> None:
         "Member", "OrgSettings",
         "PolicyRequest", "Protection", "ProtectionPlan", "Reason", "Rule", "explain",
         "parse_request", "parse_request_json", "plan_schema", "request_schema",
+        # the shared value rules (issue 12): CLI, API and service layer call the same ones
+        "MAX_DURATION", "MAX_ID_CHARS", "MAX_TIME", "MIN_TIME", "check_duration", "check_id",
+        "check_org", "check_service_id", "check_time", "check_window", "parse_duration",
+        "parse_time",
     }  # fmt: skip

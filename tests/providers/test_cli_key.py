@@ -86,7 +86,7 @@ def test_check_only_records_nothing(env: dict[str, str], home: Path, local_key: 
 
 def test_unknown_key_says_not_found(env: dict[str, str]) -> None:
     code, _, err = _run(env, "acme", "--provider", "local", "--key-id", "lk-nope")
-    assert code == 1
+    assert code == 2  # an unknown id is bad input (issue 12; it was 1)
     line = _one_line(err)
     assert "not found" in line
     assert "check --key-id" in line
@@ -301,3 +301,28 @@ def test_register_refuses_a_key_bound_to_another_org(env: dict[str, str], home: 
     master = _registered(home, "acme")
     assert master is not None
     assert master.state is KeyState.ENABLED  # type: ignore[attr-defined]
+
+
+def test_an_unreachable_kmip_host_is_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    """PyKMIP logged two lines of its own on stderr before ownkey's (issue 12)."""
+    from tests.providers._servers import free_port, make_pki
+
+    (tmp_path / "pki").mkdir()
+    pki = make_pki(tmp_path / "pki")
+    settings = [
+        "--set", "host=127.0.0.1", "--set", f"port={free_port()}",
+        "--set", f"cert={pki.client_cert}", "--set", f"key={pki.client_key}",
+        "--set", f"ca={pki.ca}", "--set", "timeout=0.3",
+    ]  # fmt: skip
+    # a real process: in pytest, its logging handlers would hide the library's stderr lines
+    args = ["key", "register", "acme", "--provider", "kmip", "--key-id", "k", *settings]
+    done = subprocess.run(
+        [sys.executable, "-m", "ownkey", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "cannot reach the KMIP server" in _one_line(done.stderr)

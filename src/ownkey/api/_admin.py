@@ -8,6 +8,7 @@ service layer; every change is audited there with the token as the actor.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections.abc import Iterator
@@ -48,6 +49,7 @@ from ownkey.api._state import State, strict_query
 from ownkey.audit._chain import Checkpoint, format_head, parse_head
 from ownkey.errors import InvalidRequest, NotFound
 from ownkey.keys import KeyRef
+from ownkey.policy import MAX_TIME
 from ownkey.storage import AuditQuery, JobStatus
 from ownkey.storage._audit import ExportedEvent, checkpoint_json, iso_ms, with_checkpoints
 
@@ -282,7 +284,9 @@ def _query(
 
 
 Filter = Annotated[str | None, Query(min_length=1, max_length=320)]
-Millis = Annotated[int | None, Query(ge=0, le=10**14, description="Unix milliseconds.")]
+Millis = Annotated[
+    int | None, Query(ge=0, le=int(MAX_TIME) * 1000, description="Unix milliseconds.")
+]
 
 
 def _event(event: ExportedEvent) -> dict[str, Any]:
@@ -311,10 +315,18 @@ def audit_events(
     since_ms: Millis = None,
     until_ms: Millis = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> dict[str, list[dict[str, Any]]]:
+) -> dict[str, Any]:
     query = _query(user, asset_id, service_id, operation, outcome, since_ms, until_ms)
     found = itertools.islice(state.runtime.audit_log.query(admin.org, query), limit)
-    return {"events": [_event(event) for event in found]}
+    answer: dict[str, Any] = {"events": [_event(event) for event in found]}
+    if query.cut:  # one end given: say which 31 days were searched, never an empty silence
+        start, end = query.window()
+        answer["window"] = {"since_ms": start, "until_ms": end}
+        answer["note"] = (
+            "only 31 days from the given end were searched; pass both since_ms and until_ms, "
+            "or use /audit/export for the whole range"
+        )
+    return answer
 
 
 @admin_router.get(
@@ -330,7 +342,9 @@ def audit_export(
     since_ms: Millis = None,
     until_ms: Millis = None,
 ) -> StreamingResponse:
-    query = _query(None, None, None, None, None, since_ms, until_ms)
+    query = dataclasses.replace(
+        _query(None, None, None, None, None, since_ms, until_ms), export=True
+    )  # the whole range, paged through: no 31-day cut
     events = state.runtime.audit_log.query(admin.org, query)
 
     checkpoints = state.runtime.audit_log.checkpoints(admin.org)

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ownkey.api._admin import admin_router
 from ownkey.api._data import data_router
+from ownkey.api._limits import BodyGate
 from ownkey.api._listing import listing_router
 from ownkey.api._metrics import CONTENT_TYPE, Metrics
 from ownkey.api._problems import (
@@ -45,7 +46,9 @@ _ERRORS: dict[str, str] = {
     "404": "Not found, or not the caller's to see",
     "409": "Conflicts with a key's state or ownkey's configuration",
     "422": "Invalid request: `field` names what is wrong",
-    "503": "A key manager or the audit sink is unavailable: retry after Retry-After",
+    "413": "The JSON body is larger than the route's limit (limit-exceeded)",
+    "503": "A key manager, the audit sink, the asset store or the database is unavailable: "
+    "retry after Retry-After",
 }
 
 
@@ -77,10 +80,9 @@ def _allowed(app: FastAPI, path: str) -> list[str]:
         if re.fullmatch(pattern, path):
             found.append((template.count("{"), {method.upper() for method in operations}))
     fewest = min((count for count, _ in found), default=0)  # the most specific templates
-    methods = set().union(*(ops for count, ops in found if count == fewest))
-    if "GET" in methods:
-        methods.add("HEAD")
-    return sorted(methods)
+    # HEAD is not served (a HEAD of an object would decrypt it to count its bytes), so it is
+    # not listed either: Allow names exactly what answers.
+    return sorted(set().union(*(ops for count, ops in found if count == fewest)))
 
 
 def _method_not_allowed(request: Request, _exc: Exception) -> JSONResponse:
@@ -213,5 +215,6 @@ def create_app(
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(BodyGate, authority=state, routes=app.router.routes)
     app.add_middleware(_CountAnswers, metrics=metrics)
     return app

@@ -23,11 +23,13 @@ from ownkey.api._problems import ApiProblem
 from ownkey.storage import ORG_TOKEN, PLATFORM_TOKEN, ApiToken
 
 __all__ = [
+    "CALLER_STATE",
     "ORG_PATTERN",
     "Admin",
     "Authority",
     "OrgAdmin",
     "PlatformService",
+    "check_bearer",
     "not_found",
     "org_admin",
     "platform_service",
@@ -69,17 +71,24 @@ def not_found() -> ApiProblem:
     return ApiProblem(404, "no such org", slug="not-found")
 
 
-def _token(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> ApiToken:
-    if credentials is None:
-        raise ApiProblem(
-            401,
-            "a bearer token is required (Authorization: Bearer okt_...)",
-            headers={"WWW-Authenticate": 'Bearer realm="ownkey"'},
-        )
-    token = _authority(request).authenticate(credentials.credentials)
+#: Where :class:`~ownkey.api._limits.BodyGate` leaves the token it checked before the body.
+CALLER_STATE = "ownkey_caller"
+
+
+def _missing() -> ApiProblem:
+    return ApiProblem(
+        401,
+        "a bearer token is required (Authorization: Bearer okt_...)",
+        headers={"WWW-Authenticate": 'Bearer realm="ownkey"'},
+    )
+
+
+def check_bearer(authority: Authority, header: str | None) -> ApiToken:
+    """The token of an ``Authorization: Bearer ...`` header; 401 (ApiProblem) otherwise."""
+    scheme, _, credentials = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        raise _missing()
+    token = authority.authenticate(credentials.strip())
     if token is None:
         raise ApiProblem(
             401,
@@ -87,6 +96,18 @@ def _token(
             headers={"WWW-Authenticate": 'Bearer realm="ownkey", error="invalid_token"'},
         )
     return token
+
+
+def _token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiToken:
+    checked = getattr(request.state, CALLER_STATE, None)
+    if isinstance(checked, ApiToken):  # checked by the body gate before the body was read
+        return checked
+    if credentials is None:
+        raise _missing()
+    return check_bearer(_authority(request), f"Bearer {credentials.credentials}")
 
 
 def platform_service(token: Annotated[ApiToken, Depends(_token)]) -> ApiToken:

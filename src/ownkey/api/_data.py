@@ -44,6 +44,7 @@ from ownkey.api._problems import ApiProblem
 from ownkey.api._protection import protection_of, sealed_key_id
 from ownkey.api._state import State, strict_query
 from ownkey.errors import InvalidRequest, LimitExceeded
+from ownkey.policy import MAX_ID_CHARS
 
 __all__ = ["data_router"]
 
@@ -57,7 +58,9 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 def seal(body: SealIn, _caller: PlatformService, state: State) -> SealOut:
     data = decode_base64(body.data, "data")
     if len(data) > MAX_MESSAGE_BYTES:
-        raise LimitExceeded("data: at most 16 MiB through /v1/seal; use /v1/objects")
+        raise LimitExceeded(
+            f"data: at most {MAX_MESSAGE_BYTES} bytes (16 MiB) through /v1/seal; use /v1/objects"
+        )
     request = body.request.to_request()
     sealed = state.runtime.protector.seal(request, data)
     state.metrics.sealed("message")
@@ -106,7 +109,11 @@ def explain(
 
 AssetId = Annotated[
     str,
-    Path(min_length=1, max_length=255, description="The asset's id (bound into the content)."),
+    Path(
+        min_length=1,
+        max_length=MAX_ID_CHARS,
+        description="The asset's id (bound into the content).",
+    ),
 ]
 
 

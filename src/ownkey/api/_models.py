@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
@@ -17,7 +18,16 @@ from ownkey.catalog import SERVICE_IDS
 from ownkey.errors import InvalidRequest
 from ownkey.keys import CacheLimits, KeyDescription, MasterKey, RevocationRule
 from ownkey.keys import RewrapReport as CoreRewrapReport
-from ownkey.policy import ORG_FLAG_HELP, ORG_FLAGS, plan_schema, request_schema
+from ownkey.policy import (
+    MAX_ID_CHARS,
+    MAX_TIME,
+    ORG_FLAG_HELP,
+    ORG_FLAGS,
+    check_id,
+    check_service_id,
+    plan_schema,
+    request_schema,
+)
 from ownkey.service import AssetPreview, Coverage, Org, OrgUpdate, RekeyPreview, Rotation, User
 from ownkey.storage import ApiToken, AssetRecord, PendingShred
 
@@ -65,8 +75,7 @@ __all__ = [
 #: Largest payload of ``/v1/seal`` and ``/v1/open`` (plaintext); larger content goes through
 #: ``/v1/objects`` as a stream.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-_MAX_BASE64 = 4 * (MAX_MESSAGE_BYTES + 1024) // 3 + 4
-_ID_CHARS = 256
+_ID_CHARS = MAX_ID_CHARS
 
 
 def inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -121,10 +130,20 @@ def _asset_schema() -> dict[str, Any]:
     return asset
 
 
-def _check_service_id(value: str) -> str:
-    if value not in SERVICE_IDS:
-        raise ValueError(f"unknown service ID {value!r}")
-    return value
+def _shared(check: Callable[[str, Any], str]) -> Callable[[str], str]:
+    """A rule of ``ownkey.policy`` (the one the CLI and the service layer apply too) as a
+    pydantic validator: its refusal becomes the 422 naming the field."""
+
+    def validate(value: str) -> str:
+        try:
+            return check("value", value)
+        except InvalidRequest as exc:
+            raise ValueError(str(exc).removeprefix("value: ")) from None
+
+    return validate
+
+
+_check_service_id = _shared(check_service_id)
 
 
 ServiceId = Annotated[
@@ -132,10 +151,12 @@ ServiceId = Annotated[
     AfterValidator(_check_service_id),
     WithJsonSchema({"type": "string", "enum": list(SERVICE_IDS)}),
 ]
-Text = Annotated[str, Field(min_length=1, max_length=_ID_CHARS)]
+Text = Annotated[str, Field(min_length=1, max_length=_ID_CHARS), AfterValidator(_shared(check_id))]
 Base64 = Annotated[
     str,
-    Field(max_length=_MAX_BASE64, pattern=r"^[A-Za-z0-9+/]*={0,2}$"),
+    # No length here: the body gate (api/_limits.py) bounds the body, and the 16 MiB of
+    # /v1/seal is counted in decoded bytes (limit-exceeded), not in base64 characters.
+    Field(pattern=r"^[A-Za-z0-9+/]*={0,2}$"),
     WithJsonSchema(
         {
             "type": "string",
@@ -445,8 +466,8 @@ class RuleIn(_Strict):
 
     service_id: ServiceId | None = None
     scope: Text | None = None
-    since: float | None = Field(default=None, ge=0, le=1e11, description="Unix seconds.")
-    until: float | None = Field(default=None, ge=0, le=1e11, description="Unix seconds.")
+    since: float | None = Field(default=None, ge=0, le=MAX_TIME, description="Unix seconds.")
+    until: float | None = Field(default=None, ge=0, le=MAX_TIME, description="Unix seconds.")
     note: str = Field(default="", max_length=1000)
 
     @model_validator(mode="after")

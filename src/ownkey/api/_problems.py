@@ -18,11 +18,14 @@ LifecycleError            409     lifecycle-conflict          illegal key-state 
 Conflict                  409     conflict                    the request meets existing state
 ConfigError               409     configuration               ownkey is not set up for this
 NotFound                  404     not-found                   (also: not yours to see)
+OSError (asset store)     503     storage-unavailable         retry after ``Retry-After``
+OperationalError (db)     503     database-unavailable        retry after ``Retry-After``
 ========================  ======  ==========================  ===============================
 """
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final
@@ -30,6 +33,7 @@ from typing import Any, Final
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
 from ownkey.errors import (
@@ -169,7 +173,9 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-    field = "body" if first.get("type") == "json_invalid" else _field_of(first.get("loc", ()))
+    if first.get("type") == "json_invalid":  # docs/api.md: a body that is not JSON is a 400
+        return problem_response(400, "bad-request", "the body is not UTF-8 JSON")
+    field = _field_of(first.get("loc", ()))
     message = _one_line(str(first.get("msg", "invalid")))
     return problem_response(422, "invalid-request", f"{field}: {message}", field=field)
 
@@ -183,6 +189,31 @@ def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _storage_error(_request: Request, exc: Exception) -> JSONResponse:
+    """The asset store failed (a full disk, an S3 outage): retry later, as for a key manager.
+
+    Named by its errno only: the message would carry the blob's path."""
+    code = getattr(exc, "errno", None)
+    name = errno.errorcode.get(code, type(exc).__name__) if isinstance(code, int) else "error"
+    return problem_response(
+        503,
+        "storage-unavailable",
+        f"the asset store failed ({name}); retry later",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+    """A dropped or refused database connection: 503, named by its type only (its message may
+    carry the URL)."""
+    return problem_response(
+        503,
+        "database-unavailable",
+        f"the database failed ({type(exc).__name__}); retry later",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:
     return problem_response(500, "internal-error", "an internal error occurred")
 
@@ -193,6 +224,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiProblem, _api_problem)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(OSError, _storage_error)
+    app.add_exception_handler(OperationalError, _database_error)
+    app.add_exception_handler(InterfaceError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from ownkey.cli._audit import _events, _time_ms
-from ownkey.cli._common import EXIT_BAD_INPUT, console, emit_json, fail, runtime, table
+from ownkey.cli._common import EXIT_BAD_INPUT, checked, console, emit_json, fail, runtime, table
 from ownkey.errors import LimitExceeded
 
 __all__ = ["events"]
@@ -38,7 +38,9 @@ def events(
         str | None,
         typer.Option(help="Only this outcome.", metavar="<ok|denied|unavailable|failed>"),
     ] = None,
-    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601 or ms).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="From this time (ISO 8601 or Unix seconds).")
+    ] = None,
     until: Annotated[str | None, typer.Option(help="Before this time; at most 31 days.")] = None,
     after: Annotated[
         int, typer.Option(help="Start after this seq (the previous page's last).")
@@ -49,8 +51,10 @@ def events(
     """ORG's audit events as a table (the export's filters), a page at a time."""
     from ownkey.storage import AuditQuery
 
-    if service_id is not None and not (len(service_id) == 4 and service_id.isdigit()):
-        fail(f"--service-id: a service ID is 4 digits, not {service_id!r}", EXIT_BAD_INPUT)
+    from ownkey.policy import check_service_id
+
+    if service_id is not None:
+        checked(check_service_id, "--service-id", service_id)
     if outcome is not None and outcome not in _OUTCOMES:
         fail(f"--outcome: one of {', '.join(_OUTCOMES)}; not {outcome!r}", EXIT_BAD_INPUT)
     if not 1 <= limit <= MAX_PAGE:

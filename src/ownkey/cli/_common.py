@@ -18,7 +18,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -73,6 +72,9 @@ def errors() -> Iterator[None]:
         yield
     except (OwnkeyError, ValueError) as exc:
         fail(str(exc), exit_code(exc))
+    except OSError as exc:  # a full disk, a home that cannot be written: one line, no traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        fail(f"a file operation failed{where}: {exc.strerror or type(exc).__name__}", EXIT_FAILED)
     except Exception as exc:
         if not _is_database_error(exc):
             raise
@@ -155,41 +157,49 @@ def key_ref(text: str) -> KeyRef:
         fail(f"KEY: {exc} (write ORG, customer:ORG or platform)")
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)\Z")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
 def duration(option: str, text: str | None) -> float | None:
-    """Seconds from ``90``, ``90s``, ``15m``, ``24h``, ``7d``."""
+    """Seconds from ``90``, ``90s``, ``15m``, ``24h``, ``7d`` (the shared rule of
+    :func:`ownkey.policy.parse_duration`); one line and exit 2 otherwise."""
     if text is None:
         return None
-    match = _DURATION.match(text.strip())
-    if match is None:
-        fail(f"{option}: a duration like 3600, 15m, 24h or 7d, not {text!r}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    from ownkey.policy import parse_duration
+
+    try:
+        return parse_duration(option, text)
+    except InvalidRequest as exc:
+        fail(str(exc))
 
 
 def moment(option: str, text: str | None) -> float | None:
-    """Epoch seconds from ``2026-11-01``, ``2026-11-01T10:00:00Z`` or a number of seconds."""
+    """Unix seconds from ``2026-11-01``, ``2026-11-01T10:00:00Z`` or a number of seconds,
+    within 1970..9999 (:func:`ownkey.policy.parse_time`); one line and exit 2 otherwise."""
     if text is None:
         return None
+    from ownkey.policy import parse_time
+
     try:
-        return float(text)
-    except ValueError:
-        pass
+        return parse_time(option, text)
+    except InvalidRequest as exc:
+        fail(str(exc))
+
+
+def checked(check: Callable[[str, Any], Any], option: str, value: Any) -> Any:
+    """``check(option, value)`` from ``ownkey.policy``'s shared rules; one line, exit 2."""
     try:
-        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"{option}: an ISO 8601 time or epoch seconds, not {text!r}")
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.timestamp()
+        return check(option, value)
+    except InvalidRequest as exc:
+        fail(str(exc))
 
 
 def iso(seconds: float | None) -> str | None:
+    """ISO 8601 for printing; a value no calendar holds (stored by an older version) is shown
+    as the number it is rather than ending the listing with a traceback."""
     if seconds is None:
         return None
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="seconds")
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):
+        return repr(seconds)
 
 
 def progress_console() -> Console:

@@ -61,7 +61,8 @@ def _explain(kind: str, key_id: str, step: str, exc: OwnkeyError) -> typer.Exit:
     what = f"{kind} key {key_id!r}"
     if isinstance(exc, NotFound):
         hint = "the key manager does not know it; check --key-id and the provider settings"
-        return _say(f"{what}: not found ({step}): {hint}", EXIT_FAILED)
+        # a named object that does not exist is bad input (exit 2), as for every command
+        return _say(f"{what}: not found ({step}): {hint}", EXIT_BAD_INPUT)
     if isinstance(exc, AccessDenied):
         return _say(
             f"{what}: refused ({exc.reason}) during {step}: {exc}; enable the key or grant "

@@ -25,6 +25,7 @@ import typer
 from ownkey.cli._common import (
     CLI_ACTOR,
     JSON_OPTION,
+    checked,
     duration,
     fail,
     iso,
@@ -35,6 +36,7 @@ from ownkey.cli._common import (
     table,
 )
 from ownkey.cli._jobs import job_json, run_with_progress
+from ownkey.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -275,21 +277,25 @@ def _rule(
     note: str,
 ) -> RevocationRule:
     from ownkey.keys import RevocationRule
+    from ownkey.policy import check_id, check_service_id
 
-    if service is not None and not (len(service) == 4 and service.isdigit()):
-        fail(f"--service: a service ID is 4 digits, not {service!r}")
+    if service is not None:
+        checked(check_service_id, "--service", service)
+    if scope is not None:
+        checked(check_id, "--scope", scope)
     ref = None if key is None else key_ref(key)
+    start, end = moment("--since", since), moment("--until", until)
     try:
         return RevocationRule(
             org=org,
             service_id=service,
             scope=scope,
-            since=moment("--since", since),
-            until=moment("--until", until),
+            since=start,
+            until=end,
             key=ref,
             note=note,
-        )
-    except ValueError as exc:
+        ).check()
+    except (ValueError, InvalidRequest) as exc:
         fail(str(exc))
 
 

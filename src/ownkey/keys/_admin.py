@@ -35,6 +35,7 @@ from ownkey.keys._ports import DestructionReceipt, KeyDescription, KeyOwnership
 from ownkey.keys._records import MasterKey, Selector, describe_selector
 from ownkey.keys._refs import HYBRID, KeyRef
 from ownkey.keys._revocation import RevocationPreview, RevocationRule
+from ownkey.policy import check_duration
 
 __all__ = ["KeyAdmin", "ShredEvidence"]
 
@@ -357,10 +358,9 @@ class KeyAdmin:
     ) -> MasterKey:
         """Mark a disabled key for destruction after a waiting period (KL-4); cancellable."""
         wait = self._default_wait if waiting_period is None else waiting_period
-        if wait < self._min_wait:
-            raise LifecycleError(
-                f"the waiting period must be at least {self._min_wait:g} s, not {wait:g} s"
-            )
+        # Bad input (InvalidRequest: exit 2, HTTP 422), checked before anything is stored: a
+        # destroy_at beyond 9999 would be stored and then fail every listing.
+        wait = check_duration("waiting_period", wait, minimum=self._min_wait)
         destroy_at = self._deps.clock() + wait
 
         def apply(master: MasterKey) -> MasterKey:
@@ -469,6 +469,7 @@ class KeyAdmin:
 
     def revoke(self, rule: RevocationRule, *, actor: str | None = None) -> RevocationRule:
         """Put a rule in force: it denies on the next call and evicts what it selects (RV-2)."""
+        rule.check()
         stored = dataclasses.replace(
             rule,
             rule_id=rule.rule_id or "r-" + self._deps.random(8).hex(),
@@ -506,6 +507,7 @@ class KeyAdmin:
 
     def preview(self, rule: RevocationRule) -> RevocationPreview:
         """Count the scope keys a rule would deny, by service, without changing anything (RV-4)."""
+        rule.check()
         counts: dict[str, int] = {}
         for record in self._deps.store.scan(rule.selector):
             counts[record.service_id] = counts.get(record.service_id, 0) + 1

@@ -14,6 +14,7 @@ from typing import Any
 
 from ownkey.keys._records import ScopeIdentity, Selector
 from ownkey.keys._refs import KeyRef
+from ownkey.policy import check_id, check_service_id, check_time, check_window
 
 __all__ = ["RevocationPreview", "RevocationRule"]
 
@@ -56,6 +57,22 @@ class RevocationRule:
             until=self.until,
         )
         object.__setattr__(self, "_selector", selector)
+
+    def check(self) -> RevocationRule:
+        """Refuse (InvalidRequest) a rule whose values fall outside the shared rules of
+        ``ownkey.policy`` (a known service ID, an id-shaped scope, times in Unix seconds within
+        1970..9999, ``until`` after ``since``). Called before a rule is stored or previewed, not
+        when one is read back: a rule stored by an older version still loads (fail closed)."""
+        if self.service_id is not None:
+            check_service_id("service_id", self.service_id)
+        if self.scope is not None:
+            check_id("scope", self.scope)
+        if self.since is not None:
+            check_time("since", self.since)
+        if self.until is not None:
+            check_time("until", self.until)
+        check_window(self.since, self.until)
+        return self
 
     @property
     def wrapping_key(self) -> KeyRef:

@@ -20,8 +20,26 @@ from ownkey.policy._request import (
     parse_request_json,
 )
 from ownkey.policy._schema import plan_schema, request_schema
+from ownkey.policy._values import (
+    MAX_DURATION,
+    MAX_ID_CHARS,
+    MAX_TIME,
+    MIN_TIME,
+    check_duration,
+    check_id,
+    check_org,
+    check_service_id,
+    check_time,
+    check_window,
+    parse_duration,
+    parse_time,
+)
 
 __all__ = [
+    "MAX_DURATION",
+    "MAX_ID_CHARS",
+    "MAX_TIME",
+    "MIN_TIME",
     "ORG_FLAGS",
     "ORG_FLAG_HELP",
     "Asset",
@@ -36,9 +54,17 @@ __all__ = [
     "ProtectionPlan",
     "Reason",
     "Rule",
+    "check_duration",
+    "check_id",
+    "check_org",
+    "check_service_id",
+    "check_time",
+    "check_window",
     "explain",
+    "parse_duration",
     "parse_request",
     "parse_request_json",
+    "parse_time",
     "plan_schema",
     "request_schema",
 ]

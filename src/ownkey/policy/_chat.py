@@ -35,11 +35,9 @@ def _why_not(name: str, org: OrgSettings) -> str:
 def _members(request: PolicyRequest) -> list[tuple[str, str]]:
     """(user, org) of every member, the sender or channel owner included, without repeats."""
     asset = request.asset
-    seen = [(asset.owner, asset.org)] if asset.owner is not None else []
-    for member in asset.container.members:
-        if (member.user, member.org) not in seen:
-            seen.append((member.user, member.org))
-    return seen
+    first = [(asset.owner, asset.org)] if asset.owner is not None else []
+    pairs = first + [(member.user, member.org) for member in asset.container.members]
+    return list(dict.fromkeys(pairs))  # linear; the first occurrence keeps its place
 
 
 def _qualifies(request: PolicyRequest, user: str, org_name: str) -> bool:
@@ -122,11 +120,13 @@ def _channel_keys(request: PolicyRequest, reasons: list[Reason]) -> list[KeyRef]
 
 
 def _chat_keys(request: PolicyRequest, reasons: list[Reason]) -> list[KeyRef]:
-    members = _members(request)
+    by_org: dict[str, list[str]] = {}
+    for user, org_name in _members(request):  # grouped once: linear in the members
+        by_org.setdefault(org_name, []).append(user)
     keys: list[KeyRef] = []
-    for org_name in sorted({org for _, org in members}):
+    for org_name in sorted(by_org):
         org = request.orgs[org_name]
-        licensed = [user for user, o in members if o == org_name and org.licenses(user)]
+        licensed = [user for user in by_org[org_name] if org.licenses(user)]
         if org.protects(TEAM_CHAT) and licensed:
             keys.append(KeyRef.customer(org_name))
             text = f"{org_name}'s side uses its customer key ({licensed[0]} is CMK-licensed)"

@@ -47,6 +47,9 @@ __all__ = [
 
 #: The component that ``creator`` is about.
 CODE_SNIPPET = "code_snippet"
+#: The most members a chat or channel may list in one request (docs/policy.md): enough for the
+#: largest channels, and it bounds the work of one request.
+MAX_MEMBERS = 10_000
 
 
 class DataClass(StrEnum):
@@ -112,6 +115,8 @@ class Container:
     def __post_init__(self) -> None:
         if self.kind is ContainerKind.NONE and self.members:
             raise PolicyError("asset.container.members", 'a container of kind "none" has none')
+        if len(self.members) > MAX_MEMBERS:
+            raise PolicyError("asset.container.members", f"at most {MAX_MEMBERS} members")
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +283,10 @@ def _parse_container(value: object) -> Container:
     path = "asset.container"
     obj = read_object(value, path, required=("kind",), optional=("members",))
     members = []
-    for position, item in enumerate(read_list(obj, "members", path)):
+    listed = read_list(obj, "members", path)
+    if len(listed) > MAX_MEMBERS:  # before reading 10^6 of them
+        raise PolicyError(child(path, "members"), f"at most {MAX_MEMBERS} members")
+    for position, item in enumerate(listed):
         item_path = index(child(path, "members"), position)
         member = read_object(item, item_path, required=("user", "org"))
         members.append(

@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import re
 import select
@@ -131,6 +132,11 @@ from ownkey.providers._common import (
 )
 
 __all__ = ["KmipProvider"]
+
+# PyKMIP logs every failed connection at ERROR with no handler of its own, so Python's
+# last-resort handler printed two extra lines on stderr before ownkey's one-line error. A
+# NullHandler keeps them off stderr; an application that configures logging still gets them.
+logging.getLogger("kmip").addHandler(logging.NullHandler())
 
 _STATE_PREFIX: Final = "ownkey-state:"
 _DEK_BYTES = 32

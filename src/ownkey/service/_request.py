@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ownkey.envelope import ContextTemplate, EncryptionContext
-from ownkey.errors import PolicyError
+from ownkey.errors import InvalidRequest, PolicyError
+from ownkey.policy import MAX_ID_CHARS, check_id
 
 __all__ = [
     "MAX_ID_CHARS",
@@ -33,9 +34,6 @@ __all__ = [
     "scope_of",
 ]
 
-#: ``scope`` and ``asset_id`` are bound into contexts, whose values are limited to 1024 bytes:
-#: 256 characters fit in any UTF-8.
-MAX_ID_CHARS = 256
 _OWN_FIELDS = ("scope", "asset_id")
 
 
@@ -53,12 +51,12 @@ class AssetAddress:
 
 
 def _text(obj: Mapping[str, Any], name: str, field: str) -> str:
-    value = obj.get(name)
-    if not isinstance(value, str) or not value:
-        raise PolicyError(field, "required, a non-empty string")
-    if len(value) > MAX_ID_CHARS:
-        raise PolicyError(field, f"at most {MAX_ID_CHARS} characters")
-    return value
+    """The one id rule of ``ownkey.policy.check_id`` (no NUL, no lone surrogate: these values
+    are bound into the context as UTF-8)."""
+    try:
+        return check_id(field, obj.get(name))
+    except InvalidRequest as exc:  # a policy request's field: PolicyError, as documented
+        raise PolicyError(field, str(exc).removeprefix(f"{field}: ")) from None
 
 
 def _chat_orgs(asset: Mapping[str, Any]) -> tuple[str, ...]:

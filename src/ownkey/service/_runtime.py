@@ -63,6 +63,7 @@ from ownkey.storage import (
     Database,
     JobStore,
     blob_store_from_env,
+    check_private_home,
     database_url,
     ownkey_home,
 )
@@ -170,6 +171,7 @@ class Runtime:
         if home is not None:
             environ["OWNKEY_HOME"] = str(Path(home))
         SqlProfile.check_interval(recheck_interval)  # before a database is opened
+        check_private_home(ownkey_home(environ))  # like the root key: the owner's only
         database = Database.open(url or database_url(environ), migrate=migrate)
         try:
             profile = SqlProfile(database, environ, dict(providers or {}), recheck_interval)

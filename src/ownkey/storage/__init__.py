@@ -36,6 +36,7 @@ from ownkey.storage._blobs import (
 from ownkey.storage._changes import CHANNEL, Change, ChangeListener
 from ownkey.storage._directory import ORG_FLAGS, OrgRow, ProviderRow, SqlOrgDirectory, UserRow
 from ownkey.storage._engine import Database, database_url, ownkey_home
+from ownkey.storage._files import check_private_home
 from ownkey.storage._jobs import JOB_KINDS, JobStatus, JobStore
 from ownkey.storage._keys import SqlKeyRegistry, SqlRuleStore, SqlScopeKeyStore
 from ownkey.storage._shreds import PendingShred, ShredStore
@@ -84,6 +85,7 @@ __all__ = [
     "TokenStore",
     "UserRow",
     "blob_store_from_env",
+    "check_private_home",
     "database_url",
     "event_body",
     "ownkey_home",

@@ -277,7 +277,10 @@ class AuditQuery:
     """The filters of a usage report; every filter set must match.
 
     The time window is ``[since_ms, until_ms)``; it may span at most 31 days. With only one
-    end given the other is 31 days away; with neither, the whole log is selected (full export).
+    end given the other is 31 days away (:attr:`cut` says so, and the API answers it); with
+    neither, the whole log is selected (full export). An ``export`` query has no span limit:
+    one end given leaves the other open, so the export pages through the whole range rather
+    than silently stopping 31 days after ``since``.
     """
 
     user: str | None = None
@@ -287,9 +290,19 @@ class AuditQuery:
     outcome: str | None = None
     since_ms: int | None = None
     until_ms: int | None = None
+    export: bool = False
+
+    @property
+    def cut(self) -> bool:
+        """Whether the window is narrower than asked: one end given, 31 days to the other."""
+        return not self.export and (self.since_ms is None) != (self.until_ms is None)
 
     def window(self) -> tuple[int | None, int | None]:
         since, until = self.since_ms, self.until_ms
+        if self.export:
+            if since is not None and until is not None and until <= since:
+                raise ValueError("the time range is empty: since must be before until")
+            return since, until
         limit = MAX_QUERY_DAYS * _DAY_MS
         if since is not None and until is None:
             until = since + limit

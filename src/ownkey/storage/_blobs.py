@@ -30,6 +30,7 @@ from typing import IO, Any, Protocol
 from ownkey.envelope import sha256
 from ownkey.errors import ConfigError, NotFound
 from ownkey.storage._engine import ownkey_home
+from ownkey.storage._files import private_dir
 
 __all__ = [
     "BLOB_DIR_ENV",
@@ -217,7 +218,7 @@ class DirectoryBlobStore:
         if directory.is_dir():
             return
         created_root = not self.root.is_dir()
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(directory)  # objects/ and its fan-out 0700, whatever the umask
         # The new directory entries must survive a crash as much as the file inside them.
         if created_root and self.root.parent.is_dir():
             _fsync_dir(self.root.parent)

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 
 from ownkey.errors import ConfigError, KeyUnavailable
+from ownkey.storage._files import private_dir, private_file
 
 __all__ = ["Database", "database_url", "ownkey_home"]
 
@@ -48,7 +49,14 @@ def database_url(env: Mapping[str, str] | None = None) -> str:
 def _sqlite_engine(url: str) -> Engine:
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        database = Path(path)
+        private_dir(database.parent)
+        # SQLite gives -wal and -shm the mode of the database file: 0600 for all three.
+        private_file(database)
+        for suffix in ("-wal", "-shm"):
+            companion = database.with_name(database.name + suffix)
+            if companion.exists():
+                private_file(companion)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")

@@ -16,6 +16,8 @@ Faults apply to new *and* already-open connections (a pooled client meets them t
 - ``BLACKHOLE``: accept and swallow bytes, never answer (a hung server or a dropped route);
 - ``RESET``: answer every connection, new or open, with a TCP reset (a crashed server);
 - ``REFUSE``: close the listening socket, so connecting fails at once (a server that is down).
+- ``GARBAGE``: answer whatever the client sends with random bytes, then close (a server, or a
+  middlebox, that speaks something else).
 
 ``connections`` counts the connections the proxy accepted, which is how a test proves that a
 client retried a bounded number of times. Threads only; nothing outlives :meth:`close`.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import os
 import select
 import socket
 import struct
@@ -47,6 +50,7 @@ class Fault(enum.Enum):
     BLACKHOLE = "blackhole"
     RESET = "reset"
     REFUSE = "refuse"
+    GARBAGE = "garbage"
 
 
 def _reset(sock: socket.socket) -> None:
@@ -207,6 +211,9 @@ class FaultProxy:
             if self._fault is Fault.BLACKHOLE:
                 self._swallow(client)
                 return
+            if self._fault is Fault.GARBAGE:
+                self._garbage(client)
+                return
             try:
                 upstream = socket.create_connection(self.upstream, timeout=5)
             except OSError:
@@ -228,6 +235,12 @@ class FaultProxy:
             except (OSError, ValueError):
                 return
 
+    def _garbage(self, client: socket.socket) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            ready, _, _ = select.select([client], [], [], 1.0)
+            if ready and client.recv(_CHUNK):
+                client.sendall(os.urandom(512))
+
     def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
         peers = {client: upstream, upstream: client}
         while not self._closed.is_set():
@@ -248,6 +261,8 @@ class FaultProxy:
                 if fault in (Fault.RESET, Fault.REFUSE):
                     _reset(client)
                     return
+                if fault is Fault.GARBAGE and sock is upstream:
+                    data = os.urandom(len(data))
                 if fault is Fault.DELAY and self.delay > 0:
                     deadline = time.monotonic() + self.delay
                     while time.monotonic() < deadline and not self._closed.is_set():

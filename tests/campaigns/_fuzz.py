@@ -1,0 +1,110 @@
+"""A small mutational fuzzer and the fuzz targets of issue 12 (campaign 1).
+
+Each target takes bytes and either returns the name of its outcome (``"ok"`` or the documented
+error it answered with) or raises: any exception is a crash. The same targets run under
+atheris (``tests/campaigns/fuzz_atheris.py``, coverage-guided, ``make soak``) and under the
+deterministic mutator below (seeded, no dependency, a short run in ``make test``): byte flips,
+interesting bytes, insertions and deletions, splices of two seeds and dictionary tokens that
+have broken parsers before (lone surrogates, NUL, NaN, huge numbers).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+Target = Callable[[bytes], str]
+
+DICTIONARY: tuple[bytes, ...] = (
+    b"\\ud800", b"\\udfff", b"\\u0000", b"\x00", b"\xff", b"\xed\xa0\x80", b"NaN", b"Infinity",
+    b"-Infinity", b"1e400", b"-1", b"-0", b"0", b"99999999999999999999", b"1796149629000",
+    b"null", b"true", b"false", b"[]", b"{}", b'""', b'"0024"', b'"0008"', b'"chat"',
+    b"bytes=", b"bytes=0-", b"bytes=-0", b"bytes=5-1", b"bytes=0-0,1-2", b"\xfe\xff", b'"a"' * 64,
+)  # fmt: skip
+_INTERESTING = (0, 1, 0x7F, 0x80, 0xFF, ord('"'), ord("\\"), ord("{"), ord("}"), ord("["),
+                ord("]"), ord(","), ord(":"), ord("-"), ord("e"))  # fmt: skip
+
+
+class Mutator:
+    """Seeded mutations of a seed corpus (reproducible: the same seed, the same inputs)."""
+
+    def __init__(self, seeds: Sequence[bytes], seed: int = 0) -> None:
+        self._seeds = [bytes(s) for s in seeds] or [b""]
+        self._rng = random.Random(seed)
+
+    def __call__(self) -> bytes:
+        rng = self._rng
+        data = bytearray(rng.choice(self._seeds))
+        for _ in range(rng.randint(1, 4)):
+            choice = rng.randrange(7)
+            where = rng.randint(0, len(data))
+            if choice == 0 and data:
+                spot = rng.randrange(len(data))
+                data[spot] ^= 1 << rng.randrange(8)
+            elif choice == 1 and data:
+                data[rng.randrange(len(data))] = rng.choice(_INTERESTING)
+            elif choice == 2:
+                data[where:where] = rng.randbytes(rng.randint(1, 8))
+            elif choice == 3 and data:
+                end = min(len(data), where + rng.randint(1, 16))
+                del data[where:end]
+            elif choice == 4:
+                data[where:where] = rng.choice(DICTIONARY)
+            elif choice == 5:
+                other = rng.choice(self._seeds)
+                cut = rng.randint(0, len(other))
+                data = data[:where] + other[cut:]
+            elif data:
+                end = min(len(data), where + rng.randint(1, 32))
+                data[where:where] = data[where:end]
+        return bytes(data)
+
+
+@dataclass
+class Report:
+    """What a run did: executions, outcomes by name, and the crashes (input, error)."""
+
+    target: str
+    executions: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    crashes: list[tuple[bytes, str]] = field(default_factory=list)
+
+    def line(self) -> str:
+        top = ", ".join(f"{name} {count}" for name, count in self.outcomes.most_common(6))
+        return (
+            f"fuzz {self.target}: {self.executions} executions, {len(self.crashes)} crashes; {top}"
+        )
+
+
+def run(
+    name: str, target: Target, seeds: Sequence[bytes], executions: int, seed: int = 0
+) -> Report:
+    """``executions`` inputs (the seeds first, then mutations) through ``target``."""
+    report = Report(name)
+    mutate = Mutator(seeds, seed)
+    for number in range(executions):
+        data = seeds[number] if number < len(seeds) else mutate()
+        try:
+            outcome = target(data)
+        except Exception as exc:  # every escape is a crash, with its input kept
+            report.crashes.append((data[:300], f"{type(exc).__name__}: {exc}"[:300]))
+            outcome = "CRASH"
+        report.executions += 1
+        report.outcomes[outcome] += 1
+    return report
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def as_json(data: bytes) -> object:
+    """Bytes as a JSON value when they are one, else the bytes as text (the parsers' input)."""
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data.decode("utf-8", "surrogateescape")

@@ -1,0 +1,247 @@
+"""Campaign 3: faults of the service as a whole (issue 12), through the REST API.
+
+- **The blob directory is full** (ENOSPC at the n-th write, as a small tmpfs answers; mounting
+  one needs root, so the writer is made to fail the same way): a ``503 storage-unavailable``
+  with ``Retry-After``, never a 500; no partial asset visible (``GET`` and ``/meta`` are 404,
+  no ``.partial`` file is left); the next upload works.
+- **The database connection is dropped mid-request** (PostgreSQL ``pg_terminate_backend`` on
+  every connection of the database, again and again while traffic runs): every answer is a
+  success or a documented 503, never a 500, within a bounded time; afterwards everything sealed
+  opens, and no plaintext is in any answer.
+
+The key manager's own faults (slow, down, hanging, flapping) are the live provider contract's
+(``ownkey.testing.live_contract``, through ``ownkey.testing.faultproxy``, run against PyKMIP and
+moto in ``tests/providers``).
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy
+from fastapi.testclient import TestClient
+
+from ownkey.api import create_app
+from ownkey.service import Runtime
+from ownkey.storage import TokenStore
+from ownkey.storage import _blobs as blobs
+from ownkey.testing import postgres
+from tests.api.conftest import bearer, chat, recording, setup_orgs
+from tests.campaigns.conftest import size
+
+PROBLEM = "urn:ownkey:problem:"
+
+
+def _app(rt: Runtime) -> tuple[TestClient, dict[str, str]]:
+    tokens = TokenStore(rt.database)
+    platform = bearer(tokens.issue("platform")[1])
+    return TestClient(
+        create_app(rt, tokens=tokens), raise_server_exceptions=bool(os.environ.get("FAULTS_RAISE"))
+    ), platform
+
+
+def test_a_full_blob_directory_is_a_typed_503_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    with Runtime.open(home=home, env={"OWNKEY_HOME": str(home)}) as rt:
+        setup_orgs(rt)
+        client, platform = _app(rt)
+        with client:
+            header = {"Ownkey-Request": _header(recording("big"))}
+            real_write = blobs._FileWriter._write
+            written = {"bytes": 0}
+
+            def full(self: Any, data: memoryview) -> None:
+                written["bytes"] += len(data)
+                if written["bytes"] > 256 * 1024:  # the disk fills up during the upload
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                real_write(self, data)
+
+            monkeypatch.setattr(blobs._FileWriter, "_write", full)
+            payload = os.urandom(2 * 1024 * 1024)
+            started = time.monotonic()
+            put = client.put("/v1/objects/big", content=payload, headers={**platform, **header})
+            assert time.monotonic() - started < 10
+            assert put.status_code == 503, put.text
+            assert put.json()["type"] == PROBLEM + "storage-unavailable"
+            assert "Retry-After" in put.headers
+            assert str(home) not in put.text
+            for path in ("/v1/objects/big", "/v1/objects/big/meta"):
+                assert client.get(path, headers=platform).status_code == 404
+            leftovers = list((home / "objects").rglob("*.partial"))
+            assert leftovers == []
+            monkeypatch.setattr(blobs._FileWriter, "_write", real_write)
+            again = client.put("/v1/objects/big", content=payload, headers={**platform, **header})
+            assert again.status_code == 201, again.text
+            assert client.get("/v1/objects/big", headers=platform).content == payload
+    print("faults: blob dir full -> 503 storage-unavailable, no partial asset, then 201")
+
+
+def _header(record: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps({"asset": record["asset"], "scope": record["scope"]})
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    base = postgres.acquire()
+    url = postgres.create_database(base)
+    try:
+        yield url
+    finally:
+        postgres.drop_database(url)
+        postgres.release()
+
+
+def _terminator(url: str, stop: threading.Event, kills: list[int]) -> None:
+    """``pg_terminate_backend`` on every other connection of the database, every 50 ms."""
+    engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as conn:
+            name = conn.execute(sqlalchemy.text("SELECT current_database()")).scalar_one()
+            while not stop.is_set():
+                killed = conn.execute(
+                    sqlalchemy.text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                ).scalar_one()
+                conn.commit()
+                kills.append(int(killed))
+                stop.wait(0.05)
+    finally:
+        engine.dispose()
+
+
+def test_dropped_database_connections_are_typed_and_lose_nothing(pg_url: str) -> None:
+    home_env = {"OWNKEY_DATABASE_URL": pg_url}
+    with Runtime.open(url=pg_url, env=home_env, home=None) as rt:
+        setup_orgs(rt)
+        client, platform = _app(rt)
+        sealed: list[tuple[dict[str, Any], str, bytes]] = []
+        answers: dict[str, int] = {}
+        slowest = 0.0
+        stop = threading.Event()
+        kills: list[int] = []
+        with client:
+            killer = threading.Thread(target=_terminator, args=(pg_url, stop, kills))
+            killer.start()
+            try:
+                for number in range(size(60, 600)):
+                    plain = os.urandom(8).hex().encode()
+                    request = chat(scope=f"chat-{number % 7}", asset_id=f"m-{number}")
+                    body = {"request": request, "data": base64.b64encode(plain).decode()}
+                    started = time.monotonic()
+                    answer = client.post("/v1/seal", json=body, headers=platform)
+                    slowest = max(slowest, time.monotonic() - started)
+                    kind = answer.json().get("type", "ok").removeprefix(PROBLEM)
+                    name = f"{answer.status_code} {kind}"
+                    answers[name] = answers.get(name, 0) + 1
+                    assert answer.status_code in (200, 503), answer.text
+                    assert plain.decode() not in answer.text
+                    if answer.status_code == 200:
+                        sealed.append((request, answer.json()["sealed"], plain))
+            finally:
+                stop.set()
+                killer.join()
+            for request, envelope, plain in sealed:
+                opened = client.post(
+                    "/v1/open", json={"request": request, "sealed": envelope}, headers=platform
+                )
+                assert opened.status_code == 200, opened.text
+                assert base64.b64decode(opened.json()["data"]) == plain
+    print(
+        f"faults: {sum(kills)} connections terminated; answers {answers}; "
+        f"slowest {slowest * 1000:.0f} ms; {len(sealed)} sealed all open afterwards"
+    )
+    assert sum(kills) > 0
+    assert slowest < 15
+    assert sealed
+
+
+def test_key_manager_slow_down_flapping_garbage(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """AWS KMS (moto) behind the fault proxy, through the Protector: every fault is a typed
+    KeyUnavailable within a bounded time, never a seal under the platform key instead, never a
+    plaintext or key in a log line; when the key manager is back, everything sealed opens."""
+    from ownkey.envelope import peek_key_id
+    from ownkey.errors import KeyUnavailable
+    from ownkey.keys import KeyRef
+    from ownkey.providers._aws_kms import AwsKmsProvider
+    from ownkey.storage import SqlScopeKeyStore
+    from ownkey.testing.faultproxy import Fault, FaultProxy
+    from tests.providers._servers import moto_server
+
+    timeout = 0.5
+    (tmp_path / "moto").mkdir()
+    home = tmp_path / "home"
+    with (
+        moto_server(tmp_path / "moto") as server,
+        FaultProxy(("127.0.0.1", server.port)) as proxy,
+    ):
+        kms = AwsKmsProvider(
+            region="us-east-1",
+            endpoint_url=f"http://127.0.0.1:{proxy.port}",
+            credentials={"aws_access_key_id": "testing", "aws_secret_access_key": "testing"},
+            timeout=timeout,
+        )
+        env = {"OWNKEY_HOME": str(home)}
+        with Runtime.open(home=home, env=env, providers={"aws_kms": kms}) as rt:
+            rt.create_org("acme")
+            rt.create_key("acme", provider="aws_kms", actor="test")
+            rt.update_org("acme", cmk=True, enable=["0001"], actor="test")
+            rt.add_users("acme", ["ann@acme.test"], licensed=True)
+            store = SqlScopeKeyStore(rt.database)
+            sealed: list[tuple[dict[str, Any], bytes, bytes]] = []
+            outcomes: dict[str, int] = {}
+            slowest = 0.0
+            faults = [
+                ("slow", Fault.DELAY),
+                ("down", Fault.REFUSE),
+                ("hung", Fault.BLACKHOLE),
+                ("garbage", Fault.GARBAGE),
+                ("flapping", Fault.PASS),
+            ]
+            number = 0
+            for name, fault in faults:
+                proxy.set_fault(fault, delay=3 * timeout)
+                for _ in range(size(4 if name == "flapping" else 1, 30)):
+                    number += 1
+                    if name == "flapping":
+                        proxy.set_fault(Fault.REFUSE if number % 2 else Fault.PASS)
+                    plain = os.urandom(12).hex().encode()
+                    request = recording(asset_id=f"a-{number}", scope=f"m-{number}")  # a miss
+                    started = time.monotonic()
+                    try:
+                        envelope = rt.protector.seal(request, plain)
+                    except KeyUnavailable:
+                        outcome = f"{name}: KeyUnavailable"
+                    else:
+                        outcome = f"{name}: sealed"
+                        sealed.append((request, envelope, plain))
+                        record = store.get(peek_key_id(envelope))
+                        assert record is not None
+                        assert KeyRef.customer("acme") in record.keys  # never a weaker key
+                    slowest = max(slowest, time.monotonic() - started)
+                    outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            proxy.set_fault(Fault.PASS)
+            for request, envelope, plain in sealed:
+                assert rt.protector.open(request, envelope) == plain
+            logged = "\n".join(record.getMessage() for record in caplog.records)
+    print(f"faults (key manager): {outcomes}; slowest {slowest * 1000:.0f} ms")
+    assert slowest < 6 * timeout + 5  # bounded: the provider's deadline plus its retries
+    for name in ("slow", "down", "hung", "garbage"):
+        assert outcomes.get(f"{name}: sealed", 0) == 0, outcomes
+    assert not any(plain.decode() in logged for _, _, plain in sealed)

@@ -1,0 +1,136 @@
+"""Issue 12 on the command line: every bad value is one line and exit 2, checked before storing.
+
+Each case failed before: times out of range stored as rules (then every ``revoke list``
+crashed), ``--service 0024`` stored, ``--home /etc/passwd`` a traceback, ``--waiting-period 0d``
+exit 1, ``audit export --since X`` silently empty 31 days after X, files 0644.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+from pathlib import Path
+
+from ownkey.service import Runtime
+from tests.cli.test_admin import acme, home, js, ok, one_line_error, run
+
+__all__ = ["acme", "home"]  # fixtures, imported for pytest
+
+
+BAD_RULES: list[tuple[str, ...]] = [
+    ("--since", "1796149629000"),  # milliseconds by mistake
+    ("--since", "inf"),
+    ("--since", "-inf"),
+    ("--since", "nan"),
+    ("--since", "1e400"),
+    ("--until", "-inf"),
+    ("--since", "-5"),
+    ("--since", "10000-01-01"),
+    ("--since", "2026-02-01", "--until", "2026-01-01"),
+    ("--service", "0024"),
+    ("--service", "1"),
+    ("--scope", "chat\x00"),
+]
+
+
+def test_a_bad_rule_is_exit_2_and_not_stored(acme: Path) -> None:
+    """One org for every case (each one a CLI run), to keep make test lean."""
+    for args in BAD_RULES:
+        message = one_line_error(run("revoke", "add", "acme", *args))
+        assert args[0] in message or "since" in message, (args, message)
+        one_line_error(run("revoke", "preview", "acme", *args))
+    assert js("revoke", "list", "acme") == []
+
+
+def test_milliseconds_are_named_as_such(acme: Path) -> None:
+    message = one_line_error(run("revoke", "add", "acme", "--since", "1796149629000"))
+    assert "milliseconds" in message
+
+
+def test_a_rule_stored_by_an_older_version_still_lists(acme: Path) -> None:
+    """A rule with an unprintable time (stored before the check) must not break listing."""
+    from ownkey.keys import RevocationRule
+    from ownkey.storage import Database, SqlRuleStore, database_url
+
+    database = Database.open(database_url())  # the service door checks; the store reads all
+    try:
+        rule = RevocationRule(org="acme", since=1.7e12, rule_id="r-old", created_at=1.0)
+        SqlRuleStore(database).add(rule)
+    finally:
+        database.close()
+    listed = run("revoke", "list", "acme")
+    assert listed.exit_code == 0, listed.output
+    assert "r-old" in listed.stdout
+
+
+def test_a_bad_waiting_period_is_exit_2(acme: Path) -> None:
+    ok("key", "disable", "acme")
+    for period in ("0d", "0", "99999999999999999999d", "3651d", "-1d", "7x", "1h"):
+        one_line_error(run("key", "schedule-destruction", "acme", "--waiting-period", period))
+    assert js("key", "list", "acme")[0]["destroy_at"] is None
+
+
+def test_home_that_is_a_file_is_one_line(home: Path) -> None:
+    one_line_error(run("--home", "/etc/passwd", "org", "list"), code=1)
+
+
+def test_home_open_to_others_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    os.chmod(shared, 0o755)
+    message = one_line_error(run("--home", str(shared), "org", "list"), code=1)
+    assert "chmod 700" in message
+
+
+def test_files_in_home_are_the_owners_only(acme: Path) -> None:
+    recorded = {
+        "asset": {
+            "service_id": "0001",
+            "org": "acme",
+            "owner": "ann@acme.test",
+            "owner_kind": "user",
+            "container": {"kind": "meeting", "members": []},
+            "component": "video",
+        },
+        "scope": "m-1",
+        "asset_id": "rec-1",
+    }
+    old = os.umask(0o022)
+    try:
+        with Runtime.open() as rt:
+            rt.assets.put_asset(recorded, io.BytesIO(b"x" * 1000))
+            for suffix in ("", "-wal", "-shm"):
+                path = acme / f"ownkey.db{suffix}"
+                if path.exists():
+                    assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    finally:
+        os.umask(old)
+    objects = acme / "objects"
+    for directory in [objects, *(p for p in objects.rglob("*") if p.is_dir())]:
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    assert stat.S_IMODE((acme / "ownkey.db").stat().st_mode) == 0o600
+
+
+def test_audit_export_takes_seconds_like_revoke_and_pages_to_the_end(acme: Path) -> None:
+    """``--since`` without ``--until`` exports everything after it, not 31 days of it."""
+    ok("revoke", "add", "acme", "--scope", "c1")
+    # a day in 2001, in seconds: the same unit as revoke's --since
+    out = ok("audit", "export", "acme", "--since", "1000000000").stdout.splitlines()
+    assert out, "events after 2001 exist (the org was created just now)"
+    assert json.loads(out[-1])["event"]["action"] == "revocation.add"
+    one_line_error(run("audit", "export", "acme", "--since", "1000000000000"))  # ms: refused
+    one_line_error(run("audit", "export", "acme", "--since", "inf"))
+    one_line_error(run("audit", "export", "acme", "--service-id", "0024"))
+    one_line_error(run("audit", "export", "acme", "--asset-id", "a\x00"))
+
+
+def test_a_home_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.access(locked, os.W_OK):  # root writes anyway: make the home a child of a file
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        locked = blocker / "home"
+    one_line_error(run("--home", str(locked), "org", "list"), code=1)
