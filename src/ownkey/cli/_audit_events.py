@@ -49,9 +49,8 @@ def events(
     as_json: Annotated[bool, typer.Option("--json", help="Print the page as JSON.")] = False,
 ) -> None:
     """ORG's audit events as a table (the export's filters), a page at a time."""
-    from ownkey.storage import AuditQuery
-
     from ownkey.policy import check_service_id
+    from ownkey.storage import AuditQuery
 
     if service_id is not None:
         checked(check_service_id, "--service-id", service_id)
