@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from ownkey.cli import _audit, _demo, _jobs, _key, _keyadmin, _org, _policy, _serve, _token
+from ownkey.cli._hybrid import hybrid_app
 from ownkey.errors import OwnkeyError
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app.command("coverage")(_org.coverage)
 app.add_typer(_keyadmin.revoke_app, name="revoke")
 app.add_typer(_jobs.jobs_app, name="jobs")
 app.add_typer(_token.token_app, name="token")
+app.add_typer(hybrid_app, name="hybrid")
 app.command("serve", help="Serve the REST API on this node.")(_serve.serve)
 
 
@@ -53,6 +55,7 @@ def _global(
         os.environ["OWNKEY_HOME"] = str(home)
     if database_url is not None:
         os.environ["OWNKEY_DATABASE_URL"] = database_url
+
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILURE = 1
