@@ -1,0 +1,258 @@
+"""The platform's side of CMK Hybrid (service 1001): authorization tokens and ciphertext storage.
+
+The platform never holds a key that opens 1001 content. What it does:
+
+* it **issues authorization tokens** (``POST {prefix}/authorize``) only to a member of the
+  conversation, after verifying the user's sign-in token from the org's identity provider: a
+  short-lived (5 min) EdDSA JWT with ``email``, ``org``, ``resource_name`` (the conversation)
+  and ``role``, signed by a platform key published, with every still-valid older key, as a
+  JWKS behind OIDC discovery (``{prefix}/.well-known/openid-configuration``) so that the
+  customer's key service can verify it and follow key rotation;
+* it **stores and serves the ciphertext** as an ordinary object (``PUT``/``GET
+  {prefix}/conversations/{id}/messages/{message}``), members only; it never sees a DEK.
+
+:func:`hybrid_router` is mounted by the platform API; ``python -m ownkey.hybrid.platform`` runs
+it alone on loopback (tests and the demo). Members come from a :class:`Membership` port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from ownkey.errors import AccessDenied, InvalidRequest, KeyUnavailable, OwnkeyError
+from ownkey.hybrid._signing import SigningKeys
+from ownkey.hybrid._tokens import Issuer, JwksCache, TokenVerifier
+
+__all__ = [
+    "AUTHORIZATION_SECONDS",
+    "AuthorizationIssuer",
+    "JsonMembership",
+    "Membership",
+    "hybrid_router",
+    "main",
+]
+
+AUTHORIZATION_SECONDS: Final = 300
+_ID = re.compile(r"[A-Za-z0-9._-]{1,128}\Z")
+_ROLES: Final = frozenset({"writer", "reader"})
+_MAX_MESSAGE = 1024 * 1024
+
+
+class Membership(Protocol):
+    """Who is in a conversation: the platform's own directory answers."""
+
+    def org_of(self, email: str) -> str | None: ...
+
+    def is_member(self, org: str, conversation: str, email: str) -> bool: ...
+
+
+class JsonMembership:
+    """Members from a JSON file ``{org: {"users": [...], "conversations": {id: [emails]}}}``,
+    re-read on each call so that a change applies to the next token."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def _load(self) -> dict[str, Any]:
+        loaded = json.loads(self._path.read_text(encoding="utf-8"))
+        return loaded if isinstance(loaded, dict) else {}
+
+    def org_of(self, email: str) -> str | None:
+        for org, entry in self._load().items():
+            if email in [u.lower() for u in entry.get("users", [])]:
+                return str(org)
+        return None
+
+    def is_member(self, org: str, conversation: str, email: str) -> bool:
+        members = self._load().get(org, {}).get("conversations", {}).get(conversation, [])
+        return email in [m.lower() for m in members]
+
+
+class AuthorizationIssuer:
+    """Mints authorization tokens for members only."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        keys: SigningKeys,
+        members: Membership,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.issuer = issuer
+        self.audience = audience
+        self.keys = keys
+        self._members = members
+        self._clock = clock
+
+    def authorize(self, email: str, conversation: str, role: str) -> str:
+        if not _ID.match(conversation):
+            raise InvalidRequest("conversation", "must be 1-128 characters of [A-Za-z0-9._-]")
+        if role not in _ROLES:
+            raise InvalidRequest("role", "must be writer or reader")
+        email = email.lower()
+        org = self._members.org_of(email)
+        if org is None or not self._members.is_member(org, conversation, email):
+            raise AccessDenied("not a member of this conversation", reason="policy")
+        now = int(self._clock())
+        return self.keys.sign(
+            {
+                "iss": self.issuer,
+                "aud": self.audience,
+                "email": email,
+                "org": org,
+                "resource_name": conversation,
+                "role": role,
+                "iat": now,
+                "nbf": now,
+                "exp": now + AUTHORIZATION_SECONDS,
+                "jti": uuid.uuid4().hex,
+            }
+        )
+
+
+def _problem(exc: OwnkeyError) -> JSONResponse:
+    status = (
+        403
+        if isinstance(exc, AccessDenied)
+        else 400
+        if isinstance(exc, InvalidRequest)
+        else 503
+        if isinstance(exc, KeyUnavailable)
+        else 500
+    )
+    return JSONResponse({"error": {"code": status, "message": str(exc)}}, status_code=status)
+
+
+def hybrid_router(
+    issuer: AuthorizationIssuer,
+    sign_in: TokenVerifier,
+    members: Membership,
+    objects: Path,
+    *,
+    prefix: str = "/hybrid",
+) -> APIRouter:
+    """The platform routes of service 1001 (see the module docstring)."""
+    router = APIRouter(prefix=prefix)
+
+    def caller(request: Request) -> tuple[str, str]:
+        header = request.headers.get("authorization", "")
+        claims = sign_in.verify(header.removeprefix("Bearer ").strip())
+        email = str(claims["email"]).lower()
+        org = members.org_of(email)
+        if org is None:
+            raise AccessDenied("unknown user", reason="policy")
+        return email, org
+
+    @router.get("/.well-known/openid-configuration")
+    def discovery() -> dict[str, str]:
+        return {"issuer": issuer.issuer, "jwks_uri": issuer.issuer + "/.well-known/jwks.json"}
+
+    @router.get("/.well-known/jwks.json")
+    def jwks() -> dict[str, Any]:
+        return issuer.keys.jwks()
+
+    @router.post("/authorize")
+    async def authorize(request: Request) -> Response:
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise InvalidRequest("body", "must be a JSON object")
+            claims = sign_in.verify(body.get("authentication"))
+            token = issuer.authorize(
+                str(claims["email"]), str(body.get("conversation", "")), str(body.get("role", ""))
+            )
+        except OwnkeyError as exc:
+            return _problem(exc)
+        except ValueError:
+            return _problem(InvalidRequest("body", "must be JSON"))
+        return JSONResponse({"authorization": token})
+
+    def _object(org: str, conversation: str, message: str) -> Path:
+        if not _ID.match(conversation) or not _ID.match(message):
+            raise InvalidRequest("path", "conversation and message ids are [A-Za-z0-9._-]")
+        return objects / org / conversation / message
+
+    @router.put("/conversations/{conversation}/messages/{message}")
+    async def put_message(conversation: str, message: str, request: Request) -> Response:
+        try:
+            email, org = caller(request)
+            if not members.is_member(org, conversation, email):
+                raise AccessDenied("not a member of this conversation", reason="policy")
+            raw = await request.body()
+            if not raw or len(raw) > _MAX_MESSAGE:
+                raise InvalidRequest("body", "must be 1 byte to 1 MiB of ciphertext")
+            path = _object(org, conversation, message)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(raw)
+        except OwnkeyError as exc:
+            return _problem(exc)
+        return Response(status_code=204)
+
+    @router.get("/conversations/{conversation}/messages/{message}")
+    def get_message(conversation: str, message: str, request: Request) -> Response:
+        try:
+            email, org = caller(request)
+            if not members.is_member(org, conversation, email):
+                raise AccessDenied("not a member of this conversation", reason="policy")
+            path = _object(org, conversation, message)
+            if not path.is_file():
+                return JSONResponse({"error": {"code": 404, "message": "no such message"}}, 404)
+            return Response(path.read_bytes(), media_type="application/octet-stream")
+        except OwnkeyError as exc:
+            return _problem(exc)
+
+    return router
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the platform's hybrid routes alone on loopback; print ``listening <url>``."""
+    import socket
+
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="ownkey.hybrid.platform")
+    parser.add_argument("--state", type=Path, required=True, help="platform state directory")
+    parser.add_argument("--members", type=Path, required=True)
+    parser.add_argument("--idp", required=True, help="issuer URL of the users' sign-in tokens")
+    parser.add_argument("--idp-audience", default="ownkey-platform")
+    parser.add_argument("--kacls-audience", default="ownkey-hybrid")
+    args = parser.parse_args(argv)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    args.state.mkdir(parents=True, exist_ok=True)
+    members = JsonMembership(args.members)
+    issuer = AuthorizationIssuer(
+        issuer=base + "/hybrid",
+        audience=args.kacls_audience,
+        keys=SigningKeys.persistent(args.state / "authz-signing-keys.json"),
+        members=members,
+    )
+    idp = Issuer(args.idp, args.idp_audience)
+    sign_in = TokenVerifier(
+        idp,
+        JwksCache(args.idp, http=httpx.Client(timeout=5.0), min_refresh_seconds=0.0),
+        kind="sign-in",
+    )
+    app = FastAPI(title="ownkey platform (hybrid routes)", docs_url=None, redoc_url=None)
+    app.include_router(hybrid_router(issuer, sign_in, members, args.state / "objects"))
+    print(f"listening {base}", flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server.run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()
