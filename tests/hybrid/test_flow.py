@@ -1,0 +1,410 @@
+"""CMK Hybrid end to end on loopback: identity provider, platform, customer key service, client.
+
+Processes are module-scoped (tests/hybrid/conftest.py); each test leaves revocations as it
+found them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from typer.testing import CliRunner
+
+from ownkey.cli._hybrid import hybrid_app
+from ownkey.client import AsyncHybridClient, DekCache, HybridClient
+from ownkey.client._format import key_id, split
+from ownkey.envelope import MessageCipher, ScopeKey
+from ownkey.errors import AccessDenied, InvalidCiphertext, KeyUnavailable
+from ownkey.hybrid import SigningKeys
+from tests.hybrid.conftest import (
+    ADMIN,
+    ALICE,
+    BOB,
+    CAROL,
+    KACLS_AUD,
+    ORG,
+    Flow,
+    _free_port,
+)
+
+runner = CliRunner()
+
+
+def _cli(flow: Flow, *args: str) -> Any:
+    return runner.invoke(hybrid_app, [*args, "--home", str(flow.kacls_home)])
+
+
+def _unwrap(flow: Flow, authentication: str, authorization: str, wrapped: bytes) -> httpx.Response:
+    return httpx.post(
+        flow.kacls_url + "/unwrap",
+        json={
+            "authentication": authentication,
+            "authorization": authorization,
+            "wrapped_key": base64.b64encode(wrapped).decode(),
+            "reason": "test",
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def sealed_a(flow: Flow) -> bytes:
+    """One message alice sealed in conv-a."""
+    return flow.client(ALICE).seal_message("conv-a", b"quarterly numbers")
+
+
+def test_a_member_seals_and_another_member_opens(flow: Flow) -> None:
+    sealed = flow.client(ALICE).seal_message("conv-a", b"hello bob")
+    assert b"hello bob" not in sealed
+    flow.upload(ALICE, "conv-a", "m-1", sealed)
+    fetched = flow.download(BOB, "conv-a", "m-1")
+    assert flow.client(BOB).open_message("conv-a", fetched) == b"hello bob"
+
+
+def test_async_client_seals_and_opens(flow: Flow) -> None:
+    sync = flow.credentials(BOB)
+
+    class Creds:
+        async def authentication(self) -> str:
+            return await asyncio.to_thread(sync.authentication)
+
+        async def authorization(self, conversation: str, role: str) -> str:
+            return await asyncio.to_thread(sync.authorization, conversation, role)
+
+    async def run() -> bytes:
+        client = AsyncHybridClient(flow.kacls_url, org=ORG, credentials=Creds())
+        sealed = await client.seal_message("conv-a", b"async hi")
+        client.cache.clear()
+        opened = await client.open_message("conv-a", sealed)
+        await client.aclose()
+        return opened
+
+    assert asyncio.run(run()) == b"async hi"
+
+
+def test_a_non_member_gets_no_authorization_token(flow: Flow) -> None:
+    with pytest.raises(AccessDenied, match="not a member"):
+        flow.grant(CAROL, "conv-a")
+    with pytest.raises(AccessDenied):
+        flow.client(CAROL).seal_message("conv-a", b"x")
+
+
+def test_a_token_for_conversation_a_fails_on_b(flow: Flow, sealed_a: bytes) -> None:
+    # alice is a member of both; the DEK was wrapped for conv-a.
+    wrapped, _ = split(sealed_a)
+    answer = _unwrap(flow, flow.sign_in(ALICE, KACLS_AUD), flow.grant(ALICE, "conv-b"), wrapped)
+    assert answer.status_code == 403
+    assert "does not open for this resource" in answer.json()["error"]["message"]
+    with pytest.raises(AccessDenied):
+        flow.client(ALICE).open_message("conv-b", sealed_a)
+    ok = _unwrap(flow, flow.sign_in(ALICE, KACLS_AUD), flow.grant(ALICE, "conv-a"), wrapped)
+    assert ok.status_code == 200
+
+
+def _segments(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    head, body, _ = token.split(".")
+    pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
+    return (
+        json.loads(base64.urlsafe_b64decode(pad(head))),
+        json.loads(base64.urlsafe_b64decode(pad(body))),
+    )
+
+
+def _b64(raw: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(raw).encode()).rstrip(b"=").decode()
+
+
+def _bad_authentication(flow: Flow, kind: str) -> str:
+    now = int(time.time())
+    good = {"email": ALICE, "aud": KACLS_AUD}
+    if kind == "expired":
+        return flow.idp.token(**good, iat=now - 900, exp=now - 300)
+    if kind == "not_yet_valid":
+        return flow.idp.token(**good, nbf=now + 300)
+    if kind == "wrong_issuer":
+        return flow.idp.token(**good, iss="http://127.0.0.1:1/not-the-idp")
+    if kind == "wrong_audience":
+        return flow.idp.token(email=ALICE, aud="someone-else")
+    if kind == "email_mismatch":
+        return flow.idp.token(email=BOB, aud=KACLS_AUD)
+    claims = {"iss": flow.idp.url, "iat": now, "exp": now + 300, **good}
+    if kind == "wrong_kid":
+        return SigningKeys().sign(claims)  # a key the issuer never published
+    if kind == "alg_none":
+        return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
+    if kind == "hs256_with_public_key":
+        published = flow.idp.jwks()["keys"][-1]
+        public = base64.urlsafe_b64decode(published["x"] + "=")
+        return jwt.encode(claims, public, algorithm="HS256", headers={"kid": published["kid"]})
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "expired",
+        "not_yet_valid",
+        "wrong_issuer",
+        "wrong_audience",
+        "wrong_kid",
+        "alg_none",
+        "hs256_with_public_key",
+        "email_mismatch",
+    ],
+)
+def test_a_bad_authentication_token_is_refused(flow: Flow, sealed_a: bytes, kind: str) -> None:
+    wrapped, _ = split(sealed_a)
+    answer = _unwrap(flow, _bad_authentication(flow, kind), flow.grant(ALICE, "conv-a"), wrapped)
+    assert answer.status_code == 403, answer.text
+    assert "key" not in answer.json()
+
+
+@pytest.mark.parametrize("kind", ["alg_none", "hs256_with_public_key", "foreign_key"])
+def test_a_forged_authorization_token_is_refused(flow: Flow, sealed_a: bytes, kind: str) -> None:
+    wrapped, _ = split(sealed_a)
+    header, claims = _segments(flow.grant(BOB, "conv-a"))
+    claims["email"] = CAROL  # carol is not in conv-a; the platform would never grant this
+    if kind == "alg_none":
+        forged = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
+    elif kind == "hs256_with_public_key":
+        jwks = httpx.get(flow.platform_url + "/hybrid/.well-known/jwks.json").json()
+        public = base64.urlsafe_b64decode(jwks["keys"][-1]["x"] + "=")
+        forged = jwt.encode(claims, public, algorithm="HS256", headers={"kid": header["kid"]})
+    else:
+        forged = SigningKeys().sign(claims)
+    answer = _unwrap(flow, flow.sign_in(CAROL, KACLS_AUD), forged, wrapped)
+    assert answer.status_code == 403
+
+
+def test_a_rotated_identity_key_is_followed_by_kid(flow: Flow, sealed_a: bytes) -> None:
+    wrapped, _ = split(sealed_a)
+    old = flow.idp.jwks()["keys"][-1]["kid"]
+    new = flow.idp.rotate()
+    assert new != old
+    answer = _unwrap(flow, flow.sign_in(BOB, KACLS_AUD), flow.grant(BOB, "conv-a"), wrapped)
+    assert answer.status_code == 200
+    flow.idp.retire(old)
+    flow.forget_tokens()  # every cached sign-in token was signed with the retired key
+    fresh = flow.idp.token(email=BOB, aud=KACLS_AUD)
+    assert _segments(fresh)[0]["kid"] == new
+    assert _unwrap(flow, fresh, flow.grant(BOB, "conv-a"), wrapped).status_code == 200
+
+
+def test_the_platform_with_all_its_state_and_keys_cannot_open_a_message(flow: Flow) -> None:
+    plaintext = b"the platform must never read this"
+    sealed = flow.client(ALICE).seal_message("conv-a", plaintext)
+    flow.upload(ALICE, "conv-a", "secret-1", sealed)
+    state = sorted(p for p in flow.platform_state.rglob("*") if p.is_file())
+    assert any(p.read_bytes() == sealed for p in state)
+    assert not any(plaintext in p.read_bytes() for p in state)
+    # Every key the platform holds: its authorization signing seeds. None is the DEK.
+    seeds = json.loads((flow.platform_state / "authz-signing-keys.json").read_text())["seeds"]
+    wrapped, envelope = split(sealed)
+    context = {"org": ORG, "service": "1001", "conversation": "conv-a"}
+    for seed in seeds:
+        with pytest.raises(InvalidCiphertext):
+            MessageCipher(ScopeKey(key_id(wrapped), base64.b64decode(seed))).open(envelope, context)
+    # With its signing keys the platform can grant itself anything, but the key service also
+    # wants the customer's identity provider: a sign-in token the platform signs is refused.
+    platform_keys = SigningKeys(seeds=[base64.b64decode(s) for s in seeds])
+    now = int(time.time())
+    grant = platform_keys.sign(
+        {
+            "iss": flow.platform_url + "/hybrid",
+            "aud": KACLS_AUD,
+            "email": "ops@platform.example",
+            "org": ORG,
+            "resource_name": "conv-a",
+            "role": "reader",
+            "iat": now,
+            "exp": now + 60,
+        }
+    )
+    fake_login = platform_keys.sign(
+        {
+            "iss": flow.idp.url,
+            "aud": KACLS_AUD,
+            "email": "ops@platform.example",
+            "iat": now,
+            "exp": now + 60,
+        }
+    )
+    assert _unwrap(flow, fake_login, grant, wrapped).status_code == 403
+    # And the platform's own Protector, with every platform key, refuses to seal 1001 (policy:
+    # client-side) and cannot open the message (no platform key id in it).
+    from tests.service._helpers import make_node, single
+
+    node = make_node()
+    hybrid = single("1001", "message", container="chat", services=("1001",))
+    hybrid["orgs"]["acme"]["hybrid"] = True
+    with pytest.raises(AccessDenied, match="client-side"):
+        node.protector.seal(hybrid, plaintext)
+    with pytest.raises(InvalidCiphertext):
+        node.protector.open(hybrid, sealed)
+
+
+def test_revoking_a_user_stops_that_user_on_the_next_call_only(flow: Flow) -> None:
+    sealed = flow.client(ALICE).seal_message("conv-a", b"before revocation")
+    assert _cli(flow, "revoke", "user", BOB).exit_code == 0
+    try:
+        with pytest.raises(AccessDenied, match="revoked"):
+            flow.client(BOB).open_message("conv-a", sealed)
+        with pytest.raises(AccessDenied, match="revoked"):
+            flow.client(BOB).seal_message("conv-a", b"x")
+        assert flow.client(ALICE).open_message("conv-a", sealed) == b"before revocation"
+    finally:
+        assert _cli(flow, "restore", "user", BOB).exit_code == 0
+    assert flow.client(BOB).open_message("conv-a", sealed) == b"before revocation"
+
+
+def test_revoking_a_conversation_stops_it_and_not_others(flow: Flow) -> None:
+    assert _cli(flow, "revoke", "conversation", "conv-b").exit_code == 0
+    try:
+        with pytest.raises(AccessDenied, match="revoked"):
+            flow.client(ALICE).seal_message("conv-b", b"x")
+        flow.client(ALICE).seal_message("conv-a", b"still fine")
+    finally:
+        _cli(flow, "restore", "conversation", "conv-b")
+
+
+def test_revoking_the_org_stops_everyone(flow: Flow, sealed_a: bytes) -> None:
+    assert _cli(flow, "revoke", "org", ORG).exit_code == 0
+    try:
+        for email in (ALICE, BOB):
+            with pytest.raises(AccessDenied, match="revoked"):
+                flow.client(email).open_message("conv-a", sealed_a)
+        wrapped, _ = split(sealed_a)
+        privileged = httpx.post(
+            flow.kacls_url + "/privilegedunwrap",
+            json={
+                "authentication": flow.sign_in(ADMIN, KACLS_AUD),
+                "wrapped_key": base64.b64encode(wrapped).decode(),
+                "resource_name": "conv-a",
+            },
+        )
+        assert privileged.status_code == 403
+    finally:
+        _cli(flow, "restore", "org", ORG)
+
+
+def test_privileged_unwrap_is_for_the_customers_listed_admins_only(
+    flow: Flow, sealed_a: bytes
+) -> None:
+    wrapped, envelope = split(sealed_a)
+
+    def call(email: str, resource: str) -> httpx.Response:
+        return httpx.post(
+            flow.kacls_url + "/privilegedunwrap",
+            json={
+                "authentication": flow.sign_in(email, KACLS_AUD),
+                "wrapped_key": base64.b64encode(wrapped).decode(),
+                "resource_name": resource,
+                "reason": "ediscovery case 7",
+            },
+        )
+
+    assert call(ALICE, "conv-a").status_code == 403
+    assert call(ADMIN, "conv-b").status_code == 403
+    answer = call(ADMIN, "conv-a")
+    assert answer.status_code == 200
+    dek = base64.b64decode(answer.json()["key"])
+    context = {"org": ORG, "service": "1001", "conversation": "conv-a"}
+    assert MessageCipher(ScopeKey(key_id(wrapped), dek)).open(envelope, context) == (
+        b"quarterly numbers"
+    )
+
+
+def test_digest_and_rewrap_need_their_roles(flow: Flow, sealed_a: bytes) -> None:
+    wrapped, _ = split(sealed_a)
+    body = {"wrapped_key": base64.b64encode(wrapped).decode(), "reason": "migration"}
+    digest = httpx.post(
+        flow.kacls_url + "/digest", json={**body, "authorization": flow.grant(BOB, "conv-a")}
+    )
+    assert digest.status_code == 200
+    refused = httpx.post(
+        flow.kacls_url + "/rewrap", json={**body, "authorization": flow.grant(BOB, "conv-a")}
+    )
+    assert refused.status_code == 403
+    assert "may not rewrap" in refused.json()["error"]["message"]
+
+
+def test_status_reports_health(flow: Flow) -> None:
+    status = httpx.get(flow.kacls_url + "/status").json()
+    assert status["server_type"] == "KACLS"
+    assert status["org"] == ORG
+    assert status["key_state"] == "enabled"
+    assert "privilegedunwrap" in status["operations_supported"]
+
+
+def test_the_audit_chain_verifies_and_an_edited_record_fails(flow: Flow, tmp_path: Path) -> None:
+    flow.client(ALICE).seal_message("conv-a", b"audited", reason="chat send")
+    result = _cli(flow, "audit", "verify")
+    assert result.exit_code == 0, result.output
+    db = sqlite3.connect(flow.kacls_home / "hybrid.db")
+    rows = [json.loads(body) for (body,) in db.execute("SELECT body FROM audit ORDER BY seq")]
+    last_wrap = [r for r in rows if r.get("op") == "wrap" and r["reason"] == "chat send"][-1]
+    assert last_wrap["user"] == ALICE
+    assert last_wrap["resource"] == "conv-a"
+    assert last_wrap["role"] == "writer"
+    assert last_wrap["outcome"] == "ok"
+    assert any(r.get("outcome") == "denied" for r in rows)
+    copy = tmp_path / "kacls"
+    copy.mkdir()
+    shutil.copy(flow.kacls_home / "hybrid.json", copy / "hybrid.json")
+    target = sqlite3.connect(copy / "hybrid.db")
+    db.backup(target)
+    db.close()
+    edited = json.dumps({**rows[0], "user": "nobody@acme.example"}).encode()
+    target.execute("UPDATE audit SET body = ? WHERE seq = 1", (edited,))
+    target.commit()
+    target.close()
+    result = runner.invoke(hybrid_app, ["audit", "verify", "--home", str(copy)])
+    assert result.exit_code == 1
+    assert "seq 1: edited" in result.output
+
+
+def test_key_service_down_is_a_typed_error_and_nothing_leaves_in_clear(flow: Flow) -> None:
+    sent: list[bytes] = []
+
+    def record(request: httpx.Request) -> None:
+        sent.append(request.content)
+
+    secret = b"must not leave the client"
+    with httpx.Client(timeout=1.0, event_hooks={"request": [record]}) as http:
+        down = HybridClient(
+            f"http://127.0.0.1:{_free_port()}",
+            org=ORG,
+            credentials=flow.credentials(ALICE),
+            http=http,
+        )
+        with pytest.raises(KeyUnavailable, match="key service unreachable"):
+            down.seal_message("conv-a", secret)
+    assert sent  # it did try the (dead) key service
+    assert not any(secret in body for body in sent)
+
+
+def test_the_dek_cache_keeps_within_its_bounds() -> None:
+    now = [0.0]
+    cache = DekCache(max_entries=2, max_age=10.0, clock=lambda: now[0])
+    ciphers = [MessageCipher(ScopeKey(b"k%d" % i, os.urandom(32))) for i in range(3)]
+    for i, cipher in enumerate(ciphers):
+        cache.put("c", b"w%d" % i, cipher)
+    assert len(cache) == 2
+    assert cache.get("c", b"w0") is None
+    assert cache.get("c", b"w2") is ciphers[2]
+    assert cache.get("other", b"w2") is None
+    now[0] = 10.5
+    assert cache.get("c", b"w2") is None
+    off = DekCache(max_entries=0)
+    off.put("c", b"w", ciphers[0])
+    assert off.get("c", b"w") is None
