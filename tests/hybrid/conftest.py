@@ -29,11 +29,14 @@ ALICE, BOB, CAROL, ADMIN = (
 )
 KACLS_AUD = "ownkey-hybrid"
 PLATFORM_AUD = "ownkey-platform"
+DAVE = "dave@globex.example"
 MEMBERS = {
     ORG: {
         "users": [ALICE, BOB, CAROL, ADMIN],
         "conversations": {"conv-a": [ALICE, BOB], "conv-b": [ALICE, CAROL]},
-    }
+        "advanced_chat_encryption": True,
+    },
+    "globex": {"users": [DAVE], "conversations": {"conv-g": [DAVE]}},
 }
 
 
@@ -106,8 +109,10 @@ class Flow:
             **kwargs,  # type: ignore[arg-type]
         )
 
-    def grant(self, email: str, conversation: str, role: str = "writer") -> str:
-        return self.credentials(email).authorization(conversation, role)
+    def grant(
+        self, email: str, conversation: str, role: str = "writer", service: str = "1001"
+    ) -> str:
+        return self.credentials(email).authorization(conversation, role, service)
 
     def upload(self, email: str, conversation: str, message: str, sealed: bytes) -> None:
         response = httpx.put(

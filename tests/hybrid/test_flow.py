@@ -25,13 +25,14 @@ from ownkey.cli._hybrid import hybrid_app
 from ownkey.client import AsyncHybridClient, DekCache, HybridClient
 from ownkey.client._format import key_id, split
 from ownkey.envelope import MessageCipher, ScopeKey
-from ownkey.errors import AccessDenied, InvalidCiphertext, KeyUnavailable
+from ownkey.errors import AccessDenied, InvalidCiphertext, InvalidRequest, KeyUnavailable
 from ownkey.hybrid import SigningKeys
 from tests.hybrid.conftest import (
     ADMIN,
     ALICE,
     BOB,
     CAROL,
+    DAVE,
     KACLS_AUD,
     ORG,
     Flow,
@@ -78,8 +79,8 @@ def test_async_client_seals_and_opens(flow: Flow) -> None:
         async def authentication(self) -> str:
             return await asyncio.to_thread(sync.authentication)
 
-        async def authorization(self, conversation: str, role: str) -> str:
-            return await asyncio.to_thread(sync.authorization, conversation, role)
+        async def authorization(self, conversation: str, role: str, service: str) -> str:
+            return await asyncio.to_thread(sync.authorization, conversation, role, service)
 
     async def run() -> bytes:
         client = AsyncHybridClient(flow.kacls_url, org=ORG, credentials=Creds())
@@ -408,3 +409,19 @@ def test_the_dek_cache_keeps_within_its_bounds() -> None:
     off = DekCache(max_entries=0)
     off.put("c", b"w", ciphers[0])
     assert off.get("c", b"w") is None
+
+
+def test_advanced_chat_encryption_routes_team_chat_through_the_client_path(flow: Flow) -> None:
+    """0008 under advanced chat encryption: same flow, and bound to its service id."""
+    alice, bob = flow.client(ALICE), flow.client(BOB)
+    sealed = alice.seal_message("conv-a", b"team chat, client-side", service="0008")
+    assert bob.open_message("conv-a", sealed, service="0008") == b"team chat, client-side"
+    bob.cache.clear()
+    with pytest.raises(AccessDenied, match="does not open"):
+        bob.open_message("conv-a", sealed)  # the same DEK asked for as 1001
+    # globex has advanced chat encryption off: no 0008 grant; 1001 still works for it.
+    with pytest.raises(AccessDenied, match="advanced chat encryption is off"):
+        flow.grant(DAVE, "conv-g", "writer", "0008")
+    assert flow.grant(DAVE, "conv-g", "writer", "1001")
+    with pytest.raises(InvalidRequest, match="service"):
+        alice.seal_message("conv-a", b"x", service="0001")

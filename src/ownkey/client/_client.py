@@ -2,7 +2,8 @@
 
 Seal: a fresh 256-bit DEK per message; the key service wraps it (``POST /wrap``, with the user's
 two tokens, the resource being the conversation); the message is sealed under the DEK with
-ownkey's message suite, context ``{org, service: 1001, conversation}``; the result is
+ownkey's message suite, context ``{org, service, conversation}`` (service 1001, or 0008 for the
+team chat of an org with advanced chat encryption on: the same path); the result is
 ``ownkey.client._format``'s framing of (wrapped DEK, envelope). If the key service cannot be
 reached the call raises :class:`~ownkey.errors.KeyUnavailable` before anything is produced: no
 code path returns or sends the plaintext.
@@ -22,15 +23,21 @@ import httpx
 
 from ownkey.client._cache import DekCache
 from ownkey.client._credentials import AsyncCredentials, Credentials
-from ownkey.client._format import context, join, key_id, split
+from ownkey.client._format import HYBRID_CHAT, TEAM_CHAT, context, join, key_id, split
 from ownkey.client._http import raise_for_answer, unavailable
 from ownkey.envelope import MessageCipher, RandomSource, ScopeKey
-from ownkey.errors import InvalidCiphertext, KeyUnavailable
+from ownkey.errors import InvalidCiphertext, InvalidRequest, KeyUnavailable
 
 __all__ = ["AsyncHybridClient", "HybridClient"]
 
 _DEK_BYTES = 32
 _WHAT = "key service"
+
+
+def _service(service: str) -> str:
+    if service not in (HYBRID_CHAT, TEAM_CHAT):
+        raise InvalidRequest("service", "client-side content is service 1001 or 0008")
+    return service
 
 
 def _cipher(wrapped: bytes, dek: bytes) -> MessageCipher:
@@ -57,14 +64,18 @@ class _Base:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._url} org={self.org}>"
 
-    def _seal(self, conversation: str, plaintext: bytes, dek: bytes, wrapped: bytes) -> bytes:
+    def _seal(
+        self, conversation: str, service: str, plaintext: bytes, dek: bytes, wrapped: bytes
+    ) -> bytes:
         cipher = _cipher(wrapped, dek)
-        sealed = join(wrapped, cipher.seal(plaintext, context(self.org, conversation)))
-        self.cache.put(conversation, wrapped, cipher)
+        sealed = join(wrapped, cipher.seal(plaintext, context(self.org, conversation, service)))
+        self.cache.put(f"{service}/{conversation}", wrapped, cipher)
         return sealed
 
-    def _open(self, conversation: str, envelope: bytes, cipher: MessageCipher) -> bytes:
-        return cipher.open(envelope, context(self.org, conversation))
+    def _open(
+        self, conversation: str, service: str, envelope: bytes, cipher: MessageCipher
+    ) -> bytes:
+        return cipher.open(envelope, context(self.org, conversation, service))
 
 
 class HybridClient(_Base):
@@ -93,24 +104,32 @@ class HybridClient(_Base):
         except httpx.TransportError as exc:
             raise unavailable(_WHAT) from exc
 
-    def seal_message(self, conversation: str, plaintext: bytes, *, reason: str = "") -> bytes:
+    def seal_message(
+        self, conversation: str, plaintext: bytes, *, reason: str = "", service: str = HYBRID_CHAT
+    ) -> bytes:
+        """Seal for ``conversation``: 1001, or 0008 (team chat, advanced chat encryption)."""
+        service = _service(service)
         dek = self._random(_DEK_BYTES)
         body = {
             "authentication": self._credentials.authentication(),
-            "authorization": self._credentials.authorization(conversation, "writer"),
+            "authorization": self._credentials.authorization(conversation, "writer", service),
             "key": base64.b64encode(dek).decode("ascii"),
             "reason": reason,
         }
         wrapped = _answer(self._post("wrap", body), "wrapped_key")
-        return self._seal(conversation, plaintext, dek, wrapped)
+        return self._seal(conversation, service, plaintext, dek, wrapped)
 
-    def open_message(self, conversation: str, sealed: bytes, *, reason: str = "") -> bytes:
+    def open_message(
+        self, conversation: str, sealed: bytes, *, reason: str = "", service: str = HYBRID_CHAT
+    ) -> bytes:
+        service = _service(service)
         wrapped, envelope = split(sealed)
-        cipher = self.cache.get(conversation, wrapped)
+        slot = f"{service}/{conversation}"
+        cipher = self.cache.get(slot, wrapped)
         if cipher is None:
             body = {
                 "authentication": self._credentials.authentication(),
-                "authorization": self._credentials.authorization(conversation, "reader"),
+                "authorization": self._credentials.authorization(conversation, "reader", service),
                 "wrapped_key": base64.b64encode(wrapped).decode("ascii"),
                 "reason": reason,
             }
@@ -118,10 +137,10 @@ class HybridClient(_Base):
             if len(dek) != _DEK_BYTES:
                 raise InvalidCiphertext()
             cipher = _cipher(wrapped, dek)
-            plaintext = self._open(conversation, envelope, cipher)
-            self.cache.put(conversation, wrapped, cipher)
+            plaintext = self._open(conversation, service, envelope, cipher)
+            self.cache.put(slot, wrapped, cipher)
             return plaintext
-        return self._open(conversation, envelope, cipher)
+        return self._open(conversation, service, envelope, cipher)
 
 
 class AsyncHybridClient(_Base):
@@ -150,24 +169,34 @@ class AsyncHybridClient(_Base):
         except httpx.TransportError as exc:
             raise unavailable(_WHAT) from exc
 
-    async def seal_message(self, conversation: str, plaintext: bytes, *, reason: str = "") -> bytes:
+    async def seal_message(
+        self, conversation: str, plaintext: bytes, *, reason: str = "", service: str = HYBRID_CHAT
+    ) -> bytes:
+        """Seal for ``conversation``: 1001, or 0008 (team chat, advanced chat encryption)."""
+        service = _service(service)
         dek = self._random(_DEK_BYTES)
         body = {
             "authentication": await self._credentials.authentication(),
-            "authorization": await self._credentials.authorization(conversation, "writer"),
+            "authorization": await self._credentials.authorization(conversation, "writer", service),
             "key": base64.b64encode(dek).decode("ascii"),
             "reason": reason,
         }
         wrapped = _answer(await self._post("wrap", body), "wrapped_key")
-        return self._seal(conversation, plaintext, dek, wrapped)
+        return self._seal(conversation, service, plaintext, dek, wrapped)
 
-    async def open_message(self, conversation: str, sealed: bytes, *, reason: str = "") -> bytes:
+    async def open_message(
+        self, conversation: str, sealed: bytes, *, reason: str = "", service: str = HYBRID_CHAT
+    ) -> bytes:
+        service = _service(service)
         wrapped, envelope = split(sealed)
-        cipher = self.cache.get(conversation, wrapped)
+        slot = f"{service}/{conversation}"
+        cipher = self.cache.get(slot, wrapped)
         if cipher is None:
             body = {
                 "authentication": await self._credentials.authentication(),
-                "authorization": await self._credentials.authorization(conversation, "reader"),
+                "authorization": await self._credentials.authorization(
+                    conversation, "reader", service
+                ),
                 "wrapped_key": base64.b64encode(wrapped).decode("ascii"),
                 "reason": reason,
             }
@@ -175,7 +204,7 @@ class AsyncHybridClient(_Base):
             if len(dek) != _DEK_BYTES:
                 raise InvalidCiphertext()
             cipher = _cipher(wrapped, dek)
-            plaintext = self._open(conversation, envelope, cipher)
-            self.cache.put(conversation, wrapped, cipher)
+            plaintext = self._open(conversation, service, envelope, cipher)
+            self.cache.put(slot, wrapped, cipher)
             return plaintext
-        return self._open(conversation, envelope, cipher)
+        return self._open(conversation, service, envelope, cipher)

@@ -25,13 +25,13 @@ _REUSE_MARGIN = 30.0
 class Credentials(Protocol):
     def authentication(self) -> str: ...
 
-    def authorization(self, conversation: str, role: str) -> str: ...
+    def authorization(self, conversation: str, role: str, service: str) -> str: ...
 
 
 class AsyncCredentials(Protocol):
     async def authentication(self) -> str: ...
 
-    async def authorization(self, conversation: str, role: str) -> str: ...
+    async def authorization(self, conversation: str, role: str, service: str) -> str: ...
 
 
 def _expiry(token: str) -> float:
@@ -60,7 +60,7 @@ class PlatformCredentials:
         self._http = http or httpx.Client(timeout=5.0)
         self._clock = clock
         self._lock = threading.Lock()
-        self._grants: dict[tuple[str, str], tuple[float, str]] = {}
+        self._grants: dict[tuple[str, str, str], tuple[float, str]] = {}
 
     def __repr__(self) -> str:
         return "<PlatformCredentials tokens=<redacted>>"
@@ -68,12 +68,17 @@ class PlatformCredentials:
     def authentication(self) -> str:
         return self._authentication()
 
-    def authorization(self, conversation: str, role: str) -> str:
+    def authorization(self, conversation: str, role: str, service: str = "1001") -> str:
         with self._lock:
-            held = self._grants.get((conversation, role))
+            held = self._grants.get((conversation, role, service))
         if held is not None and held[0] - _REUSE_MARGIN > self._clock():
             return held[1]
-        body = {"authentication": self._sign_in(), "conversation": conversation, "role": role}
+        body = {
+            "authentication": self._sign_in(),
+            "conversation": conversation,
+            "role": role,
+            "service": service,
+        }
         try:
             response = self._http.post(self._url, json=body)
         except httpx.TransportError as exc:
@@ -81,5 +86,5 @@ class PlatformCredentials:
         raise_for_answer(response, "platform")
         token = str(response.json()["authorization"])
         with self._lock:
-            self._grants[(conversation, role)] = (_expiry(token), token)
+            self._grants[(conversation, role, service)] = (_expiry(token), token)
         return token

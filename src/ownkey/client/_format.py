@@ -4,7 +4,8 @@ Layout::
 
     "OKH1" | u16 len(wrapped) | wrapped | envelope (ownkey message suite, docs/spec/envelope-v2.md)
 
-The envelope is sealed under the DEK with the context ``{org, service: "1001", conversation}``
+The envelope is sealed under the DEK with the context ``{org, service, conversation}`` (service
+``1001``, hybrid chat, or ``0008``, team chat under advanced chat encryption)
 and key id ``h1:`` + the first 16 bytes of SHA-256(wrapped), so the envelope header commits to
 the wrapped key it travels with: swapping in another message's wrapped key fails to open.
 """
@@ -17,15 +18,16 @@ from typing import Final
 from ownkey.envelope import sha256
 from ownkey.errors import InvalidCiphertext
 
-__all__ = ["MAGIC", "context", "join", "key_id", "split"]
+__all__ = ["HYBRID_CHAT", "MAGIC", "TEAM_CHAT", "context", "join", "key_id", "split"]
 
 MAGIC: Final = b"OKH1"
-SERVICE_ID: Final = "1001"
+HYBRID_CHAT: Final = "1001"
+TEAM_CHAT: Final = "0008"
 _U16 = struct.Struct(">H")
 
 
-def context(org: str, conversation: str) -> dict[str, str]:
-    return {"org": org, "service": SERVICE_ID, "conversation": conversation}
+def context(org: str, conversation: str, service: str = HYBRID_CHAT) -> dict[str, str]:
+    return {"org": org, "service": service, "conversation": conversation}
 
 
 def key_id(wrapped: bytes) -> bytes:

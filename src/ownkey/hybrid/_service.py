@@ -35,6 +35,10 @@ from ownkey.keys import KeyProvider
 __all__ = ["HYBRID_SERVICE_ID", "OPERATIONS", "ROLES", "KeyService", "b64decode", "b64encode"]
 
 HYBRID_SERVICE_ID: Final = "1001"
+#: Team chat, client-side for an org with advanced chat encryption on (the platform grants it
+#: only then); bound into the wrap like 1001, so a DEK of one service never opens as the other.
+TEAM_CHAT_SERVICE_ID: Final = "0008"
+CLIENT_SIDE_SERVICES: Final = frozenset({HYBRID_SERVICE_ID, TEAM_CHAT_SERVICE_ID})
 #: Which role in the authorization token allows which operation.
 ROLES: Final[Mapping[str, frozenset[str]]] = {
     "wrap": frozenset({"writer"}),
@@ -75,9 +79,10 @@ def _reason(body: Mapping[str, Any]) -> str:
 class _Call:
     """What the audit record of one call says; filled in as the checks pass."""
 
-    __slots__ = ("reason", "resource", "role", "user")
+    __slots__ = ("reason", "resource", "role", "service", "user")
 
     def __init__(self) -> None:
+        self.service = HYBRID_SERVICE_ID
         self.user = ""
         self.resource = ""
         self.role = ""
@@ -110,8 +115,8 @@ class KeyService:
 
     # -- the checks ---------------------------------------------------------------------------
 
-    def _context(self, resource: str) -> dict[str, str]:
-        return {"org": self.org, "service": HYBRID_SERVICE_ID, "resource": resource}
+    def _context(self, call: _Call) -> dict[str, str]:
+        return {"org": self.org, "service": call.service, "resource": call.resource}
 
     def _authorize(self, op: str, body: Mapping[str, Any], call: _Call, *, authn: bool) -> None:
         claims = self._authz.verify(body.get("authorization"))
@@ -119,6 +124,10 @@ class KeyService:
         resource, role = claims.get("resource_name"), claims.get("role")
         call.resource = resource if isinstance(resource, str) else ""
         call.role = role if isinstance(role, str) else ""
+        service = claims.get("service", HYBRID_SERVICE_ID)
+        if service not in CLIENT_SIDE_SERVICES:
+            raise AccessDenied("authorization token names no client-side service", reason="policy")
+        call.service = str(service)
         if authn:
             identity = self._authn.verify(body.get("authentication"))
             if str(identity["email"]).lower() != call.user:
@@ -136,21 +145,22 @@ class KeyService:
         if kind is not None:
             raise AccessDenied(f"access revoked for this {kind}", reason="revocation_rule")
 
-    def _wrap(self, dek: bytes, resource: str) -> bytes:
+    def _wrap(self, dek: bytes, call: _Call) -> bytes:
         key_id = self._key_id.encode("utf-8")
-        inner = self._provider.wrap(self._key_id, dek, self._context(resource))
+        inner = self._provider.wrap(self._key_id, dek, self._context(call))
         return bytes((_WRAP_FORMAT, len(key_id))) + key_id + inner
 
-    def _unwrap(self, wrapped: bytes, resource: str) -> bytes:
+    def _unwrap(self, wrapped: bytes, call: _Call) -> bytes:
         if len(wrapped) < 2 or wrapped[0] != _WRAP_FORMAT or len(wrapped) < 2 + wrapped[1]:
             raise InvalidCiphertext()
         key_id = wrapped[2 : 2 + wrapped[1]].decode("utf-8", "replace")
         if key_id != self._key_id:
             raise InvalidCiphertext()
-        return self._provider.unwrap(key_id, wrapped[2 + wrapped[1] :], self._context(resource))
+        return self._provider.unwrap(key_id, wrapped[2 + wrapped[1] :], self._context(call))
 
-    def _digest(self, dek: bytes, resource: str) -> str:
-        return b64encode(sha256(encode_fields("ownkey/hybrid/digest", self.org, resource, dek)))
+    def _digest(self, dek: bytes, call: _Call) -> str:
+        fields = encode_fields("ownkey/hybrid/digest", self.org, call.service, call.resource, dek)
+        return b64encode(sha256(fields))
 
     # -- audit around every call --------------------------------------------------------------
 
@@ -181,6 +191,7 @@ class KeyService:
                 "user": call.user,
                 "resource": call.resource,
                 "role": call.role,
+                "service": call.service,
                 "reason": call.reason,
                 "outcome": outcome,
                 "why": why,
@@ -193,7 +204,7 @@ class KeyService:
         def run(call: _Call) -> dict[str, str]:
             self._authorize("wrap", body, call, authn=True)
             dek = b64decode("key", body.get("key"), MAX_DEK_BYTES)
-            return {"wrapped_key": b64encode(self._wrap(dek, call.resource))}
+            return {"wrapped_key": b64encode(self._wrap(dek, call))}
 
         return self._audited("wrap", body, run)
 
@@ -201,7 +212,7 @@ class KeyService:
         def run(call: _Call) -> dict[str, str]:
             self._authorize("unwrap", body, call, authn=True)
             wrapped = b64decode("wrapped_key", body.get("wrapped_key"), MAX_WRAPPED_BYTES)
-            return {"key": b64encode(self._unwrap(wrapped, call.resource))}
+            return {"key": b64encode(self._unwrap(wrapped, call))}
 
         return self._audited("unwrap", body, run)
 
@@ -209,8 +220,8 @@ class KeyService:
         def run(call: _Call) -> dict[str, str]:
             self._authorize("digest", body, call, authn=False)
             wrapped = b64decode("wrapped_key", body.get("wrapped_key"), MAX_WRAPPED_BYTES)
-            dek = self._unwrap(wrapped, call.resource)
-            return {"resource_key_hash": self._digest(dek, call.resource)}
+            dek = self._unwrap(wrapped, call)
+            return {"resource_key_hash": self._digest(dek, call)}
 
         return self._audited("digest", body, run)
 
@@ -220,10 +231,10 @@ class KeyService:
         def run(call: _Call) -> dict[str, str]:
             self._authorize("rewrap", body, call, authn=False)
             wrapped = b64decode("wrapped_key", body.get("wrapped_key"), MAX_WRAPPED_BYTES)
-            dek = self._unwrap(wrapped, call.resource)
+            dek = self._unwrap(wrapped, call)
             return {
-                "wrapped_key": b64encode(self._wrap(dek, call.resource)),
-                "resource_key_hash": self._digest(dek, call.resource),
+                "wrapped_key": b64encode(self._wrap(dek, call)),
+                "resource_key_hash": self._digest(dek, call),
             }
 
         return self._audited("rewrap", body, run)
@@ -244,7 +255,11 @@ class KeyService:
                 raise AccessDenied("user is not allowed the privileged unwrap", reason="policy")
             self._check_revocation(call)
             wrapped = b64decode("wrapped_key", body.get("wrapped_key"), MAX_WRAPPED_BYTES)
-            return {"key": b64encode(self._unwrap(wrapped, resource))}
+            service = body.get("service", HYBRID_SERVICE_ID)
+            if service not in CLIENT_SIDE_SERVICES:
+                raise InvalidRequest("service", "must be 1001 or 0008")
+            call.service = str(service)
+            return {"key": b64encode(self._unwrap(wrapped, call))}
 
         return self._audited("privilegedunwrap", body, run)
 

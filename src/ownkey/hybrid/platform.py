@@ -46,6 +46,8 @@ __all__ = [
 AUTHORIZATION_SECONDS: Final = 300
 _ID = re.compile(r"[A-Za-z0-9._-]{1,128}\Z")
 _ROLES: Final = frozenset({"writer", "reader"})
+HYBRID_CHAT: Final = "1001"
+TEAM_CHAT: Final = "0008"
 _MAX_MESSAGE = 1024 * 1024
 
 
@@ -56,10 +58,13 @@ class Membership(Protocol):
 
     def is_member(self, org: str, conversation: str, email: str) -> bool: ...
 
+    def advanced_chat_encryption(self, org: str) -> bool: ...
+
 
 class JsonMembership:
-    """Members from a JSON file ``{org: {"users": [...], "conversations": {id: [emails]}}}``,
-    re-read on each call so that a change applies to the next token."""
+    """Members from a JSON file ``{org: {"users": [...], "conversations": {id: [emails]},
+    "advanced_chat_encryption": bool}}``, re-read on each call so that a change applies to the
+    next token."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -77,6 +82,9 @@ class JsonMembership:
     def is_member(self, org: str, conversation: str, email: str) -> bool:
         members = self._load().get(org, {}).get("conversations", {}).get(conversation, [])
         return email in [m.lower() for m in members]
+
+    def advanced_chat_encryption(self, org: str) -> bool:
+        return self._load().get(org, {}).get("advanced_chat_encryption") is True
 
 
 class AuthorizationIssuer:
@@ -97,7 +105,13 @@ class AuthorizationIssuer:
         self._members = members
         self._clock = clock
 
-    def authorize(self, email: str, conversation: str, role: str) -> str:
+    def authorize(
+        self, email: str, conversation: str, role: str, service: str = HYBRID_CHAT
+    ) -> str:
+        """A grant for ``service`` 1001 (hybrid chat) or 0008 (team chat of an org with advanced
+        chat encryption on: its chat goes through the same client-side path)."""
+        if service not in (HYBRID_CHAT, TEAM_CHAT):
+            raise InvalidRequest("service", "must be 1001 or 0008")
         if not _ID.match(conversation):
             raise InvalidRequest("conversation", "must be 1-128 characters of [A-Za-z0-9._-]")
         if role not in _ROLES:
@@ -106,6 +120,8 @@ class AuthorizationIssuer:
         org = self._members.org_of(email)
         if org is None or not self._members.is_member(org, conversation, email):
             raise AccessDenied("not a member of this conversation", reason="policy")
+        if service == TEAM_CHAT and not self._members.advanced_chat_encryption(org):
+            raise AccessDenied("advanced chat encryption is off for this org", reason="policy")
         now = int(self._clock())
         return self.keys.sign(
             {
@@ -115,6 +131,7 @@ class AuthorizationIssuer:
                 "org": org,
                 "resource_name": conversation,
                 "role": role,
+                "service": service,
                 "iat": now,
                 "nbf": now,
                 "exp": now + AUTHORIZATION_SECONDS,
@@ -172,7 +189,10 @@ def hybrid_router(
                 raise InvalidRequest("body", "must be a JSON object")
             claims = sign_in.verify(body.get("authentication"))
             token = issuer.authorize(
-                str(claims["email"]), str(body.get("conversation", "")), str(body.get("role", ""))
+                str(claims["email"]),
+                str(body.get("conversation", "")),
+                str(body.get("role", "")),
+                str(body.get("service", HYBRID_CHAT)),
             )
         except OwnkeyError as exc:
             return _problem(exc)
