@@ -30,6 +30,7 @@ from ownkey.api._problems import (
     problem_schema,
 )
 from ownkey.api._state import ApiState
+from ownkey.hybrid.platform import mount_platform_routes
 from ownkey.service import BackgroundJobs, NodeSync, Objects, Runtime
 from ownkey.storage import TokenStore
 
@@ -178,6 +179,7 @@ def create_app(
     app.add_exception_handler(405, _method_not_allowed)
     app.include_router(data_router)
     app.include_router(admin_router)
+    mount_platform_routes(app)  # CMK Hybrid grants + 1001 objects, when configured
 
     @app.get("/healthz", tags=["node"], summary="Liveness: the database answers")
     def healthz() -> JSONResponse:

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -30,7 +31,7 @@ import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from ownkey.errors import AccessDenied, InvalidRequest, KeyUnavailable, OwnkeyError
+from ownkey.errors import AccessDenied, ConfigError, InvalidRequest, KeyUnavailable, OwnkeyError
 from ownkey.hybrid._signing import SigningKeys
 from ownkey.hybrid._tokens import Issuer, JwksCache, TokenVerifier
 
@@ -39,8 +40,10 @@ __all__ = [
     "AuthorizationIssuer",
     "JsonMembership",
     "Membership",
+    "build_platform_router",
     "hybrid_router",
     "main",
+    "mount_platform_routes",
 ]
 
 AUTHORIZATION_SECONDS: Final = 300
@@ -237,6 +240,66 @@ def hybrid_router(
     return router
 
 
+def build_platform_router(
+    *,
+    state: Path,
+    members: Path,
+    issuer_url: str,
+    idp: str,
+    idp_audience: str,
+    kacls_audience: str,
+) -> APIRouter:
+    """The hybrid router with its keys in ``state`` (created, 0600) and members from a file."""
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    membership = JsonMembership(members)
+    issuer = AuthorizationIssuer(
+        issuer=issuer_url.rstrip("/"),
+        audience=kacls_audience,
+        keys=SigningKeys.persistent(state / "authz-signing-keys.json"),
+        members=membership,
+    )
+    sign_in = TokenVerifier(
+        Issuer(idp, idp_audience),
+        JwksCache(idp, http=httpx.Client(timeout=5.0), min_refresh_seconds=0.0),
+        kind="sign-in",
+    )
+    return hybrid_router(issuer, sign_in, membership, state / "objects")
+
+
+def mount_platform_routes(app: FastAPI, env: Mapping[str, str] | None = None) -> bool:
+    """Mount the hybrid routes on the platform API when configured; True when mounted.
+
+    ``OWNKEY_HYBRID_ISSUER`` (the public URL of ``/hybrid`` on this API, the grants' ``iss``),
+    ``OWNKEY_HYBRID_IDP`` (issuer of the users' sign-in tokens) and ``OWNKEY_HYBRID_MEMBERS``
+    (membership JSON) are required; ``OWNKEY_HYBRID_IDP_AUDIENCE`` (default ``ownkey-platform``)
+    and ``OWNKEY_HYBRID_AUDIENCE`` (the key service's, default ``ownkey-hybrid``) are optional.
+    Keys and objects live in ``$OWNKEY_HOME/hybrid-platform``. Without the three, nothing is
+    mounted (the deployment has no CMK Hybrid customer).
+    """
+    env = os.environ if env is None else env
+    issuer, idp, members = (
+        env.get("OWNKEY_HYBRID_ISSUER"),
+        env.get("OWNKEY_HYBRID_IDP"),
+        env.get("OWNKEY_HYBRID_MEMBERS"),
+    )
+    if not (issuer or idp or members):
+        return False
+    if not (issuer and idp and members):
+        raise ConfigError("CMK Hybrid needs OWNKEY_HYBRID_ISSUER, _IDP and _MEMBERS together")
+    home = Path(env.get("OWNKEY_HOME") or Path.home() / ".ownkey")
+    app.include_router(
+        build_platform_router(
+            state=home / "hybrid-platform",
+            members=Path(members),
+            issuer_url=issuer,
+            idp=idp,
+            idp_audience=env.get("OWNKEY_HYBRID_IDP_AUDIENCE", "ownkey-platform"),
+            kacls_audience=env.get("OWNKEY_HYBRID_AUDIENCE", "ownkey-hybrid"),
+        )
+    )
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the platform's hybrid routes alone on loopback; print ``listening <url>``."""
     import socket
@@ -253,22 +316,17 @@ def main(argv: list[str] | None = None) -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    args.state.mkdir(parents=True, exist_ok=True)
-    members = JsonMembership(args.members)
-    issuer = AuthorizationIssuer(
-        issuer=base + "/hybrid",
-        audience=args.kacls_audience,
-        keys=SigningKeys.persistent(args.state / "authz-signing-keys.json"),
-        members=members,
-    )
-    idp = Issuer(args.idp, args.idp_audience)
-    sign_in = TokenVerifier(
-        idp,
-        JwksCache(args.idp, http=httpx.Client(timeout=5.0), min_refresh_seconds=0.0),
-        kind="sign-in",
-    )
     app = FastAPI(title="ownkey platform (hybrid routes)", docs_url=None, redoc_url=None)
-    app.include_router(hybrid_router(issuer, sign_in, members, args.state / "objects"))
+    app.include_router(
+        build_platform_router(
+            state=args.state,
+            members=args.members,
+            issuer_url=base + "/hybrid",
+            idp=args.idp,
+            idp_audience=args.idp_audience,
+            kacls_audience=args.kacls_audience,
+        )
+    )
     print(f"listening {base}", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     server.run(sockets=[sock])
