@@ -327,6 +327,7 @@ def demo(
             _tell(story, runtime, Path(blobs))
             runtime.close()
             _shredded_forever(story, Runtime.open(env=env, clock=story.clock))
+            __import__("ownkey.cli._demo_hybrid", fromlist=["tell"]).tell(story)
         finally:
             runtime.close()
         elapsed = time.perf_counter() - story.started
