@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ownkey.cli._common import EXIT_FAILED, fail
+from ownkey.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, fail
+from ownkey.errors import ConfigError, InvalidRequest
 
 if TYPE_CHECKING:
     from ownkey.hybrid import HybridStore
@@ -32,7 +33,10 @@ def _store(home: Path) -> HybridStore:
     from ownkey.hybrid import HybridStore, load_config
     from ownkey.hybrid._config import DB_FILE
 
-    config = load_config(home)
+    try:
+        config = load_config(home)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_FAILED)
     return HybridStore(home / DB_FILE, config.org)
 
 
@@ -49,13 +53,16 @@ def init(
     """Create a key service home with a fresh key in the local key store."""
     from ownkey.hybrid import Issuer, init_home
 
-    config = init_home(
-        home,
-        org=org,
-        authentication=Issuer(idp, idp_audience),
-        authorization=Issuer(platform, audience),
-        privileged=tuple(privileged or ()),
-    )
+    try:
+        config = init_home(
+            home,
+            org=org,
+            authentication=Issuer(idp, idp_audience),
+            authorization=Issuer(platform, audience),
+            privileged=tuple(privileged or ()),
+        )
+    except ConfigError as exc:
+        fail(str(exc), EXIT_FAILED)
     typer.echo(f"key service home for {config.org} at {home} (key {config.key_id})")
 
 
@@ -79,8 +86,12 @@ def revoke(
 ) -> None:
     """Refuse every call for this user / conversation / org from the next call on."""
     store = _store(home)
-    store.revoke(kind, value, int(time.time() * 1000))
+    try:
+        store.revoke(kind, value, int(time.time() * 1000))
+    except InvalidRequest as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
     store.append({"at_ms": int(time.time() * 1000), "op": "revoke", "kind": kind, "value": value})
+    store.close()
     typer.echo(f"revoked {kind} {value}")
 
 
@@ -94,6 +105,7 @@ def restore(
     store = _store(home)
     store.restore(kind, value)
     store.append({"at_ms": int(time.time() * 1000), "op": "restore", "kind": kind, "value": value})
+    store.close()
     typer.echo(f"restored {kind} {value}")
 
 
@@ -102,6 +114,7 @@ def verify(home: HomeOption) -> None:
     """Recompute the chain; exit 1 at the first edited, missing or inserted record."""
     store = _store(home)
     report = store.verify()
+    store.close()
     if not report.ok:
         problem = report.problems[0]
         fail(f"audit chain broken at seq {problem.seq}: {problem.kind}", EXIT_FAILED)
