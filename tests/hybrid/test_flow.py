@@ -425,3 +425,23 @@ def test_advanced_chat_encryption_routes_team_chat_through_the_client_path(flow:
     assert flow.grant(DAVE, "conv-g", "writer", "1001")
     with pytest.raises(InvalidRequest, match="service"):
         alice.seal_message("conv-a", b"x", service="0001")
+
+
+def test_another_orgs_grant_is_refused(flow: Flow, sealed_a: bytes) -> None:
+    wrapped, _ = split(sealed_a)
+    answer = _unwrap(flow, flow.sign_in(DAVE, KACLS_AUD), flow.grant(DAVE, "conv-g"), wrapped)
+    assert answer.status_code == 403
+    assert "another org" in answer.json()["error"]["message"]
+
+
+def test_a_wrapped_key_spliced_onto_another_message_does_not_open(flow: Flow) -> None:
+    alice = flow.client(ALICE, cache=DekCache(max_entries=0))
+    first = alice.seal_message("conv-a", b"first")
+    second = alice.seal_message("conv-a", b"second")
+    wrapped_first, _ = split(first)
+    _, envelope_second = split(second)
+    spliced = first[: 6 + len(wrapped_first)] + envelope_second
+    with pytest.raises(InvalidCiphertext):
+        alice.open_message("conv-a", spliced)
+    with pytest.raises(InvalidCiphertext):
+        alice.open_message("conv-a", b"OKH1" + b"\x00")
