@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -445,3 +447,35 @@ def test_a_wrapped_key_spliced_onto_another_message_does_not_open(flow: Flow) ->
         alice.open_message("conv-a", spliced)
     with pytest.raises(InvalidCiphertext):
         alice.open_message("conv-a", b"OKH1" + b"\x00")
+
+
+def test_the_platform_rotates_its_grant_keys_and_the_key_service_follows(
+    flow: Flow, sealed_a: bytes
+) -> None:
+    wrapped, _ = split(sealed_a)
+    before = flow.grant(BOB, "conv-a", "reader")
+    rotated = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ownkey.hybrid.platform",
+            "--state",
+            str(flow.platform_state),
+            "--rotate",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    new_kid = rotated.stdout.strip()
+    answer = flow.http.post(
+        flow.platform_url + "/hybrid/authorize",
+        json={"authentication": flow.sign_in(BOB), "conversation": "conv-a", "role": "reader"},
+    )
+    after = answer.json()["authorization"]
+    assert _segments(after)[0]["kid"] == new_kid != _segments(before)[0]["kid"]
+    published = httpx.get(flow.platform_url + "/hybrid/.well-known/jwks.json").json()["keys"]
+    assert {_segments(before)[0]["kid"], new_kid} <= {key["kid"] for key in published}
+    authn = flow.sign_in(BOB, KACLS_AUD)
+    assert _unwrap(flow, authn, after, wrapped).status_code == 200
+    assert _unwrap(flow, authn, before, wrapped).status_code == 200

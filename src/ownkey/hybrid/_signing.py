@@ -63,14 +63,20 @@ class SigningKeys:
         self._random = random
         self._lock = threading.Lock()
         self._path = path
+        self._stamp: tuple[int, int, int] | None = None
         self._keys: list[_Key] = [_Key(seed) for seed in seeds or [random(32)]]
 
     @classmethod
     def persistent(cls, path: Path) -> SigningKeys:
-        """Keys kept in ``path`` (mode 0600), created on first use, rewritten on rotation."""
+        """Keys kept in ``path`` (mode 0600), created on first use, rewritten on rotation.
+
+        A process serving with these keys re-reads the file when it changes, so a rotation made
+        by another process (``python -m ownkey.hybrid.platform --rotate``) applies to the next
+        token and the next JWKS answer without a restart."""
         if path.exists():
-            seeds = [base64.b64decode(s) for s in json.loads(path.read_text("utf-8"))["seeds"]]
-            return cls(seeds=seeds, path=path)
+            keys = cls(seeds=_read_seeds(path), path=path)
+            keys._stamp = _stamp(path)
+            return keys
         keys = cls(path=path)
         keys._save()
         return keys
@@ -84,17 +90,30 @@ class SigningKeys:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(raw)
         os.replace(temp, self._path)
+        self._stamp = _stamp(self._path)
+
+    def _follow(self) -> None:
+        """Reload from the file if another process rewrote it (caller holds the lock)."""
+        if self._path is None:
+            return
+        stamp = _stamp(self._path)
+        if stamp != self._stamp:
+            self._keys = [_Key(seed) for seed in _read_seeds(self._path)]
+            self._stamp = stamp
 
     def __repr__(self) -> str:
         return f"<SigningKeys current={self.current_kid} keys=<redacted>>"
 
     @property
     def current_kid(self) -> str:
-        return self._keys[-1].kid
+        with self._lock:
+            self._follow()
+            return self._keys[-1].kid
 
     def rotate(self) -> str:
         """Make a fresh key current; older keys stay published. Returns the new ``kid``."""
         with self._lock:
+            self._follow()
             self._keys.append(_Key(self._random(32)))
             self._save()
             return self._keys[-1].kid
@@ -102,6 +121,7 @@ class SigningKeys:
     def retire(self, kid: str) -> None:
         """Stop publishing ``kid`` (never the current key): its tokens stop verifying."""
         with self._lock:
+            self._follow()
             if kid == self._keys[-1].kid:
                 raise ValueError("the current signing key cannot be retired; rotate first")
             self._keys = [key for key in self._keys if key.kid != kid]
@@ -110,12 +130,23 @@ class SigningKeys:
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """The public JWKS document (no private member ever)."""
         with self._lock:
+            self._follow()
             return {"keys": [dict(key.public_jwk) for key in self._keys]}
 
     def sign(self, claims: Mapping[str, Any], *, kid: str | None = None) -> str:
         """A compact JWS of ``claims`` under the current key (or the published key ``kid``)."""
         with self._lock:
+            self._follow()
             key = self._keys[-1] if kid is None else next(k for k in self._keys if k.kid == kid)
         return jwt.encode(
             dict(claims), key.private, algorithm=SIGNING_ALGORITHM, headers={"kid": key.kid}
         )
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    info = path.stat()
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _read_seeds(path: Path) -> list[bytes]:
+    return [base64.b64decode(s) for s in json.loads(path.read_text("utf-8"))["seeds"]]

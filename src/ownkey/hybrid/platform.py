@@ -308,11 +308,21 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="ownkey.hybrid.platform")
     parser.add_argument("--state", type=Path, required=True, help="platform state directory")
-    parser.add_argument("--members", type=Path, required=True)
-    parser.add_argument("--idp", required=True, help="issuer URL of the users' sign-in tokens")
+    parser.add_argument("--members", type=Path)
+    parser.add_argument("--idp", help="issuer URL of the users' sign-in tokens")
     parser.add_argument("--idp-audience", default="ownkey-platform")
     parser.add_argument("--kacls-audience", default="ownkey-hybrid")
+    parser.add_argument("--rotate", action="store_true", help="rotate the grant keys and exit")
+    parser.add_argument("--retire", metavar="KID", help="unpublish an old grant key and exit")
     args = parser.parse_args(argv)
+    if args.rotate or args.retire:
+        keys = SigningKeys.persistent(args.state / "authz-signing-keys.json")
+        if args.retire:
+            keys.retire(args.retire)
+        print(keys.rotate() if args.rotate else keys.current_kid)
+        return
+    if args.members is None or args.idp is None:
+        parser.error("serving needs --members and --idp")
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
