@@ -27,6 +27,7 @@ MEMBERS = {
     ORG: {
         "users": [ALICE, BOB, CAROL, ADMIN],
         "conversations": {"conv-a": [ALICE, BOB], "conv-b": [ALICE, CAROL]},
+        "admins": [ADMIN],
         "advanced_chat_encryption": True,
     },
     "globex": {"users": [DAVE], "conversations": {"conv-g": [DAVE]}},

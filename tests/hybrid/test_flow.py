@@ -479,3 +479,22 @@ def test_the_platform_rotates_its_grant_keys_and_the_key_service_follows(
     authn = flow.sign_in(BOB, KACLS_AUD)
     assert _unwrap(flow, authn, after, wrapped).status_code == 200
     assert _unwrap(flow, authn, before, wrapped).status_code == 200
+
+
+def test_ciphertext_is_listed_for_members_and_deleted_with_the_conversation(flow: Flow) -> None:
+    for name in ("d-1", "d-2"):
+        flow.upload(CAROL, "conv-b", name, flow.client(CAROL).seal_message("conv-b", b"bye"))
+    url = flow.platform_url + "/hybrid/conversations/conv-b"
+
+    def as_user(email: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {flow.sign_in(email)}"}
+
+    listed = flow.http.get(url + "/messages", headers=as_user(CAROL)).json()["messages"]
+    assert {"d-1", "d-2"} <= set(listed)
+    assert flow.http.get(url + "/messages", headers=as_user(BOB)).status_code == 403
+    assert flow.http.delete(url, headers=as_user(CAROL)).status_code == 403
+    deleted = flow.http.delete(url, headers=as_user(ADMIN))
+    assert deleted.status_code == 200
+    assert deleted.json()["deleted"] >= 2
+    assert flow.http.get(url + "/messages", headers=as_user(CAROL)).json()["messages"] == []
+    assert flow.http.get(url + "/messages/d-1", headers=as_user(CAROL)).status_code == 404

@@ -9,7 +9,9 @@ The platform never holds a key that opens 1001 content. What it does:
   JWKS behind OIDC discovery (``{prefix}/.well-known/openid-configuration``) so that the
   customer's key service can verify it and follow key rotation;
 * it **stores and serves the ciphertext** as an ordinary object (``PUT``/``GET
-  {prefix}/conversations/{id}/messages/{message}``), members only; it never sees a DEK.
+  {prefix}/conversations/{id}/messages/{message}``, listing ``GET .../messages``), members
+  only, and deletes a conversation's objects (``DELETE {prefix}/conversations/{id}``, org
+  admins); it never sees a DEK.
 
 :func:`hybrid_router` is mounted by the platform API; ``python -m ownkey.hybrid.platform`` runs
 it alone on loopback (tests and the demo). Members come from a :class:`Membership` port.
@@ -63,11 +65,13 @@ class Membership(Protocol):
 
     def advanced_chat_encryption(self, org: str) -> bool: ...
 
+    def is_admin(self, org: str, email: str) -> bool: ...
+
 
 class JsonMembership:
     """Members from a JSON file ``{org: {"users": [...], "conversations": {id: [emails]},
-    "advanced_chat_encryption": bool}}``, re-read on each call so that a change applies to the
-    next token."""
+    "admins": [...], "advanced_chat_encryption": bool}}``, re-read on each call so that a
+    change applies to the next token."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -88,6 +92,9 @@ class JsonMembership:
 
     def advanced_chat_encryption(self, org: str) -> bool:
         return self._load().get(org, {}).get("advanced_chat_encryption") is True
+
+    def is_admin(self, org: str, email: str) -> bool:
+        return email in [a.lower() for a in self._load().get(org, {}).get("admins", [])]
 
 
 class AuthorizationIssuer:
@@ -236,6 +243,38 @@ def hybrid_router(
             return Response(path.read_bytes(), media_type="application/octet-stream")
         except OwnkeyError as exc:
             return _problem(exc)
+
+    @router.get("/conversations/{conversation}/messages")
+    def list_messages(conversation: str, request: Request) -> Response:
+        try:
+            email, org = caller(request)
+            if not members.is_member(org, conversation, email):
+                raise AccessDenied("not a member of this conversation", reason="policy")
+            folder = _object(org, conversation, "x").parent
+            names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        except OwnkeyError as exc:
+            return _problem(exc)
+        return JSONResponse({"messages": names})
+
+    @router.delete("/conversations/{conversation}")
+    def delete_conversation(conversation: str, request: Request) -> Response:
+        """Delete the conversation's ciphertext (org admins). The cryptographic shred of 1001
+        content is the customer's: ``ownkey hybrid revoke conversation ID`` at its key service
+        makes every copy, backups included, unopenable."""
+        try:
+            email, org = caller(request)
+            if not members.is_admin(org, email):
+                raise AccessDenied("only an org admin deletes a conversation", reason="policy")
+            folder = _object(org, conversation, "x").parent
+            deleted = 0
+            if folder.is_dir():
+                for path in folder.iterdir():
+                    path.unlink()
+                    deleted += 1
+                folder.rmdir()
+        except OwnkeyError as exc:
+            return _problem(exc)
+        return JSONResponse({"deleted": deleted})
 
     return router
 
