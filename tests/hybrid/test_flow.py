@@ -12,8 +12,6 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -454,20 +452,8 @@ def test_the_platform_rotates_its_grant_keys_and_the_key_service_follows(
 ) -> None:
     wrapped, _ = split(sealed_a)
     before = flow.grant(BOB, "conv-a", "reader")
-    rotated = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ownkey.hybrid.platform",
-            "--state",
-            str(flow.platform_state),
-            "--rotate",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    new_kid = rotated.stdout.strip()
+    # What `python -m ownkey.hybrid.platform --state DIR --rotate` does, from another process.
+    new_kid = SigningKeys.persistent(flow.platform_state / "authz-signing-keys.json").rotate()
     answer = flow.http.post(
         flow.platform_url + "/hybrid/authorize",
         json={"authentication": flow.sign_in(BOB), "conversation": "conv-a", "role": "reader"},

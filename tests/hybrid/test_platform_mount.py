@@ -46,3 +46,24 @@ def test_configured_routes_publish_discovery_and_jwks(tmp_path: Path) -> None:
         assert refused.status_code == 403
     key_file = tmp_path / "hybrid-platform" / "authz-signing-keys.json"
     assert key_file.stat().st_mode & 0o077 == 0
+
+
+def test_rotate_and_retire_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ownkey.hybrid import SigningKeys
+    from ownkey.hybrid.platform import main
+
+    path = tmp_path / "authz-signing-keys.json"
+    first = SigningKeys.persistent(path)
+    old = first.current_kid
+    main(["--state", str(tmp_path), "--rotate"])
+    new = capsys.readouterr().out.strip()
+    assert new != old
+    assert first.current_kid == new  # a serving instance follows the file
+    assert {k["kid"] for k in first.jwks()["keys"]} == {old, new}
+    main(["--state", str(tmp_path), "--retire", old])
+    assert capsys.readouterr().out.strip() == new
+    assert {k["kid"] for k in first.jwks()["keys"]} == {new}
+    with pytest.raises(SystemExit):
+        main(["--state", str(tmp_path)])  # serving needs --members and --idp

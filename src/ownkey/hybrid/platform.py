@@ -351,6 +351,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--idp", help="issuer URL of the users' sign-in tokens")
     parser.add_argument("--idp-audience", default="ownkey-platform")
     parser.add_argument("--kacls-audience", default="ownkey-hybrid")
+    parser.add_argument("--port", type=int, default=0, help="loopback port (default: any free)")
     parser.add_argument("--rotate", action="store_true", help="rotate the grant keys and exit")
     parser.add_argument("--retire", metavar="KID", help="unpublish an old grant key and exit")
     args = parser.parse_args(argv)
@@ -363,7 +364,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.members is None or args.idp is None:
         parser.error("serving needs --members and --idp")
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", args.port))
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     app = FastAPI(title="ownkey platform (hybrid routes)", docs_url=None, redoc_url=None)
     app.include_router(

@@ -99,12 +99,16 @@ class HybridStack:
         self.close()
 
     def _start(self) -> None:
+        """Start the three processes at once (ports chosen up front), then wait for each."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("OWNKEY_HOME", None)
         env.pop("OWNKEY_ROOT_KEY", None)
         self.root.mkdir(parents=True, exist_ok=True)
         self.members_file.write_text(json.dumps(self._members), encoding="utf-8")
-        self.idp.start()
+        idp_port, platform_port, kacls_port = free_port(), free_port(), free_port()
+        self.idp.spawn(idp_port)
+        self.platform_url = f"http://127.0.0.1:{platform_port}"
+        self.kacls_url = f"http://127.0.0.1:{kacls_port}"
         platform = subprocess.Popen(  # noqa: S603 - our own module, our own arguments
             [
                 sys.executable,
@@ -120,15 +124,14 @@ class HybridStack:
                 PLATFORM_AUDIENCE,
                 "--kacls-audience",
                 KACLS_AUDIENCE,
+                "--port",
+                str(platform_port),
             ],
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             text=True,
             env=env,
         )
         self._processes.append(platform)
-        assert platform.stdout is not None
-        self.platform_url = platform.stdout.readline().strip().removeprefix("listening ")
-        _wait(self.platform_url + "/hybrid/.well-known/jwks.json", platform)
         init_home(
             self.kacls_home,
             org=self.org,
@@ -137,15 +140,15 @@ class HybridStack:
             privileged=self._privileged,
             jwks_min_refresh_seconds=0.0,
         )
-        port = free_port()
-        serve = ["hybrid", "serve", "--home", str(self.kacls_home), "--port", str(port)]
+        serve = ["hybrid", "serve", "--home", str(self.kacls_home), "--port", str(kacls_port)]
         kacls = subprocess.Popen(  # noqa: S603 - our own command, our own arguments
             [sys.executable, "-m", "ownkey", *serve],
             text=True,
             env=env,
         )
         self._processes.append(kacls)
-        self.kacls_url = f"http://127.0.0.1:{port}"
+        self.idp.wait()
+        _wait(self.platform_url + "/hybrid/.well-known/jwks.json", platform)
         _wait(self.kacls_url + "/status", kacls)
 
     def close(self) -> None:

@@ -116,13 +116,24 @@ class OidcIssuer:
         self.stop()
 
     def start(self) -> None:
+        self.spawn()
+        self.wait()
+
+    def spawn(self, port: int = 0) -> None:
+        """Start the process; with a ``port``, ``url`` is known at once (call :meth:`wait`)."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "ownkey.testing.oidc"],
+        self._process = subprocess.Popen(  # noqa: S603 - our own module, our own arguments
+            [sys.executable, "-m", "ownkey.testing.oidc", "--port", str(port)],
             stdout=subprocess.PIPE,
             text=True,
             env=env,
         )
+        if port:
+            self.url = f"http://127.0.0.1:{port}"
+
+    def wait(self) -> None:
+        """Block until the process says it listens."""
+        assert self._process is not None
         assert self._process.stdout is not None
         line = self._process.stdout.readline().strip()
         if not line.startswith("listening "):
