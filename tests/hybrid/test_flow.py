@@ -65,6 +65,7 @@ def sealed_a(flow: Flow) -> bytes:
 
 
 def test_a_member_seals_and_another_member_opens(flow: Flow) -> None:
+    """HYB-9: a fresh DEK per message, sealed by one member, opened by another."""
     sealed = flow.client(ALICE).seal_message("conv-a", b"hello bob")
     assert b"hello bob" not in sealed
     flow.upload(ALICE, "conv-a", "m-1", sealed)
@@ -94,6 +95,7 @@ def test_async_client_seals_and_opens(flow: Flow) -> None:
 
 
 def test_a_non_member_gets_no_authorization_token(flow: Flow) -> None:
+    """HYB-8."""
     with pytest.raises(AccessDenied, match="not a member"):
         flow.grant(CAROL, "conv-a")
     with pytest.raises(AccessDenied):
@@ -101,6 +103,7 @@ def test_a_non_member_gets_no_authorization_token(flow: Flow) -> None:
 
 
 def test_a_token_for_conversation_a_fails_on_b(flow: Flow, sealed_a: bytes) -> None:
+    """HYB-5."""
     # alice is a member of both; the DEK was wrapped for conv-a.
     wrapped, _ = split(sealed_a)
     answer = _unwrap(flow, flow.sign_in(ALICE, KACLS_AUD), flow.grant(ALICE, "conv-b"), wrapped)
@@ -164,6 +167,7 @@ def _bad_authentication(flow: Flow, kind: str) -> str:
     ],
 )
 def test_a_bad_authentication_token_is_refused(flow: Flow, sealed_a: bytes, kind: str) -> None:
+    """HYB-1, HYB-2, HYB-3."""
     wrapped, _ = split(sealed_a)
     answer = _unwrap(flow, _bad_authentication(flow, kind), flow.grant(ALICE, "conv-a"), wrapped)
     assert answer.status_code == 403, answer.text
@@ -172,6 +176,7 @@ def test_a_bad_authentication_token_is_refused(flow: Flow, sealed_a: bytes, kind
 
 @pytest.mark.parametrize("kind", ["alg_none", "hs256_with_public_key", "foreign_key"])
 def test_a_forged_authorization_token_is_refused(flow: Flow, sealed_a: bytes, kind: str) -> None:
+    """HYB-1, HYB-2."""
     wrapped, _ = split(sealed_a)
     header, claims = _segments(flow.grant(BOB, "conv-a"))
     claims["email"] = CAROL  # carol is not in conv-a; the platform would never grant this
@@ -188,6 +193,7 @@ def test_a_forged_authorization_token_is_refused(flow: Flow, sealed_a: bytes, ki
 
 
 def test_a_rotated_identity_key_is_followed_by_kid(flow: Flow, sealed_a: bytes) -> None:
+    """HYB-11."""
     wrapped, _ = split(sealed_a)
     old = flow.idp.jwks()["keys"][-1]["kid"]
     new = flow.idp.rotate()
@@ -202,6 +208,7 @@ def test_a_rotated_identity_key_is_followed_by_kid(flow: Flow, sealed_a: bytes) 
 
 
 def test_the_platform_with_all_its_state_and_keys_cannot_open_a_message(flow: Flow) -> None:
+    """HYB-10."""
     plaintext = b"the platform must never read this"
     sealed = flow.client(ALICE).seal_message("conv-a", plaintext)
     flow.upload(ALICE, "conv-a", "secret-1", sealed)
@@ -255,6 +262,7 @@ def test_the_platform_with_all_its_state_and_keys_cannot_open_a_message(flow: Fl
 
 
 def test_revoking_a_user_stops_that_user_on_the_next_call_only(flow: Flow) -> None:
+    """HYB-6, one user."""
     sealed = flow.client(ALICE).seal_message("conv-a", b"before revocation")
     assert _cli(flow, "revoke", "user", BOB).exit_code == 0
     try:
@@ -269,6 +277,7 @@ def test_revoking_a_user_stops_that_user_on_the_next_call_only(flow: Flow) -> No
 
 
 def test_revoking_a_conversation_stops_it_and_not_others(flow: Flow) -> None:
+    """HYB-6, one conversation."""
     assert _cli(flow, "revoke", "conversation", "conv-b").exit_code == 0
     try:
         with pytest.raises(AccessDenied, match="revoked"):
@@ -279,6 +288,7 @@ def test_revoking_a_conversation_stops_it_and_not_others(flow: Flow) -> None:
 
 
 def test_revoking_the_org_stops_everyone(flow: Flow, sealed_a: bytes) -> None:
+    """HYB-6, whole org (the privileged unwrap too)."""
     assert _cli(flow, "revoke", "org", ORG).exit_code == 0
     try:
         for email in (ALICE, BOB):
@@ -326,6 +336,7 @@ def test_privileged_unwrap_is_for_the_customers_listed_admins_only(
 
 
 def test_digest_and_rewrap_need_their_roles(flow: Flow, sealed_a: bytes) -> None:
+    """HYB-4."""
     wrapped, _ = split(sealed_a)
     body = {"wrapped_key": base64.b64encode(wrapped).decode(), "reason": "migration"}
     digest = httpx.post(
@@ -348,6 +359,7 @@ def test_status_reports_health(flow: Flow) -> None:
 
 
 def test_the_audit_chain_verifies_and_an_edited_record_fails(flow: Flow, tmp_path: Path) -> None:
+    """HYB-7."""
     flow.client(ALICE).seal_message("conv-a", b"audited", reason="chat send")
     result = _cli(flow, "audit", "verify")
     assert result.exit_code == 0, result.output
@@ -375,6 +387,7 @@ def test_the_audit_chain_verifies_and_an_edited_record_fails(flow: Flow, tmp_pat
 
 
 def test_key_service_down_is_a_typed_error_and_nothing_leaves_in_clear(flow: Flow) -> None:
+    """HYB-9."""
     sent: list[bytes] = []
 
     def record(request: httpx.Request) -> None:
@@ -428,6 +441,7 @@ def test_advanced_chat_encryption_routes_team_chat_through_the_client_path(flow:
 
 
 def test_another_orgs_grant_is_refused(flow: Flow, sealed_a: bytes) -> None:
+    """HYB-4."""
     wrapped, _ = split(sealed_a)
     answer = _unwrap(flow, flow.sign_in(DAVE, KACLS_AUD), flow.grant(DAVE, "conv-g"), wrapped)
     assert answer.status_code == 403
