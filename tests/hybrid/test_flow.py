@@ -22,7 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ownkey.cli._hybrid import hybrid_app
-from ownkey.client import AsyncHybridClient, DekCache, HybridClient
+from ownkey.client import AsyncHybridClient, AsyncPlatformCredentials, DekCache, HybridClient
 from ownkey.client._format import key_id, split
 from ownkey.envelope import MessageCipher, ScopeKey
 from ownkey.errors import AccessDenied, InvalidCiphertext, InvalidRequest, KeyUnavailable
@@ -74,22 +74,21 @@ def test_a_member_seals_and_another_member_opens(flow: Flow) -> None:
 
 
 def test_async_client_seals_and_opens(flow: Flow) -> None:
-    sync = flow.credentials(BOB)
+    async def sign_in() -> str:
+        return flow.sign_in(BOB)
 
-    class Creds:
-        async def authentication(self) -> str:
-            return await asyncio.to_thread(sync.authentication)
-
-        async def authorization(self, conversation: str, role: str, service: str) -> str:
-            return await asyncio.to_thread(sync.authorization, conversation, role, service)
+    async def authentication() -> str:
+        return flow.sign_in(BOB, KACLS_AUD)
 
     async def run() -> bytes:
-        client = AsyncHybridClient(flow.kacls_url, org=ORG, credentials=Creds())
-        sealed = await client.seal_message("conv-a", b"async hi")
-        client.cache.clear()
-        opened = await client.open_message("conv-a", sealed)
-        await client.aclose()
-        return opened
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            credentials = AsyncPlatformCredentials(
+                flow.platform_url, sign_in, authentication=authentication, http=http
+            )
+            client = AsyncHybridClient(flow.kacls_url, org=ORG, credentials=credentials, http=http)
+            sealed = await client.seal_message("conv-a", b"async hi")
+            client.cache.clear()
+            return await client.open_message("conv-a", sealed)
 
     assert asyncio.run(run()) == b"async hi"
 

@@ -4,7 +4,8 @@
 messages for a conversation: a fresh DEK per message, wrapped by the *customer's* key service
 (``ownkey hybrid serve``), the message in ownkey's envelope with service ID 1001 and the
 conversation in its context. :class:`DekCache` bounds how long an unwrapped DEK is reused.
-:class:`PlatformCredentials` obtains the platform's authorization tokens. Errors are ownkey's:
+:class:`PlatformCredentials` (:class:`AsyncPlatformCredentials`) obtains the platform's
+authorization tokens. Errors are ownkey's:
 ``KeyUnavailable`` (key service or platform unreachable), ``AccessDenied`` (refused: a token, the
 role, membership, a revocation), ``InvalidCiphertext`` (the message does not open). See
 docs/hybrid.md.
@@ -12,11 +13,17 @@ docs/hybrid.md.
 
 from ownkey.client._cache import DekCache
 from ownkey.client._client import AsyncHybridClient, HybridClient
-from ownkey.client._credentials import AsyncCredentials, Credentials, PlatformCredentials
+from ownkey.client._credentials import (
+    AsyncCredentials,
+    AsyncPlatformCredentials,
+    Credentials,
+    PlatformCredentials,
+)
 
 __all__ = [
     "AsyncCredentials",
     "AsyncHybridClient",
+    "AsyncPlatformCredentials",
     "Credentials",
     "DekCache",
     "HybridClient",
