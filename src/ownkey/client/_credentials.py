@@ -24,12 +24,16 @@ _REUSE_MARGIN = 30.0
 
 
 class Credentials(Protocol):
+    """The two tokens of a key-service call: who the user is, and the platform's grant."""
+
     def authentication(self) -> str: ...
 
     def authorization(self, conversation: str, role: str, service: str) -> str: ...
 
 
 class AsyncCredentials(Protocol):
+    """:class:`Credentials` for :class:`~ownkey.client.AsyncHybridClient`."""
+
     async def authentication(self) -> str: ...
 
     async def authorization(self, conversation: str, role: str, service: str) -> str: ...
