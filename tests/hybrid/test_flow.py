@@ -497,3 +497,52 @@ def test_ciphertext_is_listed_for_members_and_deleted_with_the_conversation(flow
     assert deleted.json()["deleted"] >= 2
     assert flow.http.get(url + "/messages", headers=as_user(CAROL)).json()["messages"] == []
     assert flow.http.get(url + "/messages/d-1", headers=as_user(CAROL)).status_code == 404
+
+
+def test_rewrap_moves_a_dek_to_the_current_key_version(flow: Flow) -> None:
+    """After the customer rotates its key, ``rewrap`` re-wraps under the new version; the
+    digest (same DEK, same resource) is unchanged and the new wrapped key opens the message."""
+    from ownkey.hybrid import load_config
+    from ownkey.hybrid._config import open_provider
+
+    sealed = flow.client(ALICE).seal_message("conv-a", b"before rotation")
+    wrapped, envelope = split(sealed)
+    config = load_config(flow.kacls_home)
+    open_provider(flow.kacls_home, "local", {}).rotate(config.key_id)
+    seeds = json.loads((flow.platform_state / "authz-signing-keys.json").read_text())["seeds"]
+    now = int(time.time())
+    migrator = SigningKeys(seeds=[base64.b64decode(s) for s in seeds]).sign(
+        {
+            "iss": flow.platform_url + "/hybrid",
+            "aud": KACLS_AUD,
+            "email": ADMIN,
+            "org": ORG,
+            "resource_name": "conv-a",
+            "role": "migrator",
+            "iat": now,
+            "exp": now + 60,
+        }
+    )
+    body = {"authorization": migrator, "wrapped_key": base64.b64encode(wrapped).decode()}
+    answer = flow.http.post(flow.kacls_url + "/rewrap", json=body)
+    assert answer.status_code == 200, answer.text
+    rewrapped = base64.b64decode(answer.json()["wrapped_key"])
+    assert rewrapped != wrapped
+    assert b"/v1" in wrapped  # the wrapping key's id and version travel in the header
+    assert b"/v2" in rewrapped
+    digest = flow.http.post(
+        flow.kacls_url + "/digest",
+        json={
+            "authorization": flow.grant(BOB, "conv-a", "reader"),
+            **{"wrapped_key": body["wrapped_key"]},
+        },
+    )
+    assert digest.json()["resource_key_hash"] == answer.json()["resource_key_hash"]
+    key = _unwrap(
+        flow, flow.sign_in(BOB, KACLS_AUD), flow.grant(BOB, "conv-a", "reader"), rewrapped
+    )
+    dek = base64.b64decode(key.json()["key"])
+    context = {"org": ORG, "service": "1001", "conversation": "conv-a"}
+    assert (
+        MessageCipher(ScopeKey(key_id(wrapped), dek)).open(envelope, context) == b"before rotation"
+    )
