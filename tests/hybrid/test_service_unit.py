@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ownkey.errors import AccessDenied, AuditUnavailable
+from ownkey.errors import AccessDenied, AuditUnavailable, KeyUnavailable
 from ownkey.hybrid import HybridStore, Issuer, JwksCache, KeyService, SigningKeys, TokenVerifier
 from ownkey.providers import LocalKeyProvider
 
@@ -102,3 +102,20 @@ def test_hyb_11_unknown_kids_refresh_the_jwks_at_most_once_per_bound(tmp_path: P
             service.wrap(body)
     assert len(fetches) == before  # within min_refresh_seconds: no refetch storm
     http.close()
+
+
+def test_hyb_11_an_unreachable_issuer_is_not_asked_again_within_the_bound() -> None:
+    calls: list[str] = []
+
+    def down(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        return httpx.Response(503)
+
+    with httpx.Client(transport=httpx.MockTransport(down)) as http:
+        cache = JwksCache(IDP, http=http, min_refresh_seconds=60.0)
+        verifier = TokenVerifier(Issuer(IDP, "kacls"), cache, kind="authentication")
+        token = SigningKeys().sign({"iss": IDP})
+        for _ in range(3):
+            with pytest.raises(KeyUnavailable):
+                verifier.verify(token)
+    assert len(calls) == 1

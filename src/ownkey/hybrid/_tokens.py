@@ -60,6 +60,7 @@ class JwksCache:
         self._lock = threading.Lock()
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
+        self._failed_at: float | None = None
         self._jwks_uri: str | None = None
 
     def _get(self, url: str) -> Mapping[str, Any]:
@@ -91,6 +92,19 @@ class JwksCache:
         self._keys = keys
         self._fetched_at = self._clock()
 
+    def _refresh_bounded(self) -> None:
+        """Refresh, but after a failed attempt answer KeyUnavailable at once for
+        ``min_refresh_seconds``: an issuer that is down is not asked once per request."""
+        now = self._clock()
+        if self._failed_at is not None and now - self._failed_at < self._min_refresh:
+            raise KeyUnavailable("identity issuer unreachable (recent failure)")
+        try:
+            self._refresh()
+        except KeyUnavailable:
+            self._failed_at = now
+            raise
+        self._failed_at = None
+
     def key(self, kid: str) -> jwt.PyJWK | None:
         """The published key ``kid``. An unknown kid refreshes at most once per
         ``min_refresh_seconds``; a set older than ``max_age_seconds`` is refreshed first, so a
@@ -98,11 +112,11 @@ class JwksCache:
         with self._lock:
             age = None if self._fetched_at is None else self._clock() - self._fetched_at
             if age is None or age >= self._max_age:
-                self._refresh()
+                self._refresh_bounded()
                 return self._keys.get(kid)
             found = self._keys.get(kid)
             if found is None and age >= self._min_refresh:
-                self._refresh()
+                self._refresh_bounded()
                 found = self._keys.get(kid)
             return found
 

@@ -287,8 +287,12 @@ def build_platform_router(
     idp: str,
     idp_audience: str,
     kacls_audience: str,
+    jwks_min_refresh_seconds: float = 5.0,
 ) -> APIRouter:
-    """The hybrid router with its keys in ``state`` (created, 0600) and members from a file."""
+    """The hybrid router with its keys in ``state`` (created, 0600) and members from a file.
+
+    ``jwks_min_refresh_seconds`` bounds how often an unknown ``kid`` (or a failed fetch) makes
+    the platform ask the identity provider again."""
     state.mkdir(mode=0o700, parents=True, exist_ok=True)
     membership = JsonMembership(members)
     issuer = AuthorizationIssuer(
@@ -299,7 +303,9 @@ def build_platform_router(
     )
     sign_in = TokenVerifier(
         Issuer(idp, idp_audience),
-        JwksCache(idp, http=httpx.Client(timeout=5.0), min_refresh_seconds=0.0),
+        JwksCache(
+            idp, http=httpx.Client(timeout=5.0), min_refresh_seconds=jwks_min_refresh_seconds
+        ),
         kind="sign-in",
     )
     return hybrid_router(issuer, sign_in, membership, state / "objects")
@@ -352,6 +358,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--idp-audience", default="ownkey-platform")
     parser.add_argument("--kacls-audience", default="ownkey-hybrid")
     parser.add_argument("--port", type=int, default=0, help="loopback port (default: any free)")
+    parser.add_argument("--jwks-min-refresh", type=float, default=5.0, help="seconds")
     parser.add_argument("--rotate", action="store_true", help="rotate the grant keys and exit")
     parser.add_argument("--retire", metavar="KID", help="unpublish an old grant key and exit")
     args = parser.parse_args(argv)
@@ -375,6 +382,7 @@ def main(argv: list[str] | None = None) -> None:
             idp=args.idp,
             idp_audience=args.idp_audience,
             kacls_audience=args.kacls_audience,
+            jwks_min_refresh_seconds=args.jwks_min_refresh,
         )
     )
     print(f"listening {base}", flush=True)

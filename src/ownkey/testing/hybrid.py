@@ -126,6 +126,8 @@ class HybridStack:
                 KACLS_AUDIENCE,
                 "--port",
                 str(platform_port),
+                "--jwks-min-refresh",
+                "0",
             ],
             stdout=subprocess.DEVNULL,
             text=True,
