@@ -72,10 +72,30 @@ def test_revocations_are_audited_and_a_bad_kind_is_bad_input(tmp_path: Path) -> 
     db.close()
     verified = runner.invoke(hybrid_app, ["audit", "verify", "--home", str(home)])
     assert verified.exit_code == 0
-    assert "2 records" in verified.output
+    assert "2 records, 0 signed checkpoints" in verified.output
 
 
 def test_a_missing_home_is_one_line_exit_1(tmp_path: Path) -> None:
     result = runner.invoke(hybrid_app, ["audit", "verify", "--home", str(tmp_path / "none")])
     assert result.exit_code == 1
     assert "ownkey hybrid init" in result.output
+
+
+def test_a_truncated_audit_log_fails_verification_behind_a_checkpoint(tmp_path: Path) -> None:
+    """HYB-7: checkpoints are signed every 16 records, so cutting the tail is detected."""
+    home = tmp_path / "kacls"
+    _init(home)
+    assert (home / "audit-signing.seed").stat().st_mode & 0o077 == 0
+    for i in range(20):
+        args = ["revoke", "conversation", f"c-{i}", "--home", str(home)]
+        assert runner.invoke(hybrid_app, args).exit_code == 0
+    verified = runner.invoke(hybrid_app, ["audit", "verify", "--home", str(home)])
+    assert verified.exit_code == 0
+    assert "20 records, 1 signed checkpoints, 4 after the last one" in verified.output
+    db = sqlite3.connect(home / "hybrid.db")
+    db.execute("DELETE FROM audit WHERE seq > 10")
+    db.commit()
+    db.close()
+    cut = runner.invoke(hybrid_app, ["audit", "verify", "--home", str(home)])
+    assert cut.exit_code == 1
+    assert "seq 16: truncated" in cut.output

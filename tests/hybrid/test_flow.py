@@ -373,6 +373,7 @@ def test_the_audit_chain_verifies_and_an_edited_record_fails(flow: Flow, tmp_pat
     copy = tmp_path / "kacls"
     copy.mkdir()
     shutil.copy(flow.kacls_home / "hybrid.json", copy / "hybrid.json")
+    shutil.copy(flow.kacls_home / "audit-signing.seed", copy / "audit-signing.seed")
     target = sqlite3.connect(copy / "hybrid.db")
     db.backup(target)
     db.close()

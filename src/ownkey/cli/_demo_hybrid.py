@@ -101,6 +101,7 @@ def tell(story: Any, number: int = 10) -> None:
 
 def _store(home: Path) -> Any:
     from ownkey.hybrid import HybridStore, load_config
-    from ownkey.hybrid._config import DB_FILE
+    from ownkey.hybrid._config import DB_FILE, load_audit_signer
 
-    return HybridStore(home / DB_FILE, load_config(home).org)
+    signer = load_audit_signer(home)
+    return HybridStore(home / DB_FILE, load_config(home).org, signer=signer)

@@ -31,13 +31,14 @@ HomeOption = Annotated[Path, typer.Option("--home", help="The key service's own 
 
 def _store(home: Path) -> HybridStore:
     from ownkey.hybrid import HybridStore, load_config
-    from ownkey.hybrid._config import DB_FILE
+    from ownkey.hybrid._config import DB_FILE, load_audit_signer
 
     try:
         config = load_config(home)
+        signer = load_audit_signer(home)
     except ConfigError as exc:
         fail(str(exc), EXIT_FAILED)
-    return HybridStore(home / DB_FILE, config.org)
+    return HybridStore(home / DB_FILE, config.org, signer=signer)
 
 
 @hybrid_app.command("init")
@@ -118,4 +119,7 @@ def verify(home: HomeOption) -> None:
     if not report.ok:
         problem = report.problems[0]
         fail(f"audit chain broken at seq {problem.seq}: {problem.kind}", EXIT_FAILED)
-    typer.echo(f"audit chain of {report.org} verifies: {report.records} records")
+    typer.echo(
+        f"audit chain of {report.org} verifies: {report.records} records, "
+        f"{report.checkpoints} signed checkpoints, {report.unsigned_tail} after the last one"
+    )

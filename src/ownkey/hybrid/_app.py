@@ -25,7 +25,7 @@ from ownkey.errors import (
     NotFound,
     OwnkeyError,
 )
-from ownkey.hybrid._config import DB_FILE, HybridConfig, open_provider
+from ownkey.hybrid._config import DB_FILE, HybridConfig, load_audit_signer, open_provider
 from ownkey.hybrid._service import KeyService
 from ownkey.hybrid._store import HybridStore
 from ownkey.hybrid._tokens import JwksCache, TokenVerifier
@@ -51,7 +51,7 @@ def build_service(config: HybridConfig, *, http: httpx.Client | None = None) -> 
         key_id=config.key_id,
         authentication=verifier("authentication", config.authentication),
         authorization=verifier("authorization", config.authorization),
-        store=HybridStore(config.home / DB_FILE, config.org),
+        store=HybridStore(config.home / DB_FILE, config.org, signer=load_audit_signer(config.home)),
         privileged=frozenset(config.privileged),
     )
 

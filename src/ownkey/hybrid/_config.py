@@ -16,16 +16,39 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from ownkey.envelope import Ed25519Signer
 from ownkey.errors import ConfigError
 from ownkey.hybrid._tokens import DEFAULT_SKEW_SECONDS, Issuer
 from ownkey.keys import KeyProvider
 from ownkey.providers import build_provider
 
-__all__ = ["CONFIG_FILE", "DB_FILE", "HybridConfig", "init_home", "load_config", "open_provider"]
+__all__ = [
+    "AUDIT_SEED_FILE",
+    "CONFIG_FILE",
+    "DB_FILE",
+    "HybridConfig",
+    "init_home",
+    "load_audit_signer",
+    "load_config",
+    "open_provider",
+]
 
 CONFIG_FILE: Final = "hybrid.json"
 DB_FILE: Final = "hybrid.db"
 KEYS_DIR: Final = "keys"
+#: The Ed25519 seed that signs the audit chain's checkpoints (0600, created by ``init``).
+AUDIT_SEED_FILE: Final = "audit-signing.seed"
+
+
+def load_audit_signer(home: Path) -> Ed25519Signer | None:
+    """The checkpoint signer of this home, or None for a home made before checkpoints."""
+    path = home / AUDIT_SEED_FILE
+    if not path.exists():
+        return None
+    if path.stat().st_mode & 0o077:
+        raise ConfigError(f"{path} is readable by others; chmod 600 it")
+    seed = bytes.fromhex(path.read_text(encoding="ascii").strip())
+    return Ed25519Signer(seed)
 
 
 @dataclass(frozen=True)
@@ -80,6 +103,10 @@ def init_home(
     if path.exists():
         raise ConfigError(f"{path} exists; a key service home is initialised once")
     settings = dict(provider_settings or {})
+    seed_path = home / AUDIT_SEED_FILE
+    fd = os.open(seed_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(os.urandom(32).hex())
     provider = open_provider(home, provider_kind, settings)
     key_id = provider.create_key(label=f"hybrid-{org}")
     config = HybridConfig(

@@ -6,22 +6,35 @@ so a revocation written by ``ownkey hybrid revoke`` (another process) takes effe
 call. Audit records are appended inside ``BEGIN IMMEDIATE``, reading the head in the same
 transaction, so writers in several processes extend one chain and never fork it. The chain is
 ownkey's (``docs/spec/audit-chain.md``): each record hashes the previous hash, its sequence
-number and its canonical JSON body.
+number and its canonical JSON body; every ``checkpoint_every``-th record is followed, in the same
+transaction, by an Ed25519-signed checkpoint (when the store has the home's signer), so that a
+truncation of the log behind a checkpoint is detected too.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
-from ownkey.audit._chain import ChainRecord, ChainReport, canonical_body, link, verify_chain
+from ownkey.audit._chain import (
+    ChainHead,
+    ChainRecord,
+    ChainReport,
+    Checkpoint,
+    canonical_body,
+    link,
+    sign_checkpoint,
+    verify_chain,
+)
+from ownkey.envelope import Ed25519Signer, sha256
 from ownkey.errors import AuditUnavailable, InvalidRequest
 
-__all__ = ["REVOCATION_KINDS", "HybridStore"]
+__all__ = ["REVOCATION_KINDS", "HybridStore", "signer_key_id"]
 
 #: What can be revoked: one user (email), one conversation (resource name), the whole org.
 REVOCATION_KINDS: Final = ("user", "conversation", "org")
@@ -30,15 +43,33 @@ CREATE TABLE IF NOT EXISTS revocations (
     kind TEXT NOT NULL, value TEXT NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY (kind, value));
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY, body BLOB NOT NULL, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, signed_at INTEGER NOT NULL,
+    key_id TEXT NOT NULL, signature BLOB NOT NULL);
 """
+
+
+def signer_key_id(public_key: bytes) -> str:
+    """The id a checkpoint names its verifying key by: hex of SHA-256(public key)[:8]."""
+    return "hybrid-audit-" + sha256(public_key)[:8].hex()
 
 
 class HybridStore:
     """Revocations and audit of one key service (one org)."""
 
-    def __init__(self, path: Path, org: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        org: str,
+        *,
+        signer: Ed25519Signer | None = None,
+        checkpoint_every: int = 16,
+    ) -> None:
         self.path = path
         self.org = org
+        self._signer = signer
+        self._public = signer.public_key() if signer is not None else None
+        self._every = checkpoint_every
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -108,9 +139,32 @@ class HybridStore:
                     "INSERT INTO audit (seq, body, hash) VALUES (?, ?, ?)",
                     (record.seq, record.body, record.hash),
                 )
+                self._checkpoint(db, record)
         except sqlite3.Error as exc:
             raise AuditUnavailable("key service audit log unavailable") from exc
         return record
+
+    def _checkpoint(self, db: sqlite3.Connection, record: ChainRecord) -> None:
+        """Sign every ``checkpoint_every``-th record, in the transaction that wrote it."""
+        if self._signer is None or self._public is None or record.seq % self._every:
+            return
+        checkpoint = sign_checkpoint(
+            ChainHead(self.org, record.seq, record.hash),
+            self._signer,
+            signer_key_id(self._public),
+            int(time.time()),
+        )
+        db.execute(
+            "INSERT INTO checkpoints (seq, hash, signed_at, key_id, signature)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                checkpoint.seq,
+                checkpoint.hash,
+                checkpoint.signed_at,
+                checkpoint.key_id,
+                checkpoint.signature,
+            ),
+        )
 
     def records(self) -> Iterator[ChainRecord]:
         with self._lock:
@@ -118,5 +172,20 @@ class HybridStore:
         for seq, body, digest in rows:
             yield ChainRecord(self.org, int(seq), bytes(body), bytes(digest))
 
-    def verify(self) -> ChainReport:
-        return verify_chain(self.org, self.records(), [], {})
+    def checkpoints(self) -> list[Checkpoint]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, hash, signed_at, key_id, signature FROM checkpoints ORDER BY seq"
+            ).fetchall()
+        return [
+            Checkpoint(self.org, int(seq), bytes(digest), int(at), str(kid), bytes(signature))
+            for seq, digest, at, kid, signature in rows
+        ]
+
+    def verify(self, public_keys: Mapping[str, bytes] | None = None) -> ChainReport:
+        """Recompute the chain and check every checkpoint (with this store's key, or the
+        ``public_keys`` given: a verifier need not hold the signing seed)."""
+        keys = dict(public_keys or {})
+        if self._public is not None:
+            keys[signer_key_id(self._public)] = self._public
+        return verify_chain(self.org, self.records(), self.checkpoints(), keys)
