@@ -15,11 +15,11 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,test,pkcs11,kmip,aws,sql,api]'
+	$(BIN)/pip install --quiet -e '.[dev,test,pkcs11,kmip,aws,sql,api,hybrid]'
 	touch $(STAMP) $(DEMO_STAMP)
 
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[sql]'
+	$(BIN)/pip install --quiet -e '.[sql,hybrid]'
 	touch $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)

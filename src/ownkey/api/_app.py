@@ -32,6 +32,7 @@ from ownkey.api._problems import (
     problem_schema,
 )
 from ownkey.api._state import ApiState
+from ownkey.hybrid.platform import mount_platform_routes
 from ownkey.service import AuditWitness, BackgroundJobs, NodeSync, Objects, Runtime
 from ownkey.storage import TokenStore
 from ownkey.web import console_router
@@ -189,6 +190,7 @@ def create_app(
     app.include_router(listing_router)
     app.include_router(admin_router)
     app.include_router(console_router(state))  # the security console, /admin (ownkey.web)
+    mount_platform_routes(app)  # CMK Hybrid grants + 1001 objects, when configured
 
     @app.get("/healthz", tags=["node"], summary="Liveness: the database answers")
     def healthz() -> JSONResponse:

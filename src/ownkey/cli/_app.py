@@ -28,6 +28,7 @@ from ownkey.cli import (
     _serve,
     _token,
 )
+from ownkey.cli._hybrid import hybrid_app
 from ownkey.errors import OwnkeyError
 
 
@@ -89,6 +90,7 @@ app.add_typer(_keyadmin.revoke_app, name="revoke")
 app.add_typer(_jobs.jobs_app, name="jobs")
 app.add_typer(_token.token_app, name="token")
 app.add_typer(_objects.objects_app, name="objects")
+app.add_typer(hybrid_app, name="hybrid")
 app.command("serve", help="Serve the REST API on this node.")(_serve.serve)
 
 

@@ -38,6 +38,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from ownkey.cli import _demo_hybrid
 from ownkey.errors import AccessDenied, InvalidCiphertext, LifecycleError, OwnkeyError
 
 if TYPE_CHECKING:
@@ -342,6 +343,7 @@ def demo(
             _tell(story, runtime, Path(blobs))
             runtime.close()
             _shredded_forever(story, Runtime.open(env=env, clock=story.clock))
+            _demo_hybrid.tell(story)
         finally:
             runtime.close()
         elapsed = time.perf_counter() - story.started

@@ -1,0 +1,117 @@
+"""The key service's HTTP face: KACLS-shaped JSON endpoints over :class:`KeyService`.
+
+``POST /wrap``, ``/unwrap``, ``/rewrap``, ``/digest``, ``/privilegedunwrap`` take and return JSON
+(keys as standard base64); ``GET /status`` is the health check. Errors are one JSON shape,
+``{"error": {"code", "message", "reason"}}``: 400 malformed request, 403 refused (a token, the
+role, a revocation, or a wrapped key for another resource; the message says which, never a
+token or a key), 503 an issuer, the key provider or the audit log could not answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from ownkey.errors import (
+    AccessDenied,
+    InvalidRequest,
+    KeyUnavailable,
+    NotFound,
+    OwnkeyError,
+)
+from ownkey.hybrid._config import DB_FILE, HybridConfig, load_audit_signer, open_provider
+from ownkey.hybrid._service import KeyService
+from ownkey.hybrid._store import HybridStore
+from ownkey.hybrid._tokens import JwksCache, TokenVerifier
+
+__all__ = ["build_app", "build_service"]
+
+_MAX_BODY = 64 * 1024
+
+
+def build_service(config: HybridConfig, *, http: httpx.Client | None = None) -> KeyService:
+    """The composition root of the key service: provider, verifiers, store."""
+    http = http or httpx.Client(timeout=5.0)
+
+    def verifier(kind: str, issuer: Any) -> TokenVerifier:
+        keys = JwksCache(
+            issuer.issuer, http=http, min_refresh_seconds=config.jwks_min_refresh_seconds
+        )
+        return TokenVerifier(issuer, keys, kind=kind, skew_seconds=config.skew_seconds)
+
+    return KeyService(
+        org=config.org,
+        provider=open_provider(config.home, config.provider_kind, config.provider_settings),
+        key_id=config.key_id,
+        authentication=verifier("authentication", config.authentication),
+        authorization=verifier("authorization", config.authorization),
+        store=HybridStore(config.home / DB_FILE, config.org, signer=load_audit_signer(config.home)),
+        privileged=frozenset(config.privileged),
+    )
+
+
+def _status_of(exc: OwnkeyError) -> int:
+    if isinstance(exc, AccessDenied):
+        return 403
+    if isinstance(exc, InvalidRequest):
+        return 400
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, KeyUnavailable):
+        return 503
+    return 500
+
+
+def _error(status: int, message: str, reason: str) -> JSONResponse:
+    body = {"error": {"code": status, "message": message, "reason": reason}}
+    return JSONResponse(body, status_code=status)
+
+
+def build_app(service: KeyService) -> FastAPI:
+    app = FastAPI(title="ownkey hybrid key service", docs_url=None, redoc_url=None)
+
+    def endpoint(
+        run: Callable[[dict[str, Any]], dict[str, str]],
+    ) -> Callable[[Request], Awaitable[JSONResponse]]:
+        async def handle(request: Request) -> JSONResponse:
+            raw = await request.body()
+            if len(raw) > _MAX_BODY:
+                return _error(400, "request body too large", "invalid_request")
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                return _error(400, "request body is not JSON", "invalid_request")
+            if not isinstance(body, dict):
+                return _error(400, "request body must be a JSON object", "invalid_request")
+            try:
+                return JSONResponse(await run_in_threadpool(run, body))
+            except OwnkeyError as exc:
+                status = _status_of(exc)
+                reason = getattr(exc, "reason", None) or type(exc).__name__
+                return _error(status, str(exc), reason)
+
+        return handle
+
+    for name, run in (
+        ("wrap", service.wrap),
+        ("unwrap", service.unwrap),
+        ("rewrap", service.rewrap),
+        ("digest", service.digest),
+        ("privilegedunwrap", service.privileged_unwrap),
+    ):
+        app.add_api_route(f"/{name}", endpoint(run), methods=["POST"], name=name)
+
+    @app.get("/status")
+    async def status() -> JSONResponse:
+        try:
+            return JSONResponse(await run_in_threadpool(service.status))
+        except OwnkeyError as exc:
+            return _error(503, str(exc), type(exc).__name__)
+
+    return app

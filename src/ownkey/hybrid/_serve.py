@@ -1,0 +1,18 @@
+"""``ownkey hybrid serve``: run the key service of one home with uvicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ownkey.hybrid._app import build_app, build_service
+from ownkey.hybrid._config import load_config
+
+__all__ = ["serve"]
+
+
+def serve(home: Path, *, host: str = "127.0.0.1", port: int = 8787) -> None:
+    """Serve until interrupted. Plain HTTP on loopback by default: put TLS in front of it."""
+    import uvicorn
+
+    app = build_app(build_service(load_config(home)))
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -1,0 +1,276 @@
+"""The customer's key service (KACLS-shaped): wrap, unwrap, rewrap, digest, privileged unwrap.
+
+Every call is decided in one order, and every decision is audited before any key leaves:
+
+1. the tokens: the authorization token (platform) always, the authentication token (customer's
+   identity provider) for wrap/unwrap/privileged unwrap; both verified against their own issuer;
+2. the same user in both (case-insensitive ``email``);
+3. the org of the authorization token is the org this service serves;
+4. the role the platform granted allows this operation (:data:`ROLES`);
+5. no revocation applies: the whole org, the user, the conversation (read on every call);
+6. the key operation, with ``org``, service ``1001`` and the resource name as the encryption
+   context of the wrap (AES-GCM associated data in every ownkey provider), so a DEK wrapped for
+   conversation A does not unwrap when the token names conversation B;
+7. one audit record (user, resource, role, reason, outcome) linked into the hash chain; if it
+   cannot be written the call fails (AuditUnavailable) and returns no key.
+
+The wrapped key is ``0x01 | u8 len(key_id) | key_id | provider ciphertext``: opaque to the
+platform and to the client, which store it next to the message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from ownkey.envelope import encode_fields, sha256
+from ownkey.errors import AccessDenied, InvalidCiphertext, InvalidRequest, OwnkeyError
+from ownkey.hybrid._store import HybridStore
+from ownkey.hybrid._tokens import TokenVerifier
+from ownkey.keys import KeyProvider
+
+__all__ = ["HYBRID_SERVICE_ID", "OPERATIONS", "ROLES", "KeyService", "b64decode", "b64encode"]
+
+HYBRID_SERVICE_ID: Final = "1001"
+#: Team chat, client-side for an org with advanced chat encryption on (the platform grants it
+#: only then); bound into the wrap like 1001, so a DEK of one service never opens as the other.
+TEAM_CHAT_SERVICE_ID: Final = "0008"
+CLIENT_SIDE_SERVICES: Final = frozenset({HYBRID_SERVICE_ID, TEAM_CHAT_SERVICE_ID})
+#: Which role in the authorization token allows which operation.
+ROLES: Final[Mapping[str, frozenset[str]]] = {
+    "wrap": frozenset({"writer"}),
+    "unwrap": frozenset({"writer", "reader"}),
+    "digest": frozenset({"writer", "reader", "verifier"}),
+    "rewrap": frozenset({"migrator"}),
+}
+OPERATIONS: Final = ("wrap", "unwrap", "rewrap", "digest", "privilegedunwrap", "status")
+_WRAP_FORMAT = 1
+MAX_DEK_BYTES: Final = 64
+MAX_REASON_BYTES: Final = 1024
+MAX_WRAPPED_BYTES: Final = 4096
+
+
+def b64encode(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def b64decode(field: str, value: object, limit: int) -> bytes:
+    if not isinstance(value, str) or len(value) > 2 * limit:
+        raise InvalidRequest(field, "must be base64 text")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidRequest(field, "must be base64 text") from exc
+    if not raw or len(raw) > limit:
+        raise InvalidRequest(field, f"must be 1 to {limit} bytes")
+    return raw
+
+
+def _reason(body: Mapping[str, Any]) -> str:
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or len(reason.encode("utf-8")) > MAX_REASON_BYTES:
+        raise InvalidRequest("reason", f"must be text of at most {MAX_REASON_BYTES} bytes")
+    return reason
+
+
+class _Call:
+    """What the audit record of one call says; filled in as the checks pass."""
+
+    __slots__ = ("reason", "resource", "role", "service", "user")
+
+    def __init__(self) -> None:
+        self.service = HYBRID_SERVICE_ID
+        self.user = ""
+        self.resource = ""
+        self.role = ""
+        self.reason = ""
+
+
+class KeyService:
+    """The decisions of the key service, without HTTP (``_app`` maps them to JSON)."""
+
+    def __init__(
+        self,
+        *,
+        org: str,
+        provider: KeyProvider,
+        key_id: str,
+        authentication: TokenVerifier,
+        authorization: TokenVerifier,
+        store: HybridStore,
+        privileged: frozenset[str] = frozenset(),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.org = org
+        self._provider = provider
+        self._key_id = key_id
+        self._authn = authentication
+        self._authz = authorization
+        self._store = store
+        self._privileged = privileged
+        self._clock = clock
+
+    # -- the checks ---------------------------------------------------------------------------
+
+    def _context(self, call: _Call) -> dict[str, str]:
+        return {"org": self.org, "service": call.service, "resource": call.resource}
+
+    def _authorize(self, op: str, body: Mapping[str, Any], call: _Call, *, authn: bool) -> None:
+        claims = self._authz.verify(body.get("authorization"))
+        call.user = str(claims["email"]).lower()
+        resource, role = claims.get("resource_name"), claims.get("role")
+        call.resource = resource if isinstance(resource, str) else ""
+        call.role = role if isinstance(role, str) else ""
+        service = claims.get("service", HYBRID_SERVICE_ID)
+        if service not in CLIENT_SIDE_SERVICES:
+            raise AccessDenied("authorization token names no client-side service", reason="policy")
+        call.service = str(service)
+        if authn:
+            identity = self._authn.verify(body.get("authentication"))
+            if str(identity["email"]).lower() != call.user:
+                raise AccessDenied("the two tokens name different users", reason="policy")
+        if claims.get("org") != self.org:
+            raise AccessDenied("authorization token is for another org", reason="policy")
+        if not call.resource:
+            raise AccessDenied("authorization token names no resource", reason="policy")
+        if call.role not in ROLES[op]:
+            raise AccessDenied(f"role {call.role or '-'} may not {op}", reason="policy")
+        self._check_revocation(call)
+
+    def _check_revocation(self, call: _Call) -> None:
+        kind = self._store.revoked(user=call.user, conversation=call.resource or None)
+        if kind is not None:
+            raise AccessDenied(f"access revoked for this {kind}", reason="revocation_rule")
+
+    def _wrap(self, dek: bytes, call: _Call) -> bytes:
+        key_id = self._key_id.encode("utf-8")
+        inner = self._provider.wrap(self._key_id, dek, self._context(call))
+        return bytes((_WRAP_FORMAT, len(key_id))) + key_id + inner
+
+    def _unwrap(self, wrapped: bytes, call: _Call) -> bytes:
+        if len(wrapped) < 2 or wrapped[0] != _WRAP_FORMAT or len(wrapped) < 2 + wrapped[1]:
+            raise InvalidCiphertext()
+        key_id = wrapped[2 : 2 + wrapped[1]].decode("utf-8", "replace")
+        if key_id != self._key_id:
+            raise InvalidCiphertext()
+        return self._provider.unwrap(key_id, wrapped[2 + wrapped[1] :], self._context(call))
+
+    def _digest(self, dek: bytes, call: _Call) -> str:
+        fields = encode_fields("ownkey/hybrid/digest", self.org, call.service, call.resource, dek)
+        return b64encode(sha256(fields))
+
+    # -- audit around every call --------------------------------------------------------------
+
+    def _audited(
+        self, op: str, body: Mapping[str, Any], run: Callable[[_Call], dict[str, str]]
+    ) -> dict[str, str]:
+        call = _Call()
+        try:
+            call.reason = _reason(body)
+            result = run(call)
+        except OwnkeyError as exc:
+            outcome = "denied" if isinstance(exc, AccessDenied | InvalidCiphertext) else "error"
+            self._record(op, call, outcome, str(exc))
+            if isinstance(exc, InvalidCiphertext):
+                raise AccessDenied(
+                    "wrapped key does not open for this resource", reason="policy"
+                ) from exc
+            raise
+        self._record(op, call, "ok", "")
+        return result
+
+    def _record(self, op: str, call: _Call, outcome: str, why: str) -> None:
+        self._store.append(
+            {
+                "at_ms": int(self._clock() * 1000),
+                "op": op,
+                "org": self.org,
+                "user": call.user,
+                "resource": call.resource,
+                "role": call.role,
+                "service": call.service,
+                "reason": call.reason,
+                "outcome": outcome,
+                "why": why,
+            }
+        )
+
+    # -- the operations -----------------------------------------------------------------------
+
+    def wrap(self, body: Mapping[str, Any]) -> dict[str, str]:
+        def run(call: _Call) -> dict[str, str]:
+            self._authorize("wrap", body, call, authn=True)
+            dek = b64decode("key", body.get("key"), MAX_DEK_BYTES)
+            return {"wrapped_key": b64encode(self._wrap(dek, call))}
+
+        return self._audited("wrap", body, run)
+
+    def unwrap(self, body: Mapping[str, Any]) -> dict[str, str]:
+        def run(call: _Call) -> dict[str, str]:
+            self._authorize("unwrap", body, call, authn=True)
+            wrapped = b64decode("wrapped_key", body.get("wrapped_key"), MAX_WRAPPED_BYTES)
+            return {"key": b64encode(self._unwrap(wrapped, call))}
+
+        return self._audited("unwrap", body, run)
+
+    def digest(self, body: Mapping[str, Any]) -> dict[str, str]:
+        def run(call: _Call) -> dict[str, str]:
+            self._authorize("digest", body, call, authn=False)
+            wrapped = b64decode("wrapped_key", body.get("wrapped_key"), MAX_WRAPPED_BYTES)
+            dek = self._unwrap(wrapped, call)
+            return {"resource_key_hash": self._digest(dek, call)}
+
+        return self._audited("digest", body, run)
+
+    def rewrap(self, body: Mapping[str, Any]) -> dict[str, str]:
+        """Re-wrap under the key's current version (after a rotation), same resource."""
+
+        def run(call: _Call) -> dict[str, str]:
+            self._authorize("rewrap", body, call, authn=False)
+            wrapped = b64decode("wrapped_key", body.get("wrapped_key"), MAX_WRAPPED_BYTES)
+            dek = self._unwrap(wrapped, call)
+            return {
+                "wrapped_key": b64encode(self._wrap(dek, call)),
+                "resource_key_hash": self._digest(dek, call),
+            }
+
+        return self._audited("rewrap", body, run)
+
+    def privileged_unwrap(self, body: Mapping[str, Any]) -> dict[str, str]:
+        """The customer's own export / eDiscovery: its identity provider's token only, and the
+        email must be on the configured privileged list. The platform cannot call this."""
+
+        def run(call: _Call) -> dict[str, str]:
+            identity = self._authn.verify(body.get("authentication"))
+            call.user = str(identity["email"]).lower()
+            call.role = "privileged"
+            resource = body.get("resource_name")
+            if not isinstance(resource, str) or not resource:
+                raise InvalidRequest("resource_name", "must name the resource")
+            call.resource = resource
+            if call.user not in self._privileged:
+                raise AccessDenied("user is not allowed the privileged unwrap", reason="policy")
+            self._check_revocation(call)
+            wrapped = b64decode("wrapped_key", body.get("wrapped_key"), MAX_WRAPPED_BYTES)
+            service = body.get("service", HYBRID_SERVICE_ID)
+            if service not in CLIENT_SIDE_SERVICES:
+                raise InvalidRequest("service", "must be 1001 or 0008")
+            call.service = str(service)
+            return {"key": b64encode(self._unwrap(wrapped, call))}
+
+        return self._audited("privilegedunwrap", body, run)
+
+    def status(self) -> dict[str, Any]:
+        state = self._provider.describe(self._key_id).state
+        return {
+            "server_type": "KACLS",
+            "vendor_id": "ownkey",
+            "name": f"ownkey hybrid key service ({self.org})",
+            "version": "1",
+            "org": self.org,
+            "key_state": str(state),
+            "operations_supported": list(OPERATIONS),
+        }

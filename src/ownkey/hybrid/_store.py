@@ -1,0 +1,191 @@
+"""The key service's own database: revocations and the audit hash chain, in one SQLite file.
+
+The customer runs the key service apart from the platform, so it keeps its state in its own
+file (``$HOME/hybrid.db``), never in the platform's database. Revocations are read on every call,
+so a revocation written by ``ownkey hybrid revoke`` (another process) takes effect on the next
+call. Audit records are appended inside ``BEGIN IMMEDIATE``, reading the head in the same
+transaction, so writers in several processes extend one chain and never fork it. The chain is
+ownkey's (``docs/spec/audit-chain.md``): each record hashes the previous hash, its sequence
+number and its canonical JSON body; every ``checkpoint_every``-th record is followed, in the same
+transaction, by an Ed25519-signed checkpoint (when the store has the home's signer), so that a
+truncation of the log behind a checkpoint is detected too.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+from ownkey.audit._chain import (
+    ChainHead,
+    ChainRecord,
+    ChainReport,
+    Checkpoint,
+    canonical_body,
+    link,
+    sign_checkpoint,
+    verify_chain,
+)
+from ownkey.envelope import Ed25519Signer, sha256
+from ownkey.errors import AuditUnavailable, InvalidRequest
+
+__all__ = ["REVOCATION_KINDS", "HybridStore", "signer_key_id"]
+
+#: What can be revoked: one user (email), one conversation (resource name), the whole org.
+REVOCATION_KINDS: Final = ("user", "conversation", "org")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS revocations (
+    kind TEXT NOT NULL, value TEXT NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY (kind, value));
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY, body BLOB NOT NULL, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, signed_at INTEGER NOT NULL,
+    key_id TEXT NOT NULL, signature BLOB NOT NULL);
+"""
+
+
+def signer_key_id(public_key: bytes) -> str:
+    """The id a checkpoint names its verifying key by: hex of SHA-256(public key)[:8]."""
+    return "hybrid-audit-" + sha256(public_key)[:8].hex()
+
+
+class HybridStore:
+    """Revocations and audit of one key service (one org)."""
+
+    def __init__(
+        self,
+        path: Path,
+        org: str,
+        *,
+        signer: Ed25519Signer | None = None,
+        checkpoint_every: int = 16,
+    ) -> None:
+        self.path = path
+        self.org = org
+        self._signer = signer
+        self._public = signer.public_key() if signer is not None else None
+        self._every = checkpoint_every
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _immediate(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- revocations --------------------------------------------------------------------------
+
+    def revoke(self, kind: str, value: str, at_ms: int) -> None:
+        if kind not in REVOCATION_KINDS:
+            raise InvalidRequest("kind", f"must be one of {', '.join(REVOCATION_KINDS)}")
+        key = value.lower() if kind == "user" else value
+        with self._immediate() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO revocations (kind, value, at_ms) VALUES (?, ?, ?)",
+                (kind, key, at_ms),
+            )
+
+    def restore(self, kind: str, value: str) -> None:
+        key = value.lower() if kind == "user" else value
+        with self._immediate() as db:
+            db.execute("DELETE FROM revocations WHERE kind = ? AND value = ?", (kind, key))
+
+    def revoked(self, *, user: str | None, conversation: str | None) -> str | None:
+        """The first revocation that applies (``org``, ``user`` or ``conversation``), or None."""
+        wanted = [("org", self.org)]
+        if user is not None:
+            wanted.append(("user", user.lower()))
+        if conversation is not None:
+            wanted.append(("conversation", conversation))
+        with self._lock:
+            for kind, value in wanted:
+                row = self._db.execute(
+                    "SELECT 1 FROM revocations WHERE kind = ? AND value = ?", (kind, value)
+                ).fetchone()
+                if row is not None:
+                    return kind
+        return None
+
+    # -- audit ----------------------------------------------------------------------------------
+
+    def append(self, event: Mapping[str, Any]) -> ChainRecord:
+        """Link ``event`` to the chain; AuditUnavailable if it cannot be written (fail closed)."""
+        body = canonical_body(event)
+        try:
+            with self._immediate() as db:
+                row = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+                seq, previous = (row[0], bytes(row[1])) if row else (0, bytes(32))
+                record = ChainRecord(
+                    self.org, seq + 1, body, link(self.org, previous, seq + 1, body)
+                )
+                db.execute(
+                    "INSERT INTO audit (seq, body, hash) VALUES (?, ?, ?)",
+                    (record.seq, record.body, record.hash),
+                )
+                self._checkpoint(db, record)
+        except sqlite3.Error as exc:
+            raise AuditUnavailable("key service audit log unavailable") from exc
+        return record
+
+    def _checkpoint(self, db: sqlite3.Connection, record: ChainRecord) -> None:
+        """Sign every ``checkpoint_every``-th record, in the transaction that wrote it."""
+        if self._signer is None or self._public is None or record.seq % self._every:
+            return
+        checkpoint = sign_checkpoint(
+            ChainHead(self.org, record.seq, record.hash),
+            self._signer,
+            signer_key_id(self._public),
+            int(time.time()),
+        )
+        db.execute(
+            "INSERT INTO checkpoints (seq, hash, signed_at, key_id, signature)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                checkpoint.seq,
+                checkpoint.hash,
+                checkpoint.signed_at,
+                checkpoint.key_id,
+                checkpoint.signature,
+            ),
+        )
+
+    def records(self) -> Iterator[ChainRecord]:
+        with self._lock:
+            rows = self._db.execute("SELECT seq, body, hash FROM audit ORDER BY seq").fetchall()
+        for seq, body, digest in rows:
+            yield ChainRecord(self.org, int(seq), bytes(body), bytes(digest))
+
+    def checkpoints(self) -> list[Checkpoint]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, hash, signed_at, key_id, signature FROM checkpoints ORDER BY seq"
+            ).fetchall()
+        return [
+            Checkpoint(self.org, int(seq), bytes(digest), int(at), str(kid), bytes(signature))
+            for seq, digest, at, kid, signature in rows
+        ]
+
+    def verify(self, public_keys: Mapping[str, bytes] | None = None) -> ChainReport:
+        """Recompute the chain and check every checkpoint (with this store's key, or the
+        ``public_keys`` given: a verifier need not hold the signing seed)."""
+        keys = dict(public_keys or {})
+        if self._public is not None:
+            keys[signer_key_id(self._public)] = self._public
+        return verify_chain(self.org, self.records(), self.checkpoints(), keys)

@@ -1,0 +1,69 @@
+"""The platform API mounts the CMK Hybrid routes only when configured, and fails closed when
+half-configured."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from ownkey.errors import ConfigError
+from ownkey.hybrid.platform import mount_platform_routes
+
+
+def test_nothing_is_mounted_without_configuration() -> None:
+    app = FastAPI()
+    assert mount_platform_routes(app, {}) is False
+    assert not [r for r in app.routes if getattr(r, "path", "").startswith("/hybrid")]
+
+
+def test_half_a_configuration_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="OWNKEY_HYBRID_ISSUER"):
+        mount_platform_routes(FastAPI(), {"OWNKEY_HYBRID_IDP": "http://127.0.0.1:1"})
+
+
+def test_configured_routes_publish_discovery_and_jwks(tmp_path: Path) -> None:
+    members = tmp_path / "members.json"
+    members.write_text(json.dumps({}), encoding="utf-8")
+    env = {
+        "OWNKEY_HOME": str(tmp_path),
+        "OWNKEY_HYBRID_ISSUER": "https://platform.example/hybrid",
+        "OWNKEY_HYBRID_IDP": "http://127.0.0.1:1",
+        "OWNKEY_HYBRID_MEMBERS": str(members),
+    }
+    app = FastAPI()
+    assert mount_platform_routes(app, env) is True
+    with TestClient(app) as client:
+        discovery = client.get("/hybrid/.well-known/openid-configuration").json()
+        assert discovery["issuer"] == "https://platform.example/hybrid"
+        keys = client.get("/hybrid/.well-known/jwks.json").json()["keys"]
+        assert keys
+        assert all("d" not in key for key in keys)
+        refused = client.post("/hybrid/authorize", json={"authentication": "x"})
+        assert refused.status_code == 403
+    key_file = tmp_path / "hybrid-platform" / "authz-signing-keys.json"
+    assert key_file.stat().st_mode & 0o077 == 0
+
+
+def test_rotate_and_retire_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ownkey.hybrid import SigningKeys
+    from ownkey.hybrid.platform import main
+
+    path = tmp_path / "authz-signing-keys.json"
+    first = SigningKeys.persistent(path)
+    old = first.current_kid
+    main(["--state", str(tmp_path), "--rotate"])
+    new = capsys.readouterr().out.strip()
+    assert new != old
+    assert first.current_kid == new  # a serving instance follows the file
+    assert {k["kid"] for k in first.jwks()["keys"]} == {old, new}
+    main(["--state", str(tmp_path), "--retire", old])
+    assert capsys.readouterr().out.strip() == new
+    assert {k["kid"] for k in first.jwks()["keys"]} == {new}
+    with pytest.raises(SystemExit):
+        main(["--state", str(tmp_path)])  # serving needs --members and --idp

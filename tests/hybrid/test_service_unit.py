@@ -1,0 +1,121 @@
+"""KeyService in process (issuers served by an httpx mock transport): the fail-closed audit
+(HYB-7) and the JWKS refresh bound (HYB-11), without starting servers."""
+
+from __future__ import annotations
+
+import base64
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ownkey.errors import AccessDenied, AuditUnavailable, KeyUnavailable
+from ownkey.hybrid import HybridStore, Issuer, JwksCache, KeyService, SigningKeys, TokenVerifier
+from ownkey.providers import LocalKeyProvider
+
+IDP, PLATFORM = "https://idp.test", "https://platform.test/hybrid"
+
+
+def _issuers(keys: dict[str, SigningKeys], fetches: list[str]) -> httpx.Client:
+    def handle(request: httpx.Request) -> httpx.Response:
+        url = str(request.url)
+        fetches.append(url)
+        for base, signing in keys.items():
+            if url == base + "/.well-known/openid-configuration":
+                return httpx.Response(200, json={"issuer": base, "jwks_uri": base + "/jwks"})
+            if url == base + "/jwks":
+                return httpx.Response(200, json=signing.jwks())
+        return httpx.Response(404)
+
+    return httpx.Client(transport=httpx.MockTransport(handle))
+
+
+class _BrokenStore(HybridStore):
+    def append(self, event: Any) -> Any:
+        raise AuditUnavailable("key service audit log unavailable")
+
+
+def _service(tmp_path: Path, store_class: type[HybridStore] = HybridStore) -> tuple[Any, ...]:
+    keys = {IDP: SigningKeys(), PLATFORM: SigningKeys()}
+    fetches: list[str] = []
+    http = _issuers(keys, fetches)
+    provider = LocalKeyProvider()
+    key_id = provider.create_key(label="hybrid")
+
+    def verifier(base: str, kind: str, min_refresh: float) -> TokenVerifier:
+        cache = JwksCache(base, http=http, min_refresh_seconds=min_refresh)
+        return TokenVerifier(Issuer(base, "kacls"), cache, kind=kind)
+
+    service = KeyService(
+        org="acme",
+        provider=provider,
+        key_id=key_id,
+        authentication=verifier(IDP, "authentication", 60.0),
+        authorization=verifier(PLATFORM, "authorization", 60.0),
+        store=store_class(tmp_path / "h.db", "acme"),
+    )
+    return service, keys, fetches, http
+
+
+def _body(keys: dict[str, SigningKeys], **grant: str) -> dict[str, str]:
+    now = int(time.time())
+    base = {"aud": "kacls", "iat": now, "exp": now + 60, "email": "al@acme.example"}
+    claims = {"org": "acme", "resource_name": "c-1", "role": "writer", **grant}
+    return {
+        "authentication": keys[IDP].sign({**base, "iss": IDP}),
+        "authorization": keys[PLATFORM].sign({**base, "iss": PLATFORM, **claims}),
+        "key": base64.b64encode(bytes(32)).decode(),
+    }
+
+
+def test_hyb_7_a_call_that_cannot_be_audited_returns_no_key(tmp_path: Path) -> None:
+    service, keys, _, http = _service(tmp_path, _BrokenStore)
+    with pytest.raises(AuditUnavailable):
+        service.wrap(_body(keys))
+    http.close()
+
+
+def test_hyb_7_an_audited_wrap_records_user_resource_role_and_outcome(tmp_path: Path) -> None:
+    service, keys, _, http = _service(tmp_path)
+    assert service.wrap(_body(keys))["wrapped_key"]
+    (record,) = list(service._store.records())
+    assert b'"user":"al@acme.example"' in record.body
+    assert b'"resource":"c-1"' in record.body
+    assert b'"outcome":"ok"' in record.body
+    http.close()
+
+
+def test_hyb_11_unknown_kids_refresh_the_jwks_at_most_once_per_bound(tmp_path: Path) -> None:
+    service, keys, fetches, http = _service(tmp_path)
+    service.wrap(_body(keys))
+    before = len(fetches)
+    stranger = SigningKeys()  # a kid the issuer never published
+    for _ in range(5):
+        body = _body(keys)
+        now = int(time.time())
+        body["authentication"] = stranger.sign(
+            {"iss": IDP, "aud": "kacls", "iat": now, "exp": now + 60, "email": "al@acme.example"}
+        )
+        with pytest.raises(AccessDenied, match="unknown key id"):
+            service.wrap(body)
+    assert len(fetches) == before  # within min_refresh_seconds: no refetch storm
+    http.close()
+
+
+def test_hyb_11_an_unreachable_issuer_is_not_asked_again_within_the_bound() -> None:
+    calls: list[str] = []
+
+    def down(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        return httpx.Response(503)
+
+    with httpx.Client(transport=httpx.MockTransport(down)) as http:
+        cache = JwksCache(IDP, http=http, min_refresh_seconds=60.0)
+        verifier = TokenVerifier(Issuer(IDP, "kacls"), cache, kind="authentication")
+        token = SigningKeys().sign({"iss": IDP})
+        for _ in range(3):
+            with pytest.raises(KeyUnavailable):
+                verifier.verify(token)
+    assert len(calls) == 1
