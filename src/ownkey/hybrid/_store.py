@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from ownkey.audit._chain import (
+    GENESIS_HASH,
     ChainHead,
     ChainRecord,
     ChainReport,
     Checkpoint,
     canonical_body,
+    checkpoint_link,
     link,
     sign_checkpoint,
     verify_chain,
@@ -45,7 +47,7 @@ CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY, body BLOB NOT NULL, hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (
     seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, signed_at INTEGER NOT NULL,
-    key_id TEXT NOT NULL, signature BLOB NOT NULL);
+    key_id TEXT NOT NULL, signature BLOB NOT NULL, previous BLOB NOT NULL);
 """
 
 
@@ -148,22 +150,39 @@ class HybridStore:
         """Sign every ``checkpoint_every``-th record, in the transaction that wrote it."""
         if self._signer is None or self._public is None or record.seq % self._every:
             return
+        last = self._last_checkpoint(db)
         checkpoint = sign_checkpoint(
             ChainHead(self.org, record.seq, record.hash),
             self._signer,
             signer_key_id(self._public),
             int(time.time()),
+            GENESIS_HASH if last is None else checkpoint_link(last),
         )
         db.execute(
-            "INSERT INTO checkpoints (seq, hash, signed_at, key_id, signature)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO checkpoints (seq, hash, signed_at, key_id, signature, previous)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
             (
                 checkpoint.seq,
                 checkpoint.hash,
                 checkpoint.signed_at,
                 checkpoint.key_id,
                 checkpoint.signature,
+                checkpoint.previous,
             ),
+        )
+
+    def _last_checkpoint(self, db: sqlite3.Connection) -> Checkpoint | None:
+        """The newest checkpoint: the next one links to it (AUD-5), so none can be dropped."""
+        row = db.execute(
+            "SELECT seq, hash, signed_at, key_id, signature, previous FROM checkpoints"
+            " ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else self._checkpoint_of(row)
+
+    def _checkpoint_of(self, row: tuple[Any, ...]) -> Checkpoint:
+        seq, digest, at, kid, signature, previous = row
+        return Checkpoint(
+            self.org, int(seq), bytes(digest), int(at), str(kid), bytes(signature), bytes(previous)
         )
 
     def records(self) -> Iterator[ChainRecord]:
@@ -175,12 +194,10 @@ class HybridStore:
     def checkpoints(self) -> list[Checkpoint]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, hash, signed_at, key_id, signature FROM checkpoints ORDER BY seq"
+                "SELECT seq, hash, signed_at, key_id, signature, previous FROM checkpoints"
+                " ORDER BY seq"
             ).fetchall()
-        return [
-            Checkpoint(self.org, int(seq), bytes(digest), int(at), str(kid), bytes(signature))
-            for seq, digest, at, kid, signature in rows
-        ]
+        return [self._checkpoint_of(row) for row in rows]
 
     def verify(self, public_keys: Mapping[str, bytes] | None = None) -> ChainReport:
         """Recompute the chain and check every checkpoint (with this store's key, or the
@@ -188,4 +205,7 @@ class HybridStore:
         keys = dict(public_keys or {})
         if self._public is not None:
             keys[signer_key_id(self._public)] = self._public
-        return verify_chain(self.org, self.records(), self.checkpoints(), keys)
+        every = self._every if keys else None  # with a key known, a checkpoint at each multiple
+        return verify_chain(
+            self.org, self.records(), self.checkpoints(), keys, checkpoint_every=every
+        )
