@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,7 +156,9 @@ def test_shred_job_destroys_the_key_with_evidence(node: Node) -> None:
     with pytest.raises(LifecycleError):
         node.runner.shred("customer:acme")  # enabled: nothing happens
     node.admin.disable_key("customer:acme")
-    node.admin.schedule_key_destruction("customer:acme", waiting_period=0)
+    # a waiting period is above 0 (one value rule, issue 12): the shortest one, then let it pass
+    node.admin.schedule_key_destruction("customer:acme", waiting_period=0.01)
+    time.sleep(0.05)
     job = node.runner.shred("customer:acme")
     assert job.total == 5  # 4 scope keys and the destruction
     status = node.runner.run(job.job_id, batch=2)
