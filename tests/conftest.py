@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -21,6 +23,23 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile("ownkey")
+
+
+#: What the CLI's ``--home`` / ``--database-url`` write into this process's environment.
+_CLI_ENV = ("OWNKEY_HOME", "OWNKEY_DATABASE_URL")
+
+
+@pytest.fixture(autouse=True)
+def _restore_cli_environment() -> Iterator[None]:
+    """An in-process CLI run with ``--home`` sets OWNKEY_HOME for the process; put it back, so
+    no later test (or the subprocess it starts) inherits another test's home."""
+    saved = {name: os.environ.get(name) for name in _CLI_ENV}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

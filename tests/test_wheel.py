@@ -69,7 +69,7 @@ def test_the_wheel_installs_into_a_clean_venv_and_runs_the_demo(tmp_path: Path) 
     python = target / "bin" / "python"
     _run(
         sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
-        f"{wheel}[sql]", cwd=tmp_path,
+        f"{wheel}[sql,hybrid]", cwd=tmp_path,
     )  # fmt: skip
     where = _run(str(python), "-c", "import ownkey; print(ownkey.__file__)", cwd=tmp_path)
     assert Path(where.stdout.strip()).is_relative_to(target)
@@ -78,8 +78,8 @@ def test_the_wheel_installs_into_a_clean_venv_and_runs_the_demo(tmp_path: Path) 
     demo = _run(str(target / "bin" / "ownkey"), "demo", cwd=tmp_path)
     assert "claims checked, all held" in demo.stdout
     # The test tools stay out of a runtime install.
-    for tool in ("pytest", "schemathesis", "httpx2", "moto", "fastapi"):
+    for tool in ("pytest", "schemathesis", "httpx2", "moto", "hypothesis"):
         probe = subprocess.run(
             [str(python), "-c", f"import {tool}"], capture_output=True, timeout=60, check=False
         )
-        assert probe.returncode != 0, f"{tool} came with ownkey[sql]"
+        assert probe.returncode != 0, f"{tool} came with ownkey[sql,hybrid]"

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import subprocess
 import sys
 
 
-def test_serve_on_an_unreachable_database_says_one_line_without_the_password() -> None:
+def test_serve_on_an_unreachable_database_says_one_line_without_the_password(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
     env = {
         **os.environ,
+        "OWNKEY_HOME": str(home),
         "OWNKEY_DATABASE_URL": "postgresql+psycopg://ownkey:hunter2-secret@127.0.0.1:1/ownkey",
     }
     done = subprocess.run(
