@@ -118,7 +118,7 @@ def recording(owner: str = ANN, component: str = "video") -> dict[str, Any]:
 
 
 def keys_of(rt: Runtime, request: dict[str, Any]) -> list[str]:
-    return [str(KeyRef(k.type.value, k.org)) for k in rt.explain(request).keys]
+    return [str(k) for k in rt.explain(request).keys]
 
 
 # -- composition ---------------------------------------------------------------------------------

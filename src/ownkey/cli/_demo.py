@@ -153,9 +153,7 @@ def _file_sha256(path: Path) -> str:
 
 
 def _keys(plan: Any) -> str:
-    return " + ".join(
-        f"{key.type.value}:{key.org}" if key.org else key.type.value for key in plan.keys
-    )
+    return " + ".join(str(key) for key in plan.keys)
 
 
 # -- requests --------------------------------------------------------------------------------------
