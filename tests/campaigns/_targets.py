@@ -18,7 +18,7 @@ from ownkey.api._data import _object_request, _parse_range
 from ownkey.api._problems import ApiProblem
 from ownkey.cli._common import checked, duration, moment
 from ownkey.envelope import EncryptionContext, ScopeKey, open_message, seal_message
-from ownkey.errors import InvalidCiphertext, PolicyError
+from ownkey.errors import InvalidCiphertext, InvalidRequest, PolicyError
 from ownkey.policy import (
     MAX_DURATION,
     MAX_TIME,
@@ -88,8 +88,8 @@ def protector_request(data: bytes) -> str:
         return "not-json"
     try:
         address_of(value)
-    except PolicyError:
-        return "PolicyError"
+    except InvalidRequest:
+        return "InvalidRequest"
     return "ok"
 
 
@@ -115,8 +115,8 @@ def ownkey_request_header(data: bytes) -> str:
     try:
         request = _object_request(data.decode("latin-1"), "obj-1")
         address_of(request)
-    except PolicyError:
-        return "PolicyError"
+    except InvalidRequest:
+        return "InvalidRequest"
     return "ok"
 
 

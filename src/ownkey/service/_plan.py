@@ -54,7 +54,7 @@ class MemoizedPolicy:
         key = request_key(request)
         if key is None:
             return self._engine(request)  # not plain JSON: let the engine judge it, uncached
-        # A bad request raises PolicyError from the engine: nothing is remembered.
+        # A bad request raises InvalidRequest (the engine: PolicyError); nothing is remembered.
         return self._plans.get(key, lambda: self._engine(request))
 
     def revision(self, request: Mapping[str, Any]) -> Hashable:
