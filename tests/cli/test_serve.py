@@ -5,11 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 
-def test_serve_on_an_unreachable_database_says_one_line_without_the_password() -> None:
+def test_serve_on_an_unreachable_database_says_one_line_without_the_password(
+    tmp_path: Path,
+) -> None:
     env = {
         **os.environ,
+        # A home of its own: an OWNKEY_HOME left in the environment by an in-process CLI test
+        # (--home writes it) would fail first, and this test would not reach the database.
+        "OWNKEY_HOME": str(tmp_path / "home"),
         "OWNKEY_DATABASE_URL": "postgresql+psycopg://ownkey:hunter2-secret@127.0.0.1:1/ownkey",
     }
     done = subprocess.run(
