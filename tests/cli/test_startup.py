@@ -18,6 +18,19 @@ import pytest
 
 #: Heavy modules that no read-only command needs.
 HEAVY = ("fastapi", "starlette", "uvicorn", "alembic", "boto3", "botocore", "pkcs11", "kmip")
+#: Parts of ownkey a read-only command does not need: the data plane's façades, the API's
+#: background work and the demo's hybrid chapter (``ownkey.service`` loads a name's module only
+#: when the name is used).
+UNUSED = (
+    "ownkey.service._background",
+    "ownkey.service._build",
+    "ownkey.service._nodes",
+    "ownkey.service._objects",
+    "ownkey.service._witness",
+    "ownkey.cli._demo_hybrid",
+    "ownkey.api",
+    "ownkey.web",
+)
 
 _PROBE = """
 import json, sys
@@ -78,9 +91,30 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     "args", [("key", "list"), ("org", "show", "acme"), ("audit", "verify", "acme")]
 )
 def test_read_only_commands_import_nothing_heavy(home: Path, args: tuple[str, ...]) -> None:
-    loaded = _top(_modules(home, *args))
+    modules = _modules(home, *args)
+    loaded = _top(modules)
     assert "sqlalchemy" in loaded  # the probe really ran the command
     assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
+    assert modules.isdisjoint(UNUSED), sorted(modules & set(UNUSED))
+
+
+def test_a_command_that_prints_no_table_imports_no_rich(home: Path) -> None:
+    loaded = _top(_modules(home, "audit", "verify", "acme"))
+    assert "sqlalchemy" in loaded
+    assert "rich" not in loaded
+
+
+def test_the_service_package_loads_a_module_when_its_name_is_used() -> None:
+    probe = (
+        "import sys, ownkey.service as s\n"
+        "inside = lambda: sorted(m for m in sys.modules if m.startswith('ownkey.service.'))\n"
+        "before = inside(); s.ProtectorSettings\n"
+        "print(before, 'ownkey.service._settings' in inside())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["[]", "True"], done.stdout
 
 
 def test_help_and_version_open_no_database(home: Path) -> None:

@@ -11,8 +11,8 @@ import hashlib
 import sys
 
 from ownkey.envelope import ScopeKey, open_message, seal_message
+from ownkey.keys import KeyRef
 from ownkey.keys._records import ScopeKeyRecord, Wrap, wrap_context
-from ownkey.keys._refs import KeyRef
 from ownkey.storage import Database, SqlScopeKeyStore
 from ownkey.storage._jobs import JobStore
 from tests.jobs._crash import announce_target

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ownkey.envelope import encode_fields
-from ownkey.errors import PolicyError
+from ownkey.errors import InvalidRequest
 from ownkey.keys import KeyRef, ScopeIdentity, ScopeKeyRecord, Wrap, share_context
 from ownkey.service._request import address_of
 from ownkey.storage import Database, SqlScopeKeyStore
@@ -111,7 +111,7 @@ def _chat(members: Any) -> dict[str, Any]:
     [{"user": "x"}, {"user": "x", "org": ""}, {"user": "x", "org": 7}, "bob", {"org": "o" * 300}],
 )
 def test_a_chat_member_with_a_bad_org_is_refused_not_dropped(member: Any) -> None:
-    with pytest.raises(PolicyError, match=r"members\[1\]"):
+    with pytest.raises(InvalidRequest, match=r"members\[1\]"):
         address_of(_chat([{"user": "a", "org": "acme"}, member]))
 
 

@@ -112,3 +112,20 @@ def test_rules_revoke_their_own_orgs_key() -> None:
         "since": "5.0",
         "note": "incident",
     }
+
+
+def test_policy_and_keys_share_one_key_ref() -> None:
+    """The engine's plan keys are the key layer's references: no conversion, one class."""
+    import ownkey.keys
+    import ownkey.policy
+
+    assert ownkey.policy.KeyRef is ownkey.keys.KeyRef
+    assert ownkey.policy.KeyType is ownkey.keys.KeyType
+    plan = ownkey.policy.ProtectionPlan.of(
+        "0001",
+        [KeyRef.platform(), ACME],
+        [ownkey.policy.Reason(ownkey.policy.Rule.CATALOG, "test")],
+    )
+    assert plan.keys == (ACME, PLATFORM)
+    with pytest.raises(TypeError):
+        KeyRef("customer", "acme")  # type: ignore[arg-type]

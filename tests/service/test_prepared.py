@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import pytest
 
 from ownkey.envelope import peek_key_id
-from ownkey.errors import AccessDenied, InvalidCiphertext, PolicyError
+from ownkey.errors import AccessDenied, InvalidCiphertext, InvalidRequest
 from ownkey.keys import LEASE_USES, KeyRef, MemoryRuleStore, RevocationRule
 from ownkey.service import ProtectorSettings, build_protector
 from tests.service._helpers import DAY, chat, make_node
@@ -43,9 +43,9 @@ def test_the_asset_id_is_bound_and_checked_per_message() -> None:
     with pytest.raises(InvalidCiphertext):
         handle.open("m2", sealed)
     for bad in ("", "x" * 257, None, 7):
-        with pytest.raises(PolicyError):
+        with pytest.raises(InvalidRequest):
             handle.seal(bad, b"x")  # type: ignore[arg-type]
-        with pytest.raises(PolicyError):
+        with pytest.raises(InvalidRequest):
             handle.open(bad, sealed)  # type: ignore[arg-type]
 
 

@@ -11,6 +11,7 @@ from ownkey.errors import (
     AccessDenied,
     ConfigError,
     InvalidCiphertext,
+    InvalidRequest,
     LimitExceeded,
     PolicyError,
 )
@@ -85,9 +86,11 @@ def test_bad_requests_name_the_field(change, field: str) -> None:  # type: ignor
     node = make_node()
     request = chat()
     change(request)
-    with pytest.raises(PolicyError) as error:
+    with pytest.raises(InvalidRequest) as error:
         node.protector.seal(request, b"x")
     assert error.value.field == field
+    # The Protector's own fields are not the policy engine's: InvalidRequest, not PolicyError.
+    assert type(error.value) is InvalidRequest
 
 
 def test_policy_errors_pass_through() -> None:

@@ -60,7 +60,7 @@ def stub_policy(request: Any) -> policy.ProtectionPlan:
     keys = PLANS[request["asset"]["component"]]
     return policy.ProtectionPlan.of(
         request["asset"]["service_id"],
-        [policy.KeyRef(policy.KeyType(k.kind), k.org) for k in keys],
+        list(keys),
         [policy.Reason(next(iter(policy.Rule)), "the model's plan for this component")],
     )
 

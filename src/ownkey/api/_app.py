@@ -9,7 +9,7 @@ plus a periodic re-check, :class:`~ownkey.service.NodeSync`) while it runs.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -40,6 +40,7 @@ from ownkey.web import console_router
 __all__ = ["create_app"]
 
 VERSION = "1"
+_SCHEMA_REF = "#/components/schemas/"
 _ERRORS: dict[str, str] = {
     "400": "The body could not be read (not UTF-8 JSON)",
     "401": "No or an invalid bearer token",
@@ -96,6 +97,34 @@ def _method_not_allowed(request: Request, _exc: Exception) -> JSONResponse:
     )
 
 
+def _refs_in(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith(_SCHEMA_REF):
+            yield ref.removeprefix(_SCHEMA_REF)
+        for value in node.values():
+            yield from _refs_in(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs_in(item)
+
+
+def _drop_unused_schemas(document: dict[str, Any]) -> None:
+    """Publish only the component schemas an operation reaches: a model whose published schema
+    is given whole (the typed asset carries the policy request schema's own) leaves its nested
+    models among FastAPI's definitions, unreferenced."""
+    schemas: dict[str, Any] = document.get("components", {}).get("schemas", {})
+    reached: set[str] = set()
+    pending = list(_refs_in(document.get("paths", {})))
+    while pending:
+        name = pending.pop()
+        if name not in reached and name in schemas:
+            reached.add(name)
+            pending.extend(_refs_in(schemas[name]))
+    for name in set(schemas) - reached:
+        del schemas[name]
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document, with problem documents for every error answer."""
     if app.openapi_schema is not None:
@@ -124,6 +153,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 codes["503"] = "The database does not answer"
             for code, description in codes.items():
                 responses[code] = {"description": description, "content": problem}
+    _drop_unused_schemas(document)
     app.openapi_schema = document
     return document
 

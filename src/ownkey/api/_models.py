@@ -12,9 +12,16 @@ import binascii
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
-from ownkey.catalog import SERVICE_IDS
+from ownkey.catalog import SERVICE_IDS, ContainerKind, OwnerKind
 from ownkey.errors import InvalidRequest
 from ownkey.keys import CacheLimits, KeyDescription, MasterKey, RevocationRule
 from ownkey.keys import RewrapReport as CoreRewrapReport
@@ -23,6 +30,7 @@ from ownkey.policy import (
     MAX_TIME,
     ORG_FLAG_HELP,
     ORG_FLAGS,
+    DataClass,
     check_id,
     check_service_id,
     plan_schema,
@@ -32,9 +40,11 @@ from ownkey.service import AssetPreview, Coverage, Org, OrgUpdate, RekeyPreview,
 from ownkey.storage import ApiToken, AssetRecord, PendingShred
 
 __all__ = [
+    "AssetIn",
     "AssetRequest",
     "Base64",
     "CacheLimitsOut",
+    "ContainerIn",
     "CoverageOut",
     "DestructionIn",
     "JobIn",
@@ -44,6 +54,7 @@ __all__ = [
     "KeyIn",
     "KeyOut",
     "KeysOut",
+    "MemberIn",
     "ObjectOut",
     "OpenIn",
     "OpenOut",
@@ -187,18 +198,53 @@ class _Strict(BaseModel):
 # -- data plane ------------------------------------------------------------------------------------
 
 
+# The asset of a policy request (docs/policy.md), typed: its shape (fields, types, enums) is
+# checked here, at the boundary; what the fields mean (the catalog's service rules, the id rule,
+# the owner rule) stays with the policy engine, which names the field it refuses. The published
+# schema is the policy request schema's own ``asset`` (``WithJsonSchema`` on the field below).
+_Name = Annotated[str, Field(min_length=1)]
+_Lax = Field(strict=False)  # a JSON string names an enum member; nothing else is read as one
+
+
+class MemberIn(_Strict):
+    user: _Name
+    org: _Name
+
+
+class ContainerIn(_Strict):
+    kind: Annotated[ContainerKind, _Lax]
+    members: list[MemberIn] = Field(default_factory=list)
+
+
+class AssetIn(_Strict):
+    service_id: str
+    org: _Name
+    owner: _Name | None = None
+    owner_kind: Annotated[OwnerKind, _Lax]
+    container: ContainerIn = Field(default_factory=lambda: ContainerIn(kind=ContainerKind.NONE))
+    component: _Name
+    creator: _Name | None = None
+    third_party_model: bool = False
+    data_class: Annotated[DataClass, _Lax] = DataClass.CONTENT
+
+    def to_json(self) -> dict[str, Any]:
+        """The asset as the client sent it (defaults not filled in): the policy request's
+        ``asset``, so that the plan memo sees one key per request shape."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
 class AssetRequest(_Strict):
     """What the platform says about an asset: the policy's ``asset``, its scope and its id.
 
     ``orgs`` is not sent: ownkey reads every org's settings from its own directory.
     """
 
-    asset: Annotated[dict[str, Any], WithJsonSchema(_asset_schema())]
+    asset: Annotated[AssetIn, WithJsonSchema(_asset_schema()), Field(title="Asset")]
     scope: Text = Field(description="The container: a channel, chat, meeting or user id.")
     asset_id: Text = Field(description="The asset's own id, bound into the ciphertext.")
 
     def to_request(self) -> dict[str, Any]:
-        return {"asset": self.asset, "scope": self.scope, "asset_id": self.asset_id}
+        return {"asset": self.asset.to_json(), "scope": self.scope, "asset_id": self.asset_id}
 
 
 class SealIn(_Strict):

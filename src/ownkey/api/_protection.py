@@ -19,7 +19,7 @@ __all__ = ["protection_of"]
 
 def protection_of(runtime: Runtime, request: dict[str, Any], scope_key_id: bytes) -> ProtectionOut:
     plan = runtime.protector.explain(request)
-    keys = [":".join(filter(None, (key.type.value, key.org))) for key in plan.keys]
+    keys = [str(key) for key in plan.keys]
     return ProtectionOut(
         protection=plan.protection.value, keys=keys, scope_key_id=scope_key_id.hex()
     )

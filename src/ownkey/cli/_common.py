@@ -23,12 +23,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from ownkey.errors import InvalidRequest, NotFound, OwnkeyError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # rich is imported by the commands that print with it (startup)
+    from rich.console import Console
+    from rich.table import Table
+
     from ownkey.keys import KeyRef
     from ownkey.service import Runtime
 
@@ -110,6 +111,8 @@ PIPED_WIDTH = 10_000
 def console() -> Console:
     """Rich to stdout; a terminal's own width, else (piped) :data:`PIPED_WIDTH` unless
     ``COLUMNS`` says otherwise (Rich's default there is 80 columns, which cuts ids)."""
+    from rich.console import Console
+
     out = Console(highlight=False, soft_wrap=False)
     if not out.is_terminal and not os.environ.get("COLUMNS"):
         out.width = PIPED_WIDTH
@@ -121,6 +124,8 @@ def emit_json(value: Any) -> None:
 
 
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    from rich.table import Table
+
     out = Table(title=title, title_justify="left", header_style="bold")
     for column in columns:
         out.add_column(column)
@@ -204,6 +209,8 @@ def iso(seconds: float | None) -> str | None:
 
 def progress_console() -> Console:
     """Progress bars go to stderr, so ``--json`` output on stdout stays parseable."""
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False)
 
 

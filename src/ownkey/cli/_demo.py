@@ -26,22 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.panel import Panel
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
 
-from ownkey.cli import _demo_hybrid
 from ownkey.errors import AccessDenied, InvalidCiphertext, LifecycleError, OwnkeyError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # rich and the hybrid chapter are imported when the demo runs (startup)
+    from rich.console import Console
+
     from ownkey.keys import RevocationRule
     from ownkey.service import Protector, Runtime
 
@@ -153,9 +143,7 @@ def _file_sha256(path: Path) -> str:
 
 
 def _keys(plan: Any) -> str:
-    return " + ".join(
-        f"{key.type.value}:{key.org}" if key.org else key.type.value for key in plan.keys
-    )
+    return " + ".join(str(key) for key in plan.keys)
 
 
 # -- requests --------------------------------------------------------------------------------------
@@ -325,6 +313,9 @@ def demo(
     if home is not None and home.exists() and (not home.is_dir() or any(home.iterdir())):
         typer.echo(f"ownkey: --home {home} is not empty; the demo needs a new home", err=True)
         raise typer.Exit(code=2)
+    from rich.console import Console
+    from rich.panel import Panel
+
     console = Console(highlight=False)
     story = _Story(console, recording_mib * MIB)
     console.print(
@@ -343,6 +334,8 @@ def demo(
             _tell(story, runtime, Path(blobs))
             runtime.close()
             _shredded_forever(story, Runtime.open(env=env, clock=story.clock))
+            from ownkey.cli import _demo_hybrid
+
             _demo_hybrid.tell(story)
         finally:
             runtime.close()
@@ -427,6 +420,8 @@ def _two_orgs(t: _Tale) -> None:
         rt.update_org(org, cmk=True, enable=services, actor="demo")
         for user, licensed in users:
             rt.add_users(org, [user], licensed=licensed, actor="demo")
+    from rich.table import Table
+
     orgs = Table(title=None, header_style="bold")
     for column in ("org", "customer key", "CMK on for", "licensed users", "unlicensed"):
         orgs.add_column(column)
@@ -456,6 +451,15 @@ def _the_recording(t: _Tale) -> None:
     )
     t.recording = t.blobs / "recording-42.sealed"
     rss_before = _peak_rss_mib()
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
+
     progress = Progress(
         TextColumn("sealing"),
         BarColumn(),
@@ -529,6 +533,8 @@ def _who_holds_the_keys(t: _Tale) -> None:
         "the platform key stands in for it. Personal identifiers (9999) need no enabling and no "
         "licence. Polls (0001) and reactions (0008) are excluded by the seed.",
     )
+    from rich.table import Table
+
     plans = Table(header_style="bold")
     for column in ("asset", "keys needed to open", "protection", "envelope"):
         plans.add_column(column)
@@ -654,6 +660,8 @@ def _rotation(t: _Tale) -> None:
     chat_before = sealed[_CROSS_LABEL]
     rotation = rt.admin.rotate_key("customer:acme", rewrap=False, actor="demo")
     job = rt.create_job("rewrap", key="customer:acme")
+    from rich.progress import BarColumn, Progress, TextColumn
+
     with Progress(
         TextColumn("re-wrapping"),
         BarColumn(),
@@ -778,6 +786,8 @@ def _verify_audit(story: _Story, rt: Runtime) -> None:
         report = log.verify(org, keys)
         story.check(report.ok, f"the audit chain of {org} does not verify: {report.problems}")
         rows.append((org, report.records, report.checkpoints, "OK"))
+    from rich.table import Table
+
     table = Table(header_style="bold")
     for column in ("chain", "events", "signed checkpoints", "verify"):
         table.add_column(column)

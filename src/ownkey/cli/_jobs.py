@@ -25,7 +25,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ownkey.cli._common import (
     CLI_ACTOR,
@@ -71,6 +70,8 @@ def run_with_progress(rt: Runtime, job: JobStatus, *, quiet: bool = False) -> Jo
     if quiet or job.total == 0:
         return rt.run_job(job.job_id)
     label = f"{job.kind} {job.org or job.params.get('key', '')}".strip()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn(label),
         BarColumn(),

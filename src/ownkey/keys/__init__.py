@@ -8,6 +8,7 @@ and rekey support. Requirements are in ``docs/spec/key-lifecycle.md``. No I/O: p
 randomness and sleep are injected through :class:`KeyDeps`.
 """
 
+from ownkey._refs import KeyRef, KeyType
 from ownkey.keys._access import ScopeKeys
 from ownkey.keys._admin import KeyAdmin, ShredEvidence
 from ownkey.keys._cache import CacheEntry, CacheLimits, CacheReport, ScopeKeyCache
@@ -37,7 +38,6 @@ from ownkey.keys._records import (
     share_context,
     wrap_context,
 )
-from ownkey.keys._refs import KeyRef
 from ownkey.keys._retry import RetryPolicy, call_with_retry
 from ownkey.keys._revocation import RevocationPreview, RevocationRule
 from ownkey.keys._rewrap import Rewrapper, RewrapReport
@@ -61,6 +61,7 @@ __all__ = [
     "KeyRef",
     "KeyRegistry",
     "KeyState",
+    "KeyType",
     "Lease",
     "MasterKey",
     "MemoryKeyRegistry",

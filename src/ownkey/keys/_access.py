@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ownkey._refs import KeyRef, KeyType
 from ownkey.audit import AuditAction, Outcome
 from ownkey.envelope import ScopeKey, combine_shares
 from ownkey.errors import AccessDenied, ConfigError, InvalidCiphertext, KeyUnavailable
@@ -31,7 +32,6 @@ from ownkey.keys._records import (
     record_binding,
     share_context,
 )
-from ownkey.keys._refs import HYBRID, KeyRef
 from ownkey.keys._revocation import RevocationRule
 
 __all__ = ["ScopeKeys"]
@@ -60,7 +60,7 @@ class ScopeKeys:
         master = self._deps.registry.get(ref)
         if master is not None:
             return master
-        if ref.kind == HYBRID:
+        if ref.type is KeyType.HYBRID:
             raise self._denied(
                 None,
                 ref,

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ownkey._refs import KeyRef, KeyType
 from ownkey.audit import AuditAction, Outcome
 from ownkey.errors import (
     AccessDenied,
@@ -33,7 +34,6 @@ from ownkey.keys._deps import KeyDeps
 from ownkey.keys._lifecycle import KeyAction, KeyState, destruction_due, next_state
 from ownkey.keys._ports import DestructionReceipt, KeyDescription, KeyOwnership
 from ownkey.keys._records import MasterKey, Selector, describe_selector
-from ownkey.keys._refs import HYBRID, KeyRef
 from ownkey.keys._revocation import RevocationPreview, RevocationRule
 from ownkey.policy import check_duration
 
@@ -144,7 +144,7 @@ class KeyAdmin:
         existing = self._deps.registry.get(ref)
         if existing is not None and existing.state is not KeyState.DESTROYED:
             raise LifecycleError(f"{ref} already has a key ({existing.state.value})")
-        if ref.kind == HYBRID:
+        if ref.type is KeyType.HYBRID:
             raise InvalidRequest(
                 "key", f"{ref} is a client-side key: a platform deployment never holds it"
             )

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
+from ownkey._refs import KeyRef
 from ownkey.audit import AuditAction, Outcome
 from ownkey.errors import AccessDenied, AuditUnavailable, KeyUnavailable, NotFound
 from ownkey.keys._deps import KeyDeps
 from ownkey.keys._ports import KeyDescription
 from ownkey.keys._records import MasterKey, Wrap
-from ownkey.keys._refs import KeyRef
 from ownkey.keys._retry import call_with_retry
 
 __all__ = ["describe_key", "unwrap_share", "verify_wrap", "wrap_share"]

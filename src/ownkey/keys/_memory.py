@@ -10,9 +10,9 @@ import dataclasses
 import threading
 from collections.abc import Sequence
 
+from ownkey._refs import KeyRef
 from ownkey.errors import Conflict, NotFound
 from ownkey.keys._records import MasterKey, ScopeIdentity, ScopeKeyRecord, Selector, Wrap
-from ownkey.keys._refs import KeyRef
 from ownkey.keys._revocation import RevocationRule
 
 __all__ = ["MemoryKeyRegistry", "MemoryRuleStore", "MemoryScopeKeyStore"]

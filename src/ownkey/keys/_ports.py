@@ -13,9 +13,9 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
+from ownkey._refs import KeyRef
 from ownkey.keys._lifecycle import KeyState
 from ownkey.keys._records import MasterKey, ScopeIdentity, ScopeKeyRecord, Selector, Wrap
-from ownkey.keys._refs import KeyRef
 from ownkey.keys._revocation import RevocationRule
 
 __all__ = [

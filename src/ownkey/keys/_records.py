@@ -15,9 +15,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ownkey._refs import KeyRef
 from ownkey.envelope import encode_fields
 from ownkey.keys._lifecycle import KeyState
-from ownkey.keys._refs import KeyRef
 
 __all__ = [
     "RECORD_FORMAT",

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ownkey._refs import KeyRef
 from ownkey.keys._records import ScopeIdentity, Selector
-from ownkey.keys._refs import KeyRef
 from ownkey.policy import check_id, check_service_id, check_time, check_window
 
 __all__ = ["RevocationPreview", "RevocationRule"]

@@ -30,12 +30,12 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
+from ownkey._refs import KeyRef
 from ownkey.audit import AuditAction
 from ownkey.errors import AuditUnavailable, KeyUnavailable, OwnkeyError
 from ownkey.keys._calls import unwrap_share, verify_wrap, wrap_share
 from ownkey.keys._deps import KeyDeps
 from ownkey.keys._records import MasterKey, ScopeKeyRecord, Selector, Wrap, share_context
-from ownkey.keys._refs import KeyRef
 
 __all__ = ["RewrapReport", "Rewrapper"]
 

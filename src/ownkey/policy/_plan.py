@@ -10,18 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ownkey._refs import KeyRef, KeyType
+
 __all__ = ["KeyRef", "KeyType", "Protection", "ProtectionPlan", "Reason", "Rule"]
-
-
-class KeyType(StrEnum):
-    """Kinds of key a plan can require; the order of the members is the order of ``keys``."""
-
-    CUSTOMER = "customer"
-    PLATFORM = "platform"
-    HYBRID = "hybrid"
-
-
-_KEY_ORDER = {kind: index for index, kind in enumerate(KeyType)}
 
 
 class Protection(StrEnum):
@@ -52,44 +43,6 @@ class Rule(StrEnum):
     LOG_INDEX = "log-index"
     THIRD_PARTY_MODEL = "third-party-model"
     AI_DERIVATIVE = "ai-derivative"
-
-
-@dataclass(frozen=True, slots=True, order=False)
-class KeyRef:
-    """One key a plan requires: an org's customer key, the platform key, or an org's hybrid key."""
-
-    type: KeyType
-    org: str | None = None
-
-    def __post_init__(self) -> None:
-        if (self.type is KeyType.PLATFORM) != (self.org is None):
-            raise ValueError("the platform key has no org; customer and hybrid keys need one")
-
-    @classmethod
-    def customer(cls, org: str) -> KeyRef:
-        """The customer key of ``org``."""
-        return cls(KeyType.CUSTOMER, org)
-
-    @classmethod
-    def platform(cls) -> KeyRef:
-        """The platform key ("regular encryption")."""
-        return cls(KeyType.PLATFORM)
-
-    @classmethod
-    def hybrid(cls, org: str) -> KeyRef:
-        """The client-side (hybrid) key of ``org``, which the platform never holds."""
-        return cls(KeyType.HYBRID, org)
-
-    @property
-    def sort_key(self) -> tuple[int, str]:
-        """Customer keys by org, then the platform key, then hybrid keys by org."""
-        return (_KEY_ORDER[self.type], self.org or "")
-
-    def to_json(self) -> dict[str, str]:
-        """``{"type": "customer", "org": "acme"}`` or ``{"type": "platform"}``."""
-        if self.org is None:
-            return {"type": self.type.value}
-        return {"type": self.type.value, "org": self.org}
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,26 +8,29 @@ deployment (what the CLI, the API and the demo open); it builds and closes, and 
 :class:`OrgOperations`, :class:`KeyOperations` and :class:`JobOperations`.
 """
 
-from ownkey.errors import PlanChanged  # re-exported where it was first defined
-from ownkey.service._admin import Administration, Rotation
-from ownkey.service._assets import AssetPreview, AssetService
-from ownkey.service._background import BackgroundJobs
-from ownkey.service._build import build_protector
-from ownkey.service._builder import Effects, MemoryProfile, SqlDeployment, SqlProfile
-from ownkey.service._coverage import Coverage, ServiceCoverage
-from ownkey.service._directory import Org, OrgDirectory, User
-from ownkey.service._job_ops import JobOperations
-from ownkey.service._jobs import JobRunner, RekeyPreview, ShredCandidate
-from ownkey.service._key_ops import KeyOperations
-from ownkey.service._nodes import NodeSync
-from ownkey.service._objects import ObjectRange, Objects
-from ownkey.service._org_ops import OrgOperations, OrgUpdate
-from ownkey.service._plan import PlanView, PolicyFn, policy_engine, view_plan
-from ownkey.service._protector import Protector
-from ownkey.service._request import AssetAddress, address_of, policy_part
-from ownkey.service._runtime import Runtime
-from ownkey.service._settings import ProtectorSettings
-from ownkey.service._witness import AuditWitness, Witnessed, witness
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ownkey.errors import PlanChanged  # re-exported where it was first defined
+    from ownkey.service._admin import Administration, Rotation
+    from ownkey.service._assets import AssetPreview, AssetService
+    from ownkey.service._background import BackgroundJobs
+    from ownkey.service._build import build_protector
+    from ownkey.service._builder import Effects, MemoryProfile, SqlDeployment, SqlProfile
+    from ownkey.service._coverage import Coverage, ServiceCoverage
+    from ownkey.service._directory import Org, OrgDirectory, User
+    from ownkey.service._job_ops import JobOperations
+    from ownkey.service._jobs import JobRunner, RekeyPreview, ShredCandidate
+    from ownkey.service._key_ops import KeyOperations
+    from ownkey.service._nodes import NodeSync
+    from ownkey.service._objects import ObjectRange, Objects
+    from ownkey.service._org_ops import OrgOperations, OrgUpdate
+    from ownkey.service._plan import PlanView, PolicyFn, policy_engine, view_plan
+    from ownkey.service._protector import Protector
+    from ownkey.service._request import AssetAddress, address_of, policy_part
+    from ownkey.service._runtime import Runtime
+    from ownkey.service._settings import ProtectorSettings
+    from ownkey.service._witness import AuditWitness, Witnessed, witness
 
 __all__ = [
     "Administration",
@@ -70,3 +73,63 @@ __all__ = [
     "view_plan",
     "witness",
 ]
+
+#: Where each public name lives: importing ``ownkey.service`` loads none of them, so that a
+#: command importing one (``Runtime``) pays for its own modules only (tests/cli/test_startup.py).
+_HOMES: dict[str, str] = {
+    "PlanChanged": "ownkey.errors",
+    "Administration": "ownkey.service._admin",
+    "Rotation": "ownkey.service._admin",
+    "AssetPreview": "ownkey.service._assets",
+    "AssetService": "ownkey.service._assets",
+    "BackgroundJobs": "ownkey.service._background",
+    "build_protector": "ownkey.service._build",
+    "Effects": "ownkey.service._builder",
+    "MemoryProfile": "ownkey.service._builder",
+    "SqlDeployment": "ownkey.service._builder",
+    "SqlProfile": "ownkey.service._builder",
+    "Coverage": "ownkey.service._coverage",
+    "ServiceCoverage": "ownkey.service._coverage",
+    "Org": "ownkey.service._directory",
+    "OrgDirectory": "ownkey.service._directory",
+    "User": "ownkey.service._directory",
+    "JobOperations": "ownkey.service._job_ops",
+    "JobRunner": "ownkey.service._jobs",
+    "RekeyPreview": "ownkey.service._jobs",
+    "ShredCandidate": "ownkey.service._jobs",
+    "KeyOperations": "ownkey.service._key_ops",
+    "NodeSync": "ownkey.service._nodes",
+    "ObjectRange": "ownkey.service._objects",
+    "Objects": "ownkey.service._objects",
+    "OrgOperations": "ownkey.service._org_ops",
+    "OrgUpdate": "ownkey.service._org_ops",
+    "PlanView": "ownkey.service._plan",
+    "PolicyFn": "ownkey.service._plan",
+    "policy_engine": "ownkey.service._plan",
+    "view_plan": "ownkey.service._plan",
+    "Protector": "ownkey.service._protector",
+    "AssetAddress": "ownkey.service._request",
+    "address_of": "ownkey.service._request",
+    "policy_part": "ownkey.service._request",
+    "Runtime": "ownkey.service._runtime",
+    "ProtectorSettings": "ownkey.service._settings",
+    "AuditWitness": "ownkey.service._witness",
+    "Witnessed": "ownkey.service._witness",
+    "witness": "ownkey.service._witness",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use (PEP 562), then keep the name here."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

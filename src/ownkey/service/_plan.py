@@ -1,8 +1,8 @@
 """The adapter between the policy engine's plan and the key layer.
 
-The key layer names keys with :class:`ownkey.keys.KeyRef` and does not import the policy engine;
-this module reads the engine's :class:`~ownkey.policy.ProtectionPlan` (whoever produced it: the
-engine, the directory policy, a test's model) into the few fields sealing needs.
+The policy engine and the key layer share one :class:`~ownkey.keys.KeyRef` (``ownkey.policy.KeyRef``
+is the same class); this module reads the engine's :class:`~ownkey.policy.ProtectionPlan` (whoever
+produced it: the engine, the directory policy, a test's model) into the few fields sealing needs.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class MemoizedPolicy:
         key = request_key(request)
         if key is None:
             return self._engine(request)  # not plain JSON: let the engine judge it, uncached
-        # A bad request raises PolicyError from the engine: nothing is remembered.
+        # A bad request raises InvalidRequest (the engine: PolicyError); nothing is remembered.
         return self._plans.get(key, lambda: self._engine(request))
 
     def revision(self, request: Mapping[str, Any]) -> Hashable:
@@ -65,5 +65,4 @@ class MemoizedPolicy:
 def view_plan(plan: policy.ProtectionPlan) -> PlanView:
     """The plan's service, protection and keys; the keys keep the plan's order (the share
     order)."""
-    keys = tuple(KeyRef(key.type.value, key.org) for key in plan.keys)
-    return PlanView(plan.service_id, plan.protection.value, keys)
+    return PlanView(plan.service_id, plan.protection.value, plan.keys)

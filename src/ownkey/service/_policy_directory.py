@@ -14,7 +14,7 @@ from collections.abc import Hashable, Mapping
 from typing import Any
 
 from ownkey import policy
-from ownkey.errors import PolicyError
+from ownkey.errors import InvalidRequest
 from ownkey.policy import OrgSettings, PolicyRequest, ProtectionPlan
 from ownkey.service._directory import ORG_FLAGS, Org, OrgDirectory
 from ownkey.service._memo import LruMemo, request_key
@@ -63,19 +63,19 @@ class DirectoryPolicy:
     def _orgs(self, request: Request) -> dict[str, Org | None]:
         """Every org the asset touches, as the directory knows it (None: unknown)."""
         if not isinstance(request, Mapping):
-            raise PolicyError("request", "must be a JSON object")
+            raise InvalidRequest("request", "must be a JSON object")
         if "orgs" in request:
-            raise PolicyError(
+            raise InvalidRequest(
                 "orgs",
                 "comes from ownkey's org directory; send the asset (with scope and asset_id) only",
             )
         asset = request.get("asset")
         if not isinstance(asset, Mapping):
-            raise PolicyError("asset", "required, an object")
+            raise InvalidRequest("asset", "required, an object")
         orgs = {name: self._directory.org(name) for name in _orgs_of(asset)}
         first = next(iter(orgs), None)
         if first is not None and orgs[first] is None:
-            raise PolicyError(
+            raise InvalidRequest(
                 "asset.org", f"org {json.dumps(first)} is not in ownkey's org directory"
             )
         return orgs
@@ -100,7 +100,7 @@ class DirectoryPolicy:
         key = request_key(request)
         if key is None:
             return policy.explain(self._build(request, orgs))
-        # A bad request raises PolicyError from the engine: nothing is remembered.
+        # A bad request raises InvalidRequest (the engine: PolicyError); nothing is remembered.
         return self._plans.get(
             (key, self._revisions(orgs)), lambda: policy.explain(self._build(request, orgs))
         )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ownkey.envelope import ContextTemplate, EncryptionContext
-from ownkey.errors import InvalidRequest, PolicyError
+from ownkey.errors import InvalidRequest
 from ownkey.policy import MAX_ID_CHARS, check_id
 
 __all__ = [
@@ -52,11 +52,8 @@ class AssetAddress:
 
 def _text(obj: Mapping[str, Any], name: str, field: str) -> str:
     """The one id rule of ``ownkey.policy.check_id`` (no NUL, no lone surrogate: these values
-    are bound into the context as UTF-8)."""
-    try:
-        return check_id(field, obj.get(name))
-    except InvalidRequest as exc:  # a policy request's field: PolicyError, as documented
-        raise PolicyError(field, str(exc).removeprefix(f"{field}: ")) from None
+    are bound into the context as UTF-8); a refusal is :class:`InvalidRequest` naming ``field``."""
+    return check_id(field, obj.get(name))
 
 
 def _chat_orgs(asset: Mapping[str, Any]) -> tuple[str, ...]:
@@ -72,7 +69,7 @@ def _chat_orgs(asset: Mapping[str, Any]) -> tuple[str, ...]:
     for index, member in enumerate(members):
         field = f"asset.container.members[{index}].org"
         if not isinstance(member, Mapping):
-            raise PolicyError(f"asset.container.members[{index}]", "must be an object")
+            raise InvalidRequest(f"asset.container.members[{index}]", "must be an object")
         orgs.add(_text(member, "org", field))
     return tuple(sorted(orgs))
 
@@ -101,10 +98,10 @@ class ScopeAddress:
 def scope_of(request: Mapping[str, Any]) -> ScopeAddress:
     """The address of ``request`` without its asset id; raises like :func:`address_of`."""
     if not isinstance(request, Mapping):
-        raise PolicyError("request", "must be a JSON object")
+        raise InvalidRequest("request", "must be a JSON object")
     asset = request.get("asset")
     if not isinstance(asset, Mapping):
-        raise PolicyError("asset", "required, an object")
+        raise InvalidRequest("asset", "required, an object")
     scope = _text(request, "scope", "scope")
     service_id = _text(asset, "service_id", "asset.service_id")
     org = _text(asset, "org", "asset.org")
@@ -122,7 +119,7 @@ def asset_id_of(request: Mapping[str, Any]) -> str:
 
 
 def check_asset_id(value: object) -> str:
-    """``value`` if it is a valid asset id, else :class:`PolicyError` on ``asset_id``."""
+    """``value`` if it is a valid asset id, else :class:`InvalidRequest` on ``asset_id``."""
     if type(value) is not str or not value or len(value) > MAX_ID_CHARS:
         return _text({"asset_id": value}, "asset_id", "asset_id")
     return value
@@ -131,7 +128,7 @@ def check_asset_id(value: object) -> str:
 def address_of(request: Mapping[str, Any]) -> AssetAddress:
     """The asset's address and content context, read from a Protector request.
 
-    Raises :class:`PolicyError` naming the field when ``scope``, ``asset_id`` or the asset's
+    Raises :class:`InvalidRequest` naming the field when ``scope``, ``asset_id`` or the asset's
     ``service_id``, ``org`` or ``component`` is missing or not a string.
     """
     scope = scope_of(request)

@@ -18,9 +18,9 @@ from sqlalchemy.exc import IntegrityError
 
 from ownkey.envelope import encode_fields
 from ownkey.errors import Conflict, NotFound
+from ownkey.keys import KeyRef
 from ownkey.keys._lifecycle import KeyState
 from ownkey.keys._records import MasterKey, ScopeIdentity, ScopeKeyRecord, Selector, Wrap
-from ownkey.keys._refs import KeyRef
 from ownkey.keys._revocation import RevocationRule
 from ownkey.storage._engine import Database
 from ownkey.storage._schema import (

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from ownkey.errors import Conflict, NotFound
+from ownkey.keys import KeyRef
 from ownkey.keys._lifecycle import KeyState
 from ownkey.keys._records import MasterKey, ScopeKeyRecord, Selector, Wrap
-from ownkey.keys._refs import KeyRef
 from ownkey.keys._revocation import RevocationRule
 
 __all__ = [
