@@ -16,6 +16,7 @@ from ownkey.service._build import build_protector
 from ownkey.service._builder import Effects, MemoryProfile, SqlDeployment, SqlProfile
 from ownkey.service._coverage import Coverage, ServiceCoverage
 from ownkey.service._directory import Org, OrgDirectory, User
+from ownkey.service._hybrid_objects import AssetCiphertexts, DirectoryOrgUsers, is_client_side
 from ownkey.service._job_ops import JobOperations
 from ownkey.service._jobs import JobRunner, RekeyPreview, ShredCandidate
 from ownkey.service._key_ops import KeyOperations
@@ -32,11 +33,13 @@ from ownkey.service._witness import AuditWitness, Witnessed, witness
 __all__ = [
     "Administration",
     "AssetAddress",
+    "AssetCiphertexts",
     "AssetPreview",
     "AssetService",
     "AuditWitness",
     "BackgroundJobs",
     "Coverage",
+    "DirectoryOrgUsers",
     "Effects",
     "JobOperations",
     "JobRunner",
@@ -65,6 +68,7 @@ __all__ = [
     "Witnessed",
     "address_of",
     "build_protector",
+    "is_client_side",
     "policy_engine",
     "policy_part",
     "view_plan",

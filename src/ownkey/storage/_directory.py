@@ -232,6 +232,13 @@ class SqlOrgDirectory:
                 for row in conn.execute(query.order_by(users.c.email))
             ]
 
+    def orgs_of_user(self, email: str) -> list[str]:
+        """The orgs that list ``email`` (exact, as stored: lower case), sorted."""
+        with self._db.engine.connect() as conn:
+            return sorted(
+                row.org for row in conn.execute(select(users.c.org).where(users.c.email == email))
+            )
+
     def licensed_users(self, org: str) -> frozenset[str]:
         with self._db.engine.connect() as conn:
             return frozenset(
