@@ -58,8 +58,8 @@ def test_configured_routes_publish_discovery_and_jwks(tmp_path: Path) -> None:
 def test_rotate_and_retire_from_the_command_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ownkey.hybrid import SigningKeys
     from ownkey.api.hybrid_platform import main
+    from ownkey.hybrid import SigningKeys
 
     path = tmp_path / "authz-signing-keys.json"
     first = SigningKeys.persistent(path)
