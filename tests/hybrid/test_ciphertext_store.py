@@ -5,16 +5,14 @@ directory answers a user's org only when exactly one org lists the user."""
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ownkey.client._format import join, key_id
-from ownkey.envelope import MessageCipher, ScopeKey
 from ownkey.errors import AccessDenied, Conflict, InvalidRequest, NotFound
 from ownkey.service import AssetCiphertexts, DirectoryOrgUsers, Objects, Runtime
+from tests.hybrid.conftest import sealed_bytes
 
 ORG, CONV = "acme", "room-1"
 ANN, AL = "ann@acme.test", "al@acme.test"
@@ -29,10 +27,7 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
 
 
 def _sealed(text: bytes, conversation: str = CONV) -> bytes:
-    wrapped = os.urandom(48)  # what the key service returned; the platform cannot unwrap it
-    context = {"org": ORG, "service": "1001", "conversation": conversation}
-    envelope = MessageCipher(ScopeKey(key_id(wrapped), os.urandom(32))).seal(text, context)
-    return join(wrapped, envelope)
+    return sealed_bytes(text, conversation, ORG)
 
 
 def test_no_asset_service_path_opens_client_side_ciphertext(runtime: Runtime) -> None:
