@@ -86,7 +86,8 @@ def test_only_sealed_messages_are_stored(runtime: Runtime) -> None:
 def test_a_users_org_comes_from_the_directory_and_is_unique(runtime: Runtime) -> None:
     users = DirectoryOrgUsers(runtime.directory)
     assert users.org_of_user(ANN) is None
-    runtime.add_users(ORG, [ANN])
+    runtime.add_users(ORG, ["Ann@Acme.test"])  # the directory's spelling
+    assert users.org_of_user(ANN) == ORG
     assert users.org_of_user(ANN.upper()) == ORG
     runtime.create_org("globex")
     runtime.add_users("globex", [ANN])
