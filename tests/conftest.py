@@ -6,10 +6,9 @@ at its end; if it cannot start, the PostgreSQL tests fail rather than skip.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
-
-import os
 
 import pytest
 from hypothesis import HealthCheck, settings

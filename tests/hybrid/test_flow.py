@@ -211,9 +211,11 @@ def test_the_platform_with_all_its_state_and_keys_cannot_open_a_message(flow: Fl
     plaintext = b"the platform must never read this"
     sealed = flow.client(ALICE).seal_message("conv-a", plaintext)
     flow.upload(ALICE, "conv-a", "secret-1", sealed)
-    state = sorted(p for p in flow.platform_state.rglob("*") if p.is_file())
-    assert any(p.read_bytes() == sealed for p in state)
-    assert not any(plaintext in p.read_bytes() for p in state)
+    # Its full database: the message is one asset of service 1001, its bytes the client's.
+    stored = flow.platform_assets()
+    mine = [(r, b) for r, b in stored.values() if r.context.get("message") == "secret-1"]
+    assert [(r.service_id, r.org, b) for r, b in mine] == [("1001", ORG, sealed)]
+    assert not any(plaintext in blob for blob in flow.platform_files())
     # Every key the platform holds: its authorization signing seeds. None is the DEK.
     seeds = json.loads((flow.platform_state / "authz-signing-keys.json").read_text())["seeds"]
     wrapped, envelope = split(sealed)
@@ -466,7 +468,7 @@ def test_the_platform_rotates_its_grant_keys_and_the_key_service_follows(
 ) -> None:
     wrapped, _ = split(sealed_a)
     before = flow.grant(BOB, "conv-a", "reader")
-    # What `python -m ownkey.hybrid.platform --state DIR --rotate` does, from another process.
+    # What `python -m ownkey.api.hybrid_platform --state DIR --rotate` does, from another process.
     new_kid = SigningKeys.persistent(flow.platform_state / "authz-signing-keys.json").rotate()
     answer = flow.http.post(
         flow.platform_url + "/hybrid/authorize",
@@ -498,6 +500,33 @@ def test_ciphertext_is_listed_for_members_and_deleted_with_the_conversation(flow
     assert deleted.json()["deleted"] >= 2
     assert flow.http.get(url + "/messages", headers=as_user(CAROL)).json()["messages"] == []
     assert flow.http.get(url + "/messages/d-1", headers=as_user(CAROL)).status_code == 404
+
+
+def test_a_member_cannot_overwrite_another_members_message(flow: Flow) -> None:
+    """HYB-13: the writer of a message id is recorded; only that writer replaces it."""
+    mine = flow.client(ALICE).seal_message("conv-a", b"alice wrote this")
+    flow.upload(ALICE, "conv-a", "owned-1", mine)
+    forged = flow.client(BOB).seal_message("conv-a", b"bob says otherwise")
+    url = flow.platform_url + "/hybrid/conversations/conv-a/messages/owned-1"
+    refused = flow.http.put(
+        url, content=forged, headers={"Authorization": f"Bearer {flow.sign_in(BOB)}"}
+    )
+    assert refused.status_code == 409
+    assert "another member" in refused.json()["error"]["message"]
+    assert flow.download(BOB, "conv-a", "owned-1") == mine
+    again = flow.client(ALICE).seal_message("conv-a", b"alice edits her own")
+    flow.upload(ALICE, "conv-a", "owned-1", again)  # the writer may replace its own message
+    assert flow.client(BOB).open_message("conv-a", flow.download(BOB, "conv-a", "owned-1")) == (
+        b"alice edits her own"
+    )
+
+
+def test_the_platform_refuses_to_store_what_is_not_a_sealed_message(flow: Flow) -> None:
+    url = flow.platform_url + "/hybrid/conversations/conv-a/messages/junk-1"
+    headers = {"Authorization": f"Bearer {flow.sign_in(ALICE)}"}
+    for junk in (b"plain text, not sealed", b"OKH1\x00\x01x", b"OKH1\x00\x01xnot-an-envelope"):
+        assert flow.http.put(url, content=junk, headers=headers).status_code == 400
+    assert flow.http.get(url, headers=headers).status_code == 404
 
 
 def test_rewrap_moves_a_dek_to_the_current_key_version(flow: Flow) -> None:

@@ -10,8 +10,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from ownkey.api.hybrid_platform import platform_store
 from ownkey.errors import ConfigError
 from ownkey.hybrid.platform import mount_platform_routes
+from ownkey.service import AssetCiphertexts
 
 
 def test_nothing_is_mounted_without_configuration() -> None:
@@ -35,7 +37,12 @@ def test_configured_routes_publish_discovery_and_jwks(tmp_path: Path) -> None:
         "OWNKEY_HYBRID_MEMBERS": str(members),
     }
     app = FastAPI()
-    assert mount_platform_routes(app, env) is True
+    with pytest.raises(ConfigError, match="asset store"):
+        mount_platform_routes(app, env)  # fail closed: no ciphertext anywhere but the store
+    assert (
+        mount_platform_routes(app, env, ciphertexts=AssetCiphertexts(platform_store(tmp_path)))
+        is True
+    )
     with TestClient(app) as client:
         discovery = client.get("/hybrid/.well-known/openid-configuration").json()
         assert discovery["issuer"] == "https://platform.example/hybrid"
@@ -51,8 +58,8 @@ def test_configured_routes_publish_discovery_and_jwks(tmp_path: Path) -> None:
 def test_rotate_and_retire_from_the_command_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from ownkey.api.hybrid_platform import main
     from ownkey.hybrid import SigningKeys
-    from ownkey.hybrid.platform import main
 
     path = tmp_path / "authz-signing-keys.json"
     first = SigningKeys.persistent(path)

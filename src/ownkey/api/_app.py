@@ -33,7 +33,15 @@ from ownkey.api._problems import (
 )
 from ownkey.api._state import ApiState
 from ownkey.hybrid.platform import mount_platform_routes
-from ownkey.service import AuditWitness, BackgroundJobs, NodeSync, Objects, Runtime
+from ownkey.service import (
+    AssetCiphertexts,
+    AuditWitness,
+    BackgroundJobs,
+    DirectoryOrgUsers,
+    NodeSync,
+    Objects,
+    Runtime,
+)
 from ownkey.storage import TokenStore
 from ownkey.web import console_router
 
@@ -220,7 +228,11 @@ def create_app(
     app.include_router(listing_router)
     app.include_router(admin_router)
     app.include_router(console_router(state))  # the security console, /admin (ownkey.web)
-    mount_platform_routes(app)  # CMK Hybrid grants + 1001 objects, when configured
+    mount_platform_routes(  # CMK Hybrid grants + 1001 objects in the asset store, when configured
+        app,
+        ciphertexts=AssetCiphertexts(runtime.assets.store),
+        directory=DirectoryOrgUsers(runtime.directory),
+    )
 
     @app.get("/healthz", tags=["node"], summary="Liveness: the database answers")
     def healthz() -> JSONResponse:

@@ -14,7 +14,9 @@ ASGI middleware answers, before the body is read:
   otherwise accept UTF-16 and UTF-32).
 
 ``PUT /v1/objects/{asset_id}`` is left alone: its body is the object's bytes, streamed into the
-store in bounded memory by its own route after the same token check.
+store in bounded memory by its own route after the same token check. ``PUT
+/hybrid/conversations/{c}/messages/{m}`` (CMK Hybrid, docs/hybrid.md) is binary ciphertext:
+read up to the same 1 MiB, without the UTF-8 check; its route checks the caller's sign-in token.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ SEAL_BODY_LIMIT: Final = 4 * (SEAL_PAYLOAD_BYTES + 64 * 1024) // 3 + 4 + 1024 * 
 JSON_BODY_LIMIT: Final = 1024 * 1024
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _LARGE = frozenset({"/v1/seal", "/v1/open"})
+#: Bodies that are bytes, not JSON: a client-sealed 1001 message (at most 1 MiB).
+_BINARY_PUT = "/hybrid/conversations/"
 
 
 def limit_of(path: str) -> int:
@@ -76,7 +80,8 @@ class BodyGate:
             if scope["method"] == "PUT" and path.startswith("/v1/objects/"):
                 await self._app(scope, receive, send)  # streamed by its route
                 return
-            body = await _read(scope, receive, limit_of(path))
+            binary = scope["method"] == "PUT" and path.startswith(_BINARY_PUT)
+            body = await _read(scope, receive, limit_of(path), utf8=not binary)
         except ApiProblem as problem:
             answer = problem_response(
                 problem.status,
@@ -116,7 +121,7 @@ def _too_large(limit: int) -> ApiProblem:
     )
 
 
-async def _read(scope: Scope, receive: Receive, limit: int) -> bytes:
+async def _read(scope: Scope, receive: Receive, limit: int, *, utf8: bool = True) -> bytes:
     declared = _header(scope, b"content-length")
     if declared is not None and declared.strip().isdigit() and int(declared) > limit:
         raise _too_large(limit)
@@ -134,7 +139,7 @@ async def _read(scope: Scope, receive: Receive, limit: int) -> bytes:
         if not message.get("more_body", False):
             break
     body = b"".join(chunks)
-    if not body.isascii():
+    if utf8 and not body.isascii():
         try:
             body.decode("utf-8")
         except UnicodeDecodeError:

@@ -47,10 +47,11 @@ def tell(story: Any, number: int = 10) -> None:
         text = b"hybrid: the merger closes on Friday"
         sealed = ann.seal_message("hybrid-room", text, reason="chat send")
         stack.upload(_ANN, "hybrid-room", "m-1", sealed)
-        stored = [p.read_bytes() for p in stack.platform_state.rglob("*") if p.is_file()]
+        stored = [blob for _record, blob in stack.platform_assets().values()]
         story.check(sealed in stored, "the platform did not store the sealed message")
         story.check(
-            not any(text in blob for blob in stored), "the platform's state holds the plaintext"
+            not any(text in blob for blob in stack.platform_files()),
+            "the platform's state holds the plaintext",
         )
         console.print(
             f"ann sealed {len(text)} bytes into {len(sealed)} (wrapped key + envelope, service "

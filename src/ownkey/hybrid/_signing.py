@@ -71,7 +71,7 @@ class SigningKeys:
         """Keys kept in ``path`` (mode 0600), created on first use, rewritten on rotation.
 
         A process serving with these keys re-reads the file when it changes, so a rotation made
-        by another process (``python -m ownkey.hybrid.platform --rotate``) applies to the next
+        by another process (``python -m ownkey.api.hybrid_platform --rotate``) applies to the next
         token and the next JWKS answer without a restart."""
         if path.exists():
             keys = cls(seeds=_read_seeds(path), path=path)

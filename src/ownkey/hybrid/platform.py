@@ -8,18 +8,19 @@ The platform never holds a key that opens 1001 content. What it does:
   and ``role``, signed by a platform key published, with every still-valid older key, as a
   JWKS behind OIDC discovery (``{prefix}/.well-known/openid-configuration``) so that the
   customer's key service can verify it and follow key rotation;
-* it **stores and serves the ciphertext** as an ordinary object (``PUT``/``GET
+* it **stores and serves the ciphertext** as an ordinary asset of its asset store (``PUT``/``GET
   {prefix}/conversations/{id}/messages/{message}``, listing ``GET .../messages``), members
-  only, and deletes a conversation's objects (``DELETE {prefix}/conversations/{id}``, org
-  admins); it never sees a DEK.
+  only, a message id replaceable by its writer only, and deletes a conversation's objects
+  (``DELETE {prefix}/conversations/{id}``, org admins); it never sees a DEK.
 
-:func:`hybrid_router` is mounted by the platform API; ``python -m ownkey.hybrid.platform`` runs
-it alone on loopback (tests and the demo). Members come from a :class:`Membership` port.
+:func:`hybrid_router` is mounted by the platform API (``ownkey serve``, with its asset store);
+``python -m ownkey.api.hybrid_platform`` runs it alone on loopback (tests and the demo). Members
+come from a :class:`Membership` port, ciphertext goes to a :class:`CiphertextStore` port (this
+package never reaches the platform's database itself: pyproject's import contracts).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -33,18 +34,28 @@ import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from ownkey.errors import AccessDenied, ConfigError, InvalidRequest, KeyUnavailable, OwnkeyError
+from ownkey.errors import (
+    AccessDenied,
+    ConfigError,
+    Conflict,
+    InvalidRequest,
+    KeyUnavailable,
+    NotFound,
+    OwnkeyError,
+)
 from ownkey.hybrid._signing import SigningKeys
 from ownkey.hybrid._tokens import Issuer, JwksCache, TokenVerifier
 
 __all__ = [
     "AUTHORIZATION_SECONDS",
     "AuthorizationIssuer",
+    "CiphertextStore",
+    "DirectoryMembership",
     "JsonMembership",
     "Membership",
+    "OrgUsers",
     "build_platform_router",
     "hybrid_router",
-    "main",
     "mount_platform_routes",
 ]
 
@@ -66,6 +77,22 @@ class Membership(Protocol):
     def advanced_chat_encryption(self, org: str) -> bool: ...
 
     def is_admin(self, org: str, email: str) -> bool: ...
+
+
+class CiphertextStore(Protocol):
+    """Where the platform keeps client-sealed messages: its asset store in ``ownkey serve``
+    (``ownkey.service.AssetCiphertexts``). ``put`` raises Conflict for another member's message
+    id and InvalidRequest for bytes that are not a sealed message; ``get`` raises NotFound."""
+
+    def put(
+        self, org: str, service: str, conversation: str, message: str, writer: str, sealed: bytes
+    ) -> object: ...
+
+    def get(self, org: str, conversation: str, message: str) -> bytes: ...
+
+    def list(self, org: str, conversation: str) -> list[str]: ...
+
+    def delete_conversation(self, org: str, conversation: str) -> int: ...
 
 
 class JsonMembership:
@@ -95,6 +122,41 @@ class JsonMembership:
 
     def is_admin(self, org: str, email: str) -> bool:
         return email in [a.lower() for a in self._load().get(org, {}).get("admins", [])]
+
+
+class OrgUsers(Protocol):
+    """The platform's org directory as membership needs it (``ownkey serve``'s runtime)."""
+
+    def org_of_user(self, email: str) -> str | None: ...
+
+    def advanced_chat_encryption(self, org: str) -> bool: ...
+
+
+class DirectoryMembership:
+    """Who is in the org and its flag from the platform's org directory; who is in each
+    conversation (and who administers the org's conversations) from the chat product's
+    member list, here the JSON file: a user removed from the org loses every grant at once,
+    whatever a conversation's list still says."""
+
+    def __init__(self, directory: OrgUsers, conversations: Membership) -> None:
+        self._directory = directory
+        self._conversations = conversations
+
+    def org_of(self, email: str) -> str | None:
+        return self._directory.org_of_user(email.lower())
+
+    def is_member(self, org: str, conversation: str, email: str) -> bool:
+        return self._directory.org_of_user(email) == org and self._conversations.is_member(
+            org, conversation, email
+        )
+
+    def advanced_chat_encryption(self, org: str) -> bool:
+        return self._directory.advanced_chat_encryption(org)
+
+    def is_admin(self, org: str, email: str) -> bool:
+        return self._directory.org_of_user(email) == org and self._conversations.is_admin(
+            org, email
+        )
 
 
 class AuthorizationIssuer:
@@ -150,16 +212,17 @@ class AuthorizationIssuer:
         )
 
 
+_STATUS: Final[tuple[tuple[type[OwnkeyError], int], ...]] = (
+    (AccessDenied, 403),
+    (InvalidRequest, 400),
+    (NotFound, 404),
+    (Conflict, 409),
+    (KeyUnavailable, 503),
+)
+
+
 def _problem(exc: OwnkeyError) -> JSONResponse:
-    status = (
-        403
-        if isinstance(exc, AccessDenied)
-        else 400
-        if isinstance(exc, InvalidRequest)
-        else 503
-        if isinstance(exc, KeyUnavailable)
-        else 500
-    )
+    status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
     return JSONResponse({"error": {"code": status, "message": str(exc)}}, status_code=status)
 
 
@@ -167,7 +230,7 @@ def hybrid_router(
     issuer: AuthorizationIssuer,
     sign_in: TokenVerifier,
     members: Membership,
-    objects: Path,
+    ciphertexts: CiphertextStore,
     *,
     prefix: str = "/hybrid",
 ) -> APIRouter:
@@ -210,23 +273,33 @@ def hybrid_router(
             return _problem(InvalidRequest("body", "must be JSON"))
         return JSONResponse({"authorization": token})
 
-    def _object(org: str, conversation: str, message: str) -> Path:
+    def _ids(conversation: str, message: str = "m") -> None:
         if not _ID.match(conversation) or not _ID.match(message):
             raise InvalidRequest("path", "conversation and message ids are [A-Za-z0-9._-]")
-        return objects / org / conversation / message
+
+    def member(request: Request, conversation: str) -> tuple[str, str]:
+        email, org = caller(request)
+        if not members.is_member(org, conversation, email):
+            raise AccessDenied("not a member of this conversation", reason="policy")
+        return email, org
 
     @router.put("/conversations/{conversation}/messages/{message}")
-    async def put_message(conversation: str, message: str, request: Request) -> Response:
+    async def put_message(
+        conversation: str, message: str, request: Request, service: str = HYBRID_CHAT
+    ) -> Response:
+        """Store a sealed message as an asset of ``service`` (1001, or 0008 of an org with
+        advanced chat encryption); 409 if another member wrote this message id."""
         try:
-            email, org = caller(request)
-            if not members.is_member(org, conversation, email):
-                raise AccessDenied("not a member of this conversation", reason="policy")
+            _ids(conversation, message)
+            email, org = member(request, conversation)
+            if service not in (HYBRID_CHAT, TEAM_CHAT):
+                raise InvalidRequest("service", "must be 1001 or 0008")
+            if service == TEAM_CHAT and not members.advanced_chat_encryption(org):
+                raise AccessDenied("advanced chat encryption is off for this org", reason="policy")
             raw = await request.body()
             if not raw or len(raw) > _MAX_MESSAGE:
                 raise InvalidRequest("body", "must be 1 byte to 1 MiB of ciphertext")
-            path = _object(org, conversation, message)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(raw)
+            ciphertexts.put(org, service, conversation, message, email, raw)
         except OwnkeyError as exc:
             return _problem(exc)
         return Response(status_code=204)
@@ -234,24 +307,21 @@ def hybrid_router(
     @router.get("/conversations/{conversation}/messages/{message}")
     def get_message(conversation: str, message: str, request: Request) -> Response:
         try:
-            email, org = caller(request)
-            if not members.is_member(org, conversation, email):
-                raise AccessDenied("not a member of this conversation", reason="policy")
-            path = _object(org, conversation, message)
-            if not path.is_file():
-                return JSONResponse({"error": {"code": 404, "message": "no such message"}}, 404)
-            return Response(path.read_bytes(), media_type="application/octet-stream")
+            _ids(conversation, message)
+            _email, org = member(request, conversation)
+            sealed = ciphertexts.get(org, conversation, message)
+        except NotFound:
+            return _problem(NotFound("no such message"))
         except OwnkeyError as exc:
             return _problem(exc)
+        return Response(sealed, media_type="application/octet-stream")
 
     @router.get("/conversations/{conversation}/messages")
     def list_messages(conversation: str, request: Request) -> Response:
         try:
-            email, org = caller(request)
-            if not members.is_member(org, conversation, email):
-                raise AccessDenied("not a member of this conversation", reason="policy")
-            folder = _object(org, conversation, "x").parent
-            names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+            _ids(conversation)
+            _email, org = member(request, conversation)
+            names = ciphertexts.list(org, conversation)
         except OwnkeyError as exc:
             return _problem(exc)
         return JSONResponse({"messages": names})
@@ -262,16 +332,11 @@ def hybrid_router(
         content is the customer's: ``ownkey hybrid revoke conversation ID`` at its key service
         makes every copy, backups included, unopenable."""
         try:
+            _ids(conversation)
             email, org = caller(request)
             if not members.is_admin(org, email):
                 raise AccessDenied("only an org admin deletes a conversation", reason="policy")
-            folder = _object(org, conversation, "x").parent
-            deleted = 0
-            if folder.is_dir():
-                for path in folder.iterdir():
-                    path.unlink()
-                    deleted += 1
-                folder.rmdir()
+            deleted = ciphertexts.delete_conversation(org, conversation)
         except OwnkeyError as exc:
             return _problem(exc)
         return JSONResponse({"deleted": deleted})
@@ -287,14 +352,17 @@ def build_platform_router(
     idp: str,
     idp_audience: str,
     kacls_audience: str,
+    ciphertexts: CiphertextStore,
+    membership: Membership | None = None,
     jwks_min_refresh_seconds: float = 5.0,
 ) -> APIRouter:
-    """The hybrid router with its keys in ``state`` (created, 0600) and members from a file.
+    """The hybrid router with its keys in ``state`` (created, 0600), ciphertext in
+    ``ciphertexts`` and members from ``membership`` (default: the file ``members``).
 
     ``jwks_min_refresh_seconds`` bounds how often an unknown ``kid`` (or a failed fetch) makes
     the platform ask the identity provider again."""
     state.mkdir(mode=0o700, parents=True, exist_ok=True)
-    membership = JsonMembership(members)
+    membership = membership if membership is not None else JsonMembership(members)
     issuer = AuthorizationIssuer(
         issuer=issuer_url.rstrip("/"),
         audience=kacls_audience,
@@ -308,18 +376,27 @@ def build_platform_router(
         ),
         kind="sign-in",
     )
-    return hybrid_router(issuer, sign_in, membership, state / "objects")
+    return hybrid_router(issuer, sign_in, membership, ciphertexts)
 
 
-def mount_platform_routes(app: FastAPI, env: Mapping[str, str] | None = None) -> bool:
+def mount_platform_routes(
+    app: FastAPI,
+    env: Mapping[str, str] | None = None,
+    *,
+    ciphertexts: CiphertextStore | None = None,
+    directory: OrgUsers | None = None,
+) -> bool:
     """Mount the hybrid routes on the platform API when configured; True when mounted.
 
     ``OWNKEY_HYBRID_ISSUER`` (the public URL of ``/hybrid`` on this API, the grants' ``iss``),
     ``OWNKEY_HYBRID_IDP`` (issuer of the users' sign-in tokens) and ``OWNKEY_HYBRID_MEMBERS``
-    (membership JSON) are required; ``OWNKEY_HYBRID_IDP_AUDIENCE`` (default ``ownkey-platform``)
-    and ``OWNKEY_HYBRID_AUDIENCE`` (the key service's, default ``ownkey-hybrid``) are optional.
-    Keys and objects live in ``$OWNKEY_HOME/hybrid-platform``. Without the three, nothing is
-    mounted (the deployment has no CMK Hybrid customer).
+    (conversations' members and org admins, JSON) are required; ``OWNKEY_HYBRID_IDP_AUDIENCE``
+    (default ``ownkey-platform``) and ``OWNKEY_HYBRID_AUDIENCE`` (the key service's, default
+    ``ownkey-hybrid``) are optional. Grant keys live in ``$OWNKEY_HOME/hybrid-platform``; the
+    ciphertext goes to ``ciphertexts`` (the API's asset store: required, fail closed); with
+    ``directory``, a user's org and the advanced chat encryption flag come from the platform's
+    org directory instead of the file. Without the three settings, nothing is mounted (the
+    deployment has no CMK Hybrid customer).
     """
     env = os.environ if env is None else env
     issuer, idp, members = (
@@ -331,7 +408,10 @@ def mount_platform_routes(app: FastAPI, env: Mapping[str, str] | None = None) ->
         return False
     if not (issuer and idp and members):
         raise ConfigError("CMK Hybrid needs OWNKEY_HYBRID_ISSUER, _IDP and _MEMBERS together")
+    if ciphertexts is None:
+        raise ConfigError("CMK Hybrid needs the platform's asset store for its ciphertext")
     home = Path(env.get("OWNKEY_HOME") or Path.home() / ".ownkey")
+    file = JsonMembership(Path(members))
     app.include_router(
         build_platform_router(
             state=home / "hybrid-platform",
@@ -340,55 +420,8 @@ def mount_platform_routes(app: FastAPI, env: Mapping[str, str] | None = None) ->
             idp=idp,
             idp_audience=env.get("OWNKEY_HYBRID_IDP_AUDIENCE", "ownkey-platform"),
             kacls_audience=env.get("OWNKEY_HYBRID_AUDIENCE", "ownkey-hybrid"),
+            ciphertexts=ciphertexts,
+            membership=file if directory is None else DirectoryMembership(directory, file),
         )
     )
     return True
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Run the platform's hybrid routes alone on loopback; print ``listening <url>``."""
-    import socket
-
-    import uvicorn
-
-    parser = argparse.ArgumentParser(prog="ownkey.hybrid.platform")
-    parser.add_argument("--state", type=Path, required=True, help="platform state directory")
-    parser.add_argument("--members", type=Path)
-    parser.add_argument("--idp", help="issuer URL of the users' sign-in tokens")
-    parser.add_argument("--idp-audience", default="ownkey-platform")
-    parser.add_argument("--kacls-audience", default="ownkey-hybrid")
-    parser.add_argument("--port", type=int, default=0, help="loopback port (default: any free)")
-    parser.add_argument("--jwks-min-refresh", type=float, default=5.0, help="seconds")
-    parser.add_argument("--rotate", action="store_true", help="rotate the grant keys and exit")
-    parser.add_argument("--retire", metavar="KID", help="unpublish an old grant key and exit")
-    args = parser.parse_args(argv)
-    if args.rotate or args.retire:
-        keys = SigningKeys.persistent(args.state / "authz-signing-keys.json")
-        if args.retire:
-            keys.retire(args.retire)
-        print(keys.rotate() if args.rotate else keys.current_kid)
-        return
-    if args.members is None or args.idp is None:
-        parser.error("serving needs --members and --idp")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", args.port))
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    app = FastAPI(title="ownkey platform (hybrid routes)", docs_url=None, redoc_url=None)
-    app.include_router(
-        build_platform_router(
-            state=args.state,
-            members=args.members,
-            issuer_url=base + "/hybrid",
-            idp=args.idp,
-            idp_audience=args.idp_audience,
-            kacls_audience=args.kacls_audience,
-            jwks_min_refresh_seconds=args.jwks_min_refresh,
-        )
-    )
-    print(f"listening {base}", flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    server.run(sockets=[sock])
-
-
-if __name__ == "__main__":
-    main()

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from ownkey.service._builder import Effects, MemoryProfile, SqlDeployment, SqlProfile
     from ownkey.service._coverage import Coverage, ServiceCoverage
     from ownkey.service._directory import Org, OrgDirectory, User
+    from ownkey.service._hybrid_objects import (
+        AssetCiphertexts,
+        DirectoryOrgUsers,
+        is_client_side,
+    )
     from ownkey.service._job_ops import JobOperations
     from ownkey.service._jobs import JobRunner, RekeyPreview, ShredCandidate
     from ownkey.service._key_ops import KeyOperations
@@ -35,11 +40,13 @@ if TYPE_CHECKING:
 __all__ = [
     "Administration",
     "AssetAddress",
+    "AssetCiphertexts",
     "AssetPreview",
     "AssetService",
     "AuditWitness",
     "BackgroundJobs",
     "Coverage",
+    "DirectoryOrgUsers",
     "Effects",
     "JobOperations",
     "JobRunner",
@@ -68,6 +75,7 @@ __all__ = [
     "Witnessed",
     "address_of",
     "build_protector",
+    "is_client_side",
     "policy_engine",
     "policy_part",
     "view_plan",
@@ -93,6 +101,9 @@ _HOMES: dict[str, str] = {
     "Org": "ownkey.service._directory",
     "OrgDirectory": "ownkey.service._directory",
     "User": "ownkey.service._directory",
+    "AssetCiphertexts": "ownkey.service._hybrid_objects",
+    "DirectoryOrgUsers": "ownkey.service._hybrid_objects",
+    "is_client_side": "ownkey.service._hybrid_objects",
     "JobOperations": "ownkey.service._job_ops",
     "JobRunner": "ownkey.service._jobs",
     "RekeyPreview": "ownkey.service._jobs",

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ownkey.envelope import SUITE_MESSAGE, Readable, Writable, blob_suite
-from ownkey.errors import Conflict, NotFound, PlanChanged, RetiredScopeKey
+from ownkey.errors import AccessDenied, Conflict, NotFound, PlanChanged, RetiredScopeKey
 from ownkey.keys import KeyRef, RevocationRule
 from ownkey.service._plan import view_plan
 from ownkey.service._protector import Protector
@@ -39,6 +39,7 @@ __all__ = [
     "PlanChanged",
     "compact_request",
     "opening_request",
+    "refuse_client_side",
 ]
 
 #: ``put_asset`` seals bytes up to this size as one message (inline in the database).
@@ -114,8 +115,21 @@ def compact_request(request: Request) -> dict[str, Any]:
     return out
 
 
+def refuse_client_side(record: AssetRecord) -> None:
+    """Fail closed on client-sealed ciphertext (CMK Hybrid, docs/hybrid.md): the platform holds
+    no key to it, so no path of the asset service may try, and the caller gets the same typed
+    answer as a seal (``AccessDenied``, reason ``policy``: render a tombstone)."""
+    if record.context.get("client_side") == "true":
+        raise AccessDenied(
+            f"{record.service_id} content is client-side: the platform holds no key to open it",
+            reason="policy",
+        )
+
+
 def opening_request(record: AssetRecord) -> dict[str, Any]:
-    """The Protector request that opens a stored asset: its content context, nothing more."""
+    """The Protector request that opens a stored asset: its content context, nothing more.
+    Refuses client-sealed ciphertext (:func:`refuse_client_side`)."""
+    refuse_client_side(record)
     context = record.context
     return {
         "asset": {
@@ -323,6 +337,7 @@ class AssetService:
     ) -> dict[str, Any]:
         """The request to evaluate the policy with for a stored asset *now*: the stored one,
         completed (e.g. from the org directory), with ``orgs`` overriding its org settings."""
+        refuse_client_side(record)
         if record.request is None:
             raise Conflict(
                 f"asset {record.asset_id} was stored without its request: the policy cannot be "

@@ -62,6 +62,8 @@ INLINE = "db:"
 #: Sealed content up to this many bytes is kept inline by default.
 INLINE_LIMIT = 64 * 1024
 _BATCH = 500
+#: Judges a write inside its transaction from the replaced asset's stored request (None: new).
+Guard = Callable[[Mapping[str, Any] | None], None]
 _REQUIRED = ("asset_id", "org", "service_id", "scope")
 
 
@@ -205,13 +207,29 @@ class AssetStore:
         sealed: bytes,
         size: int,
         request: Mapping[str, Any] | None = None,
+        scope_key_id: bytes | None = None,
+        guard: Guard | None = None,
     ) -> AssetRecord:
-        """Store small sealed content (inline up to ``inline_limit`` bytes, else as a blob)."""
+        """Store small sealed content (inline up to ``inline_limit`` bytes, else as a blob).
+
+        ``scope_key_id`` is for opaque client-side ciphertext (CMK Hybrid, 1001), whose key id
+        only its own format knows; ``guard`` is called inside the write's transaction, under the
+        row lock, with the stored request of the asset being replaced (None for a new id) and
+        refuses the write by raising (e.g. another member's message id, docs/hybrid.md)."""
+        key_id, check = scope_key_id, guard
         if len(sealed) <= self.inline_limit:
-            return _stored(self._store(None, sealed, context, size, request, expected=None))
+            return _stored(
+                self._store(
+                    None, sealed, context, size, request, expected=None, key_id=key_id, guard=check
+                )
+            )
         with self.writer(context["asset_id"]) as blob:
             blob.write(sealed)
-            return _stored(self._store(blob, None, context, size, request, expected=None))
+            return _stored(
+                self._store(
+                    blob, None, context, size, request, expected=None, key_id=key_id, guard=check
+                )
+            )
 
     def replace(
         self,
@@ -247,16 +265,18 @@ class AssetStore:
         request: Mapping[str, Any] | None,
         *,
         expected: str | None,
+        key_id: bytes | None = None,
+        guard: Guard | None = None,
     ) -> AssetRecord | None:
         missing = [name for name in _REQUIRED if not context.get(name)]
         if missing:
             raise ValueError(f"the content context lacks {', '.join(missing)}")
         if blob is not None:
-            key_id = _scope_key_id(blob.head)
+            key_id = key_id if key_id is not None else _scope_key_id(blob.head)
             blob.commit()
             location, sealed_size, data = self._location(blob.key), blob.size, None
         elif sealed is not None:
-            key_id = _scope_key_id(sealed)
+            key_id = key_id if key_id is not None else _scope_key_id(sealed)
             location, sealed_size, data = INLINE, len(sealed), sealed
         else:
             raise ValueError("nothing to store")
@@ -287,7 +307,7 @@ class AssetStore:
             "created_at_ms": record.created_at_ms,
         }
         try:
-            old, stored = self._upsert(record.asset_id, key_id, values, expected)
+            old, stored = self._upsert(record.asset_id, key_id, values, expected, guard)
         except (RetiredScopeKey, Conflict):
             self._drop(location)  # known not stored; other failures leave an orphan to sweep
             raise
@@ -299,7 +319,12 @@ class AssetStore:
         return record
 
     def _upsert(
-        self, asset_id: str, key_id: bytes, values: dict[str, Any], expected: str | None
+        self,
+        asset_id: str,
+        key_id: bytes,
+        values: dict[str, Any],
+        expected: str | None,
+        guard: Guard | None = None,
     ) -> tuple[str | None, bool]:
         """Insert or update the row in one transaction; (replaced location, stored?)."""
         for attempt in range(2):
@@ -307,12 +332,14 @@ class AssetStore:
                 with self._db.engine.begin() as conn:
                     self._check_sealable(conn, key_id)
                     row = conn.execute(
-                        select(assets.c.location, assets.c.org)
+                        select(assets.c.location, assets.c.org, assets.c.request)
                         .where(assets.c.asset_id == asset_id)
                         .with_for_update()
                     ).first()
                     if row is not None and row.org != values["org"]:
                         raise Conflict(f"asset id {asset_id!r} belongs to another org")
+                    if guard is not None:
+                        guard(None if row is None else json.loads(row.request or "null"))
                     old = None if row is None else str(row.location)
                     if expected is not None and old != expected:
                         return old, False

@@ -232,6 +232,13 @@ class SqlOrgDirectory:
                 for row in conn.execute(query.order_by(users.c.email))
             ]
 
+    def orgs_of_user(self, email: str) -> list[str]:
+        """The orgs that list ``email``, compared case-insensitively (identity providers and the
+        directory need not agree on case), sorted. Not indexed: a scan of ``users``."""
+        query = select(users.c.org).where(func.lower(users.c.email) == email.lower())
+        with self._db.engine.connect() as conn:
+            return sorted(row.org for row in conn.execute(query))
+
     def licensed_users(self, org: str) -> frozenset[str]:
         with self._db.engine.connect() as conn:
             return frozenset(

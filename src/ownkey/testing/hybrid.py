@@ -1,8 +1,9 @@
 """The whole CMK Hybrid flow as real processes on loopback, for tests, the bench and the demo.
 
 :class:`HybridStack` starts, under one directory: the test identity provider
-(:mod:`ownkey.testing.oidc`), the platform's hybrid routes (``python -m ownkey.hybrid.platform``)
-and the customer's key service (``python -m ownkey hybrid serve``, its own home). Each is its own
+(:mod:`ownkey.testing.oidc`), the platform's hybrid routes
+(``python -m ownkey.api.hybrid_platform``, its ciphertext in an asset store of its own) and
+the customer's key service (``python -m ownkey hybrid serve``, its own home). Each is its own
 process, so the platform and the key service share nothing but HTTP, as in production.
 """
 
@@ -22,6 +23,7 @@ import httpx
 
 from ownkey.client import HybridClient, PlatformCredentials
 from ownkey.hybrid import Issuer, init_home
+from ownkey.storage import AssetRecord, AssetStore, Database, DirectoryBlobStore
 from ownkey.testing.oidc import OidcIssuer
 
 __all__ = ["KACLS_AUDIENCE", "PLATFORM_AUDIENCE", "HybridStack", "free_port"]
@@ -113,7 +115,7 @@ class HybridStack:
             [
                 sys.executable,
                 "-m",
-                "ownkey.hybrid.platform",
+                "ownkey.api.hybrid_platform",
                 "--state",
                 str(self.platform_state),
                 "--members",
@@ -209,6 +211,20 @@ class HybridStack:
         )
         if response.status_code != 204:
             raise RuntimeError(f"platform refused the upload: HTTP {response.status_code}")
+
+    def platform_assets(self) -> dict[str, tuple[AssetRecord, bytes]]:
+        """Everything the platform's asset store holds, read straight from its database and
+        blobs (what a thief of the platform gets): record and sealed bytes by asset id."""
+        database = Database.open(f"sqlite:///{self.platform_state / 'platform.db'}", migrate=False)
+        try:
+            store = AssetStore(database, DirectoryBlobStore(self.platform_state / "blobs"))
+            return {r.asset_id: store.read(r.asset_id) for r in store.page(limit=10_000)}
+        finally:
+            database.close()
+
+    def platform_files(self) -> list[bytes]:
+        """The bytes of every file under the platform's state directory (database included)."""
+        return [p.read_bytes() for p in sorted(self.platform_state.rglob("*")) if p.is_file()]
 
     def download(self, email: str, conversation: str, message: str) -> bytes:
         response = self.http.get(

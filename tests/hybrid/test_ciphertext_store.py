@@ -1,0 +1,96 @@
+"""The platform's 1001 ciphertext in its asset store, in process (HYB-12, HYB-13): every asset
+service path refuses to open it with platform keys, typed; writers own their message ids; the
+directory answers a user's org only when exactly one org lists the user."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ownkey.errors import AccessDenied, Conflict, InvalidRequest, NotFound
+from ownkey.service import AssetCiphertexts, DirectoryOrgUsers, Objects, Runtime
+from tests.hybrid.conftest import sealed_bytes
+
+ORG, CONV = "acme", "room-1"
+ANN, AL = "ann@acme.test", "al@acme.test"
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    home = tmp_path / "home"
+    with Runtime.open(home=home, env={"OWNKEY_HOME": str(home)}) as rt:
+        rt.create_org(ORG)
+        yield rt
+
+
+def _sealed(text: bytes, conversation: str = CONV) -> bytes:
+    return sealed_bytes(text, conversation, ORG)
+
+
+def test_no_asset_service_path_opens_client_side_ciphertext(runtime: Runtime) -> None:
+    store = AssetCiphertexts(runtime.assets.store)
+    record = store.put(ORG, "1001", CONV, "m-1", ANN, _sealed(b"secret"))
+    assert record.service_id == "1001"
+    assert record.scope_key_id.startswith(b"h1:")
+    assets, objects = runtime.assets, Objects(runtime.assets)
+    attempts = [
+        lambda: assets.get_asset(record.asset_id),
+        lambda: assets.get_asset_range(record.asset_id, 0, 3),
+        lambda: assets.get_asset_into(record.asset_id, io.BytesIO()),
+        lambda: assets.open_object(record.asset_id),
+        lambda: objects.read(record.asset_id),
+        lambda: assets.rekey_asset(record.asset_id),
+    ]
+    for attempt in attempts:
+        with pytest.raises(AccessDenied, match="client-side") as denied:
+            attempt()
+        assert denied.value.reason == "policy"
+    # another org asking gets NotFound first, as for any asset
+    with pytest.raises(NotFound):
+        assets.open_object(record.asset_id, "globex")
+
+
+def test_a_writer_owns_its_message_id(runtime: Runtime) -> None:
+    store = AssetCiphertexts(runtime.assets.store)
+    first = _sealed(b"ann's")
+    store.put(ORG, "1001", CONV, "m-1", ANN, first)
+    with pytest.raises(Conflict, match="another member"):
+        store.put(ORG, "1001", CONV, "m-1", AL, _sealed(b"al's"))
+    assert store.get(ORG, CONV, "m-1") == first
+    second = _sealed(b"ann edits")
+    store.put(ORG, "1001", CONV, "m-1", ANN, second)
+    assert store.get(ORG, CONV, "m-1") == second
+
+
+def test_conversations_with_dotted_ids_do_not_share_a_prefix(runtime: Runtime) -> None:
+    store = AssetCiphertexts(runtime.assets.store)
+    store.put(ORG, "1001", "a", "b.m", ANN, _sealed(b"1", "a"))
+    store.put(ORG, "1001", "a.b", "m", ANN, _sealed(b"2", "a.b"))
+    assert store.list(ORG, "a") == ["b.m"]
+    assert store.list(ORG, "a.b") == ["m"]
+    assert store.delete_conversation(ORG, "a") == 1
+    assert store.list(ORG, "a.b") == ["m"]
+
+
+def test_only_sealed_messages_are_stored(runtime: Runtime) -> None:
+    store = AssetCiphertexts(runtime.assets.store)
+    for junk in (b"hello", b"OKH1\x00\x00", b"OKH1\x00\x02ab", b"OKH1\x00\x02abnot-an-envelope"):
+        with pytest.raises(InvalidRequest):
+            store.put(ORG, "1001", CONV, "m-x", ANN, junk)
+    assert store.list(ORG, CONV) == []
+
+
+def test_a_users_org_comes_from_the_directory_and_is_unique(runtime: Runtime) -> None:
+    users = DirectoryOrgUsers(runtime.directory)
+    assert users.org_of_user(ANN) is None
+    runtime.add_users(ORG, ["Ann@Acme.test"])  # the directory's spelling
+    assert users.org_of_user(ANN) == ORG
+    assert users.org_of_user(ANN.upper()) == ORG
+    runtime.create_org("globex")
+    runtime.add_users("globex", [ANN])
+    assert users.org_of_user(ANN) is None  # listed twice: no member of either
+    assert users.advanced_chat_encryption(ORG) is False
+    assert users.advanced_chat_encryption("nobody") is False
