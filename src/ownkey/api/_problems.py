@@ -26,6 +26,7 @@ OperationalError (db)     503     database-unavailable        retry after ``Retr
 from __future__ import annotations
 
 import errno
+import logging
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final
@@ -33,7 +34,7 @@ from typing import Any, Final
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
 from starlette.exceptions import HTTPException
 
 from ownkey.errors import (
@@ -60,6 +61,8 @@ __all__ = [
     "problem_response",
     "problem_schema",
 ]
+
+_LOG = logging.getLogger("ownkey.api")
 
 PROBLEM_JSON: Final = "application/problem+json"
 PROBLEM_PREFIX: Final = "urn:ownkey:problem:"
@@ -214,7 +217,17 @@ def _database_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _unexpected(_request: Request, _exc: Exception) -> JSONResponse:
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, PendingRollbackError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):  # a connection lost mid-transaction, met as another class of the database driver
+        return _database_error(request, exc)
+    # The type and where it was raised, never the message (it may hold a value of the request).
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    where = "?" if frame is None else f"{frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}"
+    _LOG.error("unexpected %s at %s: answered 500", type(exc).__name__, where)
     return problem_response(500, "internal-error", "an internal error occurred")
 
 
