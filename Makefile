@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP) $(DEMO_STAMP)
 
 $(DEMO_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[sql,hybrid]'
+	$(BIN)/pip install --quiet -e '.[sql,api,hybrid]'
 	touch $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)

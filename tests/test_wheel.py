@@ -69,7 +69,7 @@ def test_the_wheel_installs_into_a_clean_venv_and_runs_the_demo(tmp_path: Path) 
     python = target / "bin" / "python"
     _run(
         sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
-        f"{wheel}[sql,hybrid]", cwd=tmp_path,
+        f"{wheel}[sql,api,hybrid]", cwd=tmp_path,
     )  # fmt: skip
     where = _run(str(python), "-c", "import ownkey; print(ownkey.__file__)", cwd=tmp_path)
     assert Path(where.stdout.strip()).is_relative_to(target)
@@ -82,4 +82,4 @@ def test_the_wheel_installs_into_a_clean_venv_and_runs_the_demo(tmp_path: Path) 
         probe = subprocess.run(
             [str(python), "-c", f"import {tool}"], capture_output=True, timeout=60, check=False
         )
-        assert probe.returncode != 0, f"{tool} came with ownkey[sql,hybrid]"
+        assert probe.returncode != 0, f"{tool} came with ownkey[sql,api,hybrid]"
