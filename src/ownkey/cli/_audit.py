@@ -53,6 +53,48 @@ def _time_ms(option: str, text: str | None) -> int | None:
     return None if seconds is None else int(seconds * 1000)
 
 
+#: The outcomes an audit event records; ``--outcome`` takes one of them.
+OUTCOMES = ("ok", "denied", "unavailable", "failed")
+
+
+def audit_query(
+    user: str | None,
+    asset_id: str | None,
+    service_id: str | None,
+    operation: str | None,
+    outcome: str | None,
+    since: str | None,
+    until: str | None,
+    *,
+    export: bool,
+) -> AuditQuery:
+    """The filters of ``audit export`` and ``audit events``, checked once for both (exit 2)."""
+    from ownkey.policy import check_id, check_service_id
+    from ownkey.storage import AuditQuery
+
+    if service_id is not None:
+        checked(check_service_id, "--service-id", service_id)
+    if asset_id is not None:
+        checked(check_id, "--asset-id", asset_id)
+    if outcome is not None and outcome not in OUTCOMES:
+        fail(f"--outcome: one of {', '.join(OUTCOMES)}; not {outcome!r}", EXIT_BAD_INPUT)
+    query = AuditQuery(
+        user=user,
+        asset_id=asset_id,
+        service_id=service_id,
+        operation=operation,
+        outcome=outcome,
+        since_ms=_time_ms("--since", since),
+        until_ms=_time_ms("--until", until),
+        export=export,
+    )
+    try:
+        query.window()
+    except (ValueError, LimitExceeded) as exc:
+        fail(f"--since/--until: {exc}", EXIT_BAD_INPUT)
+    return query
+
+
 def _public_keys(texts: list[str] | None) -> dict[str, bytes]:
     from ownkey.envelope import sha256
 
@@ -211,30 +253,9 @@ def export(
     ] = False,
 ) -> None:
     """Print ORG's audit events (all, or those matching the filters) with seq and hash."""
-    from ownkey.policy import check_id, check_service_id
-
-    if service_id is not None:
-        checked(check_service_id, "--service-id", service_id)
-    if asset_id is not None:
-        checked(check_id, "--asset-id", asset_id)
-    if outcome is not None and outcome not in ("ok", "denied", "unavailable", "failed"):
-        fail(f"--outcome: one of ok, denied, unavailable, failed; not {outcome!r}", EXIT_BAD_INPUT)
-    from ownkey.storage import AuditQuery
-
-    query = AuditQuery(
-        user=user,
-        asset_id=asset_id,
-        service_id=service_id,
-        operation=operation,
-        outcome=outcome,
-        since_ms=_time_ms("--since", since),
-        until_ms=_time_ms("--until", until),
-        export=True,  # pages through the whole range: no 31-day cut
-    )
-    try:
-        query.window()
-    except (ValueError, LimitExceeded) as exc:
-        fail(f"--since/--until: {exc}", EXIT_BAD_INPUT)
+    query = audit_query(
+        user, asset_id, service_id, operation, outcome, since, until, export=True
+    )  # export: pages through the whole range, no 31-day cut
     with runtime() as rt:
         events = _events(rt.audit_log, org, query)
         if as_json:

@@ -13,15 +13,13 @@ from typing import Annotated, Any
 
 import typer
 
-from ownkey.cli._audit import _events, _time_ms
-from ownkey.cli._common import EXIT_BAD_INPUT, checked, console, emit_json, fail, runtime, table
-from ownkey.errors import LimitExceeded
+from ownkey.cli._audit import _events, audit_query
+from ownkey.cli._common import EXIT_BAD_INPUT, console, emit_json, fail, runtime, table
 
 __all__ = ["events"]
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 1000
-_OUTCOMES = ("ok", "denied", "unavailable", "failed")
 
 
 def events(
@@ -49,30 +47,11 @@ def events(
     as_json: Annotated[bool, typer.Option("--json", help="Print the page as JSON.")] = False,
 ) -> None:
     """ORG's audit events as a table (the export's filters), a page at a time."""
-    from ownkey.policy import check_service_id
-    from ownkey.storage import AuditQuery
-
-    if service_id is not None:
-        checked(check_service_id, "--service-id", service_id)
-    if outcome is not None and outcome not in _OUTCOMES:
-        fail(f"--outcome: one of {', '.join(_OUTCOMES)}; not {outcome!r}", EXIT_BAD_INPUT)
     if not 1 <= limit <= MAX_PAGE:
         fail(f"--limit: from 1 to {MAX_PAGE}, not {limit}", EXIT_BAD_INPUT)
     if after < 0:
         fail(f"--after: a seq, 0 or more, not {after}", EXIT_BAD_INPUT)
-    query = AuditQuery(
-        user=user,
-        asset_id=asset_id,
-        service_id=service_id,
-        operation=operation,
-        outcome=outcome,
-        since_ms=_time_ms("--since", since),
-        until_ms=_time_ms("--until", until),
-    )
-    try:
-        query.window()
-    except (ValueError, LimitExceeded) as exc:
-        fail(f"--since/--until: {exc}", EXIT_BAD_INPUT)
+    query = audit_query(user, asset_id, service_id, operation, outcome, since, until, export=False)
     page: list[dict[str, Any]] = []
     more = False
     with runtime() as rt:
