@@ -122,3 +122,38 @@ def test_help_and_version_open_no_database(home: Path) -> None:
         loaded = _modules(home, *args)
         assert "sqlalchemy" not in _top(loaded), args
         assert "ownkey.service" not in loaded, args
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["key", "list"], "key"),
+        (["--home", "/h", "org", "show", "acme"], "org"),
+        (["--home=/h", "--database-url", "sqlite://", "audit", "verify", "acme"], "audit"),
+        (["coverage", "acme"], "coverage"),
+        ([], None),
+        (["--help"], None),
+        (["--version"], None),
+        (["--home"], None),
+        (["kee", "list"], None),
+    ],
+)
+def test_main_builds_only_the_command_it_is_given(argv: list[str], expected: str | None) -> None:
+    from ownkey.cli._app import invoked_command
+
+    assert invoked_command(argv) == expected
+
+
+@pytest.mark.parametrize("group", ["key", "org", "audit", "revoke", "token"])
+def test_a_group_built_alone_answers_as_in_the_whole_app(group: str) -> None:
+    """The partial app main() builds is the same command: same help, same options."""
+    from typer.testing import CliRunner
+
+    from ownkey.cli._app import app, build_app
+
+    runner = CliRunner()
+    alone = runner.invoke(build_app(group), [group, "--help"], terminal_width=100)
+    whole = runner.invoke(app, [group, "--help"], terminal_width=100)
+    assert alone.exit_code == whole.exit_code == 0
+    assert alone.output == whole.output
+    assert "<bool>" not in alone.output
