@@ -15,6 +15,10 @@ Asserted:
   audited *before* the outage (a key this process already holds: AUD-1 records key-manager
   calls, and the cache serves what such a call returned); so nothing is opened without an
   audit record of the key that opened it;
+- once such a cached key is past ``refresh_after`` (the clock moved on), it is used only
+  after a new, audited unwrap, so it too fails closed: the refresh must not keep serving it as
+  it would through a key-manager outage (CA-3), since the key manager's answer, a revocation
+  included, could not be recorded (this was a defect, fixed in ``keys/_access.py``);
 - no audit record is written during the outage (no half record: records and heads unchanged);
 - after ``GRANT INSERT`` everything works again and every org's chain verifies, with its head
   equal to its record count.
@@ -42,7 +46,7 @@ from fastapi.testclient import TestClient
 from ownkey.api import create_app
 from ownkey.envelope import peek_key_id
 from ownkey.errors import AuditUnavailable
-from ownkey.service import Runtime
+from ownkey.service import ProtectorSettings, Runtime
 from ownkey.storage import TokenStore
 from ownkey.storage._audit import AuditSigningKey
 from ownkey.testing import postgres
@@ -152,7 +156,12 @@ def test_audit_store_down_fails_key_operations_closed(service: Service) -> None:
         answers[name] = answers.get(name, 0) + 1
 
     # The node under test starts cold and opens the warm groups once (audited unwraps).
-    with Runtime.open(url=service.service_url, home=service.home, env=env) as rt:
+    later = [0.0]  # moved past refresh_after during the outage
+
+    def clock() -> float:
+        return time.time() + later[0]
+
+    with Runtime.open(url=service.service_url, home=service.home, env=env, clock=clock) as rt:
         client = TestClient(create_app(rt, tokens=TokenStore(rt.database)))
         with client:
             for request, envelope in sealed["lib-warm"] + sealed["api-warm"]:
@@ -205,13 +214,29 @@ def test_audit_store_down_fails_key_operations_closed(service: Service) -> None:
                     slowest = max(slowest, time.monotonic() - started)
                     _assert_audit_503(answer, data)
                     tally("API seal, new scope: 503 audit-unavailable")
+                # Past refresh_after, a cached key is used only after an audited unwrap:
+                # every warm open now fails closed too (it served the stale key before).
+                later[0] = ProtectorSettings().cache_refresh_after + 1
+                for request, envelope in sealed["lib-warm"]:
+                    started = time.monotonic()
+                    with pytest.raises(AuditUnavailable):
+                        rt.protector.open(request, envelope)
+                    slowest = max(slowest, time.monotonic() - started)
+                    tally("library open, key past refresh_after: AuditUnavailable")
+                for request, envelope in sealed["api-warm"]:
+                    body = {"request": request, "sealed": base64.b64encode(envelope).decode()}
+                    started = time.monotonic()
+                    answer = client.post("/v1/open", json=body, headers=platform)
+                    slowest = max(slowest, time.monotonic() - started)
+                    _assert_audit_503(answer, plain[request["asset_id"]])
+                    tally("API open, key past refresh_after: 503 audit-unavailable")
                 rows_during = service.audit_rows()
             finally:
                 service.grant(True)
             # Recovery: every refused operation now works, and the chains hold together.
-            for request, envelope in sealed["lib-cold"]:
+            for request, envelope in sealed["lib-cold"] + sealed["lib-warm"]:
                 assert rt.protector.open(request, envelope) == plain[request["asset_id"]]
-            for request, envelope in sealed["api-cold"]:
+            for request, envelope in sealed["api-cold"] + sealed["api-warm"]:
                 body = {"request": request, "sealed": base64.b64encode(envelope).decode()}
                 answer = client.post("/v1/open", json=body, headers=platform)
                 assert answer.status_code == 200, answer.text
@@ -239,6 +264,8 @@ def test_audit_store_down_fails_key_operations_closed(service: Service) -> None:
     assert answers["API open: 503 audit-unavailable"] == count
     assert answers["library seal, new scope: AuditUnavailable"] == count
     assert answers["API seal, new scope: 503 audit-unavailable"] == count
+    assert answers["library open, key past refresh_after: AuditUnavailable"] == count
+    assert answers["API open, key past refresh_after: 503 audit-unavailable"] == count
     assert slowest < 10  # bounded: a refused append, no retry against the key manager
 
 
