@@ -148,6 +148,11 @@ def test_audit_store_down_fails_key_operations_closed(service: Service) -> None:
                 data = os.urandom(16).hex().encode()
                 plain[f"{group}-{n}"] = data
                 sealed[group].append((request, writer.protector.seal(request, data)))
+        objects = {}
+        for n in range(count):
+            request = recording(asset_id=f"obj-cold-{n}", scope=f"obj-cold-{n}")
+            objects[request["asset_id"]] = os.urandom(100 * 1024)  # a stream, in a blob
+            writer.assets.put_asset(request, objects[request["asset_id"]])
     answers: dict[str, int] = {}
     slowest = 0.0
     used_in_outage: set[str] = set()
@@ -214,6 +219,28 @@ def test_audit_store_down_fails_key_operations_closed(service: Service) -> None:
                     slowest = max(slowest, time.monotonic() - started)
                     _assert_audit_503(answer, data)
                     tally("API seal, new scope: 503 audit-unavailable")
+                for asset_id, data in objects.items():
+                    started = time.monotonic()
+                    answer = client.get(f"/v1/objects/{asset_id}", headers=platform)
+                    slowest = max(slowest, time.monotonic() - started)
+                    _assert_audit_503(answer, data[:64])
+                    assert data[:64] not in answer.content
+                    tally("API object GET: 503 audit-unavailable")
+                for n in range(count):
+                    data = os.urandom(100 * 1024)
+                    record = recording(asset_id=f"obj-new-{n}", scope=f"obj-new-{n}")
+                    header = {
+                        "Ownkey-Request": json.dumps({k: record[k] for k in ("asset", "scope")})
+                    }
+                    put = client.put(
+                        f"/v1/objects/obj-new-{n}", content=data, headers={**platform, **header}
+                    )
+                    _assert_audit_503(put, data[:64])
+                    gone = client.get(f"/v1/objects/obj-new-{n}/meta", headers=platform)
+                    assert gone.status_code == 404, gone.text
+                    tally("API object PUT, new scope: 503 audit-unavailable, nothing stored")
+                blobs = [p for p in (service.home / "objects").rglob("*") if p.is_file()]
+                assert len(blobs) == len(objects)  # no blob and no .partial of a refused PUT
                 # Past refresh_after, a cached key is used only after an audited unwrap:
                 # every warm open now fails closed too (it served the stale key before).
                 later[0] = ProtectorSettings().cache_refresh_after + 1
@@ -241,6 +268,12 @@ def test_audit_store_down_fails_key_operations_closed(service: Service) -> None:
                 answer = client.post("/v1/open", json=body, headers=platform)
                 assert answer.status_code == 200, answer.text
                 assert base64.b64decode(answer.json()["data"]) == plain[request["asset_id"]]
+            for asset_id, data in objects.items():
+                answer = client.get(f"/v1/objects/{asset_id}", headers=platform)
+                assert answer.status_code == 200, answer.text
+                assert answer.content == data
+            listed = client.get("/v1/objects", params={"limit": 1000}, headers=platform).json()
+            assert {o["asset_id"] for o in listed["objects"]} == set(objects)
             after = rt.protector.seal(recording(asset_id="after", scope="lib-new-0"), b"back")
             assert rt.protector.open(recording(asset_id="after", scope="lib-new-0"), after)
             audited_after = _audited_key_ids(rt)
@@ -264,6 +297,8 @@ def test_audit_store_down_fails_key_operations_closed(service: Service) -> None:
     assert answers["API open: 503 audit-unavailable"] == count
     assert answers["library seal, new scope: AuditUnavailable"] == count
     assert answers["API seal, new scope: 503 audit-unavailable"] == count
+    assert answers["API object GET: 503 audit-unavailable"] == count
+    assert answers["API object PUT, new scope: 503 audit-unavailable, nothing stored"] == count
     assert answers["library open, key past refresh_after: AuditUnavailable"] == count
     assert answers["API open, key past refresh_after: 503 audit-unavailable"] == count
     assert slowest < 10  # bounded: a refused append, no retry against the key manager
@@ -273,7 +308,7 @@ def _assert_audit_503(answer: Any, data: bytes) -> None:
     assert answer.status_code == 503, answer.text
     assert answer.json()["type"] == PROBLEM + "audit-unavailable"
     assert "Retry-After" in answer.headers
-    assert data.decode() not in answer.text
+    assert data.decode(errors="replace") not in answer.text
     assert base64.b64encode(data).decode() not in answer.text
     assert '"data"' not in answer.text
     assert '"sealed"' not in answer.text
