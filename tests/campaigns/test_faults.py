@@ -1,9 +1,12 @@
 """Campaign 3: faults of the service as a whole (issue 12), through the REST API.
 
-- **The blob directory is full** (ENOSPC at the n-th write, as a small tmpfs answers; mounting
-  one needs root, so the writer is made to fail the same way): a ``503 storage-unavailable``
-  with ``Retry-After``, never a 500; no partial asset visible (``GET`` and ``/meta`` are 404,
-  no ``.partial`` file is left); the next upload works.
+- **The blob directory is full**, twice: simulated (the writer fails with ENOSPC from the
+  256th KiB on, as a small tmpfs answers; runs anywhere) and real (a 2 MiB tmpfs mounted as
+  ``$OWNKEY_HOME/objects``, filled by object PUTs; needs root, else skipped with the reason):
+  a ``503 storage-unavailable`` with ``Retry-After``, never a 500; no partial asset visible
+  (``GET`` and ``/meta`` are 404, the listing leaves it out, no ``.partial`` file is left);
+  every asset row has its blob and every blob its row; after space is freed the refused upload
+  works, and the audit chain verifies.
 - **The database connection is dropped mid-request** (PostgreSQL ``pg_terminate_backend`` on
   every connection of the database, again and again while traffic runs): every answer is a
   success or a documented 503, never a 500, within a bounded time; afterwards everything sealed
@@ -19,6 +22,8 @@ from __future__ import annotations
 import base64
 import errno
 import os
+import shutil
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +38,7 @@ from ownkey.api import create_app
 from ownkey.service import Runtime
 from ownkey.storage import TokenStore
 from ownkey.storage import _blobs as blobs
+from ownkey.storage._audit import AuditSigningKey
 from ownkey.testing import postgres
 from tests.api.conftest import bearer, chat, recording, setup_orgs
 from tests.campaigns.conftest import size
@@ -84,6 +90,108 @@ def test_a_full_blob_directory_is_a_typed_503_and_leaves_nothing(
             assert again.status_code == 201, again.text
             assert client.get("/v1/objects/big", headers=platform).content == payload
     print("faults: blob dir full -> 503 storage-unavailable, no partial asset, then 201")
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MiB tmpfs as ``$OWNKEY_HOME/objects``, unmounted afterwards (root only)."""
+    objects = tmp_path / "home" / "objects"
+    objects.mkdir(parents=True)
+    objects.parent.chmod(0o700)  # OWNKEY_HOME must be private
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root (the simulated ENOSPC test still runs)")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(objects)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (no CAP_SYS_ADMIN?): {mounted.stderr.strip()}")
+    try:
+        yield objects
+    finally:
+        subprocess.run(["umount", "-l", str(objects)], check=False)
+
+
+def test_a_really_full_blob_filesystem_is_a_typed_503_and_leaves_nothing(
+    small_tmpfs: Path,
+) -> None:
+    """Object PUTs through the real stack until the 2 MiB tmpfs is full: every refusal is
+    ``503 storage-unavailable``; the refused asset is nowhere (GET, meta, listing), no
+    ``.partial`` file remains, every asset row has its blob and every blob its row; deleting
+    two objects frees space and the refused upload then succeeds."""
+    home = small_tmpfs.parent
+    stored: dict[str, bytes] = {}
+    answers: dict[str, int] = {}
+    refused: list[tuple[str, bytes]] = []
+    slowest = 0.0
+    with Runtime.open(home=home, env={"OWNKEY_HOME": str(home)}) as rt:
+        setup_orgs(rt)
+        client, platform = _app(rt)
+        with client:
+            for number in range(size(12, 60)):
+                asset_id = f"fill-{number}"
+                payload = os.urandom(300 * 1024)
+                header = {"Ownkey-Request": _header(recording(asset_id))}
+                started = time.monotonic()
+                put = client.put(
+                    f"/v1/objects/{asset_id}", content=payload, headers={**platform, **header}
+                )
+                slowest = max(slowest, time.monotonic() - started)
+                kind = put.json().get("type", "ok").removeprefix(PROBLEM)
+                name = f"{put.status_code} {kind}"
+                answers[name] = answers.get(name, 0) + 1
+                assert put.status_code in (201, 503), put.text
+                if put.status_code == 201:
+                    stored[asset_id] = payload
+                    continue
+                assert kind == "storage-unavailable", put.text
+                assert "Retry-After" in put.headers
+                assert str(home) not in put.text
+                refused.append((asset_id, payload))
+            assert refused, "the 2 MiB file system never filled"
+            listed = client.get("/v1/objects", params={"limit": 1000}, headers=platform)
+            assert listed.status_code == 200, listed.text
+            assert {o["asset_id"] for o in listed.json()["objects"]} == set(stored)
+            for asset_id, _ in refused:
+                for path in (f"/v1/objects/{asset_id}", f"/v1/objects/{asset_id}/meta"):
+                    assert client.get(path, headers=platform).status_code == 404
+            assert list(small_tmpfs.rglob("*.partial")) == []
+            _assert_rows_and_blobs_agree(rt, small_tmpfs, len(stored))
+            for asset_id in sorted(stored)[:2]:  # free some space
+                gone = client.delete(f"/v1/objects/{asset_id}", headers=platform)
+                assert gone.status_code == 204, gone.text
+                del stored[asset_id]
+            asset_id, payload = refused[0]
+            header = {"Ownkey-Request": _header(recording(asset_id))}
+            again = client.put(
+                f"/v1/objects/{asset_id}", content=payload, headers={**platform, **header}
+            )
+            assert again.status_code == 201, again.text
+            stored[asset_id] = payload
+            for asset_id, payload in stored.items():
+                got = client.get(f"/v1/objects/{asset_id}", headers=platform)
+                assert got.status_code == 200, got.text
+                assert got.content == payload
+            _assert_rows_and_blobs_agree(rt, small_tmpfs, len(stored))
+            signing = AuditSigningKey.load({"OWNKEY_HOME": str(home)})
+            report = rt.audit_log.verify("acme", {signing.key_id: signing.public_key})
+            assert report.ok, report
+            used = shutil.disk_usage(small_tmpfs)
+    print(
+        f"faults (real 2 MiB tmpfs): {answers}; slowest {slowest * 1000:.0f} ms; "
+        f"{len(stored)} objects stored after freeing space, {used.used // 1024} KiB used"
+    )
+
+
+def _assert_rows_and_blobs_agree(rt: Runtime, objects: Path, expected: int) -> None:
+    """Every asset row names a blob that exists, and every blob file has its row."""
+    records = list(rt.assets.store.scan())
+    assert len(records) == expected
+    named = {record.location.split(":", 1)[-1] for record in records if not record.inline}
+    on_disk = {str(path.relative_to(objects)) for path in objects.rglob("*") if path.is_file()}
+    assert named == on_disk, (sorted(named - on_disk)[:3], sorted(on_disk - named)[:3])
 
 
 def _header(record: dict[str, Any]) -> str:

@@ -7,9 +7,15 @@ runs a rekey job and a shred job. Asserted: 0 answers other than the expected on
 assets (everything sealed opens to its bytes at the end), the org's audit chain verifies,
 p50/p99 printed. 15 s in make test, 120 s under make soak.
 
-Then every node log line, every error body, the CLI output of ``audit export`` and every file
-the run wrote under the home (key stores aside: they *are* the keys, sealed under the root key)
-is searched for the plaintexts, the token secrets and the root key: 0 hits.
+Then every node log line, every error body, the CLI output of ``audit export``, every file the
+run wrote under the home and every row of its database is searched for the plaintexts, the token
+secrets and the key material: every scope key the run created and still holds (unwrapped in the
+test process through the library's own access path), the root key, each version of the local key
+store's keys and the audit signing seed, each raw, as hex (both cases), base64 and base64url.
+0 hits. Not searched: the key stores themselves, which hold those keys legitimately
+(``root.key``, ``audit-signing.key``, ``local-keys.json`` and its lock; what ``local-keys.json``
+holds is sealed under the root key, and its rows of the database, the wrapped scope keys, are
+searched like the rest).
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ class Run:
     logs: list[Path]
     tokens: list[str]
     root_key: bytes
+    keys: list[tuple[str, bytes]] = field(default_factory=list)
+    database: list[tuple[str, bytes]] = field(default_factory=list)
+    shredded: int = 0
     plaintexts: list[bytes] = field(default_factory=list)
     bodies: list[str] = field(default_factory=list)
     cli_output: str = ""
@@ -214,6 +223,8 @@ def load_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         exported = CliRunner().invoke(app, ["audit", "export", "acme"], env=env)
         assert exported.exit_code == 0, exported.output
         run.cli_output = exported.stdout + exported.stderr
+        run.database = _database_rows(url)  # before the key collection's own audit records
+        run.keys, run.shredded = _key_material(home, url, env)
         marks.append(("load, checks, export", time.monotonic()))
         steps = [f"{name} {at - marks[n][1]:.1f} s" for n, (name, at) in enumerate(marks[1:])]
         print("load phases: " + ", ".join(steps))
@@ -297,14 +308,92 @@ def test_load_two_nodes_mixed_traffic(load_run: Run) -> None:
     assert any(key.startswith("admin: ") and "revoke" in key for key in load_run.counts)
 
 
+def _key_material(home: Path, url: str, env: dict[str, str]) -> tuple[list[tuple[str, bytes]], int]:
+    """The run's key material, obtained through the library as an operator's process would.
+
+    Scope keys: every record still held (a shredded one has no shares left to unwrap), each
+    unwrapped by the same runtime code the nodes ran (its key-manager calls are audited).
+    Returns the material and how many scope keys were shredded (their keys are gone)."""
+    from ownkey.envelope import SECRET_KEY_ACCESS, open_message
+    from ownkey.keys import ScopeKeys, Selector
+    from ownkey.providers._local_store import KEY_FILE, JsonKeyFile
+    from ownkey.providers._rootkey import load_root_key
+    from ownkey.storage import SqlScopeKeyStore
+
+    root = load_root_key(env)
+    found = [("root key", root.material(SECRET_KEY_ACCESS))]
+    for stored in JsonKeyFile(home / KEY_FILE).all():
+        for version in stored.versions:
+            context = {
+                "purpose": "ownkey.local-store.key",
+                "key_id": stored.key_id,
+                "version": version.name,
+            }
+            found.append(("local key store key", open_message(root, version.sealed, context)))
+    seed = bytes.fromhex((home / "audit-signing.key").read_text().strip())
+    found.append(("audit signing seed", seed))
+    with Runtime.open(home=home, url=url, env=env) as runtime:
+        access = ScopeKeys(runtime._deps)
+        for record in SqlScopeKeyStore(runtime.database).scan(Selector()):
+            key, _ = access._unwrap(record, retry=False)
+            found.append(("scope key", key.material(SECRET_KEY_ACCESS)))
+        every = SqlScopeKeyStore(runtime.database).scan(Selector(), include_shredded=True)
+        shredded = sum(1 for record in every if record.shredded)
+    return found, shredded
+
+
+def _database_rows(url: str) -> list[tuple[str, bytes]]:
+    """Every row of every table of the run's database, one haystack per table."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    tables: list[tuple[str, bytes]] = []
+    try:
+        metadata = sqlalchemy.MetaData()
+        metadata.reflect(engine)
+        with engine.connect() as conn:
+            for table in metadata.sorted_tables:
+                cells = [
+                    value if isinstance(value, bytes) else str(value).encode()
+                    for row in conn.execute(sqlalchemy.select(table))
+                    for value in row
+                ]
+                tables.append((f"table {table.name}", b"\x00".join(cells)))
+    finally:
+        engine.dispose()
+    return tables
+
+
+def _positive_controls(home: Path, needles: list[tuple[str, bytes]]) -> dict[str, str]:
+    """The same search over the key stores finds their keys (so a 0 above can mean 0)."""
+    found = {}
+    for name in ("root.key", "audit-signing.key"):
+        text = (home / name).read_bytes()
+        found[name] = ", ".join(sorted({what for what, needle in needles if needle in text}))
+    assert found["root.key"] == "root key hex", found
+    assert found["audit-signing.key"] == "audit signing seed hex", found
+    return found
+
+
+def _forms(what: str, raw: bytes) -> list[tuple[str, bytes]]:
+    """A key as it could leak: raw, hex (both cases), base64 and base64url (unpadded)."""
+    return [
+        (what, raw),
+        (f"{what} hex", raw.hex().encode()),
+        (f"{what} HEX", raw.hex().upper().encode()),
+        (f"{what} b64", base64.b64encode(raw).rstrip(b"=")),
+        (f"{what} b64url", base64.urlsafe_b64encode(raw).rstrip(b"=")),
+    ]
+
+
 def _needles(run: Run) -> list[tuple[str, bytes]]:
     needles: list[tuple[str, bytes]] = []
     for token in run.tokens:
         secret = token.split(".", 1)[1]
         needles += [("token", token.encode()), ("token secret", secret.encode())]
-    root = run.root_key
-    needles += [("root key", root), ("root key hex", root.hex().encode())]
-    needles += [("root key b64", base64.b64encode(root).rstrip(b"="))]
+    assert run.keys[0] == ("root key", run.root_key)  # the library reads the file we read
+    for what, raw in run.keys:
+        needles += _forms(what, raw)
     for plain in run.plaintexts:
         needles += [("plaintext", plain), ("plaintext b64", base64.b64encode(plain)[:40])]
     return needles
@@ -317,6 +406,7 @@ def test_secrets_hygiene_of_the_load_run(load_run: Run) -> None:
     haystacks += [("audit export", load_run.cli_output.encode())]
     written = [p for p in load_run.home.rglob("*") if p.is_file() and p.name not in KEY_FILES]
     haystacks += [(str(p), p.read_bytes()) for p in written]
+    haystacks += load_run.database
     needles = _needles(load_run)
     hits = [
         f"{what} in {where}"
@@ -325,10 +415,20 @@ def test_secrets_hygiene_of_the_load_run(load_run: Run) -> None:
         if needle and needle in text
     ]
     total = sum(len(text) for _, text in haystacks)
+    kinds: dict[str, int] = {}
+    for what, _ in load_run.keys:
+        kinds[what] = kinds.get(what, 0) + 1
     print(
-        f"hygiene: {len(needles)} secrets searched in {len(haystacks)} outputs "
-        f"({total} bytes, {len(written)} files): {len(hits)} hits"
+        f"hygiene: {len(needles)} secrets searched ({kinds}, each in 5 forms; tokens, "
+        f"plaintexts) in {len(haystacks)} outputs ({total} bytes, {len(written)} files, "
+        f"{len(load_run.database)} tables; {load_run.shredded} scope keys shredded, so not "
+        f"recoverable): {len(hits)} hits"
     )
+    controls = _positive_controls(load_run.home, needles)
+    print(f"hygiene: the search finds the keys where they belong: {controls}")
     assert len(written) > 0
+    assert kinds.get("scope key", 0) > 0
+    assert kinds.get("local key store key", 0) > 0
+    assert load_run.database
     assert load_run.plaintexts
     assert hits == [], hits[:5]

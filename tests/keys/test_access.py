@@ -142,6 +142,40 @@ def test_refresh_that_is_denied_evicts_at_once() -> None:
     assert rig.deps.cache.get(entry.key.key_id)[0] is None
 
 
+def test_a_refresh_denied_while_the_audit_log_is_down_does_not_keep_the_key() -> None:
+    """CA-3 with FS-3: the customer revoked the key in its KMS and the audit log is down, so
+    the denial cannot be recorded. The cached key must not go on serving as if the KMS were
+    merely unreachable (it did before: AuditUnavailable is a KeyUnavailable)."""
+    rig = make_rig(limits=CacheLimits(max_age=100, refresh_after=60))
+    entry = rig.keys.for_seal(rig.identity(ACME, epoch_start=0))
+    rig.provider.deny = True
+    rig.sink.failing = True
+    rig.clock.advance(60)
+    with pytest.raises(AuditUnavailable):
+        rig.keys.for_open(entry.key.key_id)
+    assert rig.deps.cache.get(entry.key.key_id)[0] is None
+    with pytest.raises(AuditUnavailable):
+        rig.keys.for_open(entry.key.key_id)
+    rig.sink.failing = False
+    with pytest.raises(AccessDenied):
+        rig.keys.for_open(entry.key.key_id)
+
+
+def test_a_refresh_that_cannot_be_audited_stops_serving_the_key() -> None:
+    """FS-3: past refresh_after the key is used only after an audited unwrap; with the audit
+    log down the refresh fails closed instead of serving the old entry until max_age."""
+    rig = make_rig(limits=CacheLimits(max_age=100, refresh_after=60))
+    entry = rig.keys.for_seal(rig.identity(ACME, epoch_start=0))
+    rig.sink.failing = True
+    rig.clock.advance(59)
+    assert rig.keys.for_open(entry.key.key_id).key == entry.key  # not yet due: the cache
+    rig.clock.advance(1)
+    with pytest.raises(AuditUnavailable):
+        rig.keys.for_open(entry.key.key_id)
+    rig.sink.failing = False
+    assert rig.keys.for_open(entry.key.key_id).key == entry.key
+
+
 def test_refresh_replaces_the_entry_when_the_kms_answers() -> None:
     rig = make_rig(limits=CacheLimits(max_age=100, refresh_after=60))
     entry = rig.keys.for_seal(rig.identity(ACME, epoch_start=0))

@@ -17,7 +17,13 @@ from typing import Any
 from ownkey._refs import KeyRef, KeyType
 from ownkey.audit import AuditAction, Outcome
 from ownkey.envelope import ScopeKey, combine_shares
-from ownkey.errors import AccessDenied, ConfigError, InvalidCiphertext, KeyUnavailable
+from ownkey.errors import (
+    AccessDenied,
+    AuditUnavailable,
+    ConfigError,
+    InvalidCiphertext,
+    KeyUnavailable,
+)
 from ownkey.keys._cache import CacheEntry
 from ownkey.keys._calls import unwrap_share, verify_wrap, wrap_share
 from ownkey.keys._deps import SCOPE_KEY_ID_BYTES, KeyDeps
@@ -342,7 +348,11 @@ class ScopeKeys:
         return ScopeKey(record.key_id, combine_shares(shares, record_binding(record))), identity
 
     def _refresh(self, entry: CacheEntry) -> CacheEntry:
-        """Re-unwrap an entry past ``refresh_after``; keep it if the manager is unavailable."""
+        """Re-unwrap an entry past ``refresh_after``; keep it if the manager is unavailable.
+
+        Not if the *audit log* is: AuditUnavailable (a KeyUnavailable) replaces whatever the
+        key manager answered, a denial included (the customer revoked its key), and a denial
+        that could not be recorded must not leave the key serving until ``max_age`` (FS-3)."""
         cache = self._deps.cache
         key_id = entry.key.key_id
         try:
@@ -353,6 +363,9 @@ class ScopeKeys:
                     record.identity, None, "destroyed", "the scope key was destroyed", key_id
                 )
             key, identity = self._unwrap(record, retry=False)
+        except AuditUnavailable:
+            cache.evict_id(key_id)
+            raise
         except KeyUnavailable:
             cache.refresh_failed(entry)
             return entry
