@@ -162,7 +162,7 @@ def test_audit_events_export_and_verify(api: Api) -> None:
     assert verify["ok"] is True
     assert verify["records"] >= 3
     too_long = api.client.get(
-        "/v1/orgs/acme/audit/events?since_ms=0&until_ms=9999999999", headers=api.acme
+        "/v1/orgs/acme/audit/events?since=0&until=9999999999", headers=api.acme
     )
     assert too_long.status_code == 422
 

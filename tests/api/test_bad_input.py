@@ -149,16 +149,17 @@ def test_a_bad_waiting_period_is_422(api: Api, days: float) -> None:
 
 
 def test_a_cut_audit_window_says_so_and_the_export_pages_to_the_end(api: Api) -> None:
-    """``since_ms=1`` alone searched 31 days of 1970 and answered an empty list, silently."""
-    events = api.client.get("/v1/orgs/acme/audit/events?since_ms=1", headers=api.acme)
+    """``since=1`` alone searched 31 days of 1970 and answered an empty list, silently; the
+    ``window`` it names is in Unix seconds, like every unsuffixed time of the API."""
+    events = api.client.get("/v1/orgs/acme/audit/events?since=1", headers=api.acme)
     assert events.status_code == 200, events.text
     body = events.json()
-    assert body["window"] == {"since_ms": 1, "until_ms": 1 + 31 * 86_400_000}
+    assert body["window"] == {"since": 1, "until": 1 + 31 * 86_400}
     assert "31 days" in body["note"]
-    exported = api.client.get("/v1/orgs/acme/audit/export?since_ms=1", headers=api.acme)
+    exported = api.client.get("/v1/orgs/acme/audit/export?since=1", headers=api.acme)
     assert exported.status_code == 200
     assert exported.text.strip(), "the org's events since 1970 are exported, not 31 days of them"
     both = api.client.get(
-        "/v1/orgs/acme/audit/events?since_ms=1&until_ms=2000000", headers=api.acme
+        "/v1/orgs/acme/audit/events?since=1&until=2000000", headers=api.acme
     ).json()
     assert "note" not in both

@@ -49,20 +49,49 @@ def test_milliseconds_are_named_as_such(acme: Path) -> None:
     assert "milliseconds" in message
 
 
-def test_a_rule_stored_by_an_older_version_still_lists(acme: Path) -> None:
-    """A rule with an unprintable time (stored before the check) must not break listing."""
+#: Rules stored before the times were checked: (rule id, times, field named, JSON shown, word).
+OLD_RULES: list[tuple[str, dict[str, float], str, object, str]] = [
+    ("r-ms", {"since": 1796149629000.0}, "since", 1796149629000, "milliseconds"),
+    ("r-inf", {"since": float("inf")}, "since", "inf", "finite"),
+    ("r-minf", {"until": float("-inf")}, "until", "-inf", "finite"),
+    ("r-neg", {"since": -5.0}, "since", -5, "1970"),
+    ("r-empty", {"since": 1.8e9, "until": 1.7e9}, "until", 1_700_000_000, "after"),
+]
+
+
+def _plant_old_rules() -> None:
     from ownkey.keys import RevocationRule
     from ownkey.storage import Database, SqlRuleStore, database_url
 
     database = Database.open(database_url())  # the service door checks; the store reads all
     try:
-        rule = RevocationRule(org="acme", since=1.7e12, rule_id="r-old", created_at=1.0)
-        SqlRuleStore(database).add(rule)
+        store = SqlRuleStore(database)
+        for rule_id, times, *_ in OLD_RULES:
+            store.add(RevocationRule(org="acme", rule_id=rule_id, created_at=1.0, **times))
     finally:
         database.close()
+
+
+def test_a_rule_stored_by_an_older_version_still_lists(acme: Path) -> None:
+    """A rule with an unprintable time (stored before the check) must not break listing, nor
+    be shown as something it is not: its time as stored, ``valid: false`` and the problem
+    (before: ``-5`` printed as a date of 1969, ``until`` before ``since`` a traceback)."""
+    _plant_old_rules()
     listed = run("revoke", "list", "acme")
     assert listed.exit_code == 0, listed.output
-    assert "r-old" in listed.stdout
+    for rule_id, *_ in OLD_RULES:
+        assert rule_id in listed.stdout
+    assert listed.stdout.count("UNREADABLE") == len(OLD_RULES), listed.stdout
+    shown = {rule["rule_id"]: rule for rule in js("revoke", "list", "acme")}
+    for rule_id, _, field, value, word in OLD_RULES:
+        rule = shown[rule_id]
+        assert rule[field] == value, rule
+        assert rule["valid"] is False, rule
+        assert field in rule["problem"], rule
+        assert word in rule["problem"], rule
+        assert "whole scope" in rule["problem"]
+    lifted = js("revoke", "lift", "r-ms")
+    assert (lifted["since"], lifted["valid"]) == (1796149629000, False)
 
 
 def test_a_bad_waiting_period_is_exit_2(acme: Path) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from ownkey.envelope import EncryptionContext
+from ownkey.errors import InvalidRequest
 from ownkey.keys import KeyRef, ScopeIdentity, Selector, wrap_context
 from ownkey.keys._revocation import RevocationRule
 
@@ -89,10 +92,51 @@ def test_selectors_match_epoch_overlap_and_fields(selector: Selector, selected: 
 
 
 def test_a_time_window_must_be_ordered() -> None:
+    """A selector refuses an empty window; so does a rule at the service door (``check``). A
+    rule with one still loads, since an older version may have stored it (below)."""
     with pytest.raises(ValueError, match="since < until"):
         Selector(since=10, until=10)
-    with pytest.raises(ValueError, match="since < until"):
-        RevocationRule(org="acme", since=10, until=5)
+    with pytest.raises(InvalidRequest, match="after since"):
+        RevocationRule(org="acme", since=10, until=5).check()
+
+
+@pytest.mark.parametrize(
+    ("times", "word"),
+    [
+        ({"since": math.nan}, "finite"),
+        ({"until": math.nan}, "finite"),
+        ({"since": math.inf}, "finite"),
+        ({"until": -math.inf}, "finite"),
+        ({"since": 1_796_149_629_000.0}, "milliseconds"),
+        ({"until": 1e300}, "9999"),
+        ({"since": -5.0}, "1970"),
+        ({"since": 1_700_010_000.0, "until": 1_700_000_000.0}, "after since"),
+    ],
+)
+def test_an_unreadable_stored_rule_denies_its_whole_scope(
+    times: dict[str, float], word: str
+) -> None:
+    """RV-7, fail closed: read literally, each of these denies nothing (no epoch
+    ends after inf or nan); it is enforced without its window, and says so."""
+    record = {"org": "acme", "scope": "chat:1", "rule_id": "r-old", **times}
+    rule = RevocationRule.from_record(record)
+    assert not rule.valid
+    assert rule.problem is not None
+    assert word in rule.problem
+    assert "whole scope" in rule.problem
+    assert rule.matches(_identity())
+    assert rule.matches(_identity(epoch_start=0))
+    assert not rule.matches(_identity(scope="chat:2"))  # its scope is kept
+    assert rule.to_record()["since"] is times.get("since")  # stored back as it was
+    with pytest.raises(InvalidRequest):
+        rule.check()
+
+
+def test_a_valid_rule_has_no_problem() -> None:
+    rule = RevocationRule(org="acme", since=1_700_000_000, until=1_700_010_000)
+    assert (rule.valid, rule.problem) == (True, None)
+    assert rule.matches(_identity())
+    assert not rule.matches(_identity(epoch_start=0))
 
 
 def test_rules_revoke_their_own_orgs_key() -> None:

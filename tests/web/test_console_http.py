@@ -3,6 +3,7 @@ the usage window's limit and CSV cells (fast: an app over a SQLite runtime in a 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -333,3 +334,24 @@ def test_the_day_chart_counts_uses_and_denials_by_utc_day() -> None:
         ("1970-01-01", 1, 0),
         ("1970-01-02", 1, 1),
     ]
+
+
+def test_a_rule_stored_by_an_older_version_is_listed_as_unreadable(site: Site) -> None:
+    """Issue 12: a rule with ``since = inf`` (stored before times were checked) ended the
+    revocations page with a 500; it is listed, flagged, with what is enforced instead."""
+    from ownkey.keys import RevocationRule
+    from ownkey.storage import SqlRuleStore
+
+    old = RevocationRule(
+        org="acme", scope="chat-1", since=math.inf, rule_id="r-old", created_at=1.0
+    )
+    SqlRuleStore(site.runtime.database).add(old)
+    site.runtime.invalidate()
+    with site.client() as client:
+        _sign_in(client, site.acme)
+        page = client.get("/admin/acme/revocations")
+    assert page.status_code == 200, page.text[:300]
+    assert "r-old" in page.text
+    assert "Unreadable" in page.text
+    assert "since is inf" in page.text
+    assert "whole scope" in page.text

@@ -49,7 +49,7 @@ from ownkey.api._state import State, strict_query
 from ownkey.audit._chain import Checkpoint, format_head, parse_head
 from ownkey.errors import InvalidRequest, NotFound
 from ownkey.keys import KeyRef
-from ownkey.policy import MAX_TIME
+from ownkey.policy import check_window, parse_time
 from ownkey.storage import AuditQuery, JobStatus
 from ownkey.storage._audit import ExportedEvent, checkpoint_json, iso_ms, with_checkpoints
 
@@ -259,17 +259,23 @@ def coverage(admin: OrgAdmin, state: State) -> CoverageOut:
 # -- audit -----------------------------------------------------------------------------------------
 
 
+def _time_ms(field: str, text: str | None) -> int | None:
+    """Epoch milliseconds (the audit log's unit) from Unix seconds or RFC 3339: the CLI's one
+    time rule (``ownkey.policy.parse_time``), so ``--since X`` and ``?since=X`` select alike."""
+    return None if text is None else int(parse_time(field, text) * 1000)
+
+
 def _query(
     user: str | None,
     asset_id: str | None,
     service_id: str | None,
     operation: str | None,
     outcome: str | None,
-    since_ms: int | None,
-    until_ms: int | None,
+    since: str | None,
+    until: str | None,
 ) -> AuditQuery:
-    if since_ms is not None and until_ms is not None and until_ms <= since_ms:
-        raise InvalidRequest("until_ms", "must be after since_ms")
+    since_ms, until_ms = _time_ms("since", since), _time_ms("until", until)
+    check_window(since_ms, until_ms)  # in milliseconds: what the window below is cut in
     query = AuditQuery(
         user=user,
         asset_id=asset_id,
@@ -284,9 +290,38 @@ def _query(
 
 
 Filter = Annotated[str | None, Query(min_length=1, max_length=320)]
-Millis = Annotated[
-    int | None, Query(ge=0, le=int(MAX_TIME) * 1000, description="Unix milliseconds.")
+Time = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=64,
+        description="Unix seconds (`1796149629`) or RFC 3339 (`2026-11-01T10:00:00Z`), "
+        "within 1970..9999; the same rule as the CLI's `--since`/`--until`.",
+    ),
 ]
+#: The parameters of versions before issue 12, in milliseconds: refused naming the new one
+#: rather than read in another unit (declared so that the refusal can say what to use).
+Renamed = Annotated[str | None, Query(include_in_schema=False)]
+
+
+def _no_millis(since_ms: Renamed = None, until_ms: Renamed = None) -> None:
+    for old, value in (("since_ms", since_ms), ("until_ms", until_ms)):
+        if value is not None:
+            new = old.removesuffix("_ms")
+            raise InvalidRequest(
+                old, f"no longer taken: give '{new}' in Unix seconds or RFC 3339 instead"
+            )
+
+
+NoMillis = Depends(_no_millis)
+
+
+def _seconds(millis: int | None) -> float | int | None:
+    """A window end in the API's unit for an unsuffixed time: Unix seconds (docs/api.md)."""
+    if millis is None:
+        return None
+    whole, rest = divmod(millis, 1000)
+    return whole if rest == 0 else millis / 1000
 
 
 def _event(event: ExportedEvent) -> dict[str, Any]:
@@ -303,6 +338,7 @@ def _event(event: ExportedEvent) -> dict[str, Any]:
     "/audit/events",
     tags=["audit"],
     summary="The org's key-usage log, filtered (a window of at most 31 days)",
+    dependencies=[NoMillis],
 )
 def audit_events(
     admin: OrgAdmin,
@@ -312,18 +348,18 @@ def audit_events(
     service_id: Annotated[ServiceId | None, Query()] = None,
     operation: Filter = None,
     outcome: Annotated[str | None, Query(pattern="^(ok|denied|unavailable|failed)$")] = None,
-    since_ms: Millis = None,
-    until_ms: Millis = None,
+    since: Time = None,
+    until: Time = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    query = _query(user, asset_id, service_id, operation, outcome, since_ms, until_ms)
+    query = _query(user, asset_id, service_id, operation, outcome, since, until)
     found = itertools.islice(state.runtime.audit_log.query(admin.org, query), limit)
     answer: dict[str, Any] = {"events": [_event(event) for event in found]}
     if query.cut:  # one end given: say which 31 days were searched, never an empty silence
         start, end = query.window()
-        answer["window"] = {"since_ms": start, "until_ms": end}
+        answer["window"] = {"since": _seconds(start), "until": _seconds(end)}
         answer["note"] = (
-            "only 31 days from the given end were searched; pass both since_ms and until_ms, "
+            "only 31 days from the given end were searched; pass both since and until, "
             "or use /audit/export for the whole range"
         )
     return answer
@@ -335,15 +371,16 @@ def audit_events(
     summary="Export the org's audit chain as JSON lines (seq, hash, body; and checkpoints)",
     response_class=StreamingResponse,
     responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
+    dependencies=[NoMillis],
 )
 def audit_export(
     admin: OrgAdmin,
     state: State,
-    since_ms: Millis = None,
-    until_ms: Millis = None,
+    since: Time = None,
+    until: Time = None,
 ) -> StreamingResponse:
     query = dataclasses.replace(
-        _query(None, None, None, None, None, since_ms, until_ms), export=True
+        _query(None, None, None, None, None, since, until), export=True
     )  # the whole range, paged through: no 31-day cut
     events = state.runtime.audit_log.query(admin.org, query)
 

@@ -23,7 +23,7 @@ from pydantic import (
 
 from ownkey.catalog import SERVICE_IDS, ContainerKind, OwnerKind
 from ownkey.errors import InvalidRequest
-from ownkey.keys import CacheLimits, KeyDescription, MasterKey, RevocationRule
+from ownkey.keys import CacheLimits, KeyDescription, MasterKey, RevocationRule, stored_time
 from ownkey.keys import RewrapReport as CoreRewrapReport
 from ownkey.policy import (
     MAX_ID_CHARS,
@@ -533,22 +533,33 @@ class RuleIn(_Strict):
         )
 
 
+#: A rule's time as stored: Unix seconds, or ``"inf"``/``"-inf"``/``"nan"`` (JSON has no such
+#: number) for a rule stored by an older version; never ``null`` for a time that is set.
+StoredTime = float | Literal["inf", "-inf", "nan"] | None
+
+
 class RuleOut(_Strict):
     rule_id: str
     org: str
     key: str
     service_id: str | None
     scope: str | None
-    since: float | None
-    until: float | None
+    since: StoredTime
+    until: StoredTime
     created_at: float
     actor: str | None
     note: str
+    valid: bool = Field(
+        description="False for a rule stored by an older version with a time that cannot be "
+        "read: it is enforced over its whole scope, its time window ignored, until lifted."
+    )
+    problem: str | None = Field(description="What is wrong with such a rule; null when valid.")
 
     @classmethod
     def of(cls, rule: RevocationRule) -> RuleOut:
         record = rule.to_record()
-        return cls(key=record.pop("key_ref"), **record)
+        record["since"], record["until"] = stored_time(rule.since), stored_time(rule.until)
+        return cls(key=record.pop("key_ref"), valid=rule.valid, problem=rule.problem, **record)
 
 
 class RulesOut(_Strict):

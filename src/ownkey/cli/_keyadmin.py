@@ -237,29 +237,40 @@ def register_key_commands(key_app: typer.Typer) -> None:
 
 
 def rule_json(rule: RevocationRule) -> dict[str, Any]:
+    """A rule for ``--json``: times in RFC 3339; a rule stored by an older version with a time
+    that cannot be read keeps its times as stored (a number, or ``"inf"``) and says why."""
+    from ownkey.keys import stored_time
+
+    def time(value: float | None) -> Any:
+        return iso(value) if rule.valid else stored_time(value)
+
     return {
         "rule_id": rule.rule_id or None,
         "org": rule.org,
         "key": str(rule.wrapping_key),
         "service_id": rule.service_id,
         "scope": rule.scope,
-        "since": iso(rule.since),
-        "until": iso(rule.until),
+        "since": time(rule.since),
+        "until": time(rule.until),
         "created_at": iso(rule.created_at) if rule.created_at else None,
         "actor": rule.actor,
         "note": rule.note,
+        "valid": rule.valid,
+        "problem": rule.problem,
     }
 
 
 def _describe(rule: RevocationRule) -> str:
+    """What the rule denies, as enforced: an unreadable one without its window, and why."""
     parts = [str(rule.wrapping_key)]
     if rule.service_id:
         parts.append(f"service {rule.service_id}")
     if rule.scope:
         parts.append(f"scope {rule.scope}")
-    if rule.since is not None or rule.until is not None:
+    if rule.valid and (rule.since is not None or rule.until is not None):
         parts.append(f"epochs {iso(rule.since) or '...'} to {iso(rule.until) or '...'}")
-    return ", ".join(parts) if len(parts) > 1 else f"all of {parts[0]}"
+    text = ", ".join(parts) if len(parts) > 1 else f"all of {parts[0]}"
+    return text if rule.valid else f"{text} (UNREADABLE: {rule.problem})"
 
 
 def _whole_key(rule: RevocationRule) -> bool:
@@ -391,7 +402,7 @@ def list_rules(
 
     def human(console: Console) -> None:
         rows = [(r.rule_id, r.org, _describe(r), iso(r.created_at), r.note) for r in rules]
-        console.print(table("revocation rules", ("rule", "org", "denies", "since", "note"), rows))
+        console.print(table("revocation rules", ("rule", "org", "denies", "added", "note"), rows))
 
     show([rule_json(r) for r in rules], as_json, human)
 

@@ -39,7 +39,7 @@ from ownkey.keys._records import (
     wrap_context,
 )
 from ownkey.keys._retry import RetryPolicy, call_with_retry
-from ownkey.keys._revocation import RevocationPreview, RevocationRule
+from ownkey.keys._revocation import RevocationPreview, RevocationRule, stored_time
 from ownkey.keys._rewrap import Rewrapper, RewrapReport
 
 __all__ = [
@@ -87,5 +87,6 @@ __all__ = [
     "next_state",
     "record_binding",
     "share_context",
+    "stored_time",
     "wrap_context",
 ]

@@ -4,19 +4,31 @@ A rule denies every scope key it selects: an org's whole customer key, one servi
 (a channel), an epoch range (a time window), or any combination. Rules are checked on every seal
 and every open before the cache is consulted, so they act on the very next call; lifting a rule
 restores access, unlike destruction.
+
+A rule stored by an older version, before the times were checked, may hold a time nobody can
+read (``inf``, ``nan``, milliseconds, before 1970, ``until`` before ``since``). Read literally it
+would deny nothing, silently: whoever can write the database could turn a rule into a no-op that
+still lists as in force. Such a rule loads, says what is wrong (:attr:`RevocationRule.problem`)
+and is enforced without its time window: it denies its whole scope (key, service, scope) until
+it is lifted. Fail closed: an unreadable narrowing never widens access.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ownkey._refs import KeyRef
+from ownkey.errors import InvalidRequest
 from ownkey.keys._records import ScopeIdentity, Selector
 from ownkey.policy import check_id, check_service_id, check_time, check_window
 
-__all__ = ["RevocationPreview", "RevocationRule"]
+__all__ = ["RevocationPreview", "RevocationRule", "stored_time"]
+
+#: What :attr:`RevocationRule.problem` adds: what enforcement does with an unreadable rule.
+ENFORCED_WHOLE = "; enforced over its whole scope (its time window ignored) until lifted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +51,7 @@ class RevocationRule:
     actor: str | None = None
     note: str = ""
     _selector: Selector = field(init=False, repr=False, compare=False)
+    _problems: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.org:
@@ -47,16 +60,33 @@ class RevocationRule:
             object.__setattr__(self, "key", KeyRef.customer(self.org))
         elif self.key.org not in (None, self.org):
             raise ValueError("a rule can only revoke its own org's key (or the platform key)")
-        # Built once: rules are matched on every seal and open of the content they cover.
+        problems = _time_problems(self.since, self.until)
+        object.__setattr__(self, "_problems", problems)
+        # Built once: rules are matched on every seal and open of the content they cover. A
+        # window that cannot be read is dropped, never read as "nothing" (fail closed).
+        readable = not problems
         selector = Selector(
             key=self.key,
             org=self.org,
             service_id=self.service_id,
             scope=self.scope,
-            since=self.since,
-            until=self.until,
+            since=self.since if readable else None,
+            until=self.until if readable else None,
         )
         object.__setattr__(self, "_selector", selector)
+
+    @property
+    def valid(self) -> bool:
+        """Whether the rule's times can be read (always, for a rule added by this version)."""
+        return not self._problems
+
+    @property
+    def problem(self) -> str | None:
+        """What is wrong with a rule stored by an older version, and what is enforced instead;
+        None for a valid rule. One line, for listings."""
+        if not self._problems:
+            return None
+        return "; ".join(self._problems) + ENFORCED_WHOLE
 
     def check(self) -> RevocationRule:
         """Refuse (InvalidRequest) a rule whose values fall outside the shared rules of
@@ -136,6 +166,38 @@ class RevocationRule:
 
 def _seconds(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
+
+
+def _shown(value: float) -> str:
+    value = float(value)  # an int given by a caller too
+    if math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    return str(value)  # inf, -inf, nan, or a fraction as Python writes it
+
+
+def _time_problems(since: float | None, until: float | None) -> tuple[str, ...]:
+    """Each time of the rule that the shared rule (``check_time``) refuses, then an empty
+    window: the words of ``ownkey.policy``, after the value as stored."""
+    problems = []
+    for name, value in (("since", since), ("until", until)):
+        if value is None:
+            continue
+        try:
+            check_time(name, value)
+        except InvalidRequest as exc:
+            reason = str(exc).removeprefix(f"{name}: ")
+            problems.append(f"{name} is {_shown(value)}, {reason}")
+    if not problems and since is not None and until is not None and until <= since:
+        problems.append(f"until ({_shown(until)}) is not after since ({_shown(since)})")
+    return tuple(problems)
+
+
+def stored_time(value: float | None) -> float | str | None:
+    """A rule's time as stored, for JSON: a number, or its name when JSON has none (``inf``,
+    ``-inf``, ``nan``) so that it is never shown as ``null``, which reads as "any time"."""
+    if value is None or math.isfinite(value):
+        return value
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ and PostgreSQL all run it (tests/storage/test_contract.py).
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest
 from ownkey.errors import Conflict, NotFound
 from ownkey.keys import KeyRef
 from ownkey.keys._lifecycle import KeyState
-from ownkey.keys._records import MasterKey, ScopeKeyRecord, Selector, Wrap
+from ownkey.keys._records import MasterKey, ScopeIdentity, ScopeKeyRecord, Selector, Wrap
 from ownkey.keys._revocation import RevocationRule
 
 __all__ = [
@@ -252,3 +253,29 @@ class RuleStoreContract:
         with pytest.raises(NotFound):
             rules.remove("r1")
         assert list(rules.for_key(ACME)) == [narrow]
+
+    def test_a_rule_with_an_unreadable_time_reads_back_failing_closed(self, rules: Any) -> None:
+        """RV-7: times stored by an older version (before they were checked) read back as
+        stored and unreadable; whatever the database made of them, the rule still denies its
+        whole scope (SQLite keeps no NaN: it reads back as no time, which denies all too)."""
+        stored: dict[str, tuple[float | None, float | None]] = {  # (since, until)
+            "r-inf": (math.inf, None),
+            "r-minf": (None, -math.inf),
+            "r-nan": (math.nan, None),
+            "r-ms": (1_796_149_629_000.0, None),
+            "r-empty": (20.0, 10.0),
+        }
+        for rule_id, (since, until) in stored.items():
+            rules.add(
+                RevocationRule(org="acme", scope="s", since=since, until=until, rule_id=rule_id)
+            )
+        found = {rule.rule_id: rule for rule in rules.for_key(ACME)}
+        assert set(found) == set(stored)
+        anytime = ScopeIdentity(("acme",), "0008", "s", 1_700_000_000, 3600, (ACME,))
+        for rule_id, rule in found.items():
+            assert rule.matches(anytime), rule_id
+            if rule_id == "r-nan":
+                assert rule.since is None or not rule.valid
+            else:
+                assert not rule.valid, rule_id
+                assert (rule.since, rule.until) == stored[rule_id], rule_id
