@@ -155,6 +155,18 @@ def test_a_usage_window_over_31_days_is_refused_with_the_reason(site: Site) -> N
     assert fine.status_code == 200
 
 
+@pytest.mark.parametrize("since", ["1969-12-01T00:00", "0001-01-01T00:00"])
+def test_a_usage_window_before_1970_is_refused_by_the_one_time_rule(site: Site, since: str) -> None:
+    """The console's times pass the rule of ownkey.policy, as the CLI's and the API's do."""
+    with site.client() as client:
+        _sign_in(client, site.acme)
+        page = client.get("/admin/acme/usage", params={"since": since})
+        csv = client.get("/admin/acme/usage.csv", params={"since": since})
+    assert page.status_code == csv.status_code == 422
+    assert "since: before 1970-01-01" in page.text
+    assert "before 1970-01-01" in csv.text
+
+
 def test_csv_cells_never_start_a_formula() -> None:
     row = dict.fromkeys(
         (
@@ -234,6 +246,9 @@ def test_a_poll_after_the_session_ended_sends_the_page_to_sign_in(site: Site) ->
     ("path", "data", "status", "says"),
     [
         ("/admin/acme/revocations/preview", {"since": "yesterday"}, 422, "not a date"),
+        ("/admin/acme/revocations/preview", {"until": "yesterday"}, 422, "until: not a date"),
+        # The one time rule of ownkey.policy, as on the CLI and the API (issue 12).
+        ("/admin/acme/revocations", {"since": "1969-12-31T00:00"}, 422, "before 1970-01-01"),
         ("/admin/acme/revocations", {"service_id": "12"}, 422, "not a service ID"),
         (
             "/admin/acme/revocations/preview",

@@ -88,11 +88,8 @@ def _rule(org: str, form: Form) -> RevocationRule:
     scope = form.get("scope") or None
     if scope is not None and len(scope) > _MAX_SCOPE:
         raise InvalidRequest("scope", "at most 1024 characters")
-    try:
-        since_ms = parse_time(form.get("since"), "since")
-        until_ms = parse_time(form.get("until"), "until")
-    except ValueError as exc:
-        raise InvalidRequest("since", str(exc)) from None
+    since_ms = parse_time(form.get("since"), "since")
+    until_ms = parse_time(form.get("until"), "until")
     since = None if since_ms is None else since_ms / 1000
     until = None if until_ms is None else until_ms / 1000
     if since is not None and until is not None and until <= since:

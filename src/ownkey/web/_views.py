@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ownkey.audit import AuditAction
+from ownkey.errors import InvalidRequest
+from ownkey.policy import check_time
 from ownkey.service import Coverage
 from ownkey.storage import AuditQuery
 from ownkey.storage._audit import ExportedEvent, iso_ms
@@ -176,16 +178,23 @@ def csv_text(rows: Iterable[Mapping[str, str]]) -> Iterable[str]:
 
 
 def parse_time(text: str, name: str) -> int | None:
-    """A ``datetime-local`` value (read as UTC) in Unix milliseconds; None when empty."""
+    """A ``datetime-local`` value (read as UTC) in Unix milliseconds; None when empty.
+
+    The time itself must pass the one rule of ``ownkey.policy`` (1970..9999), like the CLI's and
+    the API's; InvalidRequest names the field."""
     if not text:
         return None
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{name}: not a date and time") from None
+        raise InvalidRequest(name, "not a date and time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return int(moment.timestamp() * 1000)
+    try:
+        seconds = moment.timestamp()
+    except (OverflowError, OSError, ValueError):
+        raise InvalidRequest(name, "out of range") from None
+    return int(check_time(name, seconds) * 1000)
 
 
 def _local(ms: int) -> str:
