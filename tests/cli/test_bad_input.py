@@ -13,6 +13,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from ownkey.service import Runtime
 from tests.cli.test_admin import acme, home, js, ok, one_line_error, run
 
@@ -163,3 +165,34 @@ def test_a_home_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
         blocker.write_text("x")
         locked = blocker / "home"
     one_line_error(run("--home", str(locked), "org", "list"), code=1)
+
+
+#: Listener options out of range. ``--workers 100000`` forked until the machine ran out of memory
+#: (found by trying it: the run was OOM-killed with ~100 workers alive); ``--port 99999`` was a
+#: traceback from bind(); ``--recheck-interval inf`` served with no recheck bound at all.
+BAD_LISTENERS: list[tuple[str, ...]] = [
+    ("serve", "--workers", "100000"),
+    ("serve", "--workers", "0"),
+    ("serve", "--port", "99999"),
+    ("serve", "--port", "-1"),
+    ("serve", "--recheck-interval", "inf"),
+    ("serve", "--recheck-interval", "nan"),
+    ("serve", "--recheck-interval", "86400"),
+    ("serve", "--log-level", "bogus"),
+    ("hybrid", "serve", "--home", "kacls", "--port", "70000"),
+]
+
+
+def test_a_listener_option_out_of_range_is_refused_before_anything_starts(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    started: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: started.append(args))
+    for args in BAD_LISTENERS:
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.output
+        assert args[-2] in result.output, (args, result.output)
+    assert started == []  # nothing was served, no worker forked

@@ -38,6 +38,9 @@ EXIT_BAD_INPUT = 2
 #: The actor recorded in the audit log for changes made from the command line.
 CLI_ACTOR = "cli"
 
+#: The TCP ports a listener (``serve``, ``hybrid serve``) takes; 0 lets the system pick a free one.
+PORT_MIN, PORT_MAX = 0, 65535
+
 JSON_OPTION = typer.Option("--json", help="Print JSON instead of a table.")
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ownkey.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, fail
+from ownkey.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, PORT_MAX, PORT_MIN, fail
 from ownkey.errors import ConfigError, InvalidRequest
 
 if TYPE_CHECKING:
@@ -70,8 +70,10 @@ def init(
 @hybrid_app.command("serve")
 def serve(
     home: HomeOption,
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8787,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(help="Port to listen on.", min=PORT_MIN, max=PORT_MAX)
+    ] = 8787,
 ) -> None:
     """Serve the key service (plain HTTP; put TLS in front of it)."""
     from ownkey.hybrid._serve import serve as run

@@ -9,16 +9,38 @@ seconds (docs/api.md, "Several nodes").
 from __future__ import annotations
 
 import atexit
+import enum
 import os
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from ownkey.cli._common import PORT_MAX, PORT_MIN
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
 EXIT_BAD_INPUT = 2
 _RECHECK_ENV = "OWNKEY_RECHECK_INTERVAL"
+
+#: The most worker processes one ``ownkey serve`` starts. Each is a whole node (its own Runtime,
+#: database pool and caches), so more than a few per core only costs memory: a typo such as
+#: ``--workers 100000`` must be refused, not fork until the machine runs out of memory.
+MAX_WORKERS = 32
+#: The longest ``--recheck-interval``: it bounds how late a node sees a revocation whose change
+#: notification was lost, so it stays within an hour (and finite).
+MAX_RECHECK_SECONDS = 3600.0
+
+
+class LogLevel(enum.StrEnum):
+    """uvicorn's log levels (an unknown one is refused with the list, not a traceback)."""
+
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+    DEBUG = "debug"
+    TRACE = "trace"
 
 
 def worker_app() -> FastAPI:
@@ -33,7 +55,9 @@ def worker_app() -> FastAPI:
 
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    port: Annotated[
+        int, typer.Option("--port", help="Port to listen on.", min=PORT_MIN, max=PORT_MAX)
+    ] = 8000,
     recheck_interval: Annotated[
         float,
         typer.Option(
@@ -41,15 +65,19 @@ def serve(
             help="Seconds between re-reads of keys, rules and org settings (a bound when a "
             "change notification is lost).",
             min=0.05,
+            max=MAX_RECHECK_SECONDS,
         ),
     ] = 1.0,
-    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
+    log_level: Annotated[
+        LogLevel, typer.Option("--log-level", help="uvicorn's log level.")
+    ] = LogLevel.INFO,
     workers: Annotated[
         int,
         typer.Option(
             "--workers",
             help="Worker processes; each opens its own Runtime, like separate nodes.",
             min=1,
+            max=MAX_WORKERS,
         ),
     ] = 1,
 ) -> None:
@@ -75,7 +103,7 @@ def serve(
             workers=workers,
             host=host,
             port=port,
-            log_level=log_level,
+            log_level=log_level.value,
         )
         return
 
@@ -84,4 +112,4 @@ def serve(
         opened = Runtime.open(recheck_interval=recheck_interval)
     with opened as runtime:
         app = create_app(runtime, node_sync=True, witness_interval=witness_interval)
-        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        uvicorn.run(app, host=host, port=port, log_level=log_level.value)
