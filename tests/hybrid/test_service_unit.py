@@ -119,3 +119,53 @@ def test_hyb_11_an_unreachable_issuer_is_not_asked_again_within_the_bound() -> N
             with pytest.raises(KeyUnavailable):
                 verifier.verify(token)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_huge_body_is_given_up_at_the_limit_not_read_whole(
+    tmp_path: Path, declared: bool
+) -> None:
+    """Issue 12's body gate, for the key service: its tokens are inside the body, so it cannot
+    refuse a caller before reading, but it reads at most 64 KiB (it read the whole body first:
+    a 200 MB body cost 200 MB of the key service's memory before its 400)."""
+    import asyncio
+    import json
+
+    from ownkey.hybrid import build_app
+
+    service, _, _, http = _service(tmp_path)
+    app = build_app(service)
+    chunk = b"x" * (256 * 1024)
+    total_chunks = 800  # 200 MiB offered
+    received: list[int] = []
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        received.append(len(chunk))
+        return {"type": "http.request", "body": chunk, "more_body": len(received) < total_chunks}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    length = [(b"content-length", str(len(chunk) * total_chunks).encode())] if declared else []
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/unwrap",
+        "raw_path": b"/unwrap",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), *length],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 8787),
+    }
+    asyncio.run(app(scope, receive, send))
+    http.close()
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert start["status"] == 400
+    assert json.loads(body)["error"]["message"] == "request body over 64 KiB"
+    assert sum(received) <= 64 * 1024 + len(chunk)  # one chunk past the limit at most

@@ -73,6 +73,22 @@ def _error(status: int, message: str, reason: str) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
+async def _bounded_body(request: Request) -> bytes | None:
+    """The body, or None once it is over :data:`_MAX_BODY`: a declared ``Content-Length`` over it
+    is refused unread, and the rest is read chunk by chunk and given up at the limit, so a huge
+    body costs the key service at most the limit in memory (the tokens it must check are inside
+    the body, so there is no caller to refuse before reading)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > _MAX_BODY:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_BODY:
+            return None
+    return bytes(body)
+
+
 def build_app(service: KeyService) -> FastAPI:
     app = FastAPI(title="ownkey hybrid key service", docs_url=None, redoc_url=None)
 
@@ -80,9 +96,9 @@ def build_app(service: KeyService) -> FastAPI:
         run: Callable[[dict[str, Any]], dict[str, str]],
     ) -> Callable[[Request], Awaitable[JSONResponse]]:
         async def handle(request: Request) -> JSONResponse:
-            raw = await request.body()
-            if len(raw) > _MAX_BODY:
-                return _error(400, "request body too large", "invalid_request")
+            raw = await _bounded_body(request)
+            if raw is None:
+                return _error(400, f"request body over {_MAX_BODY // 1024} KiB", "invalid_request")
             try:
                 body = json.loads(raw)
             except ValueError:
