@@ -62,6 +62,8 @@ def init(
             authorization=Issuer(platform, audience),
             privileged=tuple(privileged or ()),
         )
+    except InvalidRequest as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
     except ConfigError as exc:
         fail(str(exc), EXIT_FAILED)
     typer.echo(f"key service home for {config.org} at {home} (key {config.key_id})")
@@ -106,7 +108,10 @@ def restore(
 ) -> None:
     """Lift a revocation."""
     store = _store(home)
-    store.restore(kind, value)
+    try:
+        store.restore(kind, value)
+    except InvalidRequest as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
     store.append({"at_ms": int(time.time() * 1000), "op": "restore", "kind": kind, "value": value})
     store.close()
     typer.echo(f"restored {kind} {value}")

@@ -19,7 +19,9 @@ from typing import Any, Final
 from ownkey.envelope import Ed25519Signer
 from ownkey.errors import ConfigError
 from ownkey.hybrid._tokens import DEFAULT_SKEW_SECONDS, Issuer
+from ownkey.hybrid._values import check_email, check_issuer
 from ownkey.keys import KeyProvider
+from ownkey.policy import check_org
 from ownkey.providers import build_provider
 
 __all__ = [
@@ -97,8 +99,18 @@ def init_home(
     skew_seconds: float = DEFAULT_SKEW_SECONDS,
     jwks_min_refresh_seconds: float = 5.0,
 ) -> HybridConfig:
-    """Create a home with a fresh key in the provider; refuse to overwrite an existing one."""
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create a home with a fresh key in the provider; refuse to overwrite an existing one.
+
+    Every value is checked before anything is created (InvalidRequest names it)."""
+    check_org("org", org)
+    check_issuer("idp", authentication.issuer)
+    check_issuer("platform", authorization.issuer)
+    for email in privileged:
+        check_email("privileged", email)
+    try:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{home}: cannot be the key service's home ({exc.strerror})") from None
     path = home / CONFIG_FILE
     if path.exists():
         raise ConfigError(f"{path} exists; a key service home is initialised once")

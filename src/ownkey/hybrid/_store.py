@@ -35,11 +35,27 @@ from ownkey.audit._chain import (
 )
 from ownkey.envelope import Ed25519Signer, sha256
 from ownkey.errors import AuditUnavailable, InvalidRequest
+from ownkey.hybrid._values import check_email
+from ownkey.policy import check_id, check_org
 
 __all__ = ["REVOCATION_KINDS", "HybridStore", "signer_key_id"]
 
 #: What can be revoked: one user (email), one conversation (resource name), the whole org.
 REVOCATION_KINDS: Final = ("user", "conversation", "org")
+
+
+def _revocation_key(kind: str, value: str) -> str:
+    """What a revocation of ``kind`` is stored under (a user by lower-cased email); a kind or a
+    value that no call could carry is refused, so a typo is not recorded as a revocation."""
+    if kind not in REVOCATION_KINDS:
+        raise InvalidRequest("kind", f"must be one of {', '.join(REVOCATION_KINDS)}")
+    if kind == "org":
+        return check_org("value", value)
+    if kind == "user":
+        return check_email("value", value).lower()
+    return check_id("value", value)
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS revocations (
     kind TEXT NOT NULL, value TEXT NOT NULL, at_ms INTEGER NOT NULL, PRIMARY KEY (kind, value));
@@ -95,9 +111,7 @@ class HybridStore:
     # -- revocations --------------------------------------------------------------------------
 
     def revoke(self, kind: str, value: str, at_ms: int) -> None:
-        if kind not in REVOCATION_KINDS:
-            raise InvalidRequest("kind", f"must be one of {', '.join(REVOCATION_KINDS)}")
-        key = value.lower() if kind == "user" else value
+        key = _revocation_key(kind, value)
         with self._immediate() as db:
             db.execute(
                 "INSERT OR REPLACE INTO revocations (kind, value, at_ms) VALUES (?, ?, ?)",
@@ -105,7 +119,7 @@ class HybridStore:
             )
 
     def restore(self, kind: str, value: str) -> None:
-        key = value.lower() if kind == "user" else value
+        key = _revocation_key(kind, value)
         with self._immediate() as db:
             db.execute("DELETE FROM revocations WHERE kind = ? AND value = ?", (kind, key))
 
