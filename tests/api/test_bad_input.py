@@ -163,3 +163,21 @@ def test_a_cut_audit_window_says_so_and_the_export_pages_to_the_end(api: Api) ->
         "/v1/orgs/acme/audit/events?since=1&until=2000000", headers=api.acme
     ).json()
     assert "note" not in both
+
+
+@pytest.mark.parametrize("bad", ["a\x01b@acme.example", "al\x00@acme.example", "al\ud800@x"])
+def test_a_user_id_follows_the_one_id_rule_too(api: Api, bad: str) -> None:
+    """A control character passed the user rule (it checked only for spaces) and was stored."""
+    answer = api.client.post(
+        "/v1/orgs/acme/users",
+        content=json.dumps({"users": [bad]}).encode(),
+        headers={**api.acme, "Content-Type": "application/json"},
+    )
+    _problem(answer, 422, "invalid-request")
+    assert bad not in {user.user for user in api.runtime.users("acme")}
+
+
+@pytest.mark.parametrize("name", ["prefix", "after"])
+def test_an_object_listing_prefix_follows_the_one_id_rule(api: Api, name: str) -> None:
+    answer = api.client.get("/v1/objects", params={name: "rec\x00"}, headers=api.platform)
+    _problem(answer, 422, "invalid-request")

@@ -196,3 +196,12 @@ def test_a_listener_option_out_of_range_is_refused_before_anything_starts(
         assert "Traceback" not in result.output
         assert args[-2] in result.output, (args, result.output)
     assert started == []  # nothing was served, no worker forked
+
+
+def test_ids_a_user_or_a_listing_takes_follow_the_one_id_rule(acme: Path) -> None:
+    """``user add acme $'a\\x01b'`` stored a user with a control character; ``objects list
+    --prefix`` took a NUL. Both are ids by the rule of ownkey.policy."""
+    message = one_line_error(run("user", "add", "acme", "a\x01b@acme.example"))
+    assert "control" in message
+    assert "a\x01b@acme.example" not in {row["user"] for row in js("user", "list", "acme")}
+    one_line_error(run("objects", "list", "acme", "--prefix", "rec\x00"))

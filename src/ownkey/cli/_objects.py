@@ -39,7 +39,7 @@ def list_objects(
 
     with runtime() as rt:
         rt.org(org)  # NotFound (exit 2) for an org that does not exist
-        page = rt.assets.store.page(
+        page = rt.assets.page(
             org=org, service_id=service_id, prefix=prefix, after=after, limit=limit + 1
         )
     shown = page[:limit]

@@ -27,6 +27,7 @@ from typing import Any
 from ownkey.envelope import SUITE_MESSAGE, Readable, Writable, blob_suite
 from ownkey.errors import AccessDenied, Conflict, NotFound, PlanChanged, RetiredScopeKey
 from ownkey.keys import KeyRef, RevocationRule
+from ownkey.policy import check_id
 from ownkey.service._plan import view_plan
 from ownkey.service._protector import Protector
 from ownkey.service._request import address_of
@@ -255,7 +256,11 @@ class AssetService:
         after: str | None = None,
         limit: int = 100,
     ) -> list[AssetRecord]:
-        """One page of stored assets' metadata (no key is used), in asset-id order."""
+        """One page of stored assets' metadata (no key is used), in asset-id order; ``prefix``
+        and ``after`` are (parts of) asset ids, so the one id rule applies to them too."""
+        for name, value in (("prefix", prefix), ("after", after)):
+            if value is not None:
+                check_id(name, value)
         return self.store.page(
             org=org, service_id=service_id, prefix=prefix, after=after, limit=limit
         )

@@ -11,7 +11,6 @@ notification calls :meth:`invalidate`.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any
 
 from ownkey.catalog import SERVICE_IDS
 from ownkey.errors import InvalidRequest
-from ownkey.policy import OrgSettings
+from ownkey.policy import OrgSettings, check_id, check_org
 from ownkey.storage._directory import ORG_FLAGS, OrgRow, SqlOrgDirectory
 
 __all__ = [
@@ -32,23 +31,18 @@ __all__ = [
     "check_user",
 ]
 
-_ORG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 _MAX_USER = 320
 
 
 def check_org_name(name: str, field: str = "org") -> str:
-    """An org name: letters, digits, ``.``, ``_``, ``-``; at most 128; InvalidRequest otherwise."""
-    if not isinstance(name, str) or not _ORG_NAME.match(name):
-        raise InvalidRequest(
-            field,
-            f"{name!r} is not an org name (letters, digits, '.', '_', '-'; at most 128 "
-            "characters, starting with a letter or digit)",
-        )
-    return name
+    """An org name by the one rule of ``ownkey.policy`` (letters, digits, ``.``, ``_``, ``-``;
+    at most 128); InvalidRequest otherwise."""
+    return check_org(field, name)
 
 
 def check_user(user: str, field: str = "user") -> str:
-    """A user id as the platform sends it (an email): non-empty, no spaces, at most 320."""
+    """A user id as the platform sends it (an email): the id rule of ``ownkey.policy`` (no
+    control character, no lone surrogate), no spaces, at most 320."""
     if (
         not isinstance(user, str)
         or not user
@@ -56,6 +50,7 @@ def check_user(user: str, field: str = "user") -> str:
         or any(c.isspace() for c in user)
     ):
         raise InvalidRequest(field, f"{user!r} is not a user id (an email, no spaces)")
+    check_id(field, user)
     return user
 
 
