@@ -185,3 +185,6 @@ def main() -> None:
     except OwnkeyError as exc:
         print(f"ownkey: {exc}", file=sys.stderr)
         sys.exit(EXIT_FAILURE)
+    except OSError as exc:  # the output could not be written (`> file` on a full disk)
+        print(f"ownkey: writing the output failed: {exc.strerror or exc}", file=sys.stderr)
+        sys.exit(EXIT_FAILURE)

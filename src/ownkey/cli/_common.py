@@ -68,6 +68,21 @@ def _is_database_error(exc: BaseException) -> bool:
     return isinstance(exc, SQLAlchemyError)
 
 
+def _stdout_gone() -> bool:
+    """Whether the broken pipe is our standard output (a reader that stopped early), not a
+    socket to a key manager or a database, whose failure must still be reported. The write end
+    of a pipe whose reader has closed polls as an error."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        events = poller.poll(0)
+    except (AttributeError, OSError, ValueError):  # not a real file (a test runner's buffer)
+        return False
+    return any(mask & (select.POLLERR | select.POLLHUP) for _, mask in events)
+
+
 @contextlib.contextmanager
 def errors() -> Iterator[None]:
     """Turn ownkey's errors (and ValueErrors from parsing) into one line and an exit code; a
@@ -77,6 +92,8 @@ def errors() -> Iterator[None]:
     except (OwnkeyError, ValueError) as exc:
         fail(str(exc), exit_code(exc))
     except OSError as exc:  # a full disk, a home that cannot be written: one line, no traceback
+        if isinstance(exc, BrokenPipeError) and _stdout_gone():
+            raise  # the reader left (`ownkey audit events ORG | head`): click exits quietly
         where = f" ({exc.filename})" if exc.filename else ""
         fail(f"a file operation failed{where}: {exc.strerror or type(exc).__name__}", EXIT_FAILED)
     except Exception as exc:
