@@ -181,3 +181,48 @@ def test_a_user_id_follows_the_one_id_rule_too(api: Api, bad: str) -> None:
 def test_an_object_listing_prefix_follows_the_one_id_rule(api: Api, name: str) -> None:
     answer = api.client.get("/v1/objects", params={name: "rec\x00"}, headers=api.platform)
     _problem(answer, 422, "invalid-request")
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "application/x-www-form-urlencoded", "text/plain", "application/jsonx"]
+)
+@pytest.mark.parametrize(
+    ("route", "who", "body"),
+    [
+        ("/v1/seal", "platform", {"request": chat(), "data": "aGk="}),
+        ("/v1/policy/explain", "platform", {"orgs": {}}),
+        ("/v1/orgs/acme/revocations", "acme", {"scope": "chan-1"}),
+    ],
+)
+def test_a_json_body_without_its_content_type_is_415(
+    api: Api, content_type: str | None, route: str, who: str, body: dict[str, Any]
+) -> None:
+    """``curl -d '{...}'`` sends a form type: it was a puzzling ``422 request: Input should be a
+    valid dictionary or object to extract fields from``; now one line says what to send."""
+    headers = dict(getattr(api, who))
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    answer = api.client.post(route, content=json.dumps(body).encode(), headers=headers)
+    problem = _problem(answer, 415, "unsupported-media-type")
+    assert "Content-Type: application/json" in problem["detail"]
+    if route == "/v1/orgs/acme/revocations":
+        listed = api.client.get("/v1/orgs/acme/revocations", headers=api.acme).json()
+        assert listed["rules"] == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/json; charset=utf-8", "application/problem+json"],
+)
+def test_every_json_content_type_is_taken(api: Api, content_type: str) -> None:
+    answer = api.client.post(
+        "/v1/seal",
+        content=json.dumps({"request": chat(), "data": "aGk="}).encode(),
+        headers={**api.platform, "Content-Type": content_type},
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_route_without_a_body_needs_no_content_type(api: Api) -> None:
+    answer = api.client.post("/v1/orgs/acme/key/check", headers=api.acme)
+    assert answer.status_code != 415, answer.text

@@ -50,6 +50,28 @@ def test_a_wrong_token_does_not_authenticate(store: TokenStore, mangle: object) 
     assert store.authenticate(mangle(text)) is None
 
 
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@pytest.mark.parametrize("nibble", range(16))
+def test_only_the_issued_spelling_authenticates(tmp_path: Path, nibble: int) -> None:
+    """32 bytes in base64url end in a character with 2 unused bits: the issued token's last
+    character and its 3 siblings decoded alike, so 4 strings authenticated (the 'wrong secret'
+    case above passed or failed by the token's last character, 3 times in 64)."""
+    secret = bytes(31) + bytes([nibble])  # its low 4 bits are the last character's high 4
+    store = TokenStore(
+        Database.open(f"sqlite:///{tmp_path / 'ownkey.db'}"),
+        random=lambda n: secret if n == len(secret) else bytes(n),
+    )
+    _, text = store.issue("platform")
+    issued = text[-1]
+    assert store.authenticate(text) is not None
+    base = _B64URL.index(issued) & ~3
+    for sibling in _B64URL[base : base + 4]:
+        if sibling != issued:
+            assert store.authenticate(text[:-1] + sibling) is None, (issued, sibling)
+
+
 def test_a_revoked_token_stops_at_once(store: TokenStore) -> None:
     record, text = store.issue("platform")
     assert store.revoke(record.token_id).revoked_at_ms is not None

@@ -49,6 +49,7 @@ DOCUMENTED: frozenset[tuple[int, str]] = frozenset(
         (409, "configuration"),
         (409, "conflict"),
         (413, "limit-exceeded"),
+        (415, "unsupported-media-type"),
         (416, "range-not-satisfiable"),
         (422, "invalid-request"),
         (422, "invalid-ciphertext"),

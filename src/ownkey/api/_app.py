@@ -57,6 +57,7 @@ _ERRORS: dict[str, str] = {
     "409": "Conflicts with a key's state or ownkey's configuration",
     "422": "Invalid request: `field` names what is wrong",
     "413": "The JSON body is larger than the route's limit (limit-exceeded)",
+    "415": "A JSON body sent without Content-Type: application/json (unsupported-media-type)",
     "503": "A key manager, the audit sink, the asset store or the database is unavailable: "
     "retry after Retry-After",
 }

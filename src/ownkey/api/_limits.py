@@ -11,7 +11,11 @@ ASGI middleware answers, before the body is read:
   request), :data:`JSON_BODY_LIMIT` for every other JSON body. The body is read chunk by chunk
   and given up at the limit, so a node's memory per request stays bounded by it;
 - ``400 bad-request`` when the body is not UTF-8 (docs/api.md; Python's JSON reader would
-  otherwise accept UTF-16 and UTF-32).
+  otherwise accept UTF-16 and UTF-32);
+- ``415 unsupported-media-type`` when a JSON route is sent a body without ``Content-Type:
+  application/json`` (``curl -d`` sends a form type): FastAPI would not parse it and answer a
+  puzzling ``422 request: Input should be a valid dictionary``. The console's forms under
+  ``/admin`` are not JSON routes and are left alone.
 
 ``PUT /v1/objects/{asset_id}`` is left alone: its body is the object's bytes, streamed into the
 store in bounded memory by its own route after the same token check. ``PUT
@@ -45,6 +49,8 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _LARGE = frozenset({"/v1/seal", "/v1/open"})
 #: Bodies that are bytes, not JSON: a client-sealed 1001 message (at most 1 MiB).
 _BINARY_PUT = "/hybrid/conversations/"
+#: Where every body is JSON (the console's ``/admin`` forms are not).
+_JSON_PREFIXES = ("/v1/", "/hybrid/")
 
 
 def limit_of(path: str) -> int:
@@ -82,6 +88,8 @@ class BodyGate:
                 return
             binary = scope["method"] == "PUT" and path.startswith(_BINARY_PUT)
             body = await _read(scope, receive, limit_of(path), utf8=not binary)
+            if not binary and path.startswith(_JSON_PREFIXES) and body.strip():
+                _require_json(_header(scope, b"content-type"))
         except ApiProblem as problem:
             answer = problem_response(
                 problem.status,
@@ -106,6 +114,21 @@ class BodyGate:
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             ) from None
         scope.setdefault("state", {})[CALLER_STATE] = token
+
+
+def _require_json(content_type: str | None) -> None:
+    """A JSON body must say so: ``application/json`` or a ``+json`` type, any parameters."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        return
+    sent = f"Content-Type {media[:80]!r}" if media else "no Content-Type"
+    raise ApiProblem(
+        415,
+        f"the body is JSON: send it with Content-Type: application/json ({sent} was sent)",
+        slug="unsupported-media-type",
+    )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

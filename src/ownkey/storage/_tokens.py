@@ -107,6 +107,10 @@ def _parse(text: str) -> tuple[str, bytes] | None:
         secret = base64.urlsafe_b64decode(match.group(2) + "=")
     except (binascii.Error, ValueError):  # pragma: no cover - the pattern admits only base64url
         return None
+    if _b64(secret) != match.group(2):
+        # The last character of 32 bytes in base64 carries 2 unused bits: 'B', 'C', 'D' decode
+        # like 'A'. Only the text issued authenticates, not four spellings of it.
+        return None
     return match.group(1), secret
 
 
