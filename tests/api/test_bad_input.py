@@ -226,3 +226,74 @@ def test_every_json_content_type_is_taken(api: Api, content_type: str) -> None:
 def test_a_route_without_a_body_needs_no_content_type(api: Api) -> None:
     answer = api.client.post("/v1/orgs/acme/key/check", headers=api.acme)
     assert answer.status_code != 415, answer.text
+
+
+def test_an_upload_cut_short_stores_nothing_and_is_not_a_500(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that goes away mid-upload was logged as ``unexpected ClientDisconnect ...
+    answered 500`` with a traceback (and counted as a server error); now one info line, and
+    nothing of the object is visible or left on disk."""
+    import anyio
+
+    header = json.dumps({"asset": recording()["asset"], "scope": "meeting-1"})
+    token = api.platform["Authorization"].encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "PUT",
+        "scheme": "http",
+        "path": "/v1/objects/rec-cut",
+        "raw_path": b"/v1/objects/rec-cut",
+        "query_string": b"",
+        "root_path": "",
+        "server": ("test", 80),
+        "client": ("test", 1),
+        "headers": [
+            (b"authorization", token),
+            (b"ownkey-request", header.encode()),
+            (b"content-length", b"10000000"),
+        ],
+    }
+    messages = [{"type": "http.request", "body": b"x" * 300_000, "more_body": True}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    with caplog.at_level("INFO", logger="ownkey"):
+        anyio.run(api.client.app, scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert start["status"] == 400
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert any("went away" in r.getMessage() for r in caplog.records)
+    meta = api.client.get("/v1/objects/rec-cut/meta?org=acme", headers=api.platform)
+    _problem(meta, 404, "not-found")
+    listed = api.client.get("/v1/objects?org=acme", headers=api.platform).json()
+    assert [o["asset_id"] for o in listed["objects"]] == []
+    home = api.runtime.home
+    assert home is not None
+    assert [p.name for p in home.rglob("*") if p.is_file() and "objects" in p.parts] == []
+
+
+def test_an_ownkey_request_header_that_is_not_ascii_is_422(api: Api) -> None:
+    """HTTP headers arrive as Latin-1: the scope ``m\\xe9et`` was stored as ``méet`` (and a UTF-8
+    ``é`` as ``Ã©``), a scope the platform never named."""
+    header = json.dumps({"asset": recording()["asset"], "scope": "m\xe9et"}, ensure_ascii=False)
+    answer = api.client.put(
+        "/v1/objects/rec-1",
+        content=b"x",
+        headers={**api.platform, "Ownkey-Request": header.encode("latin-1")},  # raw bytes
+    )
+    problem = _problem(answer, 422, "invalid-request")
+    assert problem["field"] == "Ownkey-Request"
+    escaped = json.dumps({"asset": recording()["asset"], "scope": "m\xe9et"})  # \u00e9: fine
+    stored = api.client.put(
+        "/v1/objects/rec-1", content=b"x", headers={**api.platform, "Ownkey-Request": escaped}
+    )
+    assert stored.status_code == 201, stored.text
+    assert stored.json()["scope"] == "m\xe9et"

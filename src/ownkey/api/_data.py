@@ -125,6 +125,12 @@ OrgFilter = Annotated[
 
 
 def _object_request(header: str, asset_id: str) -> dict[str, Any]:
+    if not header.isascii():
+        # HTTP carries header bytes as Latin-1: a UTF-8 "é" would be stored as "Ã©", silently
+        # another scope than the one the platform meant (and opens under).
+        raise InvalidRequest(
+            "Ownkey-Request", "must be ASCII JSON: write other characters as \\uXXXX escapes"
+        )
     try:
         request = json.loads(header)
     except ValueError:

@@ -36,6 +36,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from ownkey.errors import (
     AccessDenied,
@@ -217,6 +218,18 @@ def _database_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _client_gone(request: Request, _exc: Exception) -> JSONResponse:
+    """The client went away before its body was read whole (an upload cut short): nothing was
+    stored, and it is the client's doing, not a 500 with a traceback in the node's log. The
+    answer is never seen; 400 keeps the node's error counts honest."""
+    _LOG.info(
+        "%s %s: the client went away before its body ended; nothing stored",
+        request.method,
+        request.url.path,
+    )
+    return problem_response(400, "bad-request", "the request body ended early")
+
+
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, PendingRollbackError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
@@ -239,6 +252,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(OSError, _storage_error)
     app.add_exception_handler(OperationalError, _database_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(InterfaceError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
 
