@@ -297,3 +297,14 @@ def test_an_ownkey_request_header_that_is_not_ascii_is_422(api: Api) -> None:
     )
     assert stored.status_code == 201, stored.text
     assert stored.json()["scope"] == "m\xe9et"
+
+
+@pytest.mark.parametrize("deep", ["[" * 5000, '{"a":' * 3000])
+def test_an_ownkey_request_header_nested_thousands_deep_is_422(api: Api, deep: str) -> None:
+    """It fits in the 16 KiB header; json.loads raised RecursionError: a 500 (found by hand,
+    not by the fuzzer, whose mutations never nest that deep)."""
+    answer = api.client.put(
+        "/v1/objects/rec-1", content=b"x", headers={**api.platform, "Ownkey-Request": deep}
+    )
+    problem = _problem(answer, 422, "invalid-request")
+    assert problem["field"] == "Ownkey-Request"

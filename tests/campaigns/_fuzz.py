@@ -5,7 +5,7 @@ error it answered with) or raises: any exception is a crash. The same targets ru
 atheris (``tests/campaigns/fuzz_atheris.py``, coverage-guided, ``make soak``) and under the
 deterministic mutator below (seeded, no dependency, a short run in ``make test``): byte flips,
 interesting bytes, insertions and deletions, splices of two seeds and dictionary tokens that
-have broken parsers before (lone surrogates, NUL, NaN, huge numbers).
+have broken parsers before (lone surrogates, NUL, NaN, huge numbers, nesting thousands deep).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ DICTIONARY: tuple[bytes, ...] = (
     b"-Infinity", b"1e400", b"-1", b"-0", b"0", b"99999999999999999999", b"1796149629000",
     b"null", b"true", b"false", b"[]", b"{}", b'""', b'"0024"', b'"0008"', b'"chat"',
     b"bytes=", b"bytes=0-", b"bytes=-0", b"bytes=5-1", b"bytes=0-0,1-2", b"\xfe\xff", b'"a"' * 64,
+    b"[" * 3000, b'{"a":' * 1000,  # nested past the JSON reader's recursion limit
 )  # fmt: skip
 _INTERESTING = (0, 1, 0x7F, 0x80, 0xFF, ord('"'), ord("\\"), ord("{"), ord("}"), ord("["),
                 ord("]"), ord(","), ord(":"), ord("-"), ord("e"))  # fmt: skip

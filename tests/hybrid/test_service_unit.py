@@ -169,3 +169,19 @@ def test_a_huge_body_is_given_up_at_the_limit_not_read_whole(
     assert start["status"] == 400
     assert json.loads(body)["error"]["message"] == "request body over 64 KiB"
     assert sum(received) <= 64 * 1024 + len(chunk)  # one chunk past the limit at most
+
+
+def test_a_body_nested_thousands_deep_is_a_400_not_a_500(tmp_path: Path) -> None:
+    """``[[[[...`` 20,000 deep fits in 64 KiB; json.loads raised RecursionError (a 500)."""
+    from starlette.testclient import TestClient
+
+    from ownkey.hybrid import build_app
+
+    service, _, _, http = _service(tmp_path)
+    with TestClient(build_app(service), raise_server_exceptions=False) as client:
+        answer = client.post(
+            "/unwrap", content=b"[" * 20_000, headers={"Content-Type": "application/json"}
+        )
+    http.close()
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["message"] == "request body is not JSON"

@@ -187,3 +187,27 @@ def test_an_export_verifies_offline_with_the_public_key_only(home: Path, tmp_pat
         app, ["audit", "verify-export", "acme", str(garbage), "--public-key", public]
     )
     assert bad.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b'{"a":' * 100_000 + b"\n", "line 1 is not an export line"),  # RecursionError before
+        (b'{"seq": 1e999, "hash": "00", "event": {}}\n', "line 1 is not an export line"),
+        (b'{"seq": 1.9, "hash": "00", "event": {}}\n', "line 1 is not an export line"),
+        (b'{"seq": true, "hash": "00", "event": {}}\n', "line 1 is not an export line"),
+        (b"\xd0\xcf\x11\xe0 binary\n", "not UTF-8 text (an export is JSON lines)"),
+    ],
+)
+def test_a_damaged_export_is_one_line_exit_2(
+    home: Path, tmp_path: Path, content: bytes, says: str
+) -> None:
+    """A deeply nested line and ``1e999`` were tracebacks; ``1.9`` was read as seq 1."""
+    public = AuditSigningKey.load().public_key.hex()
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_bytes(content)
+    result = CliRunner().invoke(
+        app, ["audit", "verify-export", "acme", str(damaged), "--public-key", public]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [f"ownkey: {damaged}: {says}"]

@@ -135,6 +135,8 @@ def _object_request(header: str, asset_id: str) -> dict[str, Any]:
         request = json.loads(header)
     except ValueError:
         raise InvalidRequest("Ownkey-Request", "not JSON") from None
+    except RecursionError:  # "[[[[..." thousands deep fits in the header: was a 500
+        raise InvalidRequest("Ownkey-Request", "not JSON: nested too deeply") from None
     if not isinstance(request, dict):
         raise InvalidRequest("Ownkey-Request", "must be a JSON object")
     if request.get("asset_id", asset_id) != asset_id:

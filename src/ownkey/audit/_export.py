@@ -19,13 +19,21 @@ from ownkey.audit._chain import ChainRecord, Checkpoint, canonical_body
 __all__ = ["read_export"]
 
 
+def _whole(value: object) -> int:
+    """A JSON integer, as the export writes it: not ``1.9`` read as 1, not ``true``, not
+    ``1e999``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("not an integer")
+    return value
+
+
 def _checkpoint(raw: dict[str, Any]) -> Checkpoint:
     previous = raw.get("previous")
     return Checkpoint(
         org=str(raw["org"]),
-        seq=int(raw["seq"]),
+        seq=_whole(raw["seq"]),
         hash=bytes.fromhex(raw["hash"]),
-        signed_at=int(raw["signed_at"]),
+        signed_at=_whole(raw["signed_at"]),
         key_id=str(raw["key_id"]),
         signature=bytes.fromhex(raw["signature"]),
         previous=None if previous is None else bytes.fromhex(previous),
@@ -49,8 +57,11 @@ def read_export(org: str, lines: Iterable[str]) -> tuple[list[ChainRecord], list
             else:
                 body = {k: v for k, v in raw.items() if k not in ("seq", "hash", "at")}
             records.append(
-                ChainRecord(org, int(raw["seq"]), canonical_body(body), bytes.fromhex(raw["hash"]))
+                ChainRecord(
+                    org, _whole(raw["seq"]), canonical_body(body), bytes.fromhex(raw["hash"])
+                )
             )
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            # RecursionError: a line nested thousands deep (json.loads gives up, not a traceback)
             raise ValueError(f"line {number} is not an export line") from None
     return records, checkpoints

@@ -313,7 +313,9 @@ def verify_export(
                 records, checkpoints = read_export(org, handle)
     except OSError as exc:
         fail(f"{path}: {exc.strerror or 'cannot be read'}", EXIT_BAD_INPUT)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        fail(f"{path}: not UTF-8 text (an export is JSON lines)", EXIT_BAD_INPUT)
+    except ValueError as exc:
         fail(f"{path}: {exc}", EXIT_BAD_INPUT)
     report = verify_chain(org, records, checkpoints, keys, remembered_head=remembered)
     if report.ok:

@@ -101,7 +101,7 @@ def build_app(service: KeyService) -> FastAPI:
                 return _error(400, f"request body over {_MAX_BODY // 1024} KiB", "invalid_request")
             try:
                 body = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested thousands deep
                 return _error(400, "request body is not JSON", "invalid_request")
             if not isinstance(body, dict):
                 return _error(400, "request body must be a JSON object", "invalid_request")

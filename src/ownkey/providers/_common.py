@@ -122,7 +122,7 @@ class StateMark:
             destroy_at = raw.get("destroy_at")
             if destroy_at is not None:
                 destroy_at = float(destroy_at)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise ValueError("unreadable ownkey state mark") from exc
         return cls(state, destroy_at)
 
