@@ -155,5 +155,5 @@ def load_config(home: Path) -> HybridConfig:
         )
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} missing; run `ownkey hybrid init` first") from exc
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise ConfigError(f"{path} is malformed") from exc

@@ -21,6 +21,7 @@ from typing import Any
 import jwt
 
 from ownkey.envelope import Ed25519Signer, sha256
+from ownkey.errors import ConfigError
 
 __all__ = ["SIGNING_ALGORITHM", "SigningKeys", "b64url"]
 
@@ -149,4 +150,12 @@ def _stamp(path: Path) -> tuple[int, int, int]:
 
 
 def _read_seeds(path: Path) -> list[bytes]:
-    return [base64.b64decode(s) for s in json.loads(path.read_text("utf-8"))["seeds"]]
+    try:
+        seeds = [
+            base64.b64decode(s, validate=True) for s in json.loads(path.read_text("utf-8"))["seeds"]
+        ]
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise ConfigError(f"the signing key file {path} is unreadable") from exc
+    if not seeds or any(len(seed) != 32 for seed in seeds):
+        raise ConfigError(f"the signing key file {path} does not hold 32-byte Ed25519 seeds")
+    return seeds

@@ -95,6 +95,23 @@ class CiphertextStore(Protocol):
     def delete_conversation(self, org: str, conversation: str) -> int: ...
 
 
+def _is_names(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(name, str) for name in value)
+
+
+def _is_entry(entry: object) -> bool:
+    """One org's entry of the membership file, as :class:`JsonMembership` documents it."""
+    if not isinstance(entry, dict):
+        return False
+    conversations = entry.get("conversations", {})
+    return (
+        _is_names(entry.get("users", []))
+        and _is_names(entry.get("admins", []))
+        and isinstance(conversations, dict)
+        and all(_is_names(members) for members in conversations.values())
+    )
+
+
 class JsonMembership:
     """Members from a JSON file ``{org: {"users": [...], "conversations": {id: [emails]},
     "admins": [...], "advanced_chat_encryption": bool}}``, re-read on each call so that a
@@ -104,8 +121,15 @@ class JsonMembership:
         self._path = path
 
     def _load(self) -> dict[str, Any]:
-        loaded = json.loads(self._path.read_text(encoding="utf-8"))
-        return loaded if isinstance(loaded, dict) else {}
+        try:
+            loaded = json.loads(self._path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:
+            raise ConfigError(f"the membership file {self._path} is unreadable") from exc
+        if not isinstance(loaded, dict):
+            return {}  # no orgs: nobody is a member
+        if not all(_is_entry(entry) for entry in loaded.values()):
+            raise ConfigError(f"the membership file {self._path} is not of the documented shape")
+        return loaded
 
     def org_of(self, email: str) -> str | None:
         for org, entry in self._load().items():

@@ -196,7 +196,7 @@ class JsonKeyFile:
                 for item in raw["keys"]:
                     key = StoredKey.from_json(item)
                     records[key.key_id] = key
-            except (ValueError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
                 raise ConfigError(f"the local key file {self._path} is unreadable") from exc
         self._records = records
         self._stamp = stamp
