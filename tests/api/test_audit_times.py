@@ -109,3 +109,29 @@ def test_the_published_contract_names_since_and_until(api: Api) -> None:
         names = {p["name"] for p in paths[f"/v1/orgs/{{org}}/audit/{route}"]["get"]["parameters"]}
         assert {"since", "until"} <= names
         assert not {"since_ms", "until_ms"} & names
+
+
+def test_audit_events_page_past_a_thousand_like_the_cli(api: Api) -> None:
+    """``/audit/events`` answered at most ``limit`` (<= 1000) events of its window and had no
+    way to the rest; ``after`` and ``next_after`` page through it as ``ownkey audit events
+    --after`` does."""
+    for _ in range(7):
+        api.client.post("/v1/orgs/acme/key/check", headers=api.acme)
+    everything = api.client.get("/v1/orgs/acme/audit/events?limit=1000", headers=api.acme).json()
+    assert everything["next_after"] is None
+    seqs: list[int] = []
+    after = 0
+    while True:
+        page = api.client.get(
+            f"/v1/orgs/acme/audit/events?limit=3&after={after}", headers=api.acme
+        ).json()
+        seqs += [event["seq"] for event in page["events"]]
+        if page["next_after"] is None:
+            break
+        assert len(page["events"]) == 3
+        after = page["next_after"]
+    assert seqs == [event["seq"] for event in everything["events"]]
+    assert len(seqs) > 6
+    for bad in ("-1", "x", str(2**63)):
+        answer = api.client.get(f"/v1/orgs/acme/audit/events?after={bad}", headers=api.acme)
+        assert answer.status_code == 422, answer.text

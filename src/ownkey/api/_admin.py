@@ -351,10 +351,16 @@ def audit_events(
     since: Time = None,
     until: Time = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="The previous page's next_after")
+    ] = 0,
 ) -> dict[str, Any]:
     query = _query(user, asset_id, service_id, operation, outcome, since, until)
-    found = itertools.islice(state.runtime.audit_log.query(admin.org, query), limit)
-    answer: dict[str, Any] = {"events": [_event(event) for event in found]}
+    later = (e for e in state.runtime.audit_log.query(admin.org, query) if e.seq > after)
+    found = list(itertools.islice(later, limit + 1))
+    answer: dict[str, Any] = {"events": [_event(event) for event in found[:limit]]}
+    # Paged like `ownkey audit events --after`: a window holds more than one page can.
+    answer["next_after"] = found[limit - 1].seq if len(found) > limit else None
     if query.cut:  # one end given: say which 31 days were searched, never an empty silence
         start, end = query.window()
         answer["window"] = {"since": _seconds(start), "until": _seconds(end)}
