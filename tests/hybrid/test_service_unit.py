@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ownkey.errors import AccessDenied, AuditUnavailable, KeyUnavailable
+from ownkey.errors import AccessDenied, AuditUnavailable, InvalidRequest, KeyUnavailable
 from ownkey.hybrid import HybridStore, Issuer, JwksCache, KeyService, SigningKeys, TokenVerifier
 from ownkey.providers import LocalKeyProvider
 
@@ -185,3 +185,49 @@ def test_a_body_nested_thousands_deep_is_a_400_not_a_500(tmp_path: Path) -> None
     http.close()
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["message"] == "request body is not JSON"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"reason": "why\ud800"}, InvalidRequest),  # UnicodeEncodeError before: a 500
+        ({"reason": "line\nbreak"}, InvalidRequest),
+        ({"authentication": "eyJ\ud800.x.y"}, AccessDenied),  # PyJWT's UnicodeEncodeError
+    ],
+)
+def test_a_body_field_the_audit_log_cannot_hold_is_refused(
+    tmp_path: Path, change: dict[str, str], expected: type[Exception]
+) -> None:
+    """Found by tests/campaigns/test_fuzz_hybrid.py: each was a 500 from the key service."""
+    service, keys, _, http = _service(tmp_path)
+    with pytest.raises(expected):
+        service.wrap({**_body(keys), **change})
+    http.close()
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"service": []},
+        {"resource_name": "c\ud800"},
+        {"role": "writer\x00"},
+        {"email": "al\ud800@x"},
+    ],
+)
+def test_a_signed_claim_of_the_wrong_kind_is_a_denial(
+    tmp_path: Path, claims: dict[str, object]
+) -> None:
+    """A list where a service ID belongs (TypeError: unhashable) or a resource the audit log
+    cannot store (UnicodeEncodeError) was a 500; the platform signed it, so it is refused."""
+    service, keys, _, http = _service(tmp_path)
+    body = _body(keys)
+    now = int(time.time())
+    grant = {
+        **{"aud": "kacls", "iat": now, "exp": now + 60, "email": "al@acme.example"},
+        **{"iss": PLATFORM, "org": "acme", "resource_name": "c-1", "role": "writer"},
+        **claims,
+    }
+    body["authorization"] = keys[PLATFORM].sign(grant)
+    with pytest.raises(AccessDenied):
+        service.wrap(body)
+    http.close()

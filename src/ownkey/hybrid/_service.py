@@ -31,6 +31,7 @@ from ownkey.errors import AccessDenied, InvalidCiphertext, InvalidRequest, Ownke
 from ownkey.hybrid._store import HybridStore
 from ownkey.hybrid._tokens import TokenVerifier
 from ownkey.keys import KeyProvider
+from ownkey.policy import check_id
 
 __all__ = ["HYBRID_SERVICE_ID", "OPERATIONS", "ROLES", "KeyService", "b64decode", "b64encode"]
 
@@ -57,6 +58,18 @@ def b64encode(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def _usable(value: object) -> str:
+    """A claim or field that names something (a resource, a role): the value when it is a string
+    by the id rule of ``ownkey.policy``, else "" (named nothing: refused). A lone surrogate or a
+    NUL would otherwise reach the audit log, which cannot store it (a 500)."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        return check_id("claim", value)
+    except InvalidRequest:
+        return ""
+
+
 def b64decode(field: str, value: object, limit: int) -> bytes:
     if not isinstance(value, str) or len(value) > 2 * limit:
         raise InvalidRequest(field, "must be base64 text")
@@ -71,8 +84,13 @@ def b64decode(field: str, value: object, limit: int) -> bytes:
 
 def _reason(body: Mapping[str, Any]) -> str:
     reason = body.get("reason", "")
-    if not isinstance(reason, str) or len(reason.encode("utf-8")) > MAX_REASON_BYTES:
-        raise InvalidRequest("reason", f"must be text of at most {MAX_REASON_BYTES} bytes")
+    problem = f"must be text of at most {MAX_REASON_BYTES} bytes"
+    if not isinstance(reason, str):
+        raise InvalidRequest("reason", problem)
+    if not reason.isprintable():  # a lone surrogate (not encodable: it was a 500), a control
+        raise InvalidRequest("reason", "must be printable text (no control characters)")
+    if len(reason.encode("utf-8")) > MAX_REASON_BYTES:
+        raise InvalidRequest("reason", problem)
     return reason
 
 
@@ -121,11 +139,10 @@ class KeyService:
     def _authorize(self, op: str, body: Mapping[str, Any], call: _Call, *, authn: bool) -> None:
         claims = self._authz.verify(body.get("authorization"))
         call.user = str(claims["email"]).lower()
-        resource, role = claims.get("resource_name"), claims.get("role")
-        call.resource = resource if isinstance(resource, str) else ""
-        call.role = role if isinstance(role, str) else ""
+        call.resource = _usable(claims.get("resource_name"))
+        call.role = _usable(claims.get("role"))
         service = claims.get("service", HYBRID_SERVICE_ID)
-        if service not in CLIENT_SIDE_SERVICES:
+        if not isinstance(service, str) or service not in CLIENT_SIDE_SERVICES:
             raise AccessDenied("authorization token names no client-side service", reason="policy")
         call.service = str(service)
         if authn:
@@ -247,16 +264,16 @@ class KeyService:
             identity = self._authn.verify(body.get("authentication"))
             call.user = str(identity["email"]).lower()
             call.role = "privileged"
-            resource = body.get("resource_name")
-            if not isinstance(resource, str) or not resource:
-                raise InvalidRequest("resource_name", "must name the resource")
+            resource = _usable(body.get("resource_name"))
+            if not resource:
+                raise InvalidRequest("resource_name", "must name the resource (by the id rule)")
             call.resource = resource
             if call.user not in self._privileged:
                 raise AccessDenied("user is not allowed the privileged unwrap", reason="policy")
             self._check_revocation(call)
             wrapped = b64decode("wrapped_key", body.get("wrapped_key"), MAX_WRAPPED_BYTES)
             service = body.get("service", HYBRID_SERVICE_ID)
-            if service not in CLIENT_SIDE_SERVICES:
+            if not isinstance(service, str) or service not in CLIENT_SIDE_SERVICES:
                 raise InvalidRequest("service", "must be 1001 or 0008")
             call.service = str(service)
             return {"key": b64encode(self._unwrap(wrapped, call))}

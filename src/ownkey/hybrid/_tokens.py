@@ -23,7 +23,8 @@ from typing import Any, Final
 import httpx
 import jwt
 
-from ownkey.errors import AccessDenied, KeyUnavailable
+from ownkey.errors import AccessDenied, InvalidRequest, KeyUnavailable
+from ownkey.hybrid._values import check_email
 
 __all__ = ["ALLOWED_ALGORITHMS", "Issuer", "JwksCache", "TokenVerifier"]
 
@@ -145,6 +146,8 @@ class TokenVerifier:
     def verify(self, token: object) -> dict[str, Any]:
         if not isinstance(token, str) or not token:
             raise self._deny("missing")
+        if not token.isascii():  # a JWT is base64url and dots; PyJWT raised UnicodeEncodeError
+            raise self._deny("malformed")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -182,6 +185,8 @@ class TokenVerifier:
         if float(claims["iat"]) > self._clock() + self._skew:
             raise self._deny("issued in the future")
         email = claims.get("email")
-        if not isinstance(email, str) or "@" not in email:
-            raise self._deny("no email claim")
+        try:
+            check_email("email", email if isinstance(email, str) else "")
+        except InvalidRequest:  # not a string, a lone surrogate, a control character, no '@'
+            raise self._deny("no email claim") from None
         return claims
