@@ -16,6 +16,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 Target = Callable[[bytes], str]
 
@@ -109,3 +110,40 @@ def as_json(data: bytes) -> object:
         return json.loads(data)
     except ValueError:
         return data.decode("utf-8", "surrogateescape")
+
+
+#: JSON values that have broken handlers before, for any field of a structured body.
+ODD_VALUES: tuple[Any, ...] = (
+    None, True, False, 0, -1, 2**63, 2**64, -(2**63) - 1, 1e308, -0.0, 0.5, "", " ", "\ud800",
+    "\udfff", "\x00", "a\u202eb", "a" * 5000, [], {}, ["x"], {"a": 1}, [[[[[]]]]], "acme",
+    "globex", "0008", "0024", "9999", "chat", "user", "inf", "NaN", "1796149629000",
+    "2026-13-45T99:00:00Z", "ann@acme.test", "not-base64!", "AAAA", "====",
+)  # fmt: skip
+
+
+def mutate_json(value: Any, rng: random.Random) -> Any:
+    """``value`` with one node changed: a leaf or a whole subtree replaced by an odd value, a key
+    removed or added, a list emptied or its item repeated. Structure-aware, so that the change
+    gets past the JSON reader to the code behind it."""
+    if isinstance(value, dict) and value and rng.random() < 0.7:
+        key = rng.choice(sorted(value))
+        out = dict(value)
+        roll = rng.random()
+        if roll < 0.15:
+            del out[key]
+        elif roll < 0.25:
+            out[rng.choice(("extra", "\ud800", "", key.upper()))] = rng.choice(ODD_VALUES)
+        else:
+            out[key] = mutate_json(value[key], rng)
+        return out
+    if isinstance(value, list) and value and rng.random() < 0.7:
+        out = list(value)
+        spot = rng.randrange(len(out))
+        roll = rng.random()
+        if roll < 0.15:
+            return []
+        if roll < 0.3:
+            return out + [out[spot]] * rng.choice((1, 2, 10_001))
+        out[spot] = mutate_json(out[spot], rng)
+        return out
+    return rng.choice(ODD_VALUES)

@@ -158,7 +158,7 @@ RANGE_SEEDS = (
 )  # fmt: skip
 
 
-def _valid_request() -> dict[str, Any]:
+def valid_policy_request() -> dict[str, Any]:
     return {
         "orgs": {
             "acme": {"cmk": True, "services": ["0008"], "licensed_users": ["ann@acme.test"]},
@@ -179,24 +179,24 @@ def _valid_request() -> dict[str, Any]:
 
 
 def policy_seeds() -> list[bytes]:
-    request = _valid_request()
+    request = valid_policy_request()
     protector = {**request, "scope": "chat-1", "asset_id": "m1"}
     return [json.dumps(request).encode(), json.dumps(protector).encode()]
 
 
 def header_seeds() -> list[bytes]:
-    asset = _valid_request()["asset"]
+    asset = valid_policy_request()["asset"]
     return [json.dumps({"asset": asset, "scope": "chat-1"}).encode(), b"{}", b"[]"]
 
 
 def api_seeds() -> list[bytes]:
     """Bodies for the API target: route index byte, then the JSON body."""
-    asset = _valid_request()["asset"]
+    asset = valid_policy_request()["asset"]
     request = {"asset": asset, "scope": "chat-1", "asset_id": "m1"}
     bodies = [
         {"request": request, "data": b64(b"hi")},
         {"request": request, "sealed": b64(ENVELOPE)},
-        _valid_request(),
+        valid_policy_request(),
         {"service_id": "0008", "scope": "chat-1", "since": 1_700_000_000},
         {"scope": "c", "until": 1e20},
         {"waiting_period_days": 7},
