@@ -51,6 +51,12 @@ def test_configured_routes_publish_discovery_and_jwks(tmp_path: Path) -> None:
         assert all("d" not in key for key in keys)
         refused = client.post("/hybrid/authorize", json={"authentication": "x"})
         assert refused.status_code == 403
+        for body in (b"[" * 5000, b"{not json", "\ud800".encode("utf-8", "surrogatepass")):
+            # nested thousands deep was a RecursionError: a 500
+            bad = client.post(
+                "/hybrid/authorize", content=body, headers={"Content-Type": "application/json"}
+            )
+            assert bad.status_code == 400, (body[:10], bad.text)
     key_file = tmp_path / "hybrid-platform" / "authz-signing-keys.json"
     assert key_file.stat().st_mode & 0o077 == 0
 

@@ -293,7 +293,7 @@ def hybrid_router(
             )
         except OwnkeyError as exc:
             return _problem(exc)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
             return _problem(InvalidRequest("body", "must be JSON"))
         return JSONResponse({"authorization": token})
 
