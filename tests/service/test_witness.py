@@ -142,3 +142,20 @@ def test_the_periodic_witness_runs_on_its_interval_and_stops(runtime: Runtime) -
     off = AuditWitness(runtime, 0)
     off.start()  # interval 0: never starts a thread
     assert off.rounds == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("3600", 3600.0), ("15m", 900.0), ("24h", 86400.0), ("60", 60.0)]
+)
+def test_the_interval_is_a_duration(text: str, seconds: float) -> None:
+    assert interval_from({"OWNKEY_AUDIT_WITNESS_INTERVAL": text}) == seconds
+
+
+@pytest.mark.parametrize("text", ["inf", "1e400", "nan", "0.0001", "59", "abc", "99999d"])
+def test_an_interval_out_of_range_is_one_config_error(text: str) -> None:
+    """``inf`` killed the witness thread with a traceback (the node served on, witnessing
+    nothing); ``0.0001`` would have asked each key manager for a wrap 10,000 times a second;
+    ``nan`` was called negative."""
+    with pytest.raises(ConfigError, match="OWNKEY_AUDIT_WITNESS_INTERVAL") as raised:
+        interval_from({"OWNKEY_AUDIT_WITNESS_INTERVAL": text})
+    assert "\n" not in str(raised.value)

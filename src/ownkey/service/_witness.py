@@ -23,8 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ownkey.audit._chain import format_head
-from ownkey.errors import ConfigError, NotFound, OwnkeyError
+from ownkey.errors import ConfigError, InvalidRequest, NotFound, OwnkeyError
 from ownkey.keys import KeyRef
+from ownkey.policy import parse_duration
 from ownkey.service._runtime import Runtime
 
 __all__ = ["HEAD_FIELD", "WITNESS_INTERVAL_ENV", "AuditWitness", "Witnessed", "witness"]
@@ -34,6 +35,8 @@ HEAD_FIELD = "ownkey.audit-head"
 #: Seconds between two witnesses of every org's head; 0 turns the periodic witness off.
 WITNESS_INTERVAL_ENV = "OWNKEY_AUDIT_WITNESS_INTERVAL"
 DEFAULT_INTERVAL = 3600.0
+#: The shortest interval: each round is one audited wrap per org in its customer's key manager.
+MIN_INTERVAL = 60.0
 
 _log = logging.getLogger("ownkey.audit.witness")
 
@@ -67,17 +70,19 @@ def witness(runtime: Runtime, org: str) -> Witnessed:
 
 
 def interval_from(env: Mapping[str, str]) -> float:
-    """The witness interval setting (seconds, default 3600, 0 = off)."""
-    text = env.get(WITNESS_INTERVAL_ENV, "")
+    """The witness interval setting: a duration (``3600``, ``15m``, ``24h``) of at least
+    :data:`MIN_INTERVAL`, default 3600, ``0`` = off. ``inf`` killed the witness thread with a
+    traceback (the server went on without witnessing) and ``0.0001`` would ask every customer's
+    key manager for an audited wrap ten thousand times a second."""
+    text = env.get(WITNESS_INTERVAL_ENV, "").strip()
     if not text:
         return DEFAULT_INTERVAL
+    if text in ("0", "0s", "0.0"):
+        return 0.0
     try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"{WITNESS_INTERVAL_ENV} must be a number of seconds") from None
-    if value < 0 or value != value:
-        raise ConfigError(f"{WITNESS_INTERVAL_ENV} cannot be negative")
-    return value
+        return parse_duration(WITNESS_INTERVAL_ENV, text, minimum=MIN_INTERVAL)
+    except InvalidRequest as exc:
+        raise ConfigError(f"{exc} (0 turns the witness off)") from None
 
 
 class AuditWitness:
