@@ -205,3 +205,37 @@ def test_ids_a_user_or_a_listing_takes_follow_the_one_id_rule(acme: Path) -> Non
     assert "control" in message
     assert "a\x01b@acme.example" not in {row["user"] for row in js("user", "list", "acme")}
     one_line_error(run("objects", "list", "acme", "--prefix", "rec\x00"))
+
+
+#: Digits that are not ASCII pass ``str.isdigit()``: ``int("²")`` raised (a traceback), and
+#: ``"٠٠٠٨"`` (Arabic-Indic) passed as a 4-digit service ID.
+UNICODE_DIGITS: list[tuple[str, ...]] = [
+    ("objects", "list", "acme", "--service-id", "²²²²"),
+    ("objects", "list", "acme", "--service-id", "0024"),
+    ("jobs", "run", "backfill", "acme", "--service", "٠٠٠٨"),
+    ("key", "register", "acme", "--provider", "kmip", "--key-id", "x", "--set", "host=h",
+     "--set", "port=²"),
+]  # fmt: skip
+#: A provider timeout reaches a socket: nan and inf were taken, and hours too.
+KMIP = ("key", "register", "acme", "--provider", "kmip", "--key-id", "x", "--set", "host=h",
+        "--set", "port=5696", "--set", "cert=/c", "--set", "key=/k", "--set", "ca=/a")  # fmt: skip
+
+
+TIMEOUTS = [(*KMIP, "--set", f"timeout={t}") for t in ("nan", "inf", "601", "0")]
+
+
+@pytest.mark.parametrize("args", UNICODE_DIGITS + TIMEOUTS)
+def test_numbers_are_ascii_digits_and_timeouts_bounded(acme: Path, args: tuple[str, ...]) -> None:
+    message = one_line_error(run(*args))
+    assert "Traceback" not in message
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "1e400", "601", "-1"])
+def test_a_provider_timeout_is_checked_before_any_socket(timeout: str) -> None:
+    """nan and inf were taken as timeouts (``nan <= 0`` is false) and reached the socket."""
+    from ownkey.errors import ConfigError
+    from ownkey.providers._factory import build_provider
+
+    settings = {"host": "127.0.0.1", "port": "5696", "cert": "/c", "key": "/k", "ca": "/a"}
+    with pytest.raises(ConfigError, match="timeout"):
+        build_provider("kmip", {**settings, "timeout": timeout})

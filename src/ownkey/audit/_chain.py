@@ -171,7 +171,7 @@ def parse_head(text: str) -> tuple[int, bytes]:
     """Read ``SEQ:HASH``; ValueError if it is not one."""
     seq_text, sep, hash_text = text.strip().partition(":")
     try:
-        if not sep or not seq_text.isdigit() or len(hash_text) != 64:
+        if not sep or not (seq_text.isascii() and seq_text.isdigit()) or len(hash_text) != 64:
             raise ValueError
         return int(seq_text), bytes.fromhex(hash_text)
     except ValueError:

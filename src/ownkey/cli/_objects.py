@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ownkey.cli._common import EXIT_BAD_INPUT, fail, runtime, show, table
+from ownkey.cli._common import EXIT_BAD_INPUT, errors, fail, runtime, show, table
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -31,8 +31,11 @@ def list_objects(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List ORG's stored objects: id, service, scope, sizes, when stored."""
-    if service_id is not None and not (len(service_id) == 4 and service_id.isdigit()):
-        fail(f"--service-id: a service ID is 4 digits, not {service_id!r}", EXIT_BAD_INPUT)
+    if service_id is not None:
+        from ownkey.policy import check_service_id
+
+        with errors():  # the catalog's IDs only: "²²²²" passed str.isdigit() and listed nothing
+            check_service_id("--service-id", service_id)
     if not 1 <= limit <= 1000:
         fail(f"--limit: 1 to 1000, not {limit}", EXIT_BAD_INPUT)
     from ownkey.storage._audit import iso_ms

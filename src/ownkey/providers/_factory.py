@@ -57,6 +57,9 @@ SETTINGS: Final[Mapping[str, frozenset[str]]] = {
     "aws_kms": frozenset({"region", "endpoint_url", "profile", "timeout", "owns_destruction"}),
 }
 _SECRETS: Final = frozenset({"pin"})
+#: The longest network timeout a provider setting may ask for (a typo like ``inf`` or ``nan``
+#: would otherwise reach the socket, or hang a request for hours).
+MAX_TIMEOUT_SECONDS: Final = 600.0
 _EXTRAS: Final = {"pkcs11": "pkcs11", "kmip": "kmip", "aws_kms": "aws"}
 
 
@@ -111,8 +114,8 @@ def _float(kind: str, settings: Mapping[str, str], name: str, default: float) ->
         value = float(text)
     except ValueError:
         raise ConfigError(f"{kind} {name} must be a number of seconds, not {text!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{kind} {name} must be positive")
+    if not 0 < value <= MAX_TIMEOUT_SECONDS:  # nan and inf too: a socket takes neither
+        raise ConfigError(f"{kind} {name} must be above 0 and at most {MAX_TIMEOUT_SECONDS:g} s")
     return value
 
 
@@ -174,7 +177,7 @@ def build_provider(
         except ImportError as exc:
             raise _missing_sdk(kind, exc) from exc
         port_text = settings.get("port", "5696")
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
             raise ConfigError(f"kmip port must be a TCP port number, not {port_text!r}")
         return KmipProvider(
             host=_require(kind, settings, "host"),

@@ -272,7 +272,11 @@ def _discard(client: Any) -> None:
 
 
 def _order(version: _Version) -> tuple[int, int, str]:
-    return (version.created, int(version.uid) if version.uid.isdigit() else 0, version.uid)
+    return (
+        version.created,
+        int(version.uid) if version.uid.isascii() and version.uid.isdigit() else 0,
+        version.uid,
+    )
 
 
 class _NoAeadError(Exception):

@@ -52,6 +52,7 @@ from ownkey.errors import (
     OwnkeyError,
 )
 from ownkey.keys import KeyRef, KeyState, ScopeKeyRecord, Selector, destruction_due
+from ownkey.policy import check_service_id
 from ownkey.service._assets import AssetService
 from ownkey.service._protector import Protector
 from ownkey.storage import JobStatus, JobStore, PendingShred, ShredStore
@@ -159,8 +160,7 @@ def _services(services: str | Collection[str]) -> list[str]:
     if not listed:
         raise InvalidRequest("services", "a backfill job names at least one service")
     for service_id in listed:
-        if not (isinstance(service_id, str) and len(service_id) == 4 and service_id.isdigit()):
-            raise InvalidRequest("services", f"{service_id!r} is not a 4-digit service ID")
+        check_service_id("services", service_id)  # the catalog's, not any 4 Unicode digits
     return sorted(set(listed))
 
 

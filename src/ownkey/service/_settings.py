@@ -8,6 +8,7 @@ one day. No setting turns encryption off.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -52,7 +53,7 @@ class ProtectorSettings:
     def __post_init__(self) -> None:
         epochs = dict(self.epoch_seconds)
         for service_id, seconds in epochs.items():
-            if not (isinstance(service_id, str) and len(service_id) == 4 and service_id.isdigit()):
+            if not (isinstance(service_id, str) and re.fullmatch("[0-9]{4}", service_id)):
                 raise ConfigError(f"epoch_seconds: {service_id!r} is not a 4-digit service ID")
             if seconds < 1:
                 raise ConfigError(f"epoch_seconds[{service_id}] must be at least 1 second")
