@@ -108,3 +108,15 @@ def test_python_dash_m_ownkey_is_the_same_command() -> None:
     )  # fmt: skip
     assert result.returncode == 0
     assert json.loads(result.stdout)["keys"] == [CK("acme"), PK]
+
+
+def test_explain_reads_at_most_the_apis_limit() -> None:
+    """``cat /dev/zero | ownkey policy explain`` read stdin without bound; it reads one byte
+    past the API's 1 MiB limit and refuses."""
+    from ownkey.policy import MAX_REQUEST_BYTES
+
+    done = run("explain", stdin=b" " * (MAX_REQUEST_BYTES + 1))
+    assert done.returncode == 2
+    assert done.stderr.decode().strip() == (
+        f"ownkey: request: larger than {MAX_REQUEST_BYTES} bytes (the API's limit)"
+    )

@@ -211,3 +211,16 @@ def test_a_damaged_export_is_one_line_exit_2(
     )
     assert result.exit_code == 2, result.output
     assert result.output.strip().splitlines() == [f"ownkey: {damaged}: {says}"]
+
+
+def test_an_endless_line_on_stdin_is_refused_in_bounded_memory(home: Path) -> None:
+    """``cat /dev/zero | ownkey audit verify-export acme -`` read one endless "line" into
+    memory; a line is at most 1 MiB."""
+    public = AuditSigningKey.load().public_key.hex()
+    result = CliRunner().invoke(
+        app,
+        ["audit", "verify-export", "acme", "-", "--public-key", public],
+        input="x" * (1024 * 1024 + 10),
+    )
+    assert result.exit_code == 2, result.output
+    assert "line 1 is longer than 1048576 characters" in result.output

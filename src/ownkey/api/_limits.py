@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ownkey.api._auth import CALLER_STATE, Authority, check_bearer
 from ownkey.api._problems import RETRY_AFTER_SECONDS, ApiProblem, problem_response
+from ownkey.policy import MAX_REQUEST_BYTES
 
 __all__ = ["JSON_BODY_LIMIT", "SEAL_BODY_LIMIT", "BodyGate"]
 
@@ -44,7 +45,7 @@ SEAL_PAYLOAD_BYTES: Final = 16 * 1024 * 1024
 #: (64 KiB is far above any header and context), plus 1 MiB for the request around it.
 SEAL_BODY_LIMIT: Final = 4 * (SEAL_PAYLOAD_BYTES + 64 * 1024) // 3 + 4 + 1024 * 1024
 #: Every other JSON body (admin changes, ``/v1/policy/explain``): 1 MiB.
-JSON_BODY_LIMIT: Final = 1024 * 1024
+JSON_BODY_LIMIT: Final = MAX_REQUEST_BYTES
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _LARGE = frozenset({"/v1/seal", "/v1/open"})
 #: Bodies that are bytes, not JSON: a client-sealed 1001 message (at most 1 MiB).

@@ -11,12 +11,27 @@ caller reads the file.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TextIO
 
 from ownkey.audit._chain import ChainRecord, Checkpoint, canonical_body
 
-__all__ = ["read_export"]
+__all__ = ["MAX_LINE_CHARS", "bounded_lines", "read_export"]
+
+#: The longest line an export may have: an event's body is a few KiB at most, so a longer "line"
+#: is not an export (``cat /dev/zero | ownkey audit verify-export ... -`` grew without bound).
+MAX_LINE_CHARS = 1024 * 1024
+
+
+def bounded_lines(handle: TextIO, limit: int = MAX_LINE_CHARS) -> Iterator[str]:
+    """The lines of ``handle``, each read with at most ``limit`` characters in memory;
+    ValueError naming the line once one is longer."""
+    number = 0
+    while line := handle.readline(limit + 1):
+        number += 1
+        if len(line) > limit:
+            raise ValueError(f"line {number} is longer than {limit} characters: not an export")
+        yield line
 
 
 def _whole(value: object) -> int:

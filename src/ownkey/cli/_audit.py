@@ -296,7 +296,7 @@ def verify_export(
     OWNKEY_HOME): every hash, every checkpoint and its link, one every 256 records, and the
     remembered head. Exit 0 when it holds, 1 with the first problem."""
     from ownkey.audit._chain import format_head, parse_head, verify_chain
-    from ownkey.audit._export import read_export
+    from ownkey.audit._export import bounded_lines, read_export
 
     keys = _public_keys(public_key)
     remembered = None
@@ -307,10 +307,10 @@ def verify_export(
             fail(f"--since-head: {exc}", EXIT_BAD_INPUT)
     try:
         if path == "-":
-            records, checkpoints = read_export(org, sys.stdin)
+            records, checkpoints = read_export(org, bounded_lines(sys.stdin))
         else:
             with open(path, encoding="utf-8") as handle:
-                records, checkpoints = read_export(org, handle)
+                records, checkpoints = read_export(org, bounded_lines(handle))
     except OSError as exc:
         fail(f"{path}: {exc.strerror or 'cannot be read'}", EXIT_BAD_INPUT)
     except UnicodeDecodeError:

@@ -30,10 +30,13 @@ def explain(
 ) -> None:
     """Read a policy request (JSON) on stdin and print the protection plan (JSON)."""
     try:
+        from ownkey.policy import MAX_REQUEST_BYTES, parse_request_json
         from ownkey.policy import explain as explain_plan
-        from ownkey.policy import parse_request_json
 
-        plan = explain_plan(parse_request_json(sys.stdin.buffer.read()))
+        text = sys.stdin.buffer.read(MAX_REQUEST_BYTES + 1)
+        if len(text) > MAX_REQUEST_BYTES:
+            raise PolicyError("request", f"larger than {MAX_REQUEST_BYTES} bytes (the API's limit)")
+        plan = explain_plan(parse_request_json(text))
     except PolicyError as exc:
         typer.echo(f"ownkey: {_one_line(str(exc))}", err=True)
         raise typer.Exit(code=EXIT_BAD_INPUT) from None

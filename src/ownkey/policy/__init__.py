@@ -10,6 +10,7 @@ from ownkey.policy._engine import explain
 from ownkey.policy._flags import ORG_FLAG_HELP, ORG_FLAGS
 from ownkey.policy._plan import KeyRef, KeyType, Protection, ProtectionPlan, Reason, Rule
 from ownkey.policy._request import (
+    MAX_REQUEST_BYTES,
     Asset,
     Container,
     DataClass,
@@ -38,6 +39,7 @@ from ownkey.policy._values import (
 __all__ = [
     "MAX_DURATION",
     "MAX_ID_CHARS",
+    "MAX_REQUEST_BYTES",
     "MAX_TIME",
     "MIN_TIME",
     "ORG_FLAGS",

@@ -35,6 +35,7 @@ from ownkey.policy._fields import (
 from ownkey.policy._flags import ORG_FLAGS
 
 __all__ = [
+    "MAX_REQUEST_BYTES",
     "Asset",
     "Container",
     "DataClass",
@@ -50,6 +51,10 @@ CODE_SNIPPET = "code_snippet"
 #: The most members a chat or channel may list in one request (docs/policy.md): enough for the
 #: largest channels, and it bounds the work of one request.
 MAX_MEMBERS = 10_000
+#: The largest request text, in bytes: the API's JSON body limit, and ``ownkey policy explain``
+#: reads no more of its standard input (``cat /dev/zero | ownkey policy explain`` grew without
+#: bound).
+MAX_REQUEST_BYTES = 1024 * 1024
 
 
 class DataClass(StrEnum):
