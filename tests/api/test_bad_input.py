@@ -130,6 +130,8 @@ def test_allow_lists_only_what_answers(api: Api) -> None:
         {"service_id": "0024"},
         {"scope": "c\x00"},
         {"since": 2_000_000_000, "until": 1_000_000_000},
+        {"scope": "c", "note": "\x1b[2J\x1b[31mred"},  # replayed into the operator's terminal
+        {"scope": "c", "note": "a\u202eb"},
     ],
 )
 def test_a_bad_rule_is_422_and_not_stored(api: Api, fields: dict[str, Any]) -> None:

@@ -239,3 +239,45 @@ def test_a_provider_timeout_is_checked_before_any_socket(timeout: str) -> None:
     settings = {"host": "127.0.0.1", "port": "5696", "cert": "/c", "key": "/k", "ca": "/a"}
     with pytest.raises(ConfigError, match="timeout"):
         build_provider("kmip", {**settings, "timeout": timeout})
+
+
+ESCAPES = "\x1b[2J\x1b[31mred\x07\u202e"  # clear screen, colour, bell, a bidi override
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("revoke", "add", "acme", "--scope", "s1", "--note", ESCAPES),
+        ("revoke", "add", "acme", "--scope", "s1", "--note", "n" * 1001),
+        ("token", "create", "--org", "acme", "--note", ESCAPES),
+        ("token", "create", "--org", "acme", "--note", "line\nbreak"),
+    ],
+)
+def test_a_note_is_printable_text(acme: Path, args: tuple[str, ...]) -> None:
+    """A note is shown in other admins' terminals: an ESC sequence was stored and replayed."""
+    message = one_line_error(run(*args))
+    assert "note" in message
+    assert "\x1b" not in message
+
+
+def test_tables_print_stored_control_characters_as_escapes(acme: Path) -> None:
+    """A note planted in the database (by an older version, or an insider) holding ``ESC[2J``
+    cleared the operator's screen in ``ownkey revoke list``; rich markup (``[link=...]``) was
+    rendered. Every table cell is now plain text with control characters escaped."""
+    from ownkey.keys import RevocationRule
+    from ownkey.storage import Database, SqlRuleStore, database_url
+
+    database = Database.open(database_url())
+    try:
+        SqlRuleStore(database).add(
+            RevocationRule(org="acme", rule_id="r-esc", scope="s", note=ESCAPES + "[bold]b[/bold]")
+        )
+    finally:
+        database.close()
+    listed = run("revoke", "list", "acme")
+    assert listed.exit_code == 0, listed.output
+    assert "\x1b" not in listed.stdout
+    assert "\x07" not in listed.stdout
+    assert "\u202e" not in listed.stdout
+    assert "\\x1b[2J" in listed.stdout
+    assert "[bold]" in listed.stdout  # markup would have been taken and removed

@@ -230,5 +230,5 @@ def test_public_names_are_pinned() -> None:
         # the shared value rules (issue 12): CLI, API and service layer call the same ones
         "MAX_DURATION", "MAX_ID_CHARS", "MAX_TIME", "MIN_TIME", "check_duration", "check_id",
         "check_org", "check_service_id", "check_time", "check_window", "parse_duration",
-        "parse_time",
+        "parse_time", "MAX_NOTE_CHARS", "check_note", "MAX_REQUEST_BYTES",
     }  # fmt: skip

@@ -143,14 +143,28 @@ def emit_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
 
 
+def shown(value: object) -> str:
+    """``value`` as text safe to print in a terminal: control and format characters (ESC, BEL,
+    a bidi override) written as ``\\x1b``-style escapes. Values come from the database, which
+    another admin (a tenant's, through the API) or an insider may have filled: a note holding
+    ``ESC[2J`` cleared the operator's screen in ``ownkey revoke list``."""
+    text = "" if value is None else str(value)
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
+
+
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    """A rich table of ``rows``; each cell is plain text (:func:`shown`), never rich markup, so
+    a stored ``[link=...]`` or ``[red]`` stays the characters it is."""
     from rich.table import Table
+    from rich.text import Text
 
     out = Table(title=title, title_justify="left", header_style="bold")
     for column in columns:
         out.add_column(column)
     for row in rows:
-        out.add_row(*("" if cell is None else str(cell) for cell in row))
+        out.add_row(*(Text(shown(cell)) for cell in row))
     return out
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from ownkey._refs import KeyRef
 from ownkey.errors import InvalidRequest
 from ownkey.keys._records import ScopeIdentity, Selector
-from ownkey.policy import check_id, check_service_id, check_time, check_window
+from ownkey.policy import check_id, check_note, check_service_id, check_time, check_window
 
 __all__ = ["RevocationPreview", "RevocationRule", "stored_time"]
 
@@ -102,6 +102,7 @@ class RevocationRule:
         if self.until is not None:
             check_time("until", self.until)
         check_window(self.since, self.until)
+        check_note("note", self.note)
         return self
 
     @property

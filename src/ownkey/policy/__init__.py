@@ -24,10 +24,12 @@ from ownkey.policy._schema import plan_schema, request_schema
 from ownkey.policy._values import (
     MAX_DURATION,
     MAX_ID_CHARS,
+    MAX_NOTE_CHARS,
     MAX_TIME,
     MIN_TIME,
     check_duration,
     check_id,
+    check_note,
     check_org,
     check_service_id,
     check_time,
@@ -39,6 +41,7 @@ from ownkey.policy._values import (
 __all__ = [
     "MAX_DURATION",
     "MAX_ID_CHARS",
+    "MAX_NOTE_CHARS",
     "MAX_REQUEST_BYTES",
     "MAX_TIME",
     "MIN_TIME",
@@ -58,6 +61,7 @@ __all__ = [
     "Rule",
     "check_duration",
     "check_id",
+    "check_note",
     "check_org",
     "check_service_id",
     "check_time",

@@ -151,6 +151,25 @@ def check_id(field: str, value: object) -> str:
     return value
 
 
+#: The longest free-text note (a revocation rule's, a token's).
+MAX_NOTE_CHARS = 1000
+
+
+def check_note(field: str, value: object) -> str:
+    """A free-text note: at most :data:`MAX_NOTE_CHARS` printable characters. Spaces and any
+    script are fine; a control character is not: a note is shown in other people's terminals
+    and pages (an ESC sequence in a tenant's rule note cleared the operator's screen in
+    ``ownkey revoke list``), and a lone surrogate cannot be stored."""
+    if not isinstance(value, str):
+        raise InvalidRequest(field, "must be text")
+    if len(value) > MAX_NOTE_CHARS:
+        raise InvalidRequest(field, f"at most {MAX_NOTE_CHARS} characters")
+    if not value.isprintable():
+        problem = _bad_char(value) or "must not contain control characters (tabs, line breaks)"
+        raise InvalidRequest(field, problem)
+    return value
+
+
 def check_org(field: str, value: object) -> str:
     """An org name: letters, digits, ``.``, ``_``, ``-``; at most 128; a letter or digit first."""
     if not isinstance(value, str) or not _ORG.match(value):

@@ -52,7 +52,7 @@ from ownkey.errors import (
     OwnkeyError,
 )
 from ownkey.keys import KeyRef, KeyState, ScopeKeyRecord, Selector, destruction_due
-from ownkey.policy import check_service_id
+from ownkey.policy import check_id, check_service_id, check_time, check_window
 from ownkey.service._assets import AssetService
 from ownkey.service._protector import Protector
 from ownkey.storage import JobStatus, JobStore, PendingShred, ShredStore
@@ -305,7 +305,19 @@ class JobRunner:
         until: float | None,
         scope_key_id: bytes | None,
     ) -> list[bytes]:
-        """The scope keys a rekey job takes: ``org``'s selected ones with stored content."""
+        """The scope keys a rekey job takes: ``org``'s selected ones with stored content.
+
+        Each filter given is checked by the rule book first: ``--scope ''`` was read as no
+        filter, so a typo re-keyed (and, after the waiting period, shredded the old keys of)
+        the whole org."""
+        if service_id is not None:
+            check_service_id("service_id", service_id)
+        if scope is not None:
+            check_id("scope", scope)
+        for field, value in (("since", since), ("until", until)):
+            if value is not None:
+                check_time(field, value)
+        check_window(since, until)
         assets = self._need_assets()
         selector = Selector(
             org=org,

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Row
 
 from ownkey.envelope import RandomSource, sha256
 from ownkey.errors import NotFound
+from ownkey.policy import check_note
 from ownkey.storage._engine import Database
 from ownkey.storage._schema import api_tokens
 
@@ -145,6 +146,7 @@ class TokenStore:
             raise ValueError("a token's lifetime must be positive")
         if kind not in TOKEN_KINDS:
             raise ValueError(f"unknown token kind {kind!r}; one of {', '.join(TOKEN_KINDS)}")
+        check_note("note", note)  # shown in `ownkey token list`: no ESC sequences
         if (kind == ORG_TOKEN) != bool(org):
             raise ValueError("an org token names exactly one org; a platform token names none")
         token_id = self._random(_ID_BYTES).hex()
