@@ -285,11 +285,17 @@ def test_tables_print_stored_control_characters_as_escapes(acme: Path) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [("--scope", ""), ("--scope", "c\x00"), ("--service", "0024"), ("--service", "٠٠٠٨")],
+    [
+        ("--scope", ""),
+        ("--scope", "c\x00"),
+        ("--scope-key", ""),
+        ("--service", "0024"),
+        ("--service", "٠٠٠٨"),
+    ],
 )
 def test_a_rekey_filter_is_checked_before_any_job(acme: Path, args: tuple[str, ...]) -> None:
-    """``--scope ''`` was read as no filter: a job re-keyed the whole org (and would shred its
-    old scope keys after the waiting period)."""
+    """``--scope ''`` and ``--scope-key ''`` were read as no filter: a job re-keyed the whole
+    org (and would shred its old scope keys after the waiting period)."""
     one_line_error(run("jobs", "run", "rekey", "acme", *args))
     one_line_error(run("jobs", "preview", "rekey", "acme", *args))
     assert [job for job in js("jobs", "status") if job["kind"] == "rekey"] == []

@@ -154,6 +154,8 @@ def run(
 
 
 def _hex(option: str, text: str) -> bytes:
+    if not text.strip():
+        fail(f"{option}: required, a hex scope key id")
     try:
         return bytes.fromhex(text)
     except ValueError:

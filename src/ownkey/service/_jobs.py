@@ -314,6 +314,8 @@ class JobRunner:
             check_service_id("service_id", service_id)
         if scope is not None:
             check_id("scope", scope)
+        if scope_key_id is not None and not scope_key_id:  # b"" was read as no filter too
+            raise InvalidRequest("scope_key_id", "required, a scope key id (hex)")
         for field, value in (("since", since), ("until", until)):
             if value is not None:
                 check_time(field, value)
