@@ -57,10 +57,14 @@ def test_no_help_page_shows_a_flag_as_bool(monkeypatch: pytest.MonkeyPatch) -> N
     for path in paths:
         text = ok(*path, "--help").stdout
         assert "<bool>" not in text, path
+        options = [line for line in text.splitlines() if re.search(r"^\W*--", line)]
+        # a text option says what its text is (TIME, SERVICE-ID), not Python's <str>
+        assert not [line for line in options if "<str>" in line or "<list[str]>" in line], path
     register = ok("key", "register", "--help").stdout
     assert "<local|pkcs11|kmip|aws_kms>" in register
     assert re.search(r"--json\s+Print", register)
     export = ok("audit", "export", "--help").stdout
+    assert re.search(r"--since\s+TIME", export)
     assert "<jsonl|csv>" in export
     assert "<ok|denied|unavailable|failed>" in export
 

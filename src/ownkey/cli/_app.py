@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,17 +33,41 @@ from ownkey.cli import (
 from ownkey.cli._hybrid import hybrid_app
 from ownkey.errors import OwnkeyError
 
+#: What a text value of an option is, by the option's name, for its help row (Typer prints the
+#: Python type otherwise: ``<str>``, ``<list[str]>``).
+_VALUE_NAMES: dict[str, str] = {
+    "since": "TIME", "until": "TIME", "waiting_period": "DURATION", "expires_in": "DURATION",
+    "service": "SERVICE-ID", "service_id": "SERVICE-ID", "enable": "SERVICE-IDS",
+    "disable": "SERVICE-IDS", "public_key": "HEX", "scope_key": "HEX", "since_head": "SEQ:HASH",
+    "setting": "NAME=VALUE", "settings": "NAME=VALUE", "set_": "NAME=VALUE", "host": "ADDRESS",
+    "home": "DIR", "database_url": "URL", "note": "TEXT", "key": "KEY",
+}  # fmt: skip
 
-def _show_flags_bare(command: Any) -> None:
-    """A flag takes no value, so its help row shows no type (Typer prints ``<bool>`` for every
-    flag otherwise, which reads as if it took one); recurses into the command groups."""
+
+def _is_text(annotation: object) -> bool:
+    """``str``, ``str | None`` or ``list[str]`` (an option that takes text, maybe repeated)."""
+    if annotation is str:
+        return True
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return bool(args) and all(a is str for a in args)
+
+
+def _tidy_help(command: Any) -> None:
+    """Help rows that say what a value is: a flag takes none, so it shows no type (Typer prints
+    ``<bool>`` for every flag otherwise, which reads as if it took one), and a text option shows
+    what its text is (``TIME``, ``SERVICE-ID``) instead of ``<str>``; recurses into the groups."""
     # The --help option is made on first use and cached; make it now so that it is tidied too.
     help_option = command.get_help_option(typer.Context(command))
     for param in [*getattr(command, "params", ()), help_option]:
-        if getattr(param, "is_flag", False) and param.metavar is None:
+        if param is None or param.metavar is not None:
+            continue
+        if getattr(param, "is_flag", False):
             param.metavar = ""
+        elif _is_text(getattr(getattr(param, "type_descriptor", None), "annotation", None)):
+            name = param.name or ""
+            param.metavar = _VALUE_NAMES.get(name, name.upper().replace("_", "-") or "TEXT")
     for sub in getattr(command, "commands", {}).values():
-        _show_flags_bare(sub)
+        _tidy_help(sub)
 
 
 class _OwnkeyGroup(TyperGroup):
@@ -50,7 +75,7 @@ class _OwnkeyGroup(TyperGroup):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        _show_flags_bare(self)
+        _tidy_help(self)
 
 
 def version() -> str:
