@@ -224,3 +224,29 @@ def test_an_endless_line_on_stdin_is_refused_in_bounded_memory(home: Path) -> No
     )
     assert result.exit_code == 2, result.output
     assert "line 1 is longer than 1048576 characters" in result.output
+
+
+def test_the_cli_csv_never_starts_a_formula(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console's CSV guarded against formula injection, the CLI's did not: an actor (a user
+    id the platform passes) of ``=HYPERLINK(...)`` reached the spreadsheet as a formula."""
+    import dataclasses
+
+    monkeypatch.setenv("OWNKEY_HOME", str(tmp_path))
+    monkeypatch.delenv("OWNKEY_DATABASE_URL", raising=False)
+    database = Database.open()
+    planted = [
+        dataclasses.replace(event(1), actor='=HYPERLINK("http://evil.test","x")'),
+        dataclasses.replace(event(2), actor="@SUM(1+1)"),
+        dataclasses.replace(event(3), actor="+1"),
+    ]
+    SqlAuditSink(database, AuditSigningKey.load()).record_many(planted)
+    database.close()
+    exported = CliRunner().invoke(app, ["audit", "export", "acme", "--format", "csv"])
+    assert exported.exit_code == 0, exported.output
+    rows = list(csv.reader(io.StringIO(exported.stdout)))
+    cells = [cell for row in rows[1:] for cell in row]
+    assert len(rows) == 4
+    assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@")], cells
+    assert '\'=HYPERLINK("http://evil.test","x")' in cells

@@ -16,7 +16,16 @@ from typing import Any, TextIO
 
 from ownkey.audit._chain import ChainRecord, Checkpoint, canonical_body
 
-__all__ = ["MAX_LINE_CHARS", "bounded_lines", "read_export"]
+__all__ = ["MAX_LINE_CHARS", "bounded_lines", "read_export", "spreadsheet_cell"]
+
+
+def spreadsheet_cell(value: object) -> str:
+    """``value`` as a CSV cell a spreadsheet will not run as a formula (CSV injection): a cell
+    starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'``.
+    Both CSV exports (``ownkey audit export --format csv``, the console's) write every cell so."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
 
 #: The longest line an export may have: an event's body is a few KiB at most, so a longer "line"
 #: is not an export (``cat /dev/zero | ownkey audit verify-export ... -`` grew without bound).

@@ -274,8 +274,10 @@ def export(
         else:
             writer = csv.writer(sys.stdout, lineterminator="\n")
             writer.writerow(_CSV_FIELDS)
+            from ownkey.audit._export import spreadsheet_cell
+
             for e in events:
-                writer.writerow(_csv_row(org, e))
+                writer.writerow([spreadsheet_cell(cell) for cell in _csv_row(org, e)])
         sys.stdout.flush()
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ownkey.audit import AuditAction
+from ownkey.audit._export import spreadsheet_cell
 from ownkey.errors import InvalidRequest
 from ownkey.policy import check_time
 from ownkey.service import Coverage
@@ -159,11 +160,6 @@ def row_of(event: ExportedEvent) -> dict[str, str]:
     }
 
 
-def _cell(text: str) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula (CSV injection)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def csv_text(rows: Iterable[Mapping[str, str]]) -> Iterable[str]:
     """The CSV lines of ``rows`` (header first), produced as they are read."""
     buffer = io.StringIO()
@@ -173,7 +169,7 @@ def csv_text(rows: Iterable[Mapping[str, str]]) -> Iterable[str]:
     for row in rows:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow([_cell(row[name]) for name in CSV_COLUMNS])
+        writer.writerow([spreadsheet_cell(row[name]) for name in CSV_COLUMNS])
         yield buffer.getvalue()
 
 
