@@ -9,22 +9,33 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+
+def _ownkey(
+    home: Path, *args: str, stdout: Any = subprocess.PIPE
+) -> subprocess.CompletedProcess[str]:
+    """``ownkey ARGS`` as a real process on ``home``, its output to ``stdout``."""
+    env = {**os.environ, "OWNKEY_HOME": str(home)}
+    env.pop("OWNKEY_DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "ownkey", *args],
+        env=env,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("output")
-    env = {**os.environ, "OWNKEY_HOME": str(home)}
-    env.pop("OWNKEY_DATABASE_URL", None)
-    subprocess.run(
-        [sys.executable, "-m", "ownkey", "org", "create", "acme", "--create-key", "--cmk"],
-        env=env,
-        capture_output=True,
-        timeout=60,
-        check=True,
-    )
+    created = _ownkey(home, "org", "create", "acme", "--create-key", "--cmk")
+    assert created.returncode == 0, created.stderr
     return home
 
 
@@ -40,18 +51,8 @@ def test_a_reader_that_stops_early_is_not_reported_as_a_failure(
     ``audit export``), just click's quiet exit."""
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before the first write: no race
-    env = {**os.environ, "OWNKEY_HOME": str(home)}
-    env.pop("OWNKEY_DATABASE_URL", None)
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "ownkey", *args],
-            env=env,
-            stdout=write_end,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = _ownkey(home, *args, stdout=write_end)
     finally:
         os.close(write_end)
     assert done.stderr == ""
@@ -65,18 +66,8 @@ def test_a_reader_that_stops_early_is_not_reported_as_a_failure(
 )
 def test_output_to_a_full_disk_is_one_line(home: Path, args: tuple[str, ...]) -> None:
     """``ownkey key list --json > file`` on a full disk was a 20-frame traceback."""
-    env = {**os.environ, "OWNKEY_HOME": str(home)}
-    env.pop("OWNKEY_DATABASE_URL", None)
     with open("/dev/full", "w") as full:
-        done = subprocess.run(
-            [sys.executable, "-m", "ownkey", *args],
-            env=env,
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = _ownkey(home, *args, stdout=full)
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         "ownkey: writing the output failed: No space left on device"

@@ -39,7 +39,7 @@ _VALUE_NAMES: dict[str, str] = {
     "since": "TIME", "until": "TIME", "waiting_period": "DURATION", "expires_in": "DURATION",
     "service": "SERVICE-ID", "service_id": "SERVICE-ID", "enable": "SERVICE-IDS",
     "disable": "SERVICE-IDS", "public_key": "HEX", "scope_key": "HEX", "since_head": "SEQ:HASH",
-    "setting": "NAME=VALUE", "settings": "NAME=VALUE", "set_": "NAME=VALUE", "host": "ADDRESS",
+    "settings": "NAME=VALUE", "host": "ADDRESS",
     "home": "DIR", "database_url": "URL", "note": "TEXT", "key": "KEY",
 }  # fmt: skip
 
