@@ -16,8 +16,12 @@ from pathlib import Path
 
 import pytest
 
-#: Heavy modules that no read-only command needs.
-HEAVY = ("fastapi", "starlette", "uvicorn", "alembic", "boto3", "botocore", "pkcs11", "kmip")
+#: Heavy modules that no read-only command needs (Pydantic: Typer's coercion of plain text, flag
+#: and path values is replaced by ownkey/cli/_coercion.py).
+HEAVY = (
+    "fastapi", "starlette", "uvicorn", "alembic", "boto3", "botocore", "pkcs11", "kmip",
+    "pydantic",
+)  # fmt: skip
 #: Parts of ownkey a read-only command does not need: the data plane's façades, the API's
 #: background work and the demo's hybrid chapter (``ownkey.service`` loads a name's module only
 #: when the name is used).

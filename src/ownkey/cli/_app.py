@@ -30,6 +30,7 @@ from ownkey.cli import (
     _serve,
     _token,
 )
+from ownkey.cli._coercion import plain_coercion
 from ownkey.cli._hybrid import hybrid_app
 from ownkey.errors import OwnkeyError
 
@@ -59,6 +60,7 @@ def _tidy_help(command: Any) -> None:
     # The --help option is made on first use and cached; make it now so that it is tidied too.
     help_option = command.get_help_option(typer.Context(command))
     for param in [*getattr(command, "params", ()), help_option]:
+        plain_coercion(param)
         if param is None or param.metavar is not None:
             continue
         if getattr(param, "is_flag", False):
@@ -71,7 +73,8 @@ def _tidy_help(command: Any) -> None:
 
 
 class _OwnkeyGroup(TyperGroup):
-    """The root group: every command below it is built when it is, so it tidies their help."""
+    """The root group: every command below it is built when it is, so it tidies their help and
+    gives their plain parameters a coercion without Pydantic (``_coercion.py``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
