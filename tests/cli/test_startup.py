@@ -22,16 +22,31 @@ HEAVY = (
     "fastapi", "starlette", "uvicorn", "alembic", "boto3", "botocore", "pkcs11", "kmip",
     "pydantic",
 )  # fmt: skip
-#: Parts of ownkey a read-only command does not need: the data plane's façades, the API's
-#: background work and the demo's hybrid chapter (``ownkey.service`` loads a name's module only
-#: when the name is used).
+#: Parts of ownkey a read-only command does not need: the data plane's façades, the asset, job,
+#: token and blob stores, the API's background work and the other commands' modules
+#: (``ownkey.service`` and ``ownkey.storage`` load a name's module only when the name is used,
+#: the runtime builds its asset store and job runner on first use, and ``main`` imports only
+#: the command it runs).
 UNUSED = (
+    "ownkey.service._assets",
     "ownkey.service._background",
     "ownkey.service._build",
+    "ownkey.service._jobs",
     "ownkey.service._nodes",
     "ownkey.service._objects",
     "ownkey.service._witness",
+    "ownkey.storage._assets",
+    "ownkey.storage._blobs",
+    "ownkey.storage._jobs",
+    "ownkey.storage._shreds",
+    "ownkey.storage._tokens",
+    "ownkey.cli._demo",
     "ownkey.cli._demo_hybrid",
+    "ownkey.cli._hybrid",
+    "ownkey.cli._objects",
+    "ownkey.cli._policy",
+    "ownkey.cli._serve",
+    "ownkey.cli._token",
     "ownkey.api",
     "ownkey.web",
 )
@@ -126,6 +141,30 @@ def test_help_and_version_open_no_database(home: Path) -> None:
         loaded = _modules(home, *args)
         assert "sqlalchemy" not in _top(loaded), args
         assert "ownkey.service" not in loaded, args
+
+
+def test_importing_the_cli_imports_no_command_module() -> None:
+    probe = (
+        "import sys, ownkey.cli\n"
+        "print(sorted(m for m in sys.modules if m.startswith('ownkey.cli.')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["['ownkey.cli._app',", "'ownkey.cli._coercion']"], done.stdout
+
+
+def test_the_storage_package_loads_a_module_when_its_name_is_used() -> None:
+    probe = (
+        "import sys, ownkey.storage as s\n"
+        "inside = lambda: sorted(m for m in sys.modules if m.startswith('ownkey.storage.'))\n"
+        "before = inside(); s.Database\n"
+        "print(before, 'ownkey.storage._engine' in inside(), 'ownkey.storage._assets' in inside())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["[]", "True", "False"], done.stdout
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,16 @@ Every command prints a human view by default and JSON with ``--json``; bad input
 2 and one line on stderr, never a traceback.
 """
 
-from ownkey.cli._app import app, main
+from typing import Any
+
+from ownkey.cli._app import main, whole_app
 
 __all__ = ["app", "main"]
+
+
+def __getattr__(name: str) -> Any:
+    """``app`` (every command) is built on first use (PEP 562): ``ownkey key list`` builds and
+    imports only what ``key`` needs."""
+    if name == "app":
+        return whole_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,12 +1,15 @@
 """The ``ownkey`` Typer application: one place where the command groups are assembled.
 
-The command modules are imported here, but each imports the service layer, SQLAlchemy and the
-provider SDKs only inside the commands that need them, so that ``ownkey --help`` or a read-only
-command starts fast (``tests/cli/test_startup.py`` pins it).
+A command module is imported when its command is built (:func:`main` builds only the command it
+is given), and each imports the service layer, SQLAlchemy and the provider SDKs only inside the
+commands that need them, so that ``ownkey --help`` or a read-only command starts fast
+(``tests/cli/test_startup.py`` pins it).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
 import sys
 import typing
@@ -17,21 +20,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from ownkey.cli import (
-    _audit,
-    _audit_events,
-    _demo,
-    _jobs,
-    _key,
-    _keyadmin,
-    _objects,
-    _org,
-    _policy,
-    _serve,
-    _token,
-)
 from ownkey.cli._coercion import plain_coercion
-from ownkey.cli._hybrid import hybrid_app
 from ownkey.errors import OwnkeyError
 
 #: What a text value of an option is, by the option's name, for its help row (Typer prints the
@@ -98,27 +87,53 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-# Every sub-command module registers its own commands when imported; these two add to a group
-# defined elsewhere, once.
-_audit.audit_app.command("events")(_audit_events.events)
-_keyadmin.register_key_commands(_key.key_app)
+#: A top-level entry: a command group (a Typer app) or one command (a function, its help line).
+Entry = typer.Typer | tuple[Callable[..., Any], str | None]
 
-#: The top-level commands in the order ``ownkey --help`` lists them: a command group (a Typer
-#: app) or one command (a function and its help line).
-_ENTRIES: dict[str, typer.Typer | tuple[Callable[..., Any], str | None]] = {
-    "demo": (_demo.demo, "Tell the ownkey story on embedded defaults."),
-    "policy": _policy.policy_app,
-    "audit": _audit.audit_app,
-    "key": _key.key_app,
-    "org": _org.org_app,
-    "user": _org.user_app,
-    "coverage": (_org.coverage, None),
-    "revoke": _keyadmin.revoke_app,
-    "jobs": _jobs.jobs_app,
-    "token": _token.token_app,
-    "objects": _objects.objects_app,
-    "hybrid": hybrid_app,
-    "serve": (_serve.serve, "Serve the REST API on this node."),
+
+@functools.cache
+def _audit_group() -> Entry:
+    from ownkey.cli import _audit, _audit_events
+
+    _audit.audit_app.command("events")(_audit_events.events)  # defined apart, added once
+    return _audit.audit_app
+
+
+@functools.cache
+def _key_group() -> Entry:
+    from ownkey.cli import _key, _keyadmin
+
+    _keyadmin.register_key_commands(_key.key_app)  # the lifecycle commands, added once
+    return _key.key_app
+
+
+def _load(module: str, name: str, help_line: str | None = None, *, group: bool = False) -> Any:
+    """A loader of ``ownkey.cli.<module>.<name>``: a group, or a command with its help line."""
+
+    def load() -> Entry:
+        found = getattr(importlib.import_module(f"ownkey.cli.{module}"), name)
+        return found if group else (found, help_line)
+
+    return load
+
+
+#: The top-level commands in the order ``ownkey --help`` lists them, each imported only when it
+#: is built: a read-only command imports its own module and nothing of the demo, the server or
+#: the jobs (``tests/cli/test_startup.py``).
+_ENTRIES: dict[str, Callable[[], Entry]] = {
+    "demo": _load("_demo", "demo", "Tell the ownkey story on embedded defaults."),
+    "policy": _load("_policy", "policy_app", group=True),
+    "audit": _audit_group,
+    "key": _key_group,
+    "org": _load("_org", "org_app", group=True),
+    "user": _load("_org", "user_app", group=True),
+    "coverage": _load("_org", "coverage"),
+    "revoke": _load("_keyadmin", "revoke_app", group=True),
+    "jobs": _load("_jobs", "jobs_app", group=True),
+    "token": _load("_token", "token_app", group=True),
+    "objects": _load("_objects", "objects_app", group=True),
+    "hybrid": _load("_hybrid", "hybrid_app", group=True),
+    "serve": _load("_serve", "serve", "Serve the REST API on this node."),
 }
 
 
@@ -168,9 +183,10 @@ def build_app(only: str | None = None) -> typer.Typer:
         pretty_exceptions_enable=False,
     )
     built.callback()(_global)
-    for name, entry in _ENTRIES.items():
+    for name, load in _ENTRIES.items():
         if only not in (None, name):
             continue
+        entry = load()
         if isinstance(entry, typer.Typer):
             built.add_typer(entry, name=name)
         else:
@@ -179,7 +195,19 @@ def build_app(only: str | None = None) -> typer.Typer:
     return built
 
 
-app = build_app()
+@functools.cache
+def whole_app() -> typer.Typer:
+    """The app with every command (``ownkey --help``, tests, docs); built on first use."""
+    return build_app()
+
+
+def __getattr__(name: str) -> Any:
+    """``app`` is :func:`whole_app`, built on first use: importing this module imports no
+    command module (PEP 562)."""
+    if name == "app":
+        return whole_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: Global options that take a value (``--home DIR``), skipped when looking for the command.
 _VALUED_OPTIONS = ("--home", "--database-url")
@@ -209,7 +237,7 @@ def main() -> None:
     """Console-script entry: turn ownkey errors into one line on stderr, never a traceback."""
     try:
         name = invoked_command(sys.argv[1:])
-        (app if name is None else build_app(name))(standalone_mode=True)
+        (whole_app() if name is None else build_app(name))(standalone_mode=True)
     except OwnkeyError as exc:
         print(f"ownkey: {exc}", file=sys.stderr)
         sys.exit(EXIT_FAILURE)

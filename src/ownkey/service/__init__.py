@@ -8,7 +8,9 @@ deployment (what the CLI, the API and the demo open); it builds and closes, and 
 :class:`OrgOperations`, :class:`KeyOperations` and :class:`JobOperations`.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ownkey._lazy import lazy_names
 
 if TYPE_CHECKING:
     from ownkey.errors import PlanChanged  # re-exported where it was first defined
@@ -130,17 +132,4 @@ _HOMES: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first use (PEP 562), then keep the name here."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_names(__name__, globals(), _HOMES, __all__)

@@ -8,16 +8,18 @@ this façade checks the arguments a caller gives (each wrong one an
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from ownkey.errors import InvalidRequest
 from ownkey.keys import KeyRef
-from ownkey.service._assets import AssetService
 from ownkey.service._directory import check_service_ids
-from ownkey.service._jobs import JobRunner, RekeyPreview
 from ownkey.service._org_ops import OrgOperations
-from ownkey.service._protector import Protector
-from ownkey.storage import JobStatus, JobStore, PendingShred
+
+if TYPE_CHECKING:  # the runner and its stores load when a job is made or run, not before
+    from ownkey.service._assets import AssetService
+    from ownkey.service._jobs import JobRunner, RekeyPreview
+    from ownkey.service._protector import Protector
+    from ownkey.storage import JobStatus, JobStore, PendingShred
 
 __all__ = ["JobOperations"]
 
@@ -70,6 +72,8 @@ class JobOperations:
     def runner(self) -> JobRunner:
         """The runner of rewrap, backfill, rekey and shred jobs, with the asset store: backfills
         pick scope keys by the stored content, rekeys run."""
+        from ownkey.service._jobs import JobRunner
+
         return JobRunner(self._protector, self._store, self._assets(), clock=self._clock)
 
     def create_job(

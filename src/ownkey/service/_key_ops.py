@@ -9,17 +9,20 @@ what the asset store holds.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from ownkey.audit import AuditAction, Auditor
 from ownkey.keys import KeyProvider, KeyRef, MasterKey, RevocationRule
 from ownkey.providers import provider_settings
 from ownkey.service._admin import Administration
-from ownkey.service._assets import AssetPreview, AssetService
 from ownkey.service._builder import LOCAL
 from ownkey.service._directory import check_org_name
 from ownkey.service._org_ops import OrgOperations
 from ownkey.service._providers import LazyProviders, provider_factory
 from ownkey.storage import SqlOrgDirectory
+
+if TYPE_CHECKING:  # the asset store is built on first use, by the runtime
+    from ownkey.service._assets import AssetPreview, AssetService
 
 __all__ = ["KeyOperations"]
 

@@ -41,32 +41,26 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from ownkey.envelope import RandomSource
 from ownkey.keys import KeyProvider
 from ownkey.policy import PolicyRequest, ProtectionPlan
 from ownkey.service._admin import Administration
-from ownkey.service._assets import AssetService
 from ownkey.service._builder import Effects, SqlDeployment, SqlProfile
 from ownkey.service._coverage import Coverage, ServiceCoverage
 from ownkey.service._job_ops import JobOperations
-from ownkey.service._jobs import JobRunner
 from ownkey.service._key_ops import KeyOperations
 from ownkey.service._org_ops import OrgOperations, OrgUpdate
 from ownkey.service._plan import policy_engine
 from ownkey.service._request import policy_part
 from ownkey.service._settings import ProtectorSettings
-from ownkey.storage import (
-    AssetStore,
-    AuditLog,
-    Database,
-    JobStore,
-    blob_store_from_env,
-    check_private_home,
-    database_url,
-    ownkey_home,
-)
+from ownkey.storage import AuditLog, Database, check_private_home, database_url, ownkey_home
+
+if TYPE_CHECKING:  # built on first use: a command that reads keys or orgs never loads them
+    from ownkey.service._assets import AssetService
+    from ownkey.service._jobs import JobRunner
+    from ownkey.storage import JobStore
 
 __all__ = ["Coverage", "OrgUpdate", "Runtime", "ServiceCoverage"]
 
@@ -112,14 +106,14 @@ class Runtime:
         self.audit_sink = built.audit_sink
         self.signing_key = built.signing_key
         self.env = built.env
-        self.jobs = JobStore(built.database)
         self._deps = built.deps
         self._providers = built.providers
         self._registry = built.registry
         self._rules = built.rules
         self._policy = built.policy
         self._assets: AssetService | None = None
-        self._assets_lock = threading.Lock()
+        self._jobs: tuple[JobStore, JobOperations] | None = None
+        self._build_lock = threading.Lock()
         self._closed = False
         admin = self.protector.admin
         self.org_ops = OrgOperations(
@@ -136,14 +130,6 @@ class Runtime:
             auditor=built.deps.auditor,
             env=built.env,
             assets=lambda: self.assets,
-        )
-        self.job_ops = JobOperations(
-            protector=self.protector,
-            store=self.jobs,
-            orgs=self.org_ops,
-            assets=lambda: self.assets,
-            clock=built.deps.clock,
-            refresh=lambda: self.invalidate(orgs=()),
         )
 
     def __repr__(self) -> str:
@@ -243,11 +229,44 @@ class Runtime:
         found = self._assets
         if found is not None:
             return found
-        with self._assets_lock:
+        from ownkey.service._assets import AssetService
+        from ownkey.storage import AssetStore, blob_store_from_env
+
+        with self._build_lock:
             if self._assets is None:
                 store = AssetStore(self.database, blob_store_from_env(self.env))
                 self._assets = AssetService(self.protector, store)
             return self._assets
+
+    @property
+    def jobs(self) -> JobStore:
+        """The resumable jobs' records (built on first use, with :attr:`job_ops`)."""
+        return self._job_parts()[0]
+
+    @property
+    def job_ops(self) -> JobOperations:
+        """Resumable jobs: create, preview, run, list (built on first use)."""
+        return self._job_parts()[1]
+
+    def _job_parts(self) -> tuple[JobStore, JobOperations]:
+        found = self._jobs
+        if found is not None:
+            return found
+        from ownkey.storage import JobStore
+
+        with self._build_lock:
+            if self._jobs is None:
+                store = JobStore(self.database)
+                operations = JobOperations(
+                    protector=self.protector,
+                    store=store,
+                    orgs=self.org_ops,
+                    assets=lambda: self.assets,
+                    clock=self._deps.clock,
+                    refresh=lambda: self.invalidate(orgs=()),
+                )
+                self._jobs = (store, operations)
+            return self._jobs
 
     @property
     def job_runner(self) -> JobRunner:
