@@ -200,3 +200,46 @@ def test_a_group_built_alone_answers_as_in_the_whole_app(group: str) -> None:
     assert alone.exit_code == whole.exit_code == 0
     assert alone.output == whole.output
     assert "<bool>" not in alone.output
+
+
+def test_the_collector_is_paused_while_the_runtime_opens_and_resumed_after(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from ownkey.cli._common import runtime
+    from ownkey.service import Runtime
+
+    seen: list[bool] = []
+    real_open = Runtime.open
+
+    def recording_open(**kwargs: object) -> Runtime:
+        seen.append(gc.isenabled())
+        return real_open(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setenv("OWNKEY_HOME", str(home))
+    monkeypatch.delenv("OWNKEY_DATABASE_URL", raising=False)
+    monkeypatch.setattr(Runtime, "open", staticmethod(recording_open))
+    assert gc.isenabled()
+    with runtime() as opened:
+        assert gc.isenabled()  # the command itself runs with the collector on
+        assert opened.org("acme").name == "acme"
+    assert seen == [False]
+    assert gc.isenabled()
+
+
+def test_a_failed_open_resumes_the_collector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    import typer
+
+    from ownkey.cli._common import runtime
+
+    (tmp_path / "ownkey.db").write_bytes(b"not a database")
+    monkeypatch.setenv("OWNKEY_HOME", str(tmp_path))
+    monkeypatch.delenv("OWNKEY_DATABASE_URL", raising=False)
+    with pytest.raises(typer.Exit), runtime():
+        pass
+    assert gc.isenabled()
