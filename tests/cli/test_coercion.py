@@ -8,7 +8,7 @@ here rather than in a command.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import typer
@@ -50,6 +50,16 @@ def test_most_parameters_are_plain_and_the_rest_keep_typers_coercion() -> None:
     others = {param.type_descriptor.annotation for _, param in PARAMETERS if not is_plain(param)}
     assert str not in others, others
     assert bool not in others, others
+
+
+def test_an_option_with_choices_keeps_typers_check() -> None:
+    def command(mode: Literal["a", "b"] = "a", name: str = "x") -> None: ...
+
+    built = typer.Typer()
+    built.command()(command)
+    params = {param.name: param for param in typer.main.get_command(built).params}
+    assert not is_plain(params["mode"])
+    assert is_plain(params["name"])
 
 
 def test_the_app_built_for_a_command_uses_the_plain_coercion() -> None:
