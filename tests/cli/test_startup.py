@@ -123,17 +123,32 @@ def test_a_command_that_prints_no_table_imports_no_rich(home: Path) -> None:
     assert "rich" not in loaded
 
 
-def test_the_service_package_loads_a_module_when_its_name_is_used() -> None:
-    probe = (
-        "import sys, ownkey.service as s\n"
-        "inside = lambda: sorted(m for m in sys.modules if m.startswith('ownkey.service.'))\n"
-        "before = inside(); s.ProtectorSettings\n"
-        "print(before, 'ownkey.service._settings' in inside())"
-    )
+def _python(code: str) -> list[str]:
+    """The words ``code`` prints, run in a fresh interpreter (nothing imported beforehand)."""
     done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    assert done.stdout.split() == ["[]", "True"], done.stdout
+    return done.stdout.split()
+
+
+@pytest.mark.parametrize(
+    ("package", "name", "its_module", "another_module"),
+    [
+        ("ownkey.service", "ProtectorSettings", "_settings", "_assets"),
+        ("ownkey.storage", "Database", "_engine", "_assets"),
+    ],
+)
+def test_a_package_loads_a_module_when_its_name_is_used(
+    package: str, name: str, its_module: str, another_module: str
+) -> None:
+    probe = (
+        f"import sys, {package} as p\n"
+        f"inside = lambda: sorted(m for m in sys.modules if m.startswith('{package}.'))\n"
+        f"before = inside(); p.{name}\n"
+        f"print(before, '{package}.{its_module}' in inside(), "
+        f"'{package}.{another_module}' in inside())"
+    )
+    assert _python(probe) == ["[]", "True", "False"]
 
 
 def test_help_and_version_open_no_database(home: Path) -> None:
@@ -148,23 +163,7 @@ def test_importing_the_cli_imports_no_command_module() -> None:
         "import sys, ownkey.cli\n"
         "print(sorted(m for m in sys.modules if m.startswith('ownkey.cli.')))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert done.stdout.split() == ["['ownkey.cli._app',", "'ownkey.cli._coercion']"], done.stdout
-
-
-def test_the_storage_package_loads_a_module_when_its_name_is_used() -> None:
-    probe = (
-        "import sys, ownkey.storage as s\n"
-        "inside = lambda: sorted(m for m in sys.modules if m.startswith('ownkey.storage.'))\n"
-        "before = inside(); s.Database\n"
-        "print(before, 'ownkey.storage._engine' in inside(), 'ownkey.storage._assets' in inside())"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert done.stdout.split() == ["[]", "True", "False"], done.stdout
+    assert _python(probe) == ["['ownkey.cli._app',", "'ownkey.cli._coercion']"]
 
 
 @pytest.mark.parametrize(

@@ -4,16 +4,16 @@ Every command prints a human view by default and JSON with ``--json``; bad input
 2 and one line on stderr, never a traceback.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from ownkey.cli._app import main, whole_app
+from ownkey._lazy import lazy_names
+from ownkey.cli._app import main
+
+if TYPE_CHECKING:
+    from ownkey.cli._app import app
 
 __all__ = ["app", "main"]
 
-
-def __getattr__(name: str) -> Any:
-    """``app`` (every command) is built on first use (PEP 562): ``ownkey key list`` builds and
-    imports only what ``key`` needs."""
-    if name == "app":
-        return whole_app()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ``app`` (every command) is built on first use: ``ownkey key list`` builds and imports only what
+# ``key`` needs.
+__getattr__, __dir__ = lazy_names(__name__, globals(), {"app": "ownkey.cli._app"}, __all__)
