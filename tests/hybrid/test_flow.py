@@ -339,7 +339,11 @@ def test_privileged_unwrap_is_for_the_customers_listed_admins_only(
 def test_digest_and_rewrap_need_their_roles(flow: Flow, sealed_a: bytes) -> None:
     """HYB-4."""
     wrapped, _ = split(sealed_a)
-    body = {"wrapped_key": base64.b64encode(wrapped).decode(), "reason": "migration"}
+    body = {
+        "wrapped_key": base64.b64encode(wrapped).decode(),
+        "reason": "migration",
+        "authentication": flow.sign_in(BOB, KACLS_AUD),
+    }
     digest = httpx.post(
         flow.kacls_url + "/digest", json={**body, "authorization": flow.grant(BOB, "conv-a")}
     )
@@ -553,7 +557,11 @@ def test_rewrap_moves_a_dek_to_the_current_key_version(flow: Flow) -> None:
             "exp": now + 60,
         }
     )
-    body = {"authorization": migrator, "wrapped_key": base64.b64encode(wrapped).decode()}
+    body = {
+        "authentication": flow.sign_in(ADMIN, KACLS_AUD),
+        "authorization": migrator,
+        "wrapped_key": base64.b64encode(wrapped).decode(),
+    }
     answer = flow.http.post(flow.kacls_url + "/rewrap", json=body)
     assert answer.status_code == 200, answer.text
     rewrapped = base64.b64decode(answer.json()["wrapped_key"])
@@ -563,8 +571,9 @@ def test_rewrap_moves_a_dek_to_the_current_key_version(flow: Flow) -> None:
     digest = flow.http.post(
         flow.kacls_url + "/digest",
         json={
+            "authentication": flow.sign_in(BOB, KACLS_AUD),
             "authorization": flow.grant(BOB, "conv-a", "reader"),
-            **{"wrapped_key": body["wrapped_key"]},
+            "wrapped_key": body["wrapped_key"],
         },
     )
     assert digest.json()["resource_key_hash"] == answer.json()["resource_key_hash"]

@@ -231,3 +231,22 @@ def test_a_signed_claim_of_the_wrong_kind_is_a_denial(
     with pytest.raises(AccessDenied):
         service.wrap(body)
     http.close()
+
+
+@pytest.mark.parametrize(("op", "role"), [("digest", "reader"), ("rewrap", "migrator")])
+def test_digest_and_rewrap_need_the_users_authentication_not_only_the_grant(
+    tmp_path: Path, op: str, role: str
+) -> None:
+    """Issue 23 s4: with the platform's grant alone, the platform wrote any user it liked into
+    the customer's log (``digest``/``rewrap`` checked no authentication token)."""
+    service, keys, _, http = _service(tmp_path)
+    wrapped = service.wrap(_body(keys))["wrapped_key"]
+    body = _body(keys, role=role)
+    grant_only = {"authorization": body["authorization"], "wrapped_key": wrapped}
+    with pytest.raises(AccessDenied, match="authentication token refused: missing"):
+        getattr(service, op)(grant_only)
+    records = [r.body for r in service._store.records()]
+    assert b'"outcome":"denied"' in records[-1]
+    answer = getattr(service, op)({**grant_only, "authentication": body["authentication"]})
+    assert answer["resource_key_hash"]
+    http.close()

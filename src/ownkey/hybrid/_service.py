@@ -2,8 +2,10 @@
 
 Every call is decided in one order, and every decision is audited before any key leaves:
 
-1. the tokens: the authorization token (platform) always, the authentication token (customer's
-   identity provider) for wrap/unwrap/privileged unwrap; both verified against their own issuer;
+1. the tokens: the authentication token (customer's identity provider) for every operation, the
+   authorization token (platform) for all but the privileged unwrap; each verified against its
+   own issuer. The platform can mint grants, never the user's authentication, so no operation
+   (``digest`` and ``rewrap`` included) runs, or names a user in the log, on a grant alone;
 2. the same user in both (case-insensitive ``email``);
 3. the org of the authorization token is the org this service serves;
 4. the role the platform granted allows this operation (:data:`ROLES`);
@@ -136,19 +138,21 @@ class KeyService:
     def _context(self, call: _Call) -> dict[str, str]:
         return {"org": self.org, "service": call.service, "resource": call.resource}
 
-    def _authorize(self, op: str, body: Mapping[str, Any], call: _Call, *, authn: bool) -> None:
+    def _authorize(self, op: str, body: Mapping[str, Any], call: _Call) -> None:
+        """Both tokens, for every operation that names a resource. The user comes from the
+        customer's identity provider first: the platform can mint any grant, so a grant alone
+        never names the user of a call, not even in a refused call's audit record."""
+        identity = self._authn.verify(body.get("authentication"))
+        call.user = str(identity["email"]).lower()
         claims = self._authz.verify(body.get("authorization"))
-        call.user = str(claims["email"]).lower()
         call.resource = _usable(claims.get("resource_name"))
         call.role = _usable(claims.get("role"))
         service = claims.get("service", HYBRID_SERVICE_ID)
         if not isinstance(service, str) or service not in CLIENT_SIDE_SERVICES:
             raise AccessDenied("authorization token names no client-side service", reason="policy")
         call.service = str(service)
-        if authn:
-            identity = self._authn.verify(body.get("authentication"))
-            if str(identity["email"]).lower() != call.user:
-                raise AccessDenied("the two tokens name different users", reason="policy")
+        if str(claims["email"]).lower() != call.user:
+            raise AccessDenied("the two tokens name different users", reason="policy")
         if claims.get("org") != self.org:
             raise AccessDenied("authorization token is for another org", reason="policy")
         if not call.resource:
@@ -219,7 +223,7 @@ class KeyService:
 
     def wrap(self, body: Mapping[str, Any]) -> dict[str, str]:
         def run(call: _Call) -> dict[str, str]:
-            self._authorize("wrap", body, call, authn=True)
+            self._authorize("wrap", body, call)
             dek = b64decode("key", body.get("key"), MAX_DEK_BYTES)
             return {"wrapped_key": b64encode(self._wrap(dek, call))}
 
@@ -227,7 +231,7 @@ class KeyService:
 
     def unwrap(self, body: Mapping[str, Any]) -> dict[str, str]:
         def run(call: _Call) -> dict[str, str]:
-            self._authorize("unwrap", body, call, authn=True)
+            self._authorize("unwrap", body, call)
             wrapped = b64decode("wrapped_key", body.get("wrapped_key"), MAX_WRAPPED_BYTES)
             return {"key": b64encode(self._unwrap(wrapped, call))}
 
@@ -235,7 +239,7 @@ class KeyService:
 
     def digest(self, body: Mapping[str, Any]) -> dict[str, str]:
         def run(call: _Call) -> dict[str, str]:
-            self._authorize("digest", body, call, authn=False)
+            self._authorize("digest", body, call)
             wrapped = b64decode("wrapped_key", body.get("wrapped_key"), MAX_WRAPPED_BYTES)
             dek = self._unwrap(wrapped, call)
             return {"resource_key_hash": self._digest(dek, call)}
@@ -246,7 +250,7 @@ class KeyService:
         """Re-wrap under the key's current version (after a rotation), same resource."""
 
         def run(call: _Call) -> dict[str, str]:
-            self._authorize("rewrap", body, call, authn=False)
+            self._authorize("rewrap", body, call)
             wrapped = b64decode("wrapped_key", body.get("wrapped_key"), MAX_WRAPPED_BYTES)
             dek = self._unwrap(wrapped, call)
             return {
