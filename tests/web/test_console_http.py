@@ -370,3 +370,73 @@ def test_a_rule_stored_by_an_older_version_is_listed_as_unreadable(site: Site) -
     assert "Unreadable" in page.text
     assert "since is inf" in page.text
     assert "whole scope" in page.text
+
+
+def test_sign_out_needs_its_csrf_token(site: Site) -> None:
+    """Issue 23: a forged sign-out (no token, a wrong one, not a form) leaves the session."""
+    with site.client() as client:
+        csrf = _sign_in(client, site.acme)
+        forgeries = (
+            client.post("/admin/signout", data={}, follow_redirects=False),
+            client.post("/admin/signout", data={"csrf": "forged"}, follow_redirects=False),
+            client.post(
+                "/admin/signout",
+                content=f"csrf={csrf}",
+                headers={"Content-Type": "text/plain"},
+                follow_redirects=False,
+            ),
+        )
+        for forged in forgeries:
+            assert forged.status_code == 403
+            assert "CSRF" in forged.text
+            assert client.get("/admin/acme", follow_redirects=False).status_code == 200
+        done = client.post("/admin/signout", data={"csrf": csrf}, follow_redirects=False)
+        assert done.status_code == 303
+        assert done.headers["location"] == "/admin/signin"
+        assert client.get("/admin/acme", follow_redirects=False).status_code == 303
+
+
+def test_another_orgs_pages_and_forms_are_not_found_like_no_org(site: Site) -> None:
+    """Issue 23: the cross-org check of the browser module, over HTTP (it runs without
+    chromium): every page and form of another org answers the page of an org that does not
+    exist, and changes nothing."""
+    from ownkey.keys import RevocationRule
+
+    rule = site.runtime.revoke(RevocationRule(org="globex", scope="channel-x"), actor="test")
+    job = site.runtime.create_job("shred", org="globex")
+    with site.client() as client:
+        csrf = _sign_in(client, site.acme)
+        nowhere = client.get("/admin/no-such-org")
+        assert nowhere.status_code == 404
+        for path in (
+            "/admin/globex",
+            "/admin/globex/coverage",
+            "/admin/globex/revocations",
+            "/admin/globex/usage",
+            "/admin/globex/usage.csv",
+            "/admin/globex/jobs",
+            f"/admin/globex/jobs/{job.job_id}",
+            f"/admin/globex/jobs/live/{job.job_id}",
+            "/admin/globex/key",
+            "/admin/globex/key/disable",
+            f"/admin/acme/jobs/{job.job_id}",
+        ):
+            answer = client.get(path, follow_redirects=False)
+            assert answer.status_code == 404, path
+            assert answer.text == nowhere.text, path  # the same page as no org at all
+        for path, data in (
+            ("/admin/globex/check", {}),
+            ("/admin/globex/coverage/0010", {"enable": "1"}),
+            ("/admin/globex/revocations/preview", {"scope": "all"}),
+            ("/admin/globex/revocations", {"scope": "all"}),
+            (f"/admin/globex/revocations/{rule.rule_id}/lift", {}),
+            (f"/admin/acme/revocations/{rule.rule_id}/lift", {}),
+            ("/admin/globex/key/disable", {}),
+        ):
+            answer = client.post(path, data={**data, "csrf": csrf}, follow_redirects=False)
+            assert answer.status_code == 404, path
+            assert answer.text == nowhere.text, path
+    assert [r.rule_id for r in site.runtime.admin.rules("globex")] == [rule.rule_id]
+    assert "0010" not in site.runtime.org("globex").settings.services
+    assert [j.job_id for j in site.runtime.list_jobs("globex")] == [job.job_id]
+    assert site.runtime.list_jobs("acme") == []
