@@ -6,12 +6,18 @@ not exist (the API's rule, docs/api.md). Every POST carries the session's CSRF t
 field, compared in constant time; a POST without it is refused (403) before anything is read
 or changed. The session cookie is HttpOnly, SameSite=Strict, Secure when served over TLS, and
 scoped to ``/admin``.
+
+Sign-in attempts are limited per client address (:data:`CLIENT_SIGNINS`, failed ones included:
+token guessing) and successful sign-ins per org (:data:`ORG_SIGNINS`); beyond either the answer
+is 429 with ``Retry-After``. The client address is the connection's, which uvicorn takes from
+``X-Forwarded-For`` only for the proxies it trusts (``--forwarded-allow-ips``).
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Protocol
@@ -32,10 +38,13 @@ from ownkey.errors import (
 from ownkey.service import BackgroundJobs, Runtime
 from ownkey.storage import ORG_TOKEN, ApiToken
 from ownkey.web._render import page
-from ownkey.web._session import Session, Sessions, same_secret
+from ownkey.web._session import Session, Sessions, SessionsFull, same_secret
+from ownkey.web._throttle import Throttle
 
 __all__ = [
+    "CLIENT_SIGNINS",
     "COOKIE",
+    "ORG_SIGNINS",
     "ConsoleDeps",
     "Form",
     "Guard",
@@ -50,6 +59,10 @@ SIGNIN_COOKIE = "ownkey_signin"
 MAX_FORM_BYTES = 64 * 1024
 MAX_FORM_FIELDS = 64
 _ORG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: Sign-in attempts of one client address: this many at once, as many more each period (s).
+CLIENT_SIGNINS = (10, 60.0)
+#: Successful sign-ins into one org: this many at once, as many more each period (s).
+ORG_SIGNINS = (20, 60.0)
 
 
 class TokenAuthority(Protocol):
@@ -134,9 +147,19 @@ def _secure(request: Request) -> bool:
 class Guard:
     """Sessions, and the checks every console request passes before its page is built."""
 
-    def __init__(self, deps: ConsoleDeps, sessions: Sessions) -> None:
+    def __init__(
+        self,
+        deps: ConsoleDeps,
+        sessions: Sessions,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._deps = deps
         self.sessions = sessions
+        burst, period = CLIENT_SIGNINS
+        self._by_client = Throttle(burst=burst, period=period, clock=clock)
+        burst, period = ORG_SIGNINS
+        self._by_org = Throttle(burst=burst, period=period, clock=clock)
 
     # -- pages of an org -----------------------------------------------------------------------
 
@@ -220,6 +243,10 @@ class Guard:
             return self.signin_page(
                 request, message="The sign-in form expired: try again.", status=403
             )
+        client = request.client.host if request.client is not None else ""
+        wait = self._by_client.take(client)
+        if wait:
+            return self._too_many(request, wait)
         text = form.get("token")
         token = self._deps.tokens.authenticate(text) if text else None
         org = None if token is None else token.org
@@ -234,8 +261,18 @@ class Guard:
                 message="That is not a valid org admin token.",
                 status=401,
             )
+        wait = self._by_org.take(org)
+        if wait:
+            return self._too_many(request, wait)
         self.sessions.end(request.cookies.get(COOKIE))  # never two sessions for one browser
-        session = self.sessions.start(token=text, org=org, actor=f"token:{token.token_id}")
+        try:
+            session = self.sessions.start(token=text, org=org, actor=f"token:{token.token_id}")
+        except SessionsFull:
+            busy = self.signin_page(
+                request, message="This node has no room for another session: try later.", status=503
+            )
+            busy.headers["Retry-After"] = "60"
+            return busy
         response = RedirectResponse(f"/admin/{org}", status_code=303)
         response.delete_cookie(
             SIGNIN_COOKIE, path="/admin", secure=_secure(request), httponly=True, samesite="strict"
@@ -248,6 +285,17 @@ class Guard:
             secure=_secure(request),
             samesite="strict",
         )
+        return response
+
+    def _too_many(self, request: Request, wait: float) -> Response:
+        """429: too many sign-in attempts (of this client, or into this org), and when to retry."""
+        after = Throttle.retry_after(wait)
+        response = self.signin_page(
+            request,
+            message=f"Too many sign-in attempts: try again in {after} seconds.",
+            status=429,
+        )
+        response.headers["Retry-After"] = after
         return response
 
     def signout(self, request: Request, form: Form) -> Response:

@@ -33,7 +33,7 @@ def _static() -> dict[str, bytes]:
 
 def console_router(deps: ConsoleDeps, *, clock: Callable[[], float] = time.time) -> APIRouter:
     """The console over ``deps`` (the API's state): its own sessions, nothing global."""
-    guard = Guard(deps, Sessions(clock=clock))
+    guard = Guard(deps, Sessions(clock=clock), clock=clock)
     pages = Pages(deps, guard, clock)
     files = _static()
     router = APIRouter(prefix="/admin", include_in_schema=False)
