@@ -195,7 +195,13 @@ def test_users_and_licences(acme: Path) -> None:
     assert js("user", "remove", "acme", ANN)["changed"] == 1
     assert "CMK licence" in ok("user", "list", "acme").stdout
     assert "no user 'x@acme.test'" in one_line_error(run("user", "license", "acme", "x@acme.test"))
-    assert "not a user id" in one_line_error(run("user", "add", "acme", "a b"))
+    assert "not a user's email address" in one_line_error(run("user", "add", "acme", "a b"))
+    # One rule, one spelling (issue 23 s4): `ann` is no user, `Ann@Acme.test` is ann@acme.test.
+    assert "no @domain" in one_line_error(run("user", "add", "acme", "ann"))
+    assert "only ASCII" in one_line_error(run("user", "add", "acme", "\u212aim@acme.test"))
+    ok("user", "add", "acme", "Cy@Acme.test")
+    assert "cy@acme.test" in [u["user"] for u in js("user", "list", "acme")]
+    assert "Cy@Acme.test" not in [u["user"] for u in js("user", "list", "acme")]
     assert "no org 'globex'" in one_line_error(run("user", "add", "globex", ANN))
 
 

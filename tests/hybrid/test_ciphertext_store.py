@@ -86,11 +86,39 @@ def test_only_sealed_messages_are_stored(runtime: Runtime) -> None:
 def test_a_users_org_comes_from_the_directory_and_is_unique(runtime: Runtime) -> None:
     users = DirectoryOrgUsers(runtime.directory)
     assert users.org_of_user(ANN) is None
-    runtime.add_users(ORG, ["Ann@Acme.test"])  # the directory's spelling
+    runtime.add_users(ORG, ["Ann@Acme.test"])  # stored as ann@acme.test: one user, one spelling
+    assert [u.user for u in runtime.users(ORG)] == [ANN]
     assert users.org_of_user(ANN) == ORG
     assert users.org_of_user(ANN.upper()) == ORG
+    assert users.org_of_user("\u212aim@acme.test") is None  # no look-alike is anyone
+
+
+def test_another_org_cannot_claim_or_shadow_a_user(runtime: Runtime) -> None:
+    """Issue 23 s4: globex added ``BOB@ACME.TEST`` to its users; bob, now listed by two orgs,
+    was a member of neither and lost every grant in acme's conversations (acme saw nothing)."""
+    users = DirectoryOrgUsers(runtime.directory)
+    runtime.add_users(ORG, ["bob@acme.test"])
     runtime.create_org("globex")
-    runtime.add_users("globex", [ANN])
-    assert users.org_of_user(ANN) is None  # listed twice: no member of either
+    for spelling in ("BOB@ACME.TEST", "bob@acme.test", "Bob@Acme.Test"):
+        with pytest.raises(Conflict, match="belongs to another org"):
+            runtime.add_users("globex", [spelling])
+        with pytest.raises(Conflict):
+            runtime.add_users("globex", ["new@globex.test", spelling])  # nothing of it is added
+    assert runtime.users("globex") == []
+    assert users.org_of_user("bob@acme.test") == ORG
+    runtime.add_users(ORG, ["BOB@acme.test"], licensed=True)  # its own org may re-add it
+    assert [(u.user, u.licensed) for u in runtime.users(ORG)] == [("bob@acme.test", True)]
+
+
+@pytest.mark.parametrize("user", ["ann", "Ann@Acme", "\u212aim@acme.test", "a b@acme.test"])
+def test_the_directory_takes_only_valid_ascii_addresses(runtime: Runtime, user: str) -> None:
+    """``ownkey user add acme ann`` made a user ``ann`` beside ``ann@acme.test``."""
+    with pytest.raises(InvalidRequest, match="not a user's email address"):
+        runtime.add_users(ORG, [user])
+    assert runtime.users(ORG) == []
+
+
+def test_org_flags_come_from_the_directory(runtime: Runtime) -> None:
+    users = DirectoryOrgUsers(runtime.directory)
     assert users.advanced_chat_encryption(ORG) is False
     assert users.advanced_chat_encryption("nobody") is False

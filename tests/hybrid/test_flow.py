@@ -585,3 +585,23 @@ def test_rewrap_moves_a_dek_to_the_current_key_version(flow: Flow) -> None:
     assert (
         MessageCipher(ScopeKey(key_id(wrapped), dek)).open(envelope, context) == b"before rotation"
     )
+
+
+def test_a_look_alike_of_a_member_gets_no_grant_and_no_key(flow: Flow, sealed_a: bytes) -> None:
+    """Issue 23 s4: U+212A KELVIN SIGN lower-cases to "k" (tests/policy/test_identity.py); an
+    IdP account spelled with a non-ASCII look-alike is refused by the platform and by the key
+    service, never merged with the member it imitates."""
+    wrapped, _ = split(sealed_a)
+    for look_alike in ("\u0430lice@acme.example", "\u212a" + ALICE[1:], ALICE.upper() + "\u200d"):
+        answer = flow.http.post(
+            flow.platform_url + "/hybrid/authorize",
+            json={
+                "authentication": flow.idp.token(email=look_alike, aud="ownkey-platform"),
+                "conversation": "conv-a",
+                "role": "reader",
+            },
+        )
+        assert answer.status_code == 403, answer.text
+        authn = flow.idp.token(email=look_alike, aud=KACLS_AUD)
+        grant = flow.grant(ALICE, "conv-a", "reader")
+        assert _unwrap(flow, authn, grant, wrapped).status_code == 403

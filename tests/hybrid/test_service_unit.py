@@ -61,7 +61,8 @@ def _service(tmp_path: Path, store_class: type[HybridStore] = HybridStore) -> tu
 
 def _body(keys: dict[str, SigningKeys], **grant: str) -> dict[str, str]:
     now = int(time.time())
-    base = {"aud": "kacls", "iat": now, "exp": now + 60, "email": "al@acme.example"}
+    email = grant.pop("email", "al@acme.example")
+    base = {"aud": "kacls", "iat": now, "exp": now + 60, "email": email}
     claims = {"org": "acme", "resource_name": "c-1", "role": "writer", **grant}
     return {
         "authentication": keys[IDP].sign({**base, "iss": IDP}),
@@ -250,3 +251,34 @@ def test_digest_and_rewrap_need_the_users_authentication_not_only_the_grant(
     answer = getattr(service, op)({**grant_only, "authentication": body["authentication"]})
     assert answer["resource_key_hash"]
     http.close()
+
+
+def test_a_look_alike_identity_gets_no_key_of_the_user_it_imitates(tmp_path: Path) -> None:
+    """Issue 23 s4: ``"\\u212aim@acme.example".lower()`` is kim's address; a token for the
+    Kelvin-sign account with kim's grant unwrapped kim's keys. Non-ASCII is no identity."""
+    service, keys, _, http = _service(tmp_path)
+    kim = {"email": "kim@acme.example"}
+    wrapped = service.wrap({**_body(keys, **kim)})["wrapped_key"]
+    now = int(time.time())
+    body = _body(keys, **kim, role="reader")
+    body["authentication"] = keys[IDP].sign(
+        {"iss": IDP, "aud": "kacls", "iat": now, "exp": now + 60, "email": "\u212aim@acme.example"}
+    )
+    with pytest.raises(AccessDenied, match="no email claim"):
+        service.unwrap({**body, "wrapped_key": wrapped})
+    http.close()
+
+
+def test_the_platform_grants_no_look_alike_identity(tmp_path: Path) -> None:
+    from ownkey.hybrid.platform import AuthorizationIssuer, JsonMembership
+
+    members = tmp_path / "members.json"
+    members.write_text(
+        '{"acme": {"users": ["kim@acme.example"], "conversations": {"c-1": ["Kim@Acme.example"]}}}'
+    )
+    issuer = AuthorizationIssuer(
+        issuer=PLATFORM, audience="kacls", keys=SigningKeys(), members=JsonMembership(members)
+    )
+    assert issuer.authorize("KIM@acme.example", "c-1", "reader")  # ASCII case: one user
+    with pytest.raises(InvalidRequest, match="only ASCII"):
+        issuer.authorize("\u212aim@acme.example", "c-1", "reader")

@@ -19,9 +19,9 @@ from typing import Any, Final
 from ownkey.envelope import Ed25519Signer
 from ownkey.errors import ConfigError
 from ownkey.hybrid._tokens import DEFAULT_SKEW_SECONDS, Issuer
-from ownkey.hybrid._values import check_email, check_issuer
+from ownkey.hybrid._values import check_issuer
 from ownkey.keys import KeyProvider
-from ownkey.policy import check_org
+from ownkey.policy import canonical_email, check_org
 from ownkey.providers import build_provider
 
 __all__ = [
@@ -105,8 +105,7 @@ def init_home(
     check_org("org", org)
     check_issuer("idp", authentication.issuer)
     check_issuer("platform", authorization.issuer)
-    for email in privileged:
-        check_email("privileged", email)
+    privileged = tuple(canonical_email("privileged", email) for email in privileged)
     try:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
@@ -127,7 +126,7 @@ def init_home(
         key_id=key_id,
         authentication=authentication,
         authorization=authorization,
-        privileged=tuple(email.lower() for email in privileged),
+        privileged=privileged,
         provider_kind=provider_kind,
         provider_settings=settings,
         skew_seconds=skew_seconds,
@@ -147,7 +146,7 @@ def load_config(home: Path) -> HybridConfig:
             key_id=str(raw["key_id"]),
             authentication=Issuer(**raw["authentication"]),
             authorization=Issuer(**raw["authorization"]),
-            privileged=tuple(str(email).lower() for email in raw.get("privileged", ())),
+            privileged=tuple(canonical_email("privileged", e) for e in raw.get("privileged", ())),
             provider_kind=str(raw.get("provider_kind", "local")),
             provider_settings={str(k): str(v) for k, v in raw.get("provider_settings", {}).items()},
             skew_seconds=float(raw.get("skew_seconds", DEFAULT_SKEW_SECONDS)),

@@ -6,7 +6,7 @@ Every call is decided in one order, and every decision is audited before any key
    authorization token (platform) for all but the privileged unwrap; each verified against its
    own issuer. The platform can mint grants, never the user's authentication, so no operation
    (``digest`` and ``rewrap`` included) runs, or names a user in the log, on a grant alone;
-2. the same user in both (case-insensitive ``email``);
+2. the same user in both (``email`` in the canonical form of ``ownkey.policy.canonical_email``);
 3. the org of the authorization token is the org this service serves;
 4. the role the platform granted allows this operation (:data:`ROLES`);
 5. no revocation applies: the whole org, the user, the conversation (read on every call);
@@ -143,7 +143,7 @@ class KeyService:
         customer's identity provider first: the platform can mint any grant, so a grant alone
         never names the user of a call, not even in a refused call's audit record."""
         identity = self._authn.verify(body.get("authentication"))
-        call.user = str(identity["email"]).lower()
+        call.user = str(identity["email"])  # canonical (TokenVerifier)
         claims = self._authz.verify(body.get("authorization"))
         call.resource = _usable(claims.get("resource_name"))
         call.role = _usable(claims.get("role"))
@@ -151,7 +151,7 @@ class KeyService:
         if not isinstance(service, str) or service not in CLIENT_SIDE_SERVICES:
             raise AccessDenied("authorization token names no client-side service", reason="policy")
         call.service = str(service)
-        if str(claims["email"]).lower() != call.user:
+        if claims["email"] != call.user:
             raise AccessDenied("the two tokens name different users", reason="policy")
         if claims.get("org") != self.org:
             raise AccessDenied("authorization token is for another org", reason="policy")
@@ -266,7 +266,7 @@ class KeyService:
 
         def run(call: _Call) -> dict[str, str]:
             identity = self._authn.verify(body.get("authentication"))
-            call.user = str(identity["email"]).lower()
+            call.user = str(identity["email"])
             call.role = "privileged"
             resource = _usable(body.get("resource_name"))
             if not resource:

@@ -35,8 +35,7 @@ from ownkey.audit._chain import (
 )
 from ownkey.envelope import Ed25519Signer, sha256
 from ownkey.errors import AuditUnavailable, InvalidRequest
-from ownkey.hybrid._values import check_email
-from ownkey.policy import check_id, check_org
+from ownkey.policy import canonical_email, check_id, check_org
 
 __all__ = ["REVOCATION_KINDS", "HybridStore", "signer_key_id"]
 
@@ -52,7 +51,7 @@ def _revocation_key(kind: str, value: str) -> str:
     if kind == "org":
         return check_org("value", value)
     if kind == "user":
-        return check_email("value", value).lower()
+        return canonical_email("value", value)
     return check_id("value", value)
 
 
@@ -127,7 +126,7 @@ class HybridStore:
         """The first revocation that applies (``org``, ``user`` or ``conversation``), or None."""
         wanted = [("org", self.org)]
         if user is not None:
-            wanted.append(("user", user.lower()))
+            wanted.append(("user", user))
         if conversation is not None:
             wanted.append(("conversation", conversation))
         with self._lock:

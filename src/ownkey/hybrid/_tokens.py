@@ -24,7 +24,7 @@ import httpx
 import jwt
 
 from ownkey.errors import AccessDenied, InvalidRequest, KeyUnavailable
-from ownkey.hybrid._values import check_email
+from ownkey.policy import canonical_email
 
 __all__ = ["ALLOWED_ALGORITHMS", "Issuer", "JwksCache", "TokenVerifier"]
 
@@ -184,9 +184,8 @@ class TokenVerifier:
             raise self._deny("invalid") from exc
         if float(claims["iat"]) > self._clock() + self._skew:
             raise self._deny("issued in the future")
-        email = claims.get("email")
-        try:
-            check_email("email", email if isinstance(email, str) else "")
-        except InvalidRequest:  # not a string, a lone surrogate, a control character, no '@'
-            raise self._deny("no email claim") from None
+        try:  # the one identity rule: ASCII, a valid address; compared in its canonical form
+            claims["email"] = canonical_email("email", claims.get("email"))
+        except InvalidRequest:  # absent, not a string, non-ASCII (a look-alike), not an address
+            raise self._deny("no email claim (an ASCII email address)") from None
         return claims

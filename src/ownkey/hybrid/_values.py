@@ -1,6 +1,7 @@
-"""The key service's own value rules (an issuer URL, an email), beside ``ownkey.policy``'s.
+"""The key service's own value rule (an issuer URL), beside ``ownkey.policy``'s.
 
-``hybrid init`` and the revocation list check what they are given with these before anything is
+``hybrid init`` and the revocation list check what they are given with these (emails by
+``ownkey.policy.canonical_email``, the one identity rule of the project) before anything is
 written, so that a typo is refused in one line instead of becoming a setting or a revocation
 that no token could ever match.
 """
@@ -12,7 +13,7 @@ from urllib.parse import urlsplit
 from ownkey.errors import InvalidRequest
 from ownkey.policy import check_id
 
-__all__ = ["check_email", "check_issuer"]
+__all__ = ["check_issuer"]
 
 
 def check_issuer(field: str, url: str) -> str:
@@ -27,12 +28,3 @@ def check_issuer(field: str, url: str) -> str:
     if host is None or parts.scheme not in ("https", "http") or " " in url:
         raise InvalidRequest(field, "an issuer URL such as https://idp.example.com")
     return url
-
-
-def check_email(field: str, email: str) -> str:
-    """An email as the identity provider's tokens carry it (compared case-insensitively)."""
-    check_id(field, email)
-    local, at, domain = email.partition("@")
-    if not (local and at and domain) or "@" in domain or any(c.isspace() for c in email):
-        raise InvalidRequest(field, f"{email!r} is not an email address")
-    return email

@@ -45,6 +45,7 @@ from ownkey.errors import (
 )
 from ownkey.hybrid._signing import SigningKeys
 from ownkey.hybrid._tokens import Issuer, JwksCache, TokenVerifier
+from ownkey.policy import canonical_email
 
 __all__ = [
     "AUTHORIZATION_SECONDS",
@@ -95,6 +96,20 @@ class CiphertextStore(Protocol):
     def delete_conversation(self, org: str, conversation: str) -> int: ...
 
 
+def _canonical(email: object) -> str | None:
+    """``email`` by the one identity rule (``ownkey.policy.canonical_email``), or None: an entry
+    of a member list that is no valid ASCII address matches no one."""
+    try:
+        return canonical_email("email", email)
+    except InvalidRequest:
+        return None
+
+
+def _has(names: object, email: str) -> bool:
+    """Whether the list ``names`` holds ``email`` (canonical) under the one identity rule."""
+    return isinstance(names, list) and any(_canonical(name) == email for name in names)
+
+
 def _is_names(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(name, str) for name in value)
 
@@ -132,20 +147,20 @@ class JsonMembership:
         return loaded
 
     def org_of(self, email: str) -> str | None:
-        for org, entry in self._load().items():
-            if email in [u.lower() for u in entry.get("users", [])]:
-                return str(org)
-        return None
+        """The one org listing ``email``; None if none does or several do (fail closed, as
+        the org directory: no org can claim another's user)."""
+        orgs = [org for org, entry in self._load().items() if _has(entry.get("users"), email)]
+        return str(orgs[0]) if len(orgs) == 1 else None
 
     def is_member(self, org: str, conversation: str, email: str) -> bool:
         members = self._load().get(org, {}).get("conversations", {}).get(conversation, [])
-        return email in [m.lower() for m in members]
+        return _has(members, email)
 
     def advanced_chat_encryption(self, org: str) -> bool:
         return self._load().get(org, {}).get("advanced_chat_encryption") is True
 
     def is_admin(self, org: str, email: str) -> bool:
-        return email in [a.lower() for a in self._load().get(org, {}).get("admins", [])]
+        return _has(self._load().get(org, {}).get("admins", []), email)
 
 
 class OrgUsers(Protocol):
@@ -167,7 +182,7 @@ class DirectoryMembership:
         self._conversations = conversations
 
     def org_of(self, email: str) -> str | None:
-        return self._directory.org_of_user(email.lower())
+        return self._directory.org_of_user(email)
 
     def is_member(self, org: str, conversation: str, email: str) -> bool:
         return self._directory.org_of_user(email) == org and self._conversations.is_member(
@@ -212,7 +227,7 @@ class AuthorizationIssuer:
             raise InvalidRequest("conversation", "must be 1-128 characters of [A-Za-z0-9._-]")
         if role not in _ROLES:
             raise InvalidRequest("role", "must be writer or reader")
-        email = email.lower()
+        email = canonical_email("email", email)
         org = self._members.org_of(email)
         if org is None or not self._members.is_member(org, conversation, email):
             raise AccessDenied("not a member of this conversation", reason="policy")
@@ -264,7 +279,7 @@ def hybrid_router(
     def caller(request: Request) -> tuple[str, str]:
         header = request.headers.get("authorization", "")
         claims = sign_in.verify(header.removeprefix("Bearer ").strip())
-        email = str(claims["email"]).lower()
+        email = str(claims["email"])  # canonical: TokenVerifier applies canonical_email
         org = members.org_of(email)
         if org is None:
             raise AccessDenied("unknown user", reason="policy")

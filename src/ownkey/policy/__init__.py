@@ -8,6 +8,7 @@ naming the field.
 
 from ownkey.policy._engine import explain
 from ownkey.policy._flags import ORG_FLAG_HELP, ORG_FLAGS
+from ownkey.policy._identity import MAX_EMAIL_CHARS, canonical_email
 from ownkey.policy._plan import KeyRef, KeyType, Protection, ProtectionPlan, Reason, Rule
 from ownkey.policy._request import (
     MAX_REQUEST_BYTES,
@@ -40,6 +41,7 @@ from ownkey.policy._values import (
 
 __all__ = [
     "MAX_DURATION",
+    "MAX_EMAIL_CHARS",
     "MAX_ID_CHARS",
     "MAX_NOTE_CHARS",
     "MAX_REQUEST_BYTES",
@@ -59,6 +61,7 @@ __all__ = [
     "ProtectionPlan",
     "Reason",
     "Rule",
+    "canonical_email",
     "check_duration",
     "check_id",
     "check_note",

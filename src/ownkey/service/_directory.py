@@ -18,7 +18,7 @@ from typing import Any
 
 from ownkey.catalog import SERVICE_IDS
 from ownkey.errors import InvalidRequest
-from ownkey.policy import OrgSettings, check_id, check_org
+from ownkey.policy import OrgSettings, canonical_email, check_org
 from ownkey.storage._directory import ORG_FLAGS, OrgRow, SqlOrgDirectory
 
 __all__ = [
@@ -31,8 +31,6 @@ __all__ = [
     "check_user",
 ]
 
-_MAX_USER = 320
-
 
 def check_org_name(name: str, field: str = "org") -> str:
     """An org name by the one rule of ``ownkey.policy`` (letters, digits, ``.``, ``_``, ``-``;
@@ -41,17 +39,10 @@ def check_org_name(name: str, field: str = "org") -> str:
 
 
 def check_user(user: str, field: str = "user") -> str:
-    """A user id as the platform sends it (an email): the id rule of ``ownkey.policy`` (no
-    control character, no lone surrogate), no spaces, at most 320."""
-    if (
-        not isinstance(user, str)
-        or not user
-        or len(user) > _MAX_USER
-        or any(c.isspace() for c in user)
-    ):
-        raise InvalidRequest(field, f"{user!r} is not a user id (an email, no spaces)")
-    check_id(field, user)
-    return user
+    """A user of the directory in its canonical form: ``ownkey.policy.canonical_email``, the one
+    identity rule the platform's grants and the customer's key service apply too (ASCII, a valid
+    address, lower-cased), so ``Ann@Acme.test`` is ``ann@acme.test`` and ``ann`` is refused."""
+    return canonical_email(field, user)
 
 
 def check_service_ids(service_ids: Iterable[str], field: str = "services") -> tuple[str, ...]:

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from ownkey.envelope import peek_key_id
 from ownkey.errors import Conflict, InvalidRequest, NotFound
+from ownkey.policy import canonical_email
 from ownkey.service._directory import OrgDirectory
 from ownkey.storage import AssetRecord, AssetStore
 
@@ -142,7 +143,11 @@ class DirectoryOrgUsers:
     def org_of_user(self, email: str) -> str | None:
         """The one org listing ``email``; None if none does, or more than one (fail closed: a
         grant names one org, and an ambiguous user is no member of either)."""
-        orgs = self._directory.store.orgs_of_user(email.lower())
+        try:
+            email = canonical_email("email", email)
+        except InvalidRequest:
+            return None  # no valid address is no one's
+        orgs = self._directory.store.orgs_of_user(email)
         return orgs[0] if len(orgs) == 1 else None
 
     def advanced_chat_encryption(self, org: str) -> bool:

@@ -214,7 +214,7 @@ class OrgOperations:
         """Grant or withdraw the CMK licence of existing users; NotFound for an unknown one."""
         self.require(org)
         known = {user.user for user in self.users(org)}
-        missing = sorted(set(users) - known)
+        missing = sorted({check_user(user) for user in users} - known)
         if missing:
             raise NotFound(f"org {org!r} has no user {missing[0]!r}")
         return self._put_users(org, users, licensed, actor, "license" if licensed else "unlicense")
@@ -222,10 +222,11 @@ class OrgOperations:
     def _put_users(
         self, org: str, users: Collection[str], licensed: bool, actor: str | None, op: str
     ) -> int:
-        emails = [check_user(user) for user in users]
+        emails = list(dict.fromkeys(check_user(user) for user in users))
         if not emails:
             raise InvalidRequest("users", "name at least one user")
         self.require(org)
+        self._refuse_claimed(org, emails)
         self._emit(
             AuditAction.ORG_USERS,
             org,
@@ -238,6 +239,18 @@ class OrgOperations:
         changed = self._store.put_users(org, emails, licensed=licensed)
         self._directory.invalidate([org])
         return changed
+
+    def _refuse_claimed(self, org: str, emails: Collection[str]) -> None:
+        """A user belongs to one org: an org may not list a user another org lists (Conflict).
+
+        A user listed by two orgs is a member of neither (CMK Hybrid grants name one org and
+        fail closed), so letting globex add ``bob@acme.test`` locked bob out of acme's
+        conversations, silently for acme. The other org is not named. Checked before the write,
+        in the service layer; two orgs racing to add one new user on PostgreSQL can both pass
+        (a unique index on the canonical email is the storage half, not done yet)."""
+        for email in emails:
+            if any(other != org for other in self._store.orgs_of_user(email)):
+                raise Conflict(f"user {email!r} belongs to another org; a user is in one org only")
 
     def remove_users(self, org: str, users: Collection[str], *, actor: str | None = None) -> int:
         """Remove users from the directory; return how many existed."""
