@@ -1,11 +1,16 @@
-"""``ownkey serve`` refuses to start on an unreachable database with one line, no secret."""
+"""``ownkey serve`` refuses to start on an unreachable database with one line, no secret, and
+writes no credential to its logs."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import httpx
 
 
 def test_serve_on_an_unreachable_database_says_one_line_without_the_password(
@@ -32,3 +37,62 @@ def test_serve_on_an_unreachable_database_says_one_line_without_the_password(
     assert lines[0].startswith("ownkey: the database failed")
     assert "hunter2" not in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_serve_writes_no_credential_to_any_log_line(tmp_path: Path) -> None:
+    """Issue 23: a token in a URL query was refused (401) but written in full to the access log;
+    at ``--log-level trace`` uvicorn also logs every header. No line may show a credential."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OWNKEY_")}
+    env["OWNKEY_HOME"] = str(home)
+    secrets = {
+        "query": "okt_0123456789abcdef.cXVlcnktc2VjcmV0LXF1ZXJ5LXNlY3JldC1xdWVyeS1zZWM",
+        "access": "access-hunter2",
+        "bearer": "okt_fedcba9876543210.YmVhcmVyLXNlY3JldC1iZWFyZXItc2VjcmV0LWJlYXJlci1zZW",
+        "cookie": "cookie-hunter2-session",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ownkey", "serve", "--port", str(port), "--log-level", "trace"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60  # a ceiling only: the verdict is in the log's text
+        while True:
+            assert server.poll() is None, server.communicate()
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "ownkey serve never answered"
+            time.sleep(0.1)
+        refused = httpx.get(
+            f"{base}/v1/orgs/acme/key",
+            params={"token": secrets["query"], "access_token": secrets["access"]},
+        )
+        assert 400 <= refused.status_code < 500  # refused
+        bearer = httpx.get(
+            f"{base}/v1/orgs/acme/key", headers={"Authorization": f"Bearer {secrets['bearer']}"}
+        )
+        assert bearer.status_code == 401
+        httpx.get(f"{base}/admin/signin", headers={"Cookie": f"ownkey_console={secrets['cookie']}"})
+    finally:
+        server.terminate()
+        out, err = server.communicate(timeout=30)
+    logged = out + err
+    assert "/v1/orgs/acme/key?token=[redacted]&access_token=[redacted]" in logged  # the line
+    for name, secret in secrets.items():
+        assert secret.split(".")[-1] not in logged, name

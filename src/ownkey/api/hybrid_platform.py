@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     """Run the platform's hybrid routes alone on loopback; print ``listening <url>``."""
     import uvicorn
 
+    from ownkey._redact import uvicorn_log_config
+
     parser = argparse.ArgumentParser(prog="ownkey.api.hybrid_platform")
     parser.add_argument("--state", type=Path, required=True, help="platform state directory")
     parser.add_argument("--members", type=Path)
@@ -69,7 +71,10 @@ def main(argv: list[str] | None = None) -> None:
         )
     )
     print(f"listening {base}", flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, log_config=uvicorn_log_config()
+    )
+    server = uvicorn.Server(config)
     server.run(sockets=[sock])
 
 

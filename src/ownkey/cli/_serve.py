@@ -91,6 +91,7 @@ def serve(
         raise typer.Exit(code=EXIT_BAD_INPUT) from None
     import os
 
+    from ownkey._redact import uvicorn_log_config
     from ownkey.cli._common import errors
     from ownkey.service import Runtime
     from ownkey.service._witness import interval_from
@@ -104,6 +105,7 @@ def serve(
             host=host,
             port=port,
             log_level=log_level.value,
+            log_config=uvicorn_log_config(),
         )
         return
 
@@ -112,4 +114,10 @@ def serve(
         opened = Runtime.open(recheck_interval=recheck_interval)
     with opened as runtime:
         app = create_app(runtime, node_sync=True, witness_interval=witness_interval)
-        uvicorn.run(app, host=host, port=port, log_level=log_level.value)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level.value,
+            log_config=uvicorn_log_config(),  # no credential in any line (issue 23)
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ownkey._redact import uvicorn_log_config
 from ownkey.hybrid._app import build_app, build_service
 from ownkey.hybrid._config import load_config
 
@@ -15,4 +16,11 @@ def serve(home: Path, *, host: str = "127.0.0.1", port: int = 8787) -> None:
     import uvicorn
 
     app = build_app(build_service(load_config(home)))
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        log_config=uvicorn_log_config(),  # a traceback's token or JWT is redacted too
+    )

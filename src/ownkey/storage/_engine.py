@@ -14,7 +14,7 @@ import os
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
@@ -27,6 +27,11 @@ __all__ = ["Database", "database_url", "ownkey_home"]
 DATABASE_URL_ENV = "OWNKEY_DATABASE_URL"
 HOME_ENV = "OWNKEY_HOME"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+#: A database error's text never shows a statement's values (token hashes, wrapped keys, asset
+#: ids): it reaches logs and tracebacks, and those are read by more people than the database.
+_HIDE_PARAMETERS: Final = True
 
 
 def ownkey_home(env: Mapping[str, str] | None = None) -> Path:
@@ -57,7 +62,11 @@ def _sqlite_engine(url: str) -> Engine:
             companion = database.with_name(database.name + suffix)
             if companion.exists():
                 private_file(companion)
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    engine = create_engine(
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        hide_parameters=_HIDE_PARAMETERS,
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi: sqlite3.Connection, _record: Any) -> None:
@@ -110,7 +119,7 @@ class Database:
             if url.startswith("sqlite"):
                 engine = _sqlite_engine(url)
             elif url.startswith("postgresql+psycopg"):
-                engine = create_engine(url, pool_pre_ping=True)
+                engine = create_engine(url, pool_pre_ping=True, hide_parameters=_HIDE_PARAMETERS)
             else:
                 raise ConfigError(
                     "OWNKEY_DATABASE_URL must be a postgresql+psycopg:// or sqlite:/// URL"
