@@ -159,3 +159,192 @@ def test_an_interval_out_of_range_is_one_config_error(text: str) -> None:
     with pytest.raises(ConfigError, match="OWNKEY_AUDIT_WITNESS_INTERVAL") as raised:
         interval_from({"OWNKEY_AUDIT_WITNESS_INTERVAL": text})
     assert "\n" not in str(raised.value)
+
+
+# -- issue 23 section 3: every witnessed head, from the customer's own log --------------------
+
+
+def _events(runtime: Runtime, n: int, witness_every: int = 0) -> None:
+    """``n`` events in acme's chain; the witness every ``witness_every`` of them."""
+    from ownkey.audit import AuditAction, AuditEvent, Outcome
+
+    for i in range(n):
+        runtime.audit_sink.record(
+            AuditEvent(
+                at=1_714_521_600.0 + i,
+                action=AuditAction.UNWRAP,
+                outcome=Outcome.OK,
+                org="acme",
+                key="customer:acme",
+                actor="test",
+                detail={"asset_id": f"a{i}"},
+            )
+        )
+        if witness_every and (i + 1) % witness_every == 0:
+            witness(runtime, "acme")
+
+
+def _cut(runtime: Runtime, keep: int) -> None:
+    """A database writer's consistent cut: records, checkpoints and head row after ``keep``."""
+    with runtime.database.engine.begin() as conn:
+        where = audit_records.c.org == "acme"
+        conn.execute(delete(audit_records).where(where, audit_records.c.seq > keep))
+        conn.execute(
+            delete(audit_checkpoints).where(
+                audit_checkpoints.c.org == "acme", audit_checkpoints.c.seq > keep
+            )
+        )
+        row = conn.execute(select(audit_records.c.hash).where(where, audit_records.c.seq == keep))
+        conn.execute(
+            update(audit_heads)
+            .where(audit_heads.c.org == "acme")
+            .values(seq=keep, hash=row.one().hash)
+        )
+
+
+def _verify(runtime: Runtime, *args: str) -> tuple[int, str]:
+    env = {"OWNKEY_HOME": str(runtime.home), "OWNKEY_DATABASE_URL": ""}
+    result = CliRunner().invoke(app, ["audit", "verify", "acme", *args], env=env)
+    return result.exit_code, result.output
+
+
+def _log(runtime: Runtime) -> str:
+    return str(runtime.home / "local-keys.log")
+
+
+def test_without_an_anchor_a_cut_of_700_of_1000_events_and_their_checkpoints_shows_nowhere(
+    runtime: Runtime,
+) -> None:
+    """The review's attack: database write alone, 700 of 1,000 events cut together with the
+    later signed checkpoints and the head row. The database alone cannot show it (by
+    construction: nothing in it is out of the writer's reach); verify says it had no anchor.
+    Against the local store's log of the witness calls, the cut is *truncated*."""
+    _events(runtime, 1000, witness_every=100)
+    assert _verify(runtime, "--witness-log", _log(runtime))[0] == 0
+    _cut(runtime, 300)
+    code, output = _verify(runtime)
+    assert code == 0, output
+    assert "anchor: none" in output
+    code, output = _verify(runtime, "--witness-log", _log(runtime), "--witness-interval", "0")
+    assert code == 1, output
+    assert "truncated" in output
+
+
+def test_an_honest_witness_of_the_cut_chain_does_not_hide_the_cut(runtime: Runtime) -> None:
+    """After the cut the node goes on and the honest witness records a head of the cut chain:
+    that newest head verifies, the older witnessed heads do not."""
+    _events(runtime, 1000, witness_every=100)
+    _cut(runtime, 300)
+    _events(runtime, 50)
+    newest = witness(runtime, "acme").head
+    assert _verify(runtime, "--since-head", newest)[0] == 0  # the newest head alone agrees
+    code, output = _verify(runtime, "--witness-log", _log(runtime), "--json")
+    assert code == 1, output
+    report = json.loads(output)
+    assert report["problems"][0]["kind"] in ("truncated", "edited")
+    [anchor] = report["anchors"]
+    assert (anchor["kind"], anchor["newest"]) == ("witness_log", newest)
+    assert anchor["heads"] == 11
+
+
+def test_an_insider_with_the_signing_key_rewrites_re_signs_and_witnesses_in_vain(
+    runtime: Runtime,
+) -> None:
+    """With the signing key (the operator's disk) and the node's KMS access, an insider
+    rewrites every record, re-signs every checkpoint and witnesses the new head: the chain
+    verifies, every older witnessed head in the customer's log does not."""
+    from ownkey.audit._chain import ChainHead, sign_checkpoint
+
+    _events(runtime, 600, witness_every=200)
+    with runtime.database.engine.begin() as conn:
+        rows = list(
+            conn.execute(
+                select(audit_records)
+                .where(audit_records.c.org == "acme")
+                .order_by(audit_records.c.seq)
+            )
+        )
+        conn.execute(delete(audit_checkpoints).where(audit_checkpoints.c.org == "acme"))
+        head, previous = ChainHead("acme"), bytes(32)
+        from ownkey.audit._chain import checkpoint_link
+
+        for row in rows:
+            body = bytes(row.body).replace(b'"asset_id":"a7"', b'"asset_id":"a8"')
+            record = head.append(body)
+            conn.execute(
+                update(audit_records)
+                .where(audit_records.c.id == row.id)
+                .values(body=record.body, hash=record.hash)
+            )
+            if record.seq % 256 == 0:
+                key = runtime.signing_key
+                signed = sign_checkpoint(head, key.signer, key.key_id, 0, previous)
+                previous = checkpoint_link(signed)
+                conn.execute(
+                    audit_checkpoints.insert().values(
+                        org="acme",
+                        seq=signed.seq,
+                        hash=signed.hash,
+                        signed_at=0,
+                        key_id=signed.key_id,
+                        signature=signed.signature,
+                        previous=signed.previous,
+                    )
+                )
+        conn.execute(
+            update(audit_heads)
+            .where(audit_heads.c.org == "acme")
+            .values(seq=head.seq, hash=head.hash)
+        )
+    witness(runtime, "acme")
+    assert _verify(runtime)[0] == 0
+    code, output = _verify(runtime, "--witness-log", _log(runtime))
+    assert code == 1, output
+    assert "edited" in output
+
+
+def test_a_registry_edit_that_sends_the_witness_to_the_insiders_key_shows(
+    runtime: Runtime,
+) -> None:
+    """One edit of acme's registry row and the witness wraps under the insider's key: the
+    customer's log (here the local store's, which holds both keys) shows the witness moving;
+    counting the customer's key only, the witness stopped (a gap, once the interval passes:
+    tests/audit/test_witness_log.py::test_a_witness_moved_to_another_key_shows)."""
+    from ownkey.storage._schema import master_keys
+
+    _events(runtime, 10)
+    witness(runtime, "acme")
+    customer = runtime.admin.key(KeyRef.customer("acme")).key_id
+    insider = runtime.protector._deps.providers["local"].create_key(label="insider")
+    with runtime.database.engine.begin() as conn:
+        conn.execute(
+            update(master_keys).where(master_keys.c.ref == "customer:acme").values(key_id=insider)
+        )
+    home = runtime.home
+    with Runtime.open(home=home, env={"OWNKEY_HOME": str(home)}) as other:
+        _events(other, 10)
+        assert witness(other, "acme").key_id == insider
+        code, output = _verify(other, "--witness-log", _log(other))
+        assert code == 1, output
+        assert "witness_key_changed" in output
+        code, output = _verify(other, "--witness-log", _log(other), "--witness-key", customer)
+        assert code == 0, output  # within the interval: the gap is not yet longer than it
+        assert "1 witnessed heads" in output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--witness-log", "/nonexistent/log"], "--witness-log"),
+        (["--witness-interval", "5"], "at least"),
+    ],
+)
+def test_a_witness_log_that_cannot_be_read_is_bad_input(
+    runtime: Runtime, args: list[str], message: str, tmp_path: Path
+) -> None:
+    if args[0] == "--witness-interval":
+        log = tmp_path / "log.json"
+        log.write_text('{"Records": []}')
+        args = ["--witness-log", str(log), *args]
+    code, output = _verify(runtime, *args)
+    assert code == 2, output

@@ -214,6 +214,7 @@ def verify_chain(
     *,
     expected_head: tuple[int, bytes] | None = None,
     remembered_head: tuple[int, bytes] | None = None,
+    witnessed_heads: Iterable[tuple[int, bytes]] = (),
     checkpoint_every: int | None = CHECKPOINT_INTERVAL,
 ) -> ChainReport:
     """Recompute ``org``'s chain from its records (in stored order) and check every checkpoint.
@@ -221,8 +222,9 @@ def verify_chain(
     AUD-6..AUD-12: a record whose hash does not recompute is *edited*; a gap in the sequence is
     *missing*; a repeated or extra sequence number is *inserted*; a decreasing one is
     *out_of_order*; a checkpoint (or a head: ``expected_head``, the stored one, and
-    ``remembered_head``, one a verifier saw before or a witness holds) beyond the last record is
-    *truncated* (*erased* if no record is left); a head whose hash differs is *edited*; a
+    ``remembered_head``, one a verifier saw before, and each of ``witnessed_heads``, every head
+    the customer's key-manager log holds) beyond the last record is *truncated* (*erased* if
+    no record is left); a head whose hash differs is *edited*; a
     checkpoint that does not verify or does not match the chain is *bad_checkpoint*; a
     checkpoint absent at a multiple of ``checkpoint_every``, or one whose ``previous`` does not
     link to the checkpoint before it, is *missing_checkpoint*. Records after the last
@@ -309,7 +311,9 @@ def verify_chain(
                 )
                 break
 
-    for name, head in (("stored head", expected_head), ("remembered head", remembered_head)):
+    heads = [("stored head", expected_head), ("remembered head", remembered_head)]
+    heads += [("witnessed head", head) for head in witnessed_heads]
+    for name, head in heads:
         if head is None or problems:
             continue
         head_seq, head_hash = head

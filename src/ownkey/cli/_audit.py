@@ -5,7 +5,11 @@ checkpoint against the configured signing key, or only against the ``--public-ke
 given (a verifier who does not trust the operator's disk); with ``--since-head SEQ:HASH`` (a
 head printed by an earlier verify, or witnessed in the customer's key-manager log by ``audit
 witness``) it also fails unless the chain still extends that head, so a cut, a rewrite or an
-erasure shows. Exit 0 when it holds (and prints the head to remember), 1 with the first problem.
+erasure shows; with ``--witness-log FILE`` (an export of the customer's own key-manager log:
+CloudTrail JSON, the local store's ``local-keys.log``, a KMIP log as JSON lines) it checks every
+head witnessed there: each a prefix of the chain, heads only growing, no gap longer than the
+witness interval ("the witness stopped at ..."). It says which anchor it checked against and how
+old it is. Exit 0 when it holds (and prints the head to remember), 1 with the problems.
 ``export ORG --format jsonl|csv`` prints the org's events (optionally filtered like a usage
 report) with their sequence numbers and hashes; JSON lines carry the signed checkpoints too
 (``{"checkpoint": {...}}`` lines). ``witness ORG`` puts the head in the org's key manager's log.
@@ -23,6 +27,7 @@ import json
 import sys
 from collections.abc import Iterator
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -31,6 +36,8 @@ from ownkey.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, checked, fail, momen
 from ownkey.errors import AuditDamaged, LimitExceeded, NotFound
 
 if TYPE_CHECKING:
+    from ownkey.audit._chain import ChainProblem, ChainReport
+    from ownkey.audit._witness_log import WitnessEntry
     from ownkey.storage import AuditLog, AuditQuery
     from ownkey.storage._audit import ExportedEvent
 
@@ -118,6 +125,196 @@ def _unreadable(org: str, where: str) -> NoReturn:
     )
 
 
+WitnessLogOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--witness-log",
+        help="An export of the customer's own key-manager log (CloudTrail JSON or lookup-events "
+        "output, the local store's local-keys.log, a KMIP log as JSON lines): every head "
+        "witnessed there must be a prefix of the chain, heads only grow, and no gap may be "
+        "longer than the witness interval.",
+    ),
+]
+WitnessKeyOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--witness-key",
+        help="Count only witness calls under this key (ARN or key id; repeatable).",
+    ),
+]
+WitnessIntervalOption = Annotated[
+    str | None,
+    typer.Option(
+        "--witness-interval",
+        help="The interval the witness ran at (DURATION; default OWNKEY_AUDIT_WITNESS_INTERVAL, "
+        "else 3600; 0: no gap check).",
+    ),
+]
+
+
+def _interval_s(text: str | None) -> float:
+    """The witness interval by the setting's rule (``serve``'s): a duration of at least 60 s,
+    or 0; the setting's value when not given."""
+    import os
+
+    from ownkey.errors import InvalidRequest
+    from ownkey.policy import parse_duration
+
+    option = "--witness-interval"
+    if text is None:
+        text, option = os.environ.get(_INTERVAL_ENV, "").strip() or "3600", _INTERVAL_ENV
+    if text.strip() in ("0", "0s", "0.0"):
+        return 0.0
+    try:
+        return parse_duration(option, text, minimum=60.0)
+    except InvalidRequest as exc:
+        fail(f"{exc} (0: no gap check)", EXIT_BAD_INPUT)
+
+
+_INTERVAL_ENV = "OWNKEY_AUDIT_WITNESS_INTERVAL"
+#: A gap is reported once longer than the interval plus this much (or a tenth of the interval):
+#: a round takes time, and CloudTrail delivers its records within about 15 minutes.
+WITNESS_GRACE_S = 900
+
+
+class _Anchors:
+    """The external anchors a verify checks against, and what they show beyond the chain."""
+
+    def __init__(
+        self,
+        org: str,
+        remembered: tuple[int, bytes] | None,
+        log: Path | None,
+        keys: list[str] | None,
+        interval: str | None,
+    ) -> None:
+        import time
+
+        self.org, self.remembered, self.log = org, remembered, log
+        self.keys = keys or None
+        self.interval_s = _interval_s(interval) if log is not None else 0.0
+        self.now_ms = int(time.time() * 1000)
+        self.entries: list[WitnessEntry] = []
+        if log is not None:
+            from ownkey.audit._witness_log import read_witness_log, select_entries
+
+            try:
+                data = log.read_bytes()
+            except OSError as exc:
+                fail(f"--witness-log {log}: {exc.strerror or 'cannot be read'}", EXIT_BAD_INPUT)
+            try:
+                self.entries = select_entries(read_witness_log(org, data), self.keys)
+            except ValueError as exc:
+                fail(f"--witness-log {log}: {exc}", EXIT_BAD_INPUT)
+
+    @property
+    def heads(self) -> list[tuple[int, bytes]]:
+        return [(e.seq, e.hash) for e in self.entries]
+
+    def problems(self) -> list[ChainProblem]:
+        """What the witness log shows beyond each head being a prefix (checked by verify)."""
+        if self.log is None:
+            return []
+        from ownkey.audit._witness_log import check_timeline
+
+        interval_ms = int(self.interval_s * 1000)
+        return check_timeline(
+            self.org,
+            self.entries,
+            interval_ms=interval_ms,
+            grace_ms=max(WITNESS_GRACE_S * 1000, interval_ms // 10),
+            until_ms=self.now_ms,
+            keys=self.keys,
+        )
+
+    def describe(self) -> list[dict[str, Any]]:
+        from ownkey.audit._chain import format_head
+        from ownkey.storage._audit import iso_ms
+
+        anchors: list[dict[str, Any]] = []
+        if self.remembered is not None:
+            anchors.append({"kind": "remembered_head", "head": format_head(*self.remembered)})
+        if self.log is not None:
+            newest = self.entries[-1] if self.entries else None  # in time order
+            anchors.append(
+                {
+                    "kind": "witness_log",
+                    "file": str(self.log),
+                    "heads": len(self.entries),
+                    "keys": sorted({e.key for e in self.entries}),
+                    "newest": None if newest is None else format_head(newest.seq, newest.hash),
+                    "newest_at": None if newest is None else iso_ms(newest.at_ms),
+                    "age_seconds": None
+                    if newest is None
+                    else max(0, (self.now_ms - newest.at_ms) // 1000),
+                    "interval_seconds": int(self.interval_s),
+                }
+            )
+        return anchors
+
+    def lines(self) -> list[str]:
+        found = self.describe()
+        if not found:
+            return [
+                "anchor: none, the database alone: a cut of the newest events (any number, "
+                "with their checkpoints) cannot show; give --witness-log or --since-head"
+            ]
+        out = []
+        for anchor in found:
+            if anchor["kind"] == "remembered_head":
+                out.append(f"anchor: remembered head {anchor['head']}")
+            elif anchor["newest"] is None:
+                out.append(f"anchor: witness log {anchor['file']}: no witnessed head")
+            else:
+                out.append(
+                    f"anchor: witness log {anchor['file']}: {anchor['heads']} witnessed heads, "
+                    f"newest {anchor['newest']} at {anchor['newest_at']} "
+                    f"({anchor['age_seconds']} s old); events after it rest on the chain alone"
+                )
+        return out
+
+
+def _print_report(org: str, report: ChainReport, anchors: _Anchors, as_json: bool) -> None:
+    """The verify report with its anchors; exit 1 unless the chain and every anchor hold."""
+    from ownkey.audit._chain import format_head
+
+    problems = list(report.problems)
+    if report.ok:  # a broken chain says nothing reliable about the witness's timeline
+        problems += anchors.problems()
+    head = format_head(*report.head)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "org": report.org,
+                    "ok": not problems,
+                    "records": report.records,
+                    "checkpoints": report.checkpoints,
+                    "last_seq": report.last_seq,
+                    "unsigned_tail": report.unsigned_tail,
+                    "head": head,
+                    "anchors": anchors.describe(),
+                    "problems": [
+                        {"seq": p.seq, "kind": p.kind, "detail": p.detail} for p in problems
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for line in anchors.lines():
+            typer.echo(f"{org}: {line}")
+        for problem in problems:
+            typer.echo(f"{org}: TAMPERED at seq {problem.seq}: {problem.kind} ({problem.detail})")
+        if not problems:  # last: the head to remember ends the output
+            typer.echo(
+                f"{org}: OK, {report.records} events, {report.checkpoints} signed checkpoints, "
+                f"{report.unsigned_tail} events after the last checkpoint; head {head}"
+            )
+    if problems:
+        raise typer.Exit(code=EXIT_TAMPERED)
+
+
 @audit_app.command("verify")
 def verify(
     org: Annotated[str, typer.Argument(help="The organisation whose chain to verify.")],
@@ -136,10 +333,14 @@ def verify(
             help="A head seen before (SEQ:HASH): fail unless the chain still extends it.",
         ),
     ] = None,
+    witness_log: WitnessLogOption = None,
+    witness_key: WitnessKeyOption = None,
+    witness_interval: WitnessIntervalOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Recompute ORG's audit chain and check its signed checkpoints (and a remembered head)."""
-    from ownkey.audit._chain import format_head, parse_head
+    """Recompute ORG's audit chain and check its signed checkpoints and its external anchors
+    (a remembered head, every head witnessed in the customer's key-manager log)."""
+    from ownkey.audit._chain import parse_head
 
     keys = _public_keys(public_key)
     remembered = None
@@ -148,42 +349,15 @@ def verify(
             remembered = parse_head(since_head)
         except ValueError as exc:
             fail(f"--since-head: {exc}", EXIT_BAD_INPUT)
+    anchors = _Anchors(org, remembered, witness_log, witness_key, witness_interval)
     with runtime() as rt:
         if not keys:
             keys[rt.signing_key.key_id] = rt.signing_key.public_key
         log = rt.audit_log
-        if log.head(org) is None and remembered is None:
+        if log.head(org) is None and remembered is None and not anchors.entries:
             raise NotFound(f"no audit log for org {org!r}")
-        report = log.verify(org, keys, since_head=remembered)
-    head = format_head(*report.head)
-    if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "org": report.org,
-                    "ok": report.ok,
-                    "records": report.records,
-                    "checkpoints": report.checkpoints,
-                    "last_seq": report.last_seq,
-                    "unsigned_tail": report.unsigned_tail,
-                    "head": head,
-                    "problems": [
-                        {"seq": p.seq, "kind": p.kind, "detail": p.detail} for p in report.problems
-                    ],
-                },
-                indent=2,
-            )
-        )
-    elif report.ok:
-        typer.echo(
-            f"{org}: OK, {report.records} events, {report.checkpoints} signed checkpoints, "
-            f"{report.unsigned_tail} events after the last checkpoint; head {head}"
-        )
-    else:
-        problem = report.problems[0]
-        typer.echo(f"{org}: TAMPERED at seq {problem.seq}: {problem.kind} ({problem.detail})")
-    if not report.ok:
-        raise typer.Exit(code=EXIT_TAMPERED)
+        report = log.verify(org, keys, since_head=remembered, witnessed_heads=anchors.heads)
+    _print_report(org, report, anchors, as_json)
 
 
 _CSV_FIELDS = ("seq", "at", "at_ms", "action", "outcome", "key", "actor", "detail", "hash")
@@ -293,11 +467,15 @@ def verify_export(
         str | None,
         typer.Option("--since-head", help="A head seen before (SEQ:HASH) it must extend."),
     ] = None,
+    witness_log: WitnessLogOption = None,
+    witness_key: WitnessKeyOption = None,
+    witness_interval: WitnessIntervalOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Verify an unfiltered export offline, trusting only --public-key (no database, no
-    OWNKEY_HOME): every hash, every checkpoint and its link, one every 256 records, and the
-    remembered head. Exit 0 when it holds, 1 with the first problem."""
-    from ownkey.audit._chain import format_head, parse_head, verify_chain
+    OWNKEY_HOME): every hash, every checkpoint and its link, one every 256 records, the
+    remembered head and every witnessed head. Exit 0 when it holds, 1 with the problems."""
+    from ownkey.audit._chain import parse_head, verify_chain
     from ownkey.audit._export import bounded_lines, read_export
 
     keys = _public_keys(public_key)
@@ -307,6 +485,7 @@ def verify_export(
             remembered = parse_head(since_head)
         except ValueError as exc:
             fail(f"--since-head: {exc}", EXIT_BAD_INPUT)
+    anchors = _Anchors(org, remembered, witness_log, witness_key, witness_interval)
     try:
         if path == "-":
             records, checkpoints = read_export(org, bounded_lines(sys.stdin))
@@ -319,17 +498,10 @@ def verify_export(
         fail(f"{path}: not UTF-8 text (an export is JSON lines)", EXIT_BAD_INPUT)
     except ValueError as exc:
         fail(f"{path}: {exc}", EXIT_BAD_INPUT)
-    report = verify_chain(org, records, checkpoints, keys, remembered_head=remembered)
-    if report.ok:
-        typer.echo(
-            f"{org}: OK, {report.records} events, {report.checkpoints} signed checkpoints, "
-            f"{report.unsigned_tail} events after the last checkpoint; "
-            f"head {format_head(*report.head)}"
-        )
-        return
-    problem = report.problems[0]
-    typer.echo(f"{org}: TAMPERED at seq {problem.seq}: {problem.kind} ({problem.detail})")
-    raise typer.Exit(code=EXIT_TAMPERED)
+    report = verify_chain(
+        org, records, checkpoints, keys, remembered_head=remembered, witnessed_heads=anchors.heads
+    )
+    _print_report(org, report, anchors, as_json)
 
 
 @audit_app.command("witness")

@@ -10,6 +10,13 @@ implements the same port.
 Wrapping uses the message suite too: the wrapping key's id is ``<key id>/<version>`` (it travels
 in the envelope header, which is associated data) and the canonical encryption context is bound
 as associated data, so a wrapped share opens only under the same key, version and context.
+
+Like a KMS's own log, the store appends each audit witness call it serves (a wrap whose context
+names the purpose ``ownkey.audit-witness``) to ``$OWNKEY_HOME/local-keys.log``, one CloudTrail-
+shaped JSON record per line (``eventSource`` ``ownkey.local``, ``eventName`` ``Encrypt``,
+``requestParameters.encryptionContext``), which ``ownkey audit verify --witness-log`` reads. It
+sits on the same disk as the database, so it anchors the chain against a database writer only
+(docs/threat-model.md).
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ from ownkey.providers._rootkey import load_root_key, ownkey_home
 
 __all__ = [
     "KEY_FILE",
+    "LOG_FILE",
     "JsonKeyFile",
     "LocalKeyRecords",
     "LocalKeyStoreProvider",
@@ -64,6 +72,9 @@ __all__ = [
 ]
 
 KEY_FILE: Final = "local-keys.json"
+#: The store's log of audit witness calls, next to the key file.
+LOG_FILE: Final = "local-keys.log"
+_WITNESS_PURPOSE: Final = "ownkey.audit-witness"
 _FILE_FORMAT = 1
 _KEY_BYTES = 32
 _KEY_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}\Z")
@@ -286,6 +297,11 @@ class LocalKeyStoreProvider:
         self._records: LocalKeyRecords = (
             records if records is not None else JsonKeyFile(ownkey_home(env) / KEY_FILE)
         )
+        self._log = (
+            self._records.path.with_name(LOG_FILE)
+            if isinstance(self._records, JsonKeyFile)
+            else None
+        )
         self._root = root_key if root_key is not None else load_root_key(env, random=random)
         self._name = name
         self._random = random
@@ -397,7 +413,31 @@ class LocalKeyStoreProvider:
         version = key.version(key.primary)
         if version is None:
             raise ConfigError(f"local key {key_id} has no primary version")
-        return frame(version.name, self._cipher(key_id, version).seal(plaintext, context))
+        wrapped = frame(version.name, self._cipher(key_id, version).seal(plaintext, context))
+        if context.get("purpose") == _WITNESS_PURPOSE:
+            self._log_call(key_id, context)
+        return wrapped
+
+    def _log_call(self, key_id: str, context: Mapping[str, str]) -> None:
+        """Append one witness call to the store's log (one write of one line, O_APPEND)."""
+        if self._log is None:
+            return
+        now = self._clock()
+        at = (
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+        )
+        record = {
+            "eventTime": at,
+            "eventSource": "ownkey.local",
+            "eventName": "Encrypt",
+            "requestParameters": {"keyId": key_id, "encryptionContext": dict(context)},
+        }
+        line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
+        fd = os.open(self._log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
 
     def unwrap(self, key_id: str, wrapped: bytes, context: Mapping[str, str]) -> bytes:
         context_bytes(context)  # a malformed context is the caller's bug: ValueError first

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ownkey.audit._chain import format_head
+from ownkey.audit._witness_log import HEAD_FIELD
 from ownkey.errors import ConfigError, InvalidRequest, NotFound, OwnkeyError
 from ownkey.keys import KeyRef
 from ownkey.policy import parse_duration
@@ -30,8 +31,6 @@ from ownkey.service._runtime import Runtime
 
 __all__ = ["HEAD_FIELD", "WITNESS_INTERVAL_ENV", "AuditWitness", "Witnessed", "witness"]
 
-#: The encryption-context field that carries the head.
-HEAD_FIELD = "ownkey.audit-head"
 #: Seconds between two witnesses of every org's head; 0 turns the periodic witness off.
 WITNESS_INTERVAL_ENV = "OWNKEY_AUDIT_WITNESS_INTERVAL"
 DEFAULT_INTERVAL = 3600.0

@@ -395,10 +395,11 @@ class AuditLog:
         public_keys: Mapping[str, bytes],
         *,
         since_head: tuple[int, bytes] | None = None,
+        witnessed_heads: Sequence[tuple[int, bytes]] = (),
     ) -> ChainReport:
         """Recompute the org's chain and check its checkpoints, its stored head and, if given,
-        a head remembered outside the database (``since_head``: a previous verify's, or one
-        witnessed in the customer's key-manager log) (AUD-6..AUD-12).
+        a head remembered outside the database (``since_head``: a previous verify's) and every
+        head of the customer's key-manager log (``witnessed_heads``) (AUD-6..AUD-13).
 
         The ``at_ms`` column is a copy of the hashed body's time that time-filtered queries
         select by; one that differs is reported *edited*, since it would hide the event from a
@@ -413,6 +414,7 @@ class AuditLog:
             public_keys,
             expected_head=head if head is not None and head[0] > 0 else None,
             remembered_head=since_head,
+            witnessed_heads=witnessed_heads,
         )
         if columns and report.ok:
             report = dataclasses.replace(report, problems=tuple(columns[:1]))
