@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ownkey.envelope import Ed25519Signer
-from ownkey.errors import ConfigError
+from ownkey.errors import ConfigError, InvalidRequest
 from ownkey.hybrid._tokens import DEFAULT_SKEW_SECONDS, Issuer
 from ownkey.hybrid._values import check_issuer
 from ownkey.keys import KeyProvider
@@ -87,6 +87,15 @@ def open_provider(
     return build_provider(kind, settings, env=base, name="hybrid")
 
 
+def check_issuers(authentication: Issuer, authorization: Issuer) -> None:
+    """The user's authentication must come from an issuer the platform cannot sign for: the
+    customer's identity provider, never the platform's grant issuer (the platform would then
+    mint the user's authentication as well as the grant, and unwrap anything). InvalidRequest
+    naming ``idp`` otherwise."""
+    if authentication.issuer.rstrip("/") == authorization.issuer.rstrip("/"):
+        raise InvalidRequest("idp", "must be the customer's identity provider, not the platform")
+
+
 def init_home(
     home: Path,
     *,
@@ -105,6 +114,7 @@ def init_home(
     check_org("org", org)
     check_issuer("idp", authentication.issuer)
     check_issuer("platform", authorization.issuer)
+    check_issuers(authentication, authorization)
     privileged = tuple(canonical_email("privileged", email) for email in privileged)
     try:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -140,7 +150,7 @@ def load_config(home: Path) -> HybridConfig:
     path = home / CONFIG_FILE
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        return HybridConfig(
+        config = HybridConfig(
             home=home,
             org=str(raw["org"]),
             key_id=str(raw["key_id"]),
@@ -152,7 +162,11 @@ def load_config(home: Path) -> HybridConfig:
             skew_seconds=float(raw.get("skew_seconds", DEFAULT_SKEW_SECONDS)),
             jwks_min_refresh_seconds=float(raw.get("jwks_min_refresh_seconds", 5.0)),
         )
+        check_issuers(config.authentication, config.authorization)
+        return config
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} missing; run `ownkey hybrid init` first") from exc
+    except InvalidRequest as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         raise ConfigError(f"{path} is malformed") from exc

@@ -4,7 +4,10 @@ The KACLS model: an *authentication* token from the customer's identity provider
 user is; an *authorization* token from the platform says what this user may do to which
 resource. Each is checked against exactly one configured issuer: its signature under a key
 published in that issuer's JWKS (found through OIDC discovery), ``iss``, ``aud``, ``exp`` and
-``nbf`` with a small skew. The algorithm comes from the allow-list *and* must be the one the JWK
+``nbf`` with a small skew, and ``aud`` naming this audience *only*: a token also meant for
+another party (``aud: [platform, key service]``) is refused, because that party holds it and
+could replay it here (the platform must never hold a token the key service accepts as the
+user's authentication). The algorithm comes from the allow-list *and* must be the one the JWK
 declares, so ``alg: none`` and HS256 signed with a public key are refused before any signature
 check. An unknown ``kid`` triggers one JWKS refresh (rate-limited), which is how a rotated issuer
 key is picked up. Every refusal is :class:`~ownkey.errors.AccessDenied` with a one-line reason
@@ -182,6 +185,9 @@ class TokenVerifier:
             raise self._deny("wrong issuer") from exc
         except jwt.PyJWTError as exc:
             raise self._deny("invalid") from exc
+        audience = claims["aud"]
+        if isinstance(audience, list) and len(audience) != 1:
+            raise self._deny("meant for more than this audience")
         if float(claims["iat"]) > self._clock() + self._skew:
             raise self._deny("issued in the future")
         try:  # the one identity rule: ASCII, a valid address; compared in its canonical form
