@@ -431,10 +431,11 @@ def test_a_configured_provider_is_rebuilt_by_another_process(
     runtime.create_org("acme")
     key_id = LocalKeyStoreProvider(env={"OWNKEY_HOME": str(home)}).create_key(label="customer:acme")
     master = runtime.register_key("acme", provider="vault", kind="local", key_id=key_id)
-    assert (master.provider, master.key_id) == ("vault", key_id)
+    # the settings are acme's own row, whatever name the caller gave (issue 28)
+    assert (master.provider, master.key_id) == ("local/customer:acme", key_id)
     runtime.update_org("acme", cmk=True)
     with second(home, db_url, clock) as other:
-        assert "vault" in other.protector._deps.providers
+        assert "local/customer:acme" in other.protector._deps.providers
         identifier = {
             "asset": {
                 "service_id": "9999",

@@ -134,7 +134,9 @@ def _check(provider: Any, kind: str, key_id: str, org: str) -> dict[str, Any]:
 
 def _record(provider: Any, kind: str, key_id: str, org: str, settings: dict[str, str]) -> Any:
     """Register ``customer:ORG`` through the runtime, in ownkey's database; the provider's
-    non-secret settings are kept there too, so every ownkey process can build it again."""
+    non-secret settings are kept there too, as ORG's own (``KIND/customer:ORG``), so every
+    ownkey process can build it again and no other org's registration changes them. The key
+    ORG already has, registered again with other settings, is re-pointed to them."""
     try:
         from ownkey.service import Runtime
     except ImportError:
@@ -142,12 +144,19 @@ def _record(provider: Any, kind: str, key_id: str, org: str, settings: dict[str,
             "recording a key needs the 'sql' extra: pip install 'ownkey[sql]'", EXIT_BAD_INPUT
         ) from None
     with Runtime.open() as runtime:
-        if kind != "local":
-            runtime.configure_provider(
-                kind, kind, settings, provider=provider, actor="cli:key-register"
+        if kind == "local":  # the embedded store: no settings, OWNKEY_HOME says where
+            return runtime.register_key(
+                org, provider=kind, key_id=key_id, actor="cli:key-register", operator=True
             )
         return runtime.register_key(
-            org, provider=kind, key_id=key_id, actor="cli:key-register", operator=True
+            org,
+            provider=kind,
+            key_id=key_id,
+            kind=kind,
+            settings=settings,
+            built=provider,
+            actor="cli:key-register",
+            operator=True,
         )
 
 

@@ -47,7 +47,7 @@ from ownkey.service._directory import OrgDirectory
 from ownkey.service._plan import MemoizedPolicy, PolicyFn
 from ownkey.service._policy_directory import DirectoryPolicy
 from ownkey.service._protector import Protector
-from ownkey.service._providers import LazyProviders, provider_factory
+from ownkey.service._providers import LazyProviders, ProviderSpec, provider_factory
 from ownkey.service._settings import ProtectorSettings
 from ownkey.storage import (
     AuditSigningKey,
@@ -192,9 +192,23 @@ class SqlProfile:
         factories: dict[str, Callable[[], KeyProvider]] = {
             LOCAL: lambda: LocalKeyStoreProvider(env=env, random=effects.random, clock=clock),
         }
-        for row in directory_store.providers():
-            factories[row.name] = provider_factory(row.kind, row.settings, env, row.name)
-        providers = LazyProviders(factories, self.providers)
+
+        def rows() -> dict[str, ProviderSpec]:
+            return {row.name: (row.kind, row.settings) for row in directory_store.providers()}
+
+        def build(name: str, spec: ProviderSpec) -> Callable[[], KeyProvider]:
+            return provider_factory(spec[0], spec[1], env, name)
+
+        # Rows re-read within the same interval as key records, so a provider another node
+        # re-configured is rebuilt here without a restart (issue 28).
+        providers = LazyProviders(
+            factories,
+            self.providers,
+            source=rows,
+            build=build,
+            max_age=self.recheck_interval,
+            clock=clock,
+        )
         signing_key = AuditSigningKey.load(env)
         sink = SqlAuditSink(database, signing_key, clock=clock)
         interval = self.recheck_interval

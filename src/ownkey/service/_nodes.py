@@ -8,7 +8,8 @@ them honest:
   change to rules, keys, orgs and scope keys, from any process. A new rule invalidates the rule
   cache and drops the cached scope keys it selects; a key that is no longer usable invalidates
   the key cache and drops every scope key it wraps; an org change invalidates that org's
-  settings; a shredded, retired or re-keyed scope key is dropped from the cache. Measured by
+  settings; a key's provider row re-configured (migration 0010) makes the next call rebuild
+  that provider; a shredded, retired or re-keyed scope key is dropped from the cache. Measured by
   ``tests/api/test_nodes.py``: a revocation made through one node is refused by another within
   a few tens of milliseconds.
 - **Periodic re-check**: the runtime's caches re-read keys, rules and org revisions at least
@@ -75,6 +76,8 @@ class NodeSync:
             state, ref = row.get("state"), row.get("ref")
             if isinstance(ref, str) and (state is None or not KeyState(state).usable):
                 forget(Selector(key=KeyRef.parse(ref)))
+        elif change.table == "providers":  # a key's provider re-configured (migration 0010)
+            runtime.invalidate(orgs=(), keys=True, rules=False)
         elif change.table == "orgs":
             name = row.get("name")
             orgs = [name] if isinstance(name, str) else None

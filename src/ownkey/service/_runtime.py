@@ -192,10 +192,12 @@ class Runtime:
         self, *, orgs: Iterable[str] | None = None, keys: bool = True, rules: bool = True
     ) -> None:
         """Re-read what another node changed: org settings (``orgs``, all when None), key
-        records, revocation rules. The hook for change notifications; cheap to call."""
+        records and their providers' settings, revocation rules. The hook for change
+        notifications; cheap to call."""
         self.directory.invalidate(orgs)
         if keys:
             self._registry.invalidate()
+            self._providers.invalidate()
         if rules:
             self._rules.invalidate()
 

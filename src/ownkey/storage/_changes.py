@@ -13,6 +13,7 @@ revocation_rules   ``rule_id``, ``org``, ``key_ref``, ``service_id``, ``scope``,
 master_keys        ``ref``, ``state``
 orgs               ``name``
 scope_keys         ``key_id`` (hex)
+providers          none (migration 0010; the node re-reads every provider row)
 =================  ==========================================================================
 
 :class:`ChangeListener` holds one dedicated connection in a daemon thread, hands each payload

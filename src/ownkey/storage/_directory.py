@@ -5,7 +5,9 @@ compliance-archival, advanced-chat-encryption and hybrid flags) and a ``revision
 change to the org *or its users* increments in the same transaction. A process that caches the
 directory re-reads ``SELECT name, revision FROM orgs`` (one small query) to learn what changed,
 and reloads only those orgs. ``users`` holds every user ownkey was told about, with the CMK licence
-flag. ``providers`` holds the non-secret settings of key managers registered through ownkey.
+flag. ``providers`` holds the non-secret settings of key managers registered through ownkey: one
+row per key reference that uses one (``aws_kms/customer:acme``), plus any template the operator
+configured for org admins to register keys from (migration 0010).
 
 This module is storage only: names and values are validated by the service layer.
 """
@@ -319,6 +321,19 @@ class SqlOrgDirectory:
             if changed == 0:
                 conn.execute(insert(providers).values(name=name, **values))
         return ProviderRow(name, kind, dict(settings), values["changed_at_ms"])  # type: ignore[arg-type]
+
+    def provider(self, name: str) -> ProviderRow | None:
+        """The provider ``name``, or None."""
+        with self._db.engine.connect() as conn:
+            row = conn.execute(select(providers).where(providers.c.name == name)).first()
+        if row is None:
+            return None
+        return ProviderRow(row.name, row.kind, json.loads(row.settings), int(row.changed_at_ms))
+
+    def delete_provider(self, name: str) -> None:
+        """Forget the provider ``name`` (a registration that failed after storing it)."""
+        with self._db.engine.begin() as conn:
+            conn.execute(delete(providers).where(providers.c.name == name))
 
     def providers(self) -> list[ProviderRow]:
         with self._db.engine.connect() as conn:

@@ -79,11 +79,15 @@ users = Table(
 )
 
 # Key managers other than the embedded one, by name: kind and non-secret settings (JSON); secrets
-# come from the environment of each process (OWNKEY_<KIND>_<NAME>).
+# come from the environment of each process (OWNKEY_<KIND>_<NAME>). Migration 0010: a key's
+# provider is its own row, named after its reference (``aws_kms/customer:acme``), so one org's
+# registration never re-points another's key; names are as long as a reference plus the kind.
+_PROVIDER_NAME = 320
+
 providers = Table(
     "providers",
     metadata,
-    Column("name", String(64), primary_key=True),
+    Column("name", String(_PROVIDER_NAME), primary_key=True),
     Column("kind", String(32), nullable=False),
     Column("settings", Text, nullable=False),
     Column("changed_at_ms", BigInteger, nullable=False),
@@ -94,7 +98,7 @@ master_keys = Table(
     "master_keys",
     metadata,
     Column("ref", String(300), primary_key=True),
-    Column("provider", String(64), nullable=False),
+    Column("provider", String(_PROVIDER_NAME), nullable=False),
     Column("key_id", Text, nullable=False),
     Column("version", String(255), nullable=False),
     Column("state", String(32), nullable=False),
@@ -148,7 +152,7 @@ scope_key_wraps = Table(
     ),
     Column("position", Integer, primary_key=True),
     Column("key_ref", String(300), nullable=False),
-    Column("provider", String(64), nullable=False),
+    Column("provider", String(_PROVIDER_NAME), nullable=False),
     Column("provider_key_id", Text, nullable=False),
     Column("version", String(255), nullable=False),
     Column("blob", LargeBinary, nullable=False),
