@@ -138,7 +138,10 @@ def get_key(admin: OrgAdmin, state: State) -> KeyOut:
         "Without `key_id`, a new key is created in `provider` (default: the embedded local "
         "store). With `key_id`, an existing key of an already configured provider is "
         "registered after a wrap/unwrap round trip. Providers and their secrets are "
-        "configured by the operator on every node (`ownkey key register`, environment)."
+        "configured by the operator on every node (`ownkey key register`, environment). "
+        "Provider settings are per org key: `provider` is `local`, this org's own provider "
+        "(`kmip/customer:ORG`) or an operator's template, copied into this org's own; "
+        "another org's provider is refused like one nobody configured."
     ),
 )
 def put_key(admin: OrgAdmin, state: State, body: KeyIn) -> KeyOut:
