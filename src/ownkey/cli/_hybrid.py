@@ -29,16 +29,22 @@ hybrid_app.add_typer(hybrid_audit_app, name="audit")
 HomeOption = Annotated[Path, typer.Option("--home", help="The key service's own directory.")]
 
 
-def _store(home: Path) -> HybridStore:
+def _store(home: Path, *, witness: bool = True) -> HybridStore:
+    """The home's store; appends witness their head in its key manager like the server's."""
     from ownkey.hybrid import HybridStore, load_config
-    from ownkey.hybrid._config import DB_FILE, load_audit_signer
+    from ownkey.hybrid._config import DB_FILE, load_audit_signer, open_provider
+    from ownkey.hybrid._store import head_witness
 
     try:
         config = load_config(home)
         signer = load_audit_signer(home)
+        head = None
+        if witness:
+            provider = open_provider(home, config.provider_kind, config.provider_settings)
+            head = head_witness(provider, config.key_id, config.org)
     except ConfigError as exc:
         fail(str(exc), EXIT_FAILED)
-    return HybridStore(home / DB_FILE, config.org, signer=signer)
+    return HybridStore(home / DB_FILE, config.org, signer=signer, witness=head)
 
 
 @hybrid_app.command("init")
@@ -118,14 +124,73 @@ def restore(
 
 
 @hybrid_audit_app.command("verify")
-def verify(home: HomeOption) -> None:
-    """Recompute the chain; exit 1 at the first edited, missing or inserted record."""
-    store = _store(home)
-    report = store.verify()
+def verify(
+    home: HomeOption,
+    witness_log: Annotated[
+        Path | None,
+        typer.Option(
+            "--witness-log",
+            help="An export of the key manager's log (CloudTrail JSON, keys/local-keys.log, a "
+            "KMIP log as JSON lines): every head witnessed there (one every 16 records) must be "
+            "a prefix of the chain, heads only grow, none may be missing.",
+        ),
+    ] = None,
+    witness_key: Annotated[
+        list[str] | None,
+        typer.Option("--witness-key", help="Count only calls under this key (repeatable)."),
+    ] = None,
+) -> None:
+    """Recompute the chain; exit 1 at the first edited, missing or inserted record, or (with
+    --witness-log) a witnessed head the chain no longer holds or a head never witnessed."""
+    from ownkey.audit._chain import format_head
+    from ownkey.audit._witness_log import check_sequence, read_witness_log, select_entries
+
+    store = _store(home, witness=False)
+    entries = []
+    if witness_log is not None:
+        try:
+            entries = select_entries(
+                read_witness_log(store.org, witness_log.read_bytes()), witness_key or None
+            )
+        except OSError as exc:
+            fail(f"--witness-log {witness_log}: {exc.strerror or 'cannot be read'}")
+        except ValueError as exc:
+            fail(f"--witness-log {witness_log}: {exc}")
+    report = store.verify(witnessed_heads=[(e.seq, e.hash) for e in entries])
     store.close()
-    if not report.ok:
-        problem = report.problems[0]
-        fail(f"audit chain broken at seq {problem.seq}: {problem.kind}", EXIT_FAILED)
+    problems = list(report.problems)
+    if witness_log is not None and report.ok:
+        problems += check_sequence(
+            report.org,
+            entries,
+            every=store.every,
+            last_seq=report.last_seq,
+            keys=witness_key or None,
+        )
+    if witness_log is None:
+        typer.echo(
+            "anchor: none, the key service's database alone: a cut of the newest records "
+            "(any number, with their checkpoints) cannot show; give --witness-log"
+        )
+    elif entries:
+        newest = entries[-1]
+        typer.echo(
+            f"anchor: witness log {witness_log}: {len(entries)} witnessed heads, newest "
+            f"{format_head(newest.seq, newest.hash)}; {report.last_seq - newest.seq} records "
+            "after it rest on the chain alone"
+        )
+    else:
+        typer.echo(f"anchor: witness log {witness_log}: no witnessed head")
+    if problems:
+        for problem in problems[1:]:
+            typer.echo(
+                f"audit chain problem at seq {problem.seq}: {problem.kind} ({problem.detail})"
+            )
+        problem = problems[0]
+        fail(
+            f"audit chain broken at seq {problem.seq}: {problem.kind} ({problem.detail})",
+            EXIT_FAILED,
+        )
     typer.echo(
         f"audit chain of {report.org} verifies: {report.records} records, "
         f"{report.checkpoints} signed checkpoints, {report.unsigned_tail} after the last one"

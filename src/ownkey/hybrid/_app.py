@@ -27,7 +27,7 @@ from ownkey.errors import (
 )
 from ownkey.hybrid._config import DB_FILE, HybridConfig, load_audit_signer, open_provider
 from ownkey.hybrid._service import KeyService
-from ownkey.hybrid._store import HybridStore
+from ownkey.hybrid._store import HybridStore, head_witness
 from ownkey.hybrid._tokens import JwksCache, TokenVerifier
 
 __all__ = ["build_app", "build_service"]
@@ -45,13 +45,19 @@ def build_service(config: HybridConfig, *, http: httpx.Client | None = None) -> 
         )
         return TokenVerifier(issuer, keys, kind=kind, skew_seconds=config.skew_seconds)
 
+    provider = open_provider(config.home, config.provider_kind, config.provider_settings)
     return KeyService(
         org=config.org,
-        provider=open_provider(config.home, config.provider_kind, config.provider_settings),
+        provider=provider,
         key_id=config.key_id,
         authentication=verifier("authentication", config.authentication),
         authorization=verifier("authorization", config.authorization),
-        store=HybridStore(config.home / DB_FILE, config.org, signer=load_audit_signer(config.home)),
+        store=HybridStore(
+            config.home / DB_FILE,
+            config.org,
+            signer=load_audit_signer(config.home),
+            witness=head_witness(provider, config.key_id, config.org),
+        ),
         privileged=frozenset(config.privileged),
     )
 

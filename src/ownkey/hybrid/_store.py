@@ -9,14 +9,23 @@ ownkey's (``docs/spec/audit-chain.md``): each record hashes the previous hash, i
 number and its canonical JSON body; every ``checkpoint_every``-th record is followed, in the same
 transaction, by an Ed25519-signed checkpoint (when the store has the home's signer), so that a
 truncation of the log behind a checkpoint is detected too.
+
+Nothing in this file is out of reach of whoever can write it (the key service's operator), so
+the chain is anchored outside it: after every ``checkpoint_every``-th record commits, its head
+``SEQ:HASH`` goes into the encryption context of one wrap under the service's own key
+(:func:`head_witness`, ``ownkey.audit-head`` as the platform's witness does), and the key
+manager's log (CloudTrail, ``keys/local-keys.log``) holds it. ``ownkey hybrid audit verify
+--witness-log FILE`` checks every such head against the chain.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -29,15 +38,35 @@ from ownkey.audit._chain import (
     Checkpoint,
     canonical_body,
     checkpoint_link,
+    format_head,
     link,
     sign_checkpoint,
     verify_chain,
 )
+from ownkey.audit._witness_log import HEAD_FIELD, WITNESS_PURPOSE
 from ownkey.envelope import Ed25519Signer, sha256
-from ownkey.errors import AuditUnavailable, InvalidRequest
+from ownkey.errors import AuditUnavailable, InvalidRequest, OwnkeyError
+from ownkey.keys import KeyProvider
 from ownkey.policy import canonical_email, check_id, check_org
 
-__all__ = ["REVOCATION_KINDS", "HybridStore", "signer_key_id"]
+__all__ = ["REVOCATION_KINDS", "HybridStore", "head_witness", "signer_key_id"]
+
+_log = logging.getLogger("ownkey.hybrid.audit")
+#: Called with each witnessed head (seq, hash) once its record is committed.
+Witness = Callable[[int, bytes], None]
+
+
+def head_witness(provider: KeyProvider, key_id: str, org: str) -> Witness:
+    """Put a head in the key manager's log: one wrap of 32 random bytes under ``key_id`` with
+    ``{"purpose": "ownkey.audit-witness", "org", "ownkey.audit-head": "SEQ:HASH"}`` as its
+    encryption context (docs/spec/audit-chain.md, AUD-13)."""
+
+    def witness(seq: int, chain_hash: bytes) -> None:
+        context = {"purpose": WITNESS_PURPOSE, "org": org, HEAD_FIELD: format_head(seq, chain_hash)}
+        provider.wrap(key_id, os.urandom(32), context)
+
+    return witness
+
 
 #: What can be revoked: one user (email), one conversation (resource name), the whole org.
 REVOCATION_KINDS: Final = ("user", "conversation", "org")
@@ -81,12 +110,14 @@ class HybridStore:
         *,
         signer: Ed25519Signer | None = None,
         checkpoint_every: int = 16,
+        witness: Witness | None = None,
     ) -> None:
         self.path = path
         self.org = org
         self._signer = signer
         self._public = signer.public_key() if signer is not None else None
         self._every = checkpoint_every
+        self._witness = witness
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -157,7 +188,17 @@ class HybridStore:
                 self._checkpoint(db, record)
         except sqlite3.Error as exc:
             raise AuditUnavailable("key service audit log unavailable") from exc
+        if self._witness is not None and record.seq % self._every == 0:
+            try:
+                self._witness(record.seq, record.hash)
+            except OwnkeyError as exc:  # the record stands; the missing head shows as a gap
+                _log.warning("audit witness of seq %d failed: %s", record.seq, type(exc).__name__)
         return record
+
+    @property
+    def every(self) -> int:
+        """Records between two checkpoints, and between two witnessed heads."""
+        return self._every
 
     def _checkpoint(self, db: sqlite3.Connection, record: ChainRecord) -> None:
         """Sign every ``checkpoint_every``-th record, in the transaction that wrote it."""
@@ -212,13 +253,24 @@ class HybridStore:
             ).fetchall()
         return [self._checkpoint_of(row) for row in rows]
 
-    def verify(self, public_keys: Mapping[str, bytes] | None = None) -> ChainReport:
+    def verify(
+        self,
+        public_keys: Mapping[str, bytes] | None = None,
+        *,
+        witnessed_heads: Sequence[tuple[int, bytes]] = (),
+    ) -> ChainReport:
         """Recompute the chain and check every checkpoint (with this store's key, or the
-        ``public_keys`` given: a verifier need not hold the signing seed)."""
+        ``public_keys`` given: a verifier need not hold the signing seed) and that each of
+        ``witnessed_heads`` (read from the key manager's log) is a prefix of it."""
         keys = dict(public_keys or {})
         if self._public is not None:
             keys[signer_key_id(self._public)] = self._public
         every = self._every if keys else None  # with a key known, a checkpoint at each multiple
         return verify_chain(
-            self.org, self.records(), self.checkpoints(), keys, checkpoint_every=every
+            self.org,
+            self.records(),
+            self.checkpoints(),
+            keys,
+            witnessed_heads=witnessed_heads,
+            checkpoint_every=every,
         )
