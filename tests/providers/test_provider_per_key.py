@@ -4,11 +4,14 @@ The attack: the operator registers slowco's key with ``--set endpoint_url=...``;
 rewrote the one ``aws_kms`` row acme's key used too, so every node that built the provider
 afterwards sent acme's calls where slowco's settings pointed. Two nodes (two runtimes, each its
 own ``OWNKEY_HOME``, one database) and the CLI share moto's KMS through three fault proxies: a
-proxy that refuses every connection shows which settings a node's calls follow.
+proxy that refuses every connection shows which settings a node's calls follow. PostgreSQL's
+change feed and PKCS#11 (the PIN, a secret, kept out of every row, answer and record) too.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +25,7 @@ from ownkey.service import Runtime
 from ownkey.storage import Database, SqlOrgDirectory
 from ownkey.testing.fakes import FakeClock
 from ownkey.testing.faultproxy import Fault, FaultProxy
-from tests.providers._servers import MotoServer
+from tests.providers._servers import MotoServer, SoftHsm
 
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 ACME, SLOWCO = KeyRef.customer("acme"), KeyRef.customer("slowco")
@@ -181,3 +184,91 @@ def test_a_key_id_of_one_manager_stays_bound_to_one_org(
         assert SqlOrgDirectory(database).provider(f"aws_kms/{SLOWCO}") is None
     finally:
         database.close()
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_a_running_node_follows_new_settings_at_the_notification(
+    tmp_path: Path,
+    moto_server: MotoServer,
+    proxies: tuple[FaultProxy, FaultProxy, FaultProxy],
+    postgres_url: str,
+) -> None:
+    """PostgreSQL: with a re-check interval of an hour, only the change feed (``providers``
+    notifies ``ownkey_changes``, migration 0010) can move a running node to the new settings."""
+    from ownkey.errors import KeyUnavailable
+    from ownkey.service import NodeSync
+
+    via_a, via_b, _ = proxies
+    clock = FakeClock()
+    slowco_key = _kms_key(moto_server, "slowco")
+    _register(tmp_path, postgres_url, "slowco", slowco_key, via_a)
+    node = Runtime.open(
+        home=tmp_path / "node",
+        url=postgres_url,
+        clock=clock,
+        sleep=clock.sleep,
+        env={},
+        recheck_interval=3600.0,
+    )
+    sync = NodeSync(node)
+    try:
+        sync.start()
+        assert sync.wait_listening(10.0)
+        assert node.admin.check_key(SLOWCO).state.value == "enabled"  # built via A
+        with via_a.fault(Fault.REFUSE):
+            _register(tmp_path, postgres_url, "slowco", slowco_key, via_b)
+            deadline = time.monotonic() + 10.0
+            while True:
+                try:
+                    node.admin.check_key(SLOWCO)
+                    break
+                except KeyUnavailable:
+                    assert time.monotonic() < deadline, "the node never followed slowco's move"
+                    time.sleep(0.05)
+    finally:
+        sync.stop()
+        node.close()
+
+
+def test_a_pin_is_in_no_row_answer_or_record(
+    tmp_path: Path, softhsm: SoftHsm, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PKCS#11: two orgs on one HSM library, each its own token settings; the PIN (from the
+    environment only) is in no provider row, no audit record and no output."""
+    from ownkey.providers import Pkcs11Provider
+
+    hsm = Pkcs11Provider(library=softhsm.library, token_label=softhsm.token_label, pin=softhsm.pin)
+    keys = {org: hsm.create_key(label=org) for org in ("acme", "slowco")}
+    hsm.close()
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    env = {
+        "OWNKEY_HOME": str(tmp_path / "cli-home"),
+        "OWNKEY_DATABASE_URL": url,
+        "OWNKEY_PKCS11_PIN": softhsm.pin,
+    }
+    output = ""
+    for org, timeout in (("acme", "5"), ("slowco", "3")):
+        args = ["key", "register", org, "--provider", "pkcs11", "--key-id", keys[org]]
+        args += ["--set", f"library={softhsm.library}", "--set", f"token={softhsm.token_label}"]
+        args += ["--set", f"timeout={timeout}"]
+        result = CliRunner().invoke(app, args, env=env)
+        assert result.exit_code == 0, result.stderr
+        output += result.stdout + result.stderr
+    args = ["key", "register", "slowco", "--provider", "pkcs11", "--key-id", keys["slowco"]]
+    refused = CliRunner().invoke(app, [*args, "--set", f"pin={softhsm.pin}"], env=env)
+    assert refused.exit_code == 2
+    output += refused.stdout + refused.stderr + capsys.readouterr().err
+    database = Database.open(url)
+    try:
+        rows = {row.name: dict(row.settings) for row in SqlOrgDirectory(database).providers()}
+        with database.engine.connect() as conn:
+            bodies = [
+                bytes(row[0]) for row in conn.exec_driver_sql("SELECT body FROM audit_records")
+            ]
+    finally:
+        database.close()
+    assert rows[f"pkcs11/{ACME}"]["timeout"] == "5"
+    assert rows[f"pkcs11/{SLOWCO}"]["timeout"] == "3"
+    assert softhsm.pin not in json.dumps(rows) + output
+    assert bodies
+    assert not [body for body in bodies if softhsm.pin.encode() in body]
