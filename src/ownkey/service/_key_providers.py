@@ -48,8 +48,19 @@ _ADDRESS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 
-def _address(kind: str, settings: Mapping[str, str]) -> tuple[str, tuple[str | None, ...]]:
-    return kind, tuple(settings.get(name) for name in _ADDRESS.get(kind, ()))
+def _address(
+    kind: str, settings: Mapping[str, str], key_id: str, env: Mapping[str, str]
+) -> tuple[str, tuple[str | None, ...]]:
+    """Which key manager ``key_id`` of a row is in: the kind and its address settings, the
+    environment filling what the row leaves out (as when the provider is built). An AWS key
+    ARN names its account and region itself, so any endpoint reaching it reaches one key."""
+    if kind == "aws_kms" and key_id.startswith("arn:"):
+        return kind, ()
+    try:
+        full = provider_settings(kind, settings, env, secrets_given=True)
+    except ConfigError:  # a row no build would accept: compare it as stored
+        full = dict(settings)
+    return kind, tuple(full.get(name) for name in _ADDRESS.get(kind, ()))
 
 
 class KeyProviderSettings:
@@ -149,12 +160,12 @@ class KeyProviderSettings:
     ) -> None:
         """Conflict if ``key_id`` of the same key manager is bound to another reference (KL-14
         across provider rows: two rows with one address reach one key)."""
-        wanted = _address(kind, settings)
+        wanted = _address(kind, settings, key_id, self._env)
         for master in self._admin.list_keys():
             if master.ref == ref or master.key_id != key_id:
                 continue
             spec = self._spec(master.provider)
-            if spec is not None and _address(*spec) == wanted:
+            if spec is not None and _address(*spec, key_id, self._env) == wanted:
                 raise Conflict(f"key {key_id} of {kind} is bound to another key reference")
 
     # -- names an org admin gives ----------------------------------------------------------------
