@@ -440,3 +440,50 @@ def test_another_orgs_pages_and_forms_are_not_found_like_no_org(site: Site) -> N
     assert "0010" not in site.runtime.org("globex").settings.services
     assert [j.job_id for j in site.runtime.list_jobs("globex")] == [job.job_id]
     assert site.runtime.list_jobs("acme") == []
+
+
+@pytest.mark.parametrize(
+    ("path", "data"),
+    [
+        ("/admin/acme/check", {}),
+        ("/admin/acme/coverage/0010", {"enable": "1"}),
+        ("/admin/acme/revocations/preview", {"scope": "chat-1"}),
+        ("/admin/acme/revocations", {"scope": "chat-1"}),
+        ("/admin/acme/revocations/RULE/lift", {}),
+        ("/admin/acme/key/disable", {}),
+        ("/admin/acme/key/rotate", {}),
+        ("/admin/acme/key/schedule-destruction", {"waiting_period_days": "30"}),
+    ],
+)
+def test_every_console_form_needs_its_csrf_token(
+    site: Site, path: str, data: dict[str, str]
+) -> None:
+    """The browser module's CSRF check of every form, over HTTP (it runs without chromium):
+    no token, a wrong one, another session's, or a body that is not a form: 403, nothing done."""
+    from ownkey.keys import RevocationRule
+
+    rule = site.runtime.revoke(RevocationRule(org="acme", scope="kept"), actor="test")
+    path = path.replace("RULE", rule.rule_id)
+    key = site.runtime.list_keys("acme")[0]
+    with site.client() as other:
+        foreign = _sign_in(other, site.acme)  # another session of the same org
+    with site.client() as client:
+        csrf = _sign_in(client, site.acme)
+        assert foreign != csrf
+        for answer in (
+            client.post(path, data=data),
+            client.post(path, data={**data, "csrf": "forged"}),
+            client.post(path, data={**data, "csrf": foreign}),
+            client.post(
+                path,
+                content=f"csrf={csrf}",
+                headers={"Content-Type": "text/plain"},
+            ),
+        ):
+            assert answer.status_code == 403, answer.text[-300:]
+            assert "CSRF" in answer.text
+    assert [r.rule_id for r in site.runtime.admin.rules("acme")] == [rule.rule_id]
+    assert "0010" not in site.runtime.org("acme").settings.services
+    after = site.runtime.list_keys("acme")[0]
+    assert (after.state, after.version) == (key.state, key.version)
+    assert site.runtime.list_jobs("acme") == []
