@@ -46,28 +46,31 @@ def main() -> None:
     payload = os.urandom(1024)
     with tempfile.TemporaryDirectory() as root, HybridStack(Path(root), ORG, MEMBERS) as stack:
         alice, bob = stack.client(ALICE), stack.client(BOB)
-        alice.seal_message("c", payload)  # warm up grants, tokens, connections, JWKS
+        alice.seal_message("c", payload, message="warm")  # grants, tokens, connections, JWKS
+        ids = [f"m-{i}" for i in range(n)]
         start = time.perf_counter()
-        sealed = [alice.seal_message("c", payload) for _ in range(n)]
+        sealed = [alice.seal_message("c", payload, message=i) for i in ids]
         seal = time.perf_counter() - start
-        bob.open_message("c", sealed[0])
+        bob.open_message("c", sealed[0], message=ids[0])
         start = time.perf_counter()
-        for message in sealed:
+        for i, message in zip(ids, sealed, strict=True):
             bob.cache.clear()
-            bob.open_message("c", message)
+            bob.open_message("c", message, message=i)
         cold = time.perf_counter() - start
-        for message in sealed:
-            bob.open_message("c", message)  # fill the cache
+        for i, message in zip(ids, sealed, strict=True):
+            bob.open_message("c", message, message=i)  # fill the cache
         start = time.perf_counter()
         for _ in range(10):
-            for message in sealed:
-                bob.open_message("c", message)
+            for i, message in zip(ids, sealed, strict=True):
+                bob.open_message("c", message, message=i)
         warm = time.perf_counter() - start
-        wrapped, _ = split(sealed[0])
+        wrapped, header, _ = split(sealed[0])
         body = {
             "authentication": stack.sign_in(BOB, KACLS_AUDIENCE),
             "authorization": stack.grant(BOB, "c", "reader"),
             "wrapped_key": base64.b64encode(wrapped).decode(),
+            "message": header.message,
+            "author": header.author,
         }
         url = stack.kacls_url + "/unwrap"
 

@@ -40,7 +40,9 @@ ODD_VALUES: tuple[Any, ...] = (
 )  # fmt: skip
 CLAIMS = ("org", "resource_name", "role", "email", "aud", "iat", "exp", "iss", "nbf", "service")
 FIELDS = ("key", "wrapped_key", "resource_name", "service", "reason", "authentication",
-          "authorization", "extra")  # fmt: skip
+          "authorization", "message", "author", "extra")  # fmt: skip
+#: The message binding every wrap and unwrap names (issue 23: id and author are bound).
+BINDING = {"message": "m-1", "author": "al@acme.example"}
 OPERATIONS = ("wrap", "unwrap", "rewrap", "digest", "privilegedunwrap")
 
 
@@ -97,12 +99,12 @@ def test_fuzz_the_hybrid_key_service(tmp_path: Path) -> None:
     with TestClient(build_app(service), raise_server_exceptions=False) as client:
         body, _ = _grant(keys, rng, mutate=False)
         wrapped = client.post(
-            "/wrap", json={**body, "key": base64.b64encode(bytes(32)).decode()}
+            "/wrap", json={**body, **BINDING, "key": base64.b64encode(bytes(32)).decode()}
         ).json()["wrapped_key"]
         for _ in range(executions):
             operation = rng.choice(OPERATIONS)
             body, intact = _grant(keys, rng)
-            body.update(key=base64.b64encode(bytes(32)).decode(), wrapped_key=wrapped)
+            body.update(key=base64.b64encode(bytes(32)).decode(), wrapped_key=wrapped, **BINDING)
             if operation == "privilegedunwrap":
                 body["resource_name"] = "c-1"
             for _ in range(rng.randint(0, 2)):

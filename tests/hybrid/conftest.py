@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ownkey.client._format import join, key_id
+from ownkey.client._format import MessageHeader, context, join, key_id
 from ownkey.envelope import MessageCipher, ScopeKey
 from ownkey.testing.hybrid import KACLS_AUDIENCE as KACLS_AUD
 from ownkey.testing.hybrid import PLATFORM_AUDIENCE as PLATFORM_AUD
@@ -43,10 +43,17 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HybridStack]:
         yield stack
 
 
-def sealed_bytes(text: bytes, conversation: str, org: str = ORG) -> bytes:
+def sealed_bytes(
+    text: bytes,
+    conversation: str,
+    org: str = ORG,
+    *,
+    message: str = "m-1",
+    author: str = ALICE,
+) -> bytes:
     """A well-formed sealed 1001 message under a random DEK and a random "wrapped" key, for
     platform-side tests that need no key service (the platform cannot tell the difference)."""
     wrapped = os.urandom(48)
-    context = {"org": org, "service": "1001", "conversation": conversation}
-    envelope = MessageCipher(ScopeKey(key_id(wrapped), os.urandom(32))).seal(text, context)
-    return join(wrapped, envelope)
+    bound = context(org, conversation, "1001", message, author)
+    envelope = MessageCipher(ScopeKey(key_id(wrapped), os.urandom(32))).seal(text, bound)
+    return join(wrapped, MessageHeader(message, author), envelope)

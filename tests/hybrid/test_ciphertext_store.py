@@ -26,8 +26,10 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
         yield rt
 
 
-def _sealed(text: bytes, conversation: str = CONV) -> bytes:
-    return sealed_bytes(text, conversation, ORG)
+def _sealed(
+    text: bytes, conversation: str = CONV, *, message: str = "m-1", author: str = ANN
+) -> bytes:
+    return sealed_bytes(text, conversation, ORG, message=message, author=author)
 
 
 def test_no_asset_service_path_opens_client_side_ciphertext(runtime: Runtime) -> None:
@@ -58,7 +60,7 @@ def test_a_writer_owns_its_message_id(runtime: Runtime) -> None:
     first = _sealed(b"ann's")
     store.put(ORG, "1001", CONV, "m-1", ANN, first)
     with pytest.raises(Conflict, match="another member"):
-        store.put(ORG, "1001", CONV, "m-1", AL, _sealed(b"al's"))
+        store.put(ORG, "1001", CONV, "m-1", AL, _sealed(b"al's", author=AL))
     assert store.get(ORG, CONV, "m-1") == first
     second = _sealed(b"ann edits")
     store.put(ORG, "1001", CONV, "m-1", ANN, second)
@@ -67,8 +69,8 @@ def test_a_writer_owns_its_message_id(runtime: Runtime) -> None:
 
 def test_conversations_with_dotted_ids_do_not_share_a_prefix(runtime: Runtime) -> None:
     store = AssetCiphertexts(runtime.assets.store)
-    store.put(ORG, "1001", "a", "b.m", ANN, _sealed(b"1", "a"))
-    store.put(ORG, "1001", "a.b", "m", ANN, _sealed(b"2", "a.b"))
+    store.put(ORG, "1001", "a", "b.m", ANN, _sealed(b"1", "a", message="b.m"))
+    store.put(ORG, "1001", "a.b", "m", ANN, _sealed(b"2", "a.b", message="m"))
     assert store.list(ORG, "a") == ["b.m"]
     assert store.list(ORG, "a.b") == ["m"]
     assert store.delete_conversation(ORG, "a") == 1
@@ -77,10 +79,33 @@ def test_conversations_with_dotted_ids_do_not_share_a_prefix(runtime: Runtime) -
 
 def test_only_sealed_messages_are_stored(runtime: Runtime) -> None:
     store = AssetCiphertexts(runtime.assets.store)
-    for junk in (b"hello", b"OKH1\x00\x00", b"OKH1\x00\x02ab", b"OKH1\x00\x02abnot-an-envelope"):
+    junk_list = (
+        b"hello",
+        b"OKH2\x00\x00",
+        b"OKH2\x00\x02ab",
+        b"OKH2\x00\x02ab\x03m-x\x0cann@acme.testnot-an-envelope",
+        b"OKH1" + _sealed(b"x", message="m-x")[4:],  # the format before issue 23
+    )
+    for junk in junk_list:
         with pytest.raises(InvalidRequest):
             store.put(ORG, "1001", CONV, "m-x", ANN, junk)
     assert store.list(ORG, CONV) == []
+
+
+def test_the_platform_stores_a_message_only_in_its_own_slot_by_its_own_author(
+    runtime: Runtime,
+) -> None:
+    """Issue 23 s4, the platform's half: bytes sealed as m-1 by ann are refused as m-2 (a
+    replay) and from al (a re-attribution). The reader's protection is the key service's
+    binding (tests/hybrid/test_flow.py); this refuses a client bug or a member at once."""
+    store = AssetCiphertexts(runtime.assets.store)
+    sealed = _sealed(b"ann's", message="m-1", author=ANN)
+    with pytest.raises(InvalidRequest, match="sealed as message 'm-1', not 'm-2'"):
+        store.put(ORG, "1001", CONV, "m-2", ANN, sealed)
+    with pytest.raises(InvalidRequest, match="another author"):
+        store.put(ORG, "1001", CONV, "m-1", AL, sealed)
+    store.put(ORG, "1001", CONV, "m-1", "Ann@Acme.test", sealed)  # the writer, canonical
+    assert store.list(ORG, CONV) == ["m-1"]
 
 
 def test_a_users_org_comes_from_the_directory_and_is_unique(runtime: Runtime) -> None:

@@ -22,8 +22,15 @@ import pytest
 from typer.testing import CliRunner
 
 from ownkey.cli._hybrid import hybrid_app
-from ownkey.client import AsyncHybridClient, AsyncPlatformCredentials, DekCache, HybridClient
-from ownkey.client._format import key_id, split
+from ownkey.client import (
+    AsyncHybridClient,
+    AsyncPlatformCredentials,
+    DekCache,
+    HybridClient,
+    MessageHeader,
+    read_header,
+)
+from ownkey.client._format import join, key_id, split
 from ownkey.envelope import MessageCipher, ScopeKey
 from ownkey.errors import AccessDenied, InvalidCiphertext, InvalidRequest, KeyUnavailable
 from ownkey.hybrid import SigningKeys
@@ -46,14 +53,37 @@ def _cli(flow: Flow, *args: str) -> Any:
     return runner.invoke(hybrid_app, [*args, "--home", str(flow.kacls_home)])
 
 
-def _unwrap(flow: Flow, authentication: str, authorization: str, wrapped: bytes) -> httpx.Response:
+def _binding(sealed: bytes) -> dict[str, str]:
+    """The message id and author a sealed message is bound to, as the key service wants them."""
+    _, header, _ = split(sealed)
+    return {"message": header.message, "author": header.author}
+
+
+def _context(sealed: bytes, conversation: str = "conv-a") -> dict[str, str]:
+    """The envelope context of a sealed 1001 message of acme."""
+    return {"org": ORG, "service": "1001", "conversation": conversation, **_binding(sealed)}
+
+
+def _unwrap(
+    flow: Flow,
+    authentication: str,
+    authorization: str,
+    sealed: bytes,
+    *,
+    wrapped: bytes | None = None,
+    **binding: str,
+) -> httpx.Response:
+    """``POST /unwrap`` of the wrapped key of ``sealed`` (or ``wrapped``), bound as ``sealed``
+    says unless ``binding`` names another message id or author."""
     return httpx.post(
         flow.kacls_url + "/unwrap",
         json={
             "authentication": authentication,
             "authorization": authorization,
-            "wrapped_key": base64.b64encode(wrapped).decode(),
+            "wrapped_key": base64.b64encode(wrapped or split(sealed)[0]).decode(),
             "reason": "test",
+            **_binding(sealed),
+            **binding,
         },
     )
 
@@ -61,16 +91,16 @@ def _unwrap(flow: Flow, authentication: str, authorization: str, wrapped: bytes)
 @pytest.fixture(scope="module")
 def sealed_a(flow: Flow) -> bytes:
     """One message alice sealed in conv-a."""
-    return flow.client(ALICE).seal_message("conv-a", b"quarterly numbers")
+    return flow.client(ALICE).seal_message("conv-a", b"quarterly numbers", message="a-1")
 
 
 def test_a_member_seals_and_another_member_opens(flow: Flow) -> None:
     """HYB-9: a fresh DEK per message, sealed by one member, opened by another."""
-    sealed = flow.client(ALICE).seal_message("conv-a", b"hello bob")
+    sealed = flow.client(ALICE).seal_message("conv-a", b"hello bob", message="m-1")
     assert b"hello bob" not in sealed
     flow.upload(ALICE, "conv-a", "m-1", sealed)
     fetched = flow.download(BOB, "conv-a", "m-1")
-    assert flow.client(BOB).open_message("conv-a", fetched) == b"hello bob"
+    assert flow.client(BOB).open_message("conv-a", fetched, message="m-1") == b"hello bob"
 
 
 def test_async_client_seals_and_opens(flow: Flow) -> None:
@@ -86,9 +116,9 @@ def test_async_client_seals_and_opens(flow: Flow) -> None:
                 flow.platform_url, sign_in, authentication=authentication, http=http
             )
             client = AsyncHybridClient(flow.kacls_url, org=ORG, credentials=credentials, http=http)
-            sealed = await client.seal_message("conv-a", b"async hi")
+            sealed = await client.seal_message("conv-a", b"async hi", message="as-1")
             client.cache.clear()
-            return await client.open_message("conv-a", sealed)
+            return await client.open_message("conv-a", sealed, message="as-1")
 
     assert asyncio.run(run()) == b"async hi"
 
@@ -98,19 +128,18 @@ def test_a_non_member_gets_no_authorization_token(flow: Flow) -> None:
     with pytest.raises(AccessDenied, match="not a member"):
         flow.grant(CAROL, "conv-a")
     with pytest.raises(AccessDenied):
-        flow.client(CAROL).seal_message("conv-a", b"x")
+        flow.client(CAROL).seal_message("conv-a", b"x", message="x-1")
 
 
 def test_a_token_for_conversation_a_fails_on_b(flow: Flow, sealed_a: bytes) -> None:
     """HYB-5."""
     # alice is a member of both; the DEK was wrapped for conv-a.
-    wrapped, _ = split(sealed_a)
-    answer = _unwrap(flow, flow.sign_in(ALICE, KACLS_AUD), flow.grant(ALICE, "conv-b"), wrapped)
+    answer = _unwrap(flow, flow.sign_in(ALICE, KACLS_AUD), flow.grant(ALICE, "conv-b"), sealed_a)
     assert answer.status_code == 403
     assert "does not open for this resource" in answer.json()["error"]["message"]
     with pytest.raises(AccessDenied):
-        flow.client(ALICE).open_message("conv-b", sealed_a)
-    ok = _unwrap(flow, flow.sign_in(ALICE, KACLS_AUD), flow.grant(ALICE, "conv-a"), wrapped)
+        flow.client(ALICE).open_message("conv-b", sealed_a, message="a-1")
+    ok = _unwrap(flow, flow.sign_in(ALICE, KACLS_AUD), flow.grant(ALICE, "conv-a"), sealed_a)
     assert ok.status_code == 200
 
 
@@ -167,8 +196,7 @@ def _bad_authentication(flow: Flow, kind: str) -> str:
 )
 def test_a_bad_authentication_token_is_refused(flow: Flow, sealed_a: bytes, kind: str) -> None:
     """HYB-1, HYB-2, HYB-3."""
-    wrapped, _ = split(sealed_a)
-    answer = _unwrap(flow, _bad_authentication(flow, kind), flow.grant(ALICE, "conv-a"), wrapped)
+    answer = _unwrap(flow, _bad_authentication(flow, kind), flow.grant(ALICE, "conv-a"), sealed_a)
     assert answer.status_code == 403, answer.text
     assert "key" not in answer.json()
 
@@ -176,7 +204,6 @@ def test_a_bad_authentication_token_is_refused(flow: Flow, sealed_a: bytes, kind
 @pytest.mark.parametrize("kind", ["alg_none", "hs256_with_public_key", "foreign_key"])
 def test_a_forged_authorization_token_is_refused(flow: Flow, sealed_a: bytes, kind: str) -> None:
     """HYB-1, HYB-2."""
-    wrapped, _ = split(sealed_a)
     header, claims = _segments(flow.grant(BOB, "conv-a"))
     claims["email"] = CAROL  # carol is not in conv-a; the platform would never grant this
     if kind == "alg_none":
@@ -187,29 +214,28 @@ def test_a_forged_authorization_token_is_refused(flow: Flow, sealed_a: bytes, ki
         forged = jwt.encode(claims, public, algorithm="HS256", headers={"kid": header["kid"]})
     else:
         forged = SigningKeys().sign(claims)
-    answer = _unwrap(flow, flow.sign_in(CAROL, KACLS_AUD), forged, wrapped)
+    answer = _unwrap(flow, flow.sign_in(CAROL, KACLS_AUD), forged, sealed_a)
     assert answer.status_code == 403
 
 
 def test_a_rotated_identity_key_is_followed_by_kid(flow: Flow, sealed_a: bytes) -> None:
     """HYB-11."""
-    wrapped, _ = split(sealed_a)
     old = flow.idp.jwks()["keys"][-1]["kid"]
     new = flow.idp.rotate()
     assert new != old
-    answer = _unwrap(flow, flow.sign_in(BOB, KACLS_AUD), flow.grant(BOB, "conv-a"), wrapped)
+    answer = _unwrap(flow, flow.sign_in(BOB, KACLS_AUD), flow.grant(BOB, "conv-a"), sealed_a)
     assert answer.status_code == 200
     flow.idp.retire(old)
     flow.forget_tokens()  # every cached sign-in token was signed with the retired key
     fresh = flow.idp.token(email=BOB, aud=KACLS_AUD)
     assert _segments(fresh)[0]["kid"] == new
-    assert _unwrap(flow, fresh, flow.grant(BOB, "conv-a"), wrapped).status_code == 200
+    assert _unwrap(flow, fresh, flow.grant(BOB, "conv-a"), sealed_a).status_code == 200
 
 
 def test_the_platform_with_all_its_state_and_keys_cannot_open_a_message(flow: Flow) -> None:
     """HYB-10."""
     plaintext = b"the platform must never read this"
-    sealed = flow.client(ALICE).seal_message("conv-a", plaintext)
+    sealed = flow.client(ALICE).seal_message("conv-a", plaintext, message="secret-1")
     flow.upload(ALICE, "conv-a", "secret-1", sealed)
     # Its full database: the message is one asset of service 1001, its bytes the client's.
     stored = flow.platform_assets()
@@ -218,8 +244,8 @@ def test_the_platform_with_all_its_state_and_keys_cannot_open_a_message(flow: Fl
     assert not any(plaintext in blob for blob in flow.platform_files())
     # Every key the platform holds: its authorization signing seeds. None is the DEK.
     seeds = json.loads((flow.platform_state / "authz-signing-keys.json").read_text())["seeds"]
-    wrapped, envelope = split(sealed)
-    context = {"org": ORG, "service": "1001", "conversation": "conv-a"}
+    wrapped, _, envelope = split(sealed)
+    context = _context(sealed)
     for seed in seeds:
         with pytest.raises(InvalidCiphertext):
             MessageCipher(ScopeKey(key_id(wrapped), base64.b64decode(seed))).open(envelope, context)
@@ -248,7 +274,7 @@ def test_the_platform_with_all_its_state_and_keys_cannot_open_a_message(flow: Fl
             "exp": now + 60,
         }
     )
-    assert _unwrap(flow, fake_login, grant, wrapped).status_code == 403
+    assert _unwrap(flow, fake_login, grant, sealed).status_code == 403
     # And the platform's own Protector, with every platform key, refuses to seal 1001 (policy:
     # client-side) and cannot open the message (no platform key id in it).
     from tests.service._helpers import make_node, single
@@ -264,17 +290,19 @@ def test_the_platform_with_all_its_state_and_keys_cannot_open_a_message(flow: Fl
 
 def test_revoking_a_user_stops_that_user_on_the_next_call_only(flow: Flow) -> None:
     """HYB-6, one user."""
-    sealed = flow.client(ALICE).seal_message("conv-a", b"before revocation")
+    sealed = flow.client(ALICE).seal_message("conv-a", b"before revocation", message="r-1")
     assert _cli(flow, "revoke", "user", BOB).exit_code == 0
     try:
         with pytest.raises(AccessDenied, match="revoked"):
-            flow.client(BOB).open_message("conv-a", sealed)
+            flow.client(BOB).open_message("conv-a", sealed, message="r-1")
         with pytest.raises(AccessDenied, match="revoked"):
-            flow.client(BOB).seal_message("conv-a", b"x")
-        assert flow.client(ALICE).open_message("conv-a", sealed) == b"before revocation"
+            flow.client(BOB).seal_message("conv-a", b"x", message="r-2")
+        assert (
+            flow.client(ALICE).open_message("conv-a", sealed, message="r-1") == b"before revocation"
+        )
     finally:
         assert _cli(flow, "restore", "user", BOB).exit_code == 0
-    assert flow.client(BOB).open_message("conv-a", sealed) == b"before revocation"
+    assert flow.client(BOB).open_message("conv-a", sealed, message="r-1") == b"before revocation"
 
 
 def test_revoking_a_conversation_stops_it_and_not_others(flow: Flow) -> None:
@@ -282,8 +310,8 @@ def test_revoking_a_conversation_stops_it_and_not_others(flow: Flow) -> None:
     assert _cli(flow, "revoke", "conversation", "conv-b").exit_code == 0
     try:
         with pytest.raises(AccessDenied, match="revoked"):
-            flow.client(ALICE).seal_message("conv-b", b"x")
-        flow.client(ALICE).seal_message("conv-a", b"still fine")
+            flow.client(ALICE).seal_message("conv-b", b"x", message="x-1")
+        flow.client(ALICE).seal_message("conv-a", b"still fine", message="x-2")
     finally:
         _cli(flow, "restore", "conversation", "conv-b")
 
@@ -294,14 +322,14 @@ def test_revoking_the_org_stops_everyone(flow: Flow, sealed_a: bytes) -> None:
     try:
         for email in (ALICE, BOB):
             with pytest.raises(AccessDenied, match="revoked"):
-                flow.client(email).open_message("conv-a", sealed_a)
-        wrapped, _ = split(sealed_a)
+                flow.client(email).open_message("conv-a", sealed_a, message="a-1")
         privileged = httpx.post(
             flow.kacls_url + "/privilegedunwrap",
             json={
                 "authentication": flow.sign_in(ADMIN, KACLS_AUD),
-                "wrapped_key": base64.b64encode(wrapped).decode(),
+                "wrapped_key": base64.b64encode(split(sealed_a)[0]).decode(),
                 "resource_name": "conv-a",
+                **_binding(sealed_a),
             },
         )
         assert privileged.status_code == 403
@@ -312,7 +340,7 @@ def test_revoking_the_org_stops_everyone(flow: Flow, sealed_a: bytes) -> None:
 def test_privileged_unwrap_is_for_the_customers_listed_admins_only(
     flow: Flow, sealed_a: bytes
 ) -> None:
-    wrapped, envelope = split(sealed_a)
+    wrapped, _, envelope = split(sealed_a)
 
     def call(email: str, resource: str) -> httpx.Response:
         return httpx.post(
@@ -322,6 +350,7 @@ def test_privileged_unwrap_is_for_the_customers_listed_admins_only(
                 "wrapped_key": base64.b64encode(wrapped).decode(),
                 "resource_name": resource,
                 "reason": "ediscovery case 7",
+                **_binding(sealed_a),
             },
         )
 
@@ -330,17 +359,16 @@ def test_privileged_unwrap_is_for_the_customers_listed_admins_only(
     answer = call(ADMIN, "conv-a")
     assert answer.status_code == 200
     dek = base64.b64decode(answer.json()["key"])
-    context = {"org": ORG, "service": "1001", "conversation": "conv-a"}
-    assert MessageCipher(ScopeKey(key_id(wrapped), dek)).open(envelope, context) == (
+    assert MessageCipher(ScopeKey(key_id(wrapped), dek)).open(envelope, _context(sealed_a)) == (
         b"quarterly numbers"
     )
 
 
 def test_digest_and_rewrap_need_their_roles(flow: Flow, sealed_a: bytes) -> None:
     """HYB-4."""
-    wrapped, _ = split(sealed_a)
     body = {
-        "wrapped_key": base64.b64encode(wrapped).decode(),
+        "wrapped_key": base64.b64encode(split(sealed_a)[0]).decode(),
+        **_binding(sealed_a),
         "reason": "migration",
         "authentication": flow.sign_in(BOB, KACLS_AUD),
     }
@@ -365,7 +393,7 @@ def test_status_reports_health(flow: Flow) -> None:
 
 def test_the_audit_chain_verifies_and_an_edited_record_fails(flow: Flow, tmp_path: Path) -> None:
     """HYB-7."""
-    flow.client(ALICE).seal_message("conv-a", b"audited", reason="chat send")
+    flow.client(ALICE).seal_message("conv-a", b"audited", message="au-1", reason="chat send")
     result = _cli(flow, "audit", "verify")
     assert result.exit_code == 0, result.output
     db = sqlite3.connect(flow.kacls_home / "hybrid.db")
@@ -408,7 +436,7 @@ def test_key_service_down_is_a_typed_error_and_nothing_leaves_in_clear(flow: Flo
             http=http,
         )
         with pytest.raises(KeyUnavailable, match="key service unreachable"):
-            down.seal_message("conv-a", secret)
+            down.seal_message("conv-a", secret, message="down-1")
     assert sent  # it did try the (dead) key service
     assert not any(secret in body for body in sent)
 
@@ -433,44 +461,44 @@ def test_the_dek_cache_keeps_within_its_bounds() -> None:
 def test_advanced_chat_encryption_routes_team_chat_through_the_client_path(flow: Flow) -> None:
     """0008 under advanced chat encryption: same flow, and bound to its service id."""
     alice, bob = flow.client(ALICE), flow.client(BOB)
-    sealed = alice.seal_message("conv-a", b"team chat, client-side", service="0008")
-    assert bob.open_message("conv-a", sealed, service="0008") == b"team chat, client-side"
+    sealed = alice.seal_message("conv-a", b"team chat, client-side", message="t-1", service="0008")
+    assert bob.open_message("conv-a", sealed, message="t-1", service="0008") == (
+        b"team chat, client-side"
+    )
     bob.cache.clear()
     with pytest.raises(AccessDenied, match="does not open"):
-        bob.open_message("conv-a", sealed)  # the same DEK asked for as 1001
+        bob.open_message("conv-a", sealed, message="t-1")  # the same DEK asked for as 1001
     # globex has advanced chat encryption off: no 0008 grant; 1001 still works for it.
     with pytest.raises(AccessDenied, match="advanced chat encryption is off"):
         flow.grant(DAVE, "conv-g", "writer", "0008")
     assert flow.grant(DAVE, "conv-g", "writer", "1001")
     with pytest.raises(InvalidRequest, match="service"):
-        alice.seal_message("conv-a", b"x", service="0001")
+        alice.seal_message("conv-a", b"x", message="t-2", service="0001")
 
 
 def test_another_orgs_grant_is_refused(flow: Flow, sealed_a: bytes) -> None:
     """HYB-4."""
-    wrapped, _ = split(sealed_a)
-    answer = _unwrap(flow, flow.sign_in(DAVE, KACLS_AUD), flow.grant(DAVE, "conv-g"), wrapped)
+    answer = _unwrap(flow, flow.sign_in(DAVE, KACLS_AUD), flow.grant(DAVE, "conv-g"), sealed_a)
     assert answer.status_code == 403
     assert "another org" in answer.json()["error"]["message"]
 
 
 def test_a_wrapped_key_spliced_onto_another_message_does_not_open(flow: Flow) -> None:
     alice = flow.client(ALICE, cache=DekCache(max_entries=0))
-    first = alice.seal_message("conv-a", b"first")
-    second = alice.seal_message("conv-a", b"second")
-    wrapped_first, _ = split(first)
-    _, envelope_second = split(second)
-    spliced = first[: 6 + len(wrapped_first)] + envelope_second
+    first = alice.seal_message("conv-a", b"first", message="s-1")
+    second = alice.seal_message("conv-a", b"second", message="s-1")
+    _, _, envelope_first = split(first)
+    _, _, envelope_second = split(second)
+    spliced = first[: len(first) - len(envelope_first)] + envelope_second
     with pytest.raises(InvalidCiphertext):
-        alice.open_message("conv-a", spliced)
+        alice.open_message("conv-a", spliced, message="s-1")
     with pytest.raises(InvalidCiphertext):
-        alice.open_message("conv-a", b"OKH1" + b"\x00")
+        alice.open_message("conv-a", b"OKH2" + b"\x00", message="s-1")
 
 
 def test_the_platform_rotates_its_grant_keys_and_the_key_service_follows(
     flow: Flow, sealed_a: bytes
 ) -> None:
-    wrapped, _ = split(sealed_a)
     before = flow.grant(BOB, "conv-a", "reader")
     # What `python -m ownkey.api.hybrid_platform --state DIR --rotate` does, from another process.
     new_kid = SigningKeys.persistent(flow.platform_state / "authz-signing-keys.json").rotate()
@@ -483,13 +511,14 @@ def test_the_platform_rotates_its_grant_keys_and_the_key_service_follows(
     published = httpx.get(flow.platform_url + "/hybrid/.well-known/jwks.json").json()["keys"]
     assert {_segments(before)[0]["kid"], new_kid} <= {key["kid"] for key in published}
     authn = flow.sign_in(BOB, KACLS_AUD)
-    assert _unwrap(flow, authn, after, wrapped).status_code == 200
-    assert _unwrap(flow, authn, before, wrapped).status_code == 200
+    assert _unwrap(flow, authn, after, sealed_a).status_code == 200
+    assert _unwrap(flow, authn, before, sealed_a).status_code == 200
 
 
 def test_ciphertext_is_listed_for_members_and_deleted_with_the_conversation(flow: Flow) -> None:
     for name in ("d-1", "d-2"):
-        flow.upload(CAROL, "conv-b", name, flow.client(CAROL).seal_message("conv-b", b"bye"))
+        sealed = flow.client(CAROL).seal_message("conv-b", b"bye", message=name)
+        flow.upload(CAROL, "conv-b", name, sealed)
     url = flow.platform_url + "/hybrid/conversations/conv-b"
 
     def as_user(email: str) -> dict[str, str]:
@@ -508,9 +537,9 @@ def test_ciphertext_is_listed_for_members_and_deleted_with_the_conversation(flow
 
 def test_a_member_cannot_overwrite_another_members_message(flow: Flow) -> None:
     """HYB-13: the writer of a message id is recorded; only that writer replaces it."""
-    mine = flow.client(ALICE).seal_message("conv-a", b"alice wrote this")
+    mine = flow.client(ALICE).seal_message("conv-a", b"alice wrote this", message="owned-1")
     flow.upload(ALICE, "conv-a", "owned-1", mine)
-    forged = flow.client(BOB).seal_message("conv-a", b"bob says otherwise")
+    forged = flow.client(BOB).seal_message("conv-a", b"bob says otherwise", message="owned-1")
     url = flow.platform_url + "/hybrid/conversations/conv-a/messages/owned-1"
     refused = flow.http.put(
         url, content=forged, headers={"Authorization": f"Bearer {flow.sign_in(BOB)}"}
@@ -518,9 +547,10 @@ def test_a_member_cannot_overwrite_another_members_message(flow: Flow) -> None:
     assert refused.status_code == 409
     assert "another member" in refused.json()["error"]["message"]
     assert flow.download(BOB, "conv-a", "owned-1") == mine
-    again = flow.client(ALICE).seal_message("conv-a", b"alice edits her own")
+    again = flow.client(ALICE).seal_message("conv-a", b"alice edits her own", message="owned-1")
     flow.upload(ALICE, "conv-a", "owned-1", again)  # the writer may replace its own message
-    assert flow.client(BOB).open_message("conv-a", flow.download(BOB, "conv-a", "owned-1")) == (
+    fetched = flow.download(BOB, "conv-a", "owned-1")
+    assert flow.client(BOB).open_message("conv-a", fetched, message="owned-1") == (
         b"alice edits her own"
     )
 
@@ -539,8 +569,8 @@ def test_rewrap_moves_a_dek_to_the_current_key_version(flow: Flow) -> None:
     from ownkey.hybrid import load_config
     from ownkey.hybrid._config import open_provider
 
-    sealed = flow.client(ALICE).seal_message("conv-a", b"before rotation")
-    wrapped, envelope = split(sealed)
+    sealed = flow.client(ALICE).seal_message("conv-a", b"before rotation", message="rot-1")
+    wrapped, _, envelope = split(sealed)
     config = load_config(flow.kacls_home)
     open_provider(flow.kacls_home, "local", {}).rotate(config.key_id)
     seeds = json.loads((flow.platform_state / "authz-signing-keys.json").read_text())["seeds"]
@@ -561,6 +591,7 @@ def test_rewrap_moves_a_dek_to_the_current_key_version(flow: Flow) -> None:
         "authentication": flow.sign_in(ADMIN, KACLS_AUD),
         "authorization": migrator,
         "wrapped_key": base64.b64encode(wrapped).decode(),
+        **_binding(sealed),
     }
     answer = flow.http.post(flow.kacls_url + "/rewrap", json=body)
     assert answer.status_code == 200, answer.text
@@ -574,24 +605,21 @@ def test_rewrap_moves_a_dek_to_the_current_key_version(flow: Flow) -> None:
             "authentication": flow.sign_in(BOB, KACLS_AUD),
             "authorization": flow.grant(BOB, "conv-a", "reader"),
             "wrapped_key": body["wrapped_key"],
+            **_binding(sealed),
         },
     )
     assert digest.json()["resource_key_hash"] == answer.json()["resource_key_hash"]
-    key = _unwrap(
-        flow, flow.sign_in(BOB, KACLS_AUD), flow.grant(BOB, "conv-a", "reader"), rewrapped
-    )
+    authn, grant = flow.sign_in(BOB, KACLS_AUD), flow.grant(BOB, "conv-a", "reader")
+    key = _unwrap(flow, authn, grant, sealed, wrapped=rewrapped)
     dek = base64.b64decode(key.json()["key"])
-    context = {"org": ORG, "service": "1001", "conversation": "conv-a"}
-    assert (
-        MessageCipher(ScopeKey(key_id(wrapped), dek)).open(envelope, context) == b"before rotation"
-    )
+    opened = MessageCipher(ScopeKey(key_id(wrapped), dek)).open(envelope, _context(sealed))
+    assert opened == b"before rotation"
 
 
 def test_a_look_alike_of_a_member_gets_no_grant_and_no_key(flow: Flow, sealed_a: bytes) -> None:
     """Issue 23 s4: U+212A KELVIN SIGN lower-cases to "k" (tests/policy/test_identity.py); an
     IdP account spelled with a non-ASCII look-alike is refused by the platform and by the key
     service, never merged with the member it imitates."""
-    wrapped, _ = split(sealed_a)
     for look_alike in ("\u0430lice@acme.example", "\u212a" + ALICE[1:], ALICE.upper() + "\u200d"):
         answer = flow.http.post(
             flow.platform_url + "/hybrid/authorize",
@@ -604,4 +632,52 @@ def test_a_look_alike_of_a_member_gets_no_grant_and_no_key(flow: Flow, sealed_a:
         assert answer.status_code == 403, answer.text
         authn = flow.idp.token(email=look_alike, aud=KACLS_AUD)
         grant = flow.grant(ALICE, "conv-a", "reader")
-        assert _unwrap(flow, authn, grant, wrapped).status_code == 403
+        assert _unwrap(flow, authn, grant, sealed_a).status_code == 403
+
+
+def _reframed(sealed: bytes, **change: str) -> bytes:
+    """``sealed`` with its header rewritten, as the platform could (it holds the bytes)."""
+    wrapped, header, envelope = split(sealed)
+    fields = {"message": header.message, "author": header.author, **change}
+    return join(wrapped, MessageHeader(**fields), envelope)
+
+
+def test_the_platform_cannot_replay_a_message_under_another_id(flow: Flow) -> None:
+    """Issue 23 s4: a message was bound to its conversation only; the platform could serve
+    alice's m-1 again as m-2. Now the id is in the envelope context and the wrap's associated
+    data: the copy opens nowhere, with its header as it is or rewritten."""
+    sealed = flow.client(ALICE).seal_message("conv-a", b"pay 100 to carol", message="pay-1")
+    bob = flow.client(BOB, cache=DekCache(max_entries=0))
+    assert bob.open_message("conv-a", sealed, message="pay-1") == b"pay 100 to carol"
+    with pytest.raises(InvalidCiphertext):  # the same bytes served as pay-2
+        bob.open_message("conv-a", sealed, message="pay-2")
+    with pytest.raises(AccessDenied, match="does not open"):  # the header rewritten to pay-2
+        bob.open_message("conv-a", _reframed(sealed, message="pay-2"), message="pay-2")
+    authn, grant = flow.sign_in(BOB, KACLS_AUD), flow.grant(BOB, "conv-a", "reader")
+    assert _unwrap(flow, authn, grant, sealed, message="pay-2").status_code == 403
+    assert _unwrap(flow, authn, grant, sealed).status_code == 200
+
+
+def test_the_platform_cannot_attribute_a_message_to_another_member(flow: Flow) -> None:
+    """Issue 23 s4: the platform could show alice's message as bob's. The author is the user the
+    key service authenticated at ``/wrap``, bound like the id; a client cannot choose it."""
+    alice = flow.client(ALICE, cache=DekCache(max_entries=0))
+    sealed = alice.seal_message("conv-a", b"I resign", message="who-1")
+    assert read_header(sealed) == MessageHeader("who-1", ALICE)
+    reader = flow.client(BOB, cache=DekCache(max_entries=0))
+    assert reader.open_message("conv-a", sealed, message="who-1", author=ALICE) == b"I resign"
+    with pytest.raises(InvalidCiphertext):  # the platform reports bob as the writer
+        reader.open_message("conv-a", sealed, message="who-1", author=BOB)
+    with pytest.raises(AccessDenied, match="does not open"):  # and rewrites the header to match
+        reader.open_message("conv-a", _reframed(sealed, author=BOB), message="who-1", author=BOB)
+    # A member cannot claim another author at /wrap either: the key service binds its own.
+    body = {
+        "authentication": flow.sign_in(BOB, KACLS_AUD),
+        "authorization": flow.grant(BOB, "conv-a", "writer"),
+        "key": base64.b64encode(os.urandom(32)).decode(),
+        "message": "who-2",
+        "author": ALICE,
+    }
+    answer = httpx.post(flow.kacls_url + "/wrap", json=body)
+    assert answer.status_code == 200
+    assert answer.json()["author"] == BOB

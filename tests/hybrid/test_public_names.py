@@ -14,7 +14,9 @@ def test_client_names() -> None:
         "Credentials",
         "DekCache",
         "HybridClient",
+        "MessageHeader",
         "PlatformCredentials",
+        "read_header",
     ]
     for name in ownkey.client.__all__:
         assert getattr(ownkey.client, name).__doc__, name

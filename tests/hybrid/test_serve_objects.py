@@ -88,7 +88,7 @@ def test_serve_stores_lists_refuses_to_open_and_deletes_1001_assets(
     assert plaintext not in opened.content
 
     # Another member cannot take the message id over (HYB-13).
-    forged = sealed_bytes(b"bob's version", CONV)
+    forged = sealed_bytes(b"bob's version", CONV, author=BOB)
     refused = client.put(url, content=forged, headers=_as(idp, BOB))
     assert refused.status_code == 409
     assert client.get(url, headers=_as(idp, ALICE)).content == sealed
@@ -103,7 +103,7 @@ def test_serve_takes_membership_from_the_org_directory(
     idp: OidcIssuer, served: tuple[TestClient, dict[str, str]]
 ) -> None:
     client, _platform = served
-    sealed = sealed_bytes(b"hello", CONV)
+    sealed = sealed_bytes(b"hello", CONV, message="m-2", author=CAROL)
     url = f"/hybrid/conversations/{CONV}/messages/m-2"
     # carol is on the conversation's list but not a user of the org in the directory
     assert client.put(url, content=sealed, headers=_as(idp, CAROL)).status_code == 403

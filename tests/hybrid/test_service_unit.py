@@ -68,6 +68,8 @@ def _body(keys: dict[str, SigningKeys], **grant: str) -> dict[str, str]:
         "authentication": keys[IDP].sign({**base, "iss": IDP}),
         "authorization": keys[PLATFORM].sign({**base, "iss": PLATFORM, **claims}),
         "key": base64.b64encode(bytes(32)).decode(),
+        "message": "m-1",
+        "author": email,
     }
 
 
@@ -243,7 +245,12 @@ def test_digest_and_rewrap_need_the_users_authentication_not_only_the_grant(
     service, keys, _, http = _service(tmp_path)
     wrapped = service.wrap(_body(keys))["wrapped_key"]
     body = _body(keys, role=role)
-    grant_only = {"authorization": body["authorization"], "wrapped_key": wrapped}
+    grant_only = {
+        "authorization": body["authorization"],
+        "wrapped_key": wrapped,
+        "message": "m-1",
+        "author": "al@acme.example",
+    }
     with pytest.raises(AccessDenied, match="authentication token refused: missing"):
         getattr(service, op)(grant_only)
     records = [r.body for r in service._store.records()]

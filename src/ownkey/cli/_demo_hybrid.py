@@ -45,7 +45,7 @@ def tell(story: Any, number: int = 10) -> None:
     ):
         ann, al = stack.client(_ANN), stack.client(_AL)
         text = b"hybrid: the merger closes on Friday"
-        sealed = ann.seal_message("hybrid-room", text, reason="chat send")
+        sealed = ann.seal_message("hybrid-room", text, message="m-1", reason="chat send")
         stack.upload(_ANN, "hybrid-room", "m-1", sealed)
         stored = [blob for _record, blob in stack.platform_assets().values()]
         story.check(sealed in stored, "the platform did not store the sealed message")
@@ -54,11 +54,13 @@ def tell(story: Any, number: int = 10) -> None:
             "the platform's state holds the plaintext",
         )
         console.print(
-            f"ann sealed {len(text)} bytes into {len(sealed)} (wrapped key + envelope, service "
-            "1001); the platform stored only that."
+            f"ann sealed {len(text)} bytes into {len(sealed)} (wrapped key, id, author, "
+            "envelope; service 1001); the platform stored only that."
         )
         story.opens(
-            lambda: al.open_message("hybrid-room", stack.download(_AL, "hybrid-room", "m-1")),
+            lambda: al.open_message(
+                "hybrid-room", stack.download(_AL, "hybrid-room", "m-1"), message="m-1"
+            ),
             text,
             "al (a member) reads it through acme's key service",
         )
@@ -68,19 +70,19 @@ def tell(story: Any, number: int = 10) -> None:
         )
         store = _store(stack.kacls_home)
         store.revoke("user", _AL, 0)
-        fresh = ann.seal_message("hybrid-room", b"after the revocation")
+        fresh = ann.seal_message("hybrid-room", b"after the revocation", message="m-2")
         story.denied(
-            lambda: al.open_message("hybrid-room", fresh),
+            lambda: al.open_message("hybrid-room", fresh, message="m-2"),
             "acme revokes al at its key service; al's next message",
         )
         story.opens(
-            lambda: stack.client(_ANN).open_message("hybrid-room", fresh),
+            lambda: stack.client(_ANN).open_message("hybrid-room", fresh, message="m-2"),
             b"after the revocation",
             "ann, not revoked, still reads",
         )
-        team = ann.seal_message("hybrid-room", b"team chat", service="0008")
+        team = ann.seal_message("hybrid-room", b"team chat", message="m-3", service="0008")
         story.opens(
-            lambda: ann.open_message("hybrid-room", team, service="0008"),
+            lambda: ann.open_message("hybrid-room", team, message="m-3", service="0008"),
             b"team chat",
             "team chat (0008) under advanced chat encryption takes the same path",
         )
@@ -92,7 +94,7 @@ def tell(story: Any, number: int = 10) -> None:
         )
         stack.stop_key_service()
         try:
-            ann.seal_message("hybrid-room", b"while the key service is down")
+            ann.seal_message("hybrid-room", b"while the key service is down", message="m-4")
         except KeyUnavailable:
             story.check(True, "")
             console.print("Key service down: sealing fails with KeyUnavailable; nothing is sent.")

@@ -19,6 +19,7 @@ from ownkey.client._credentials import (
     Credentials,
     PlatformCredentials,
 )
+from ownkey.client._format import MessageHeader, read_header
 
 __all__ = [
     "AsyncCredentials",
@@ -27,5 +28,7 @@ __all__ = [
     "Credentials",
     "DekCache",
     "HybridClient",
+    "MessageHeader",
     "PlatformCredentials",
+    "read_header",
 ]

@@ -10,9 +10,12 @@ Every call is decided in one order, and every decision is audited before any key
 3. the org of the authorization token is the org this service serves;
 4. the role the platform granted allows this operation (:data:`ROLES`);
 5. no revocation applies: the whole org, the user, the conversation (read on every call);
-6. the key operation, with ``org``, service ``1001`` and the resource name as the encryption
-   context of the wrap (AES-GCM associated data in every ownkey provider), so a DEK wrapped for
-   conversation A does not unwrap when the token names conversation B;
+6. the key operation, with ``org``, service ``1001``, the resource name (the conversation), the
+   message id and the author as the encryption context of the wrap (AES-GCM associated data in
+   every ownkey provider), so a DEK wrapped for conversation A does not unwrap when the token
+   names conversation B, nor for message m1 when asked as m2 (a replay), nor as another
+   member's (a re-attribution). At ``/wrap`` the author is the user the identity provider
+   authenticated, never a value of the request; the client names both at every later call;
 7. one audit record (user, resource, role, reason, outcome) linked into the hash chain; if it
    cannot be written the call fails (AuditUnavailable) and returns no key.
 
@@ -33,7 +36,7 @@ from ownkey.errors import AccessDenied, InvalidCiphertext, InvalidRequest, Ownke
 from ownkey.hybrid._store import HybridStore
 from ownkey.hybrid._tokens import TokenVerifier
 from ownkey.keys import KeyProvider
-from ownkey.policy import check_id
+from ownkey.policy import canonical_email, check_id
 
 __all__ = ["HYBRID_SERVICE_ID", "OPERATIONS", "ROLES", "KeyService", "b64decode", "b64encode"]
 
@@ -99,12 +102,14 @@ def _reason(body: Mapping[str, Any]) -> str:
 class _Call:
     """What the audit record of one call says; filled in as the checks pass."""
 
-    __slots__ = ("reason", "resource", "role", "service", "user")
+    __slots__ = ("author", "message", "reason", "resource", "role", "service", "user")
 
     def __init__(self) -> None:
         self.service = HYBRID_SERVICE_ID
         self.user = ""
         self.resource = ""
+        self.message = ""
+        self.author = ""
         self.role = ""
         self.reason = ""
 
@@ -136,7 +141,24 @@ class KeyService:
     # -- the checks ---------------------------------------------------------------------------
 
     def _context(self, call: _Call) -> dict[str, str]:
-        return {"org": self.org, "service": call.service, "resource": call.resource}
+        return {
+            "org": self.org,
+            "service": call.service,
+            "resource": call.resource,
+            "message": call.message,
+            "author": call.author,
+        }
+
+    @staticmethod
+    def _bind(body: Mapping[str, Any], call: _Call, *, author: str | None = None) -> None:
+        """The message id (and, except at ``/wrap``, the author) a call names; both are bound
+        into the wrap, so naming others than the wrap's makes it not open."""
+        call.message = _usable(body.get("message"))
+        if not call.message:
+            raise InvalidRequest("message", "must name the message id (by the id rule)")
+        call.author = (
+            author if author is not None else canonical_email("author", body.get("author"))
+        )
 
     def _authorize(self, op: str, body: Mapping[str, Any], call: _Call) -> None:
         """Both tokens, for every operation that names a resource. The user comes from the
@@ -180,7 +202,15 @@ class KeyService:
         return self._provider.unwrap(key_id, wrapped[2 + wrapped[1] :], self._context(call))
 
     def _digest(self, dek: bytes, call: _Call) -> str:
-        fields = encode_fields("ownkey/hybrid/digest", self.org, call.service, call.resource, dek)
+        fields = encode_fields(
+            "ownkey/hybrid/digest",
+            self.org,
+            call.service,
+            call.resource,
+            call.message,
+            call.author,
+            dek,
+        )
         return b64encode(sha256(fields))
 
     # -- audit around every call --------------------------------------------------------------
@@ -211,6 +241,8 @@ class KeyService:
                 "org": self.org,
                 "user": call.user,
                 "resource": call.resource,
+                "message": call.message,
+                "author": call.author,
                 "role": call.role,
                 "service": call.service,
                 "reason": call.reason,
@@ -224,14 +256,16 @@ class KeyService:
     def wrap(self, body: Mapping[str, Any]) -> dict[str, str]:
         def run(call: _Call) -> dict[str, str]:
             self._authorize("wrap", body, call)
+            self._bind(body, call, author=call.user)
             dek = b64decode("key", body.get("key"), MAX_DEK_BYTES)
-            return {"wrapped_key": b64encode(self._wrap(dek, call))}
+            return {"wrapped_key": b64encode(self._wrap(dek, call)), "author": call.author}
 
         return self._audited("wrap", body, run)
 
     def unwrap(self, body: Mapping[str, Any]) -> dict[str, str]:
         def run(call: _Call) -> dict[str, str]:
             self._authorize("unwrap", body, call)
+            self._bind(body, call)
             wrapped = b64decode("wrapped_key", body.get("wrapped_key"), MAX_WRAPPED_BYTES)
             return {"key": b64encode(self._unwrap(wrapped, call))}
 
@@ -240,6 +274,7 @@ class KeyService:
     def digest(self, body: Mapping[str, Any]) -> dict[str, str]:
         def run(call: _Call) -> dict[str, str]:
             self._authorize("digest", body, call)
+            self._bind(body, call)
             wrapped = b64decode("wrapped_key", body.get("wrapped_key"), MAX_WRAPPED_BYTES)
             dek = self._unwrap(wrapped, call)
             return {"resource_key_hash": self._digest(dek, call)}
@@ -251,6 +286,7 @@ class KeyService:
 
         def run(call: _Call) -> dict[str, str]:
             self._authorize("rewrap", body, call)
+            self._bind(body, call)
             wrapped = b64decode("wrapped_key", body.get("wrapped_key"), MAX_WRAPPED_BYTES)
             dek = self._unwrap(wrapped, call)
             return {
@@ -272,6 +308,7 @@ class KeyService:
             if not resource:
                 raise InvalidRequest("resource_name", "must name the resource (by the id rule)")
             call.resource = resource
+            self._bind(body, call)
             if call.user not in self._privileged:
                 raise AccessDenied("user is not allowed the privileged unwrap", reason="policy")
             self._check_revocation(call)

@@ -3,9 +3,12 @@
 The platform stores a client-sealed message like any asset: one row of ``assets`` (inline up to
 the store's inline limit, else a blob), listed by ``GET /v1/objects?service_id=1001`` and
 removed with its conversation. What makes it different is recorded in its content context
-(``client_side``): the bytes are the client's ``"OKH1" | wrapped DEK | envelope``, opaque to the
-platform, so the scope key id is read from the inner envelope's header (``h1:...``, no platform
-scope key has it) and nothing here ever calls the Protector. :func:`is_client_side` is what the
+(``client_side``): the bytes are the client's ``"OKH2" | wrapped DEK | message id | author |
+envelope`` (docs/hybrid.md), opaque to the platform but for the id and author, which it checks
+against the slot and the writer (a client bug or a member re-posting another's message is
+refused at once; the key service's binding is what protects a reader from the platform). The
+scope key id is read from the inner envelope's header (``h1:...``, no platform scope key has it)
+and nothing here ever calls the Protector. :func:`is_client_side` is what the
 asset service checks to refuse to open such an asset with the platform's keys.
 
 The writer of each message id is recorded in the stored request; the store's write guard runs
@@ -29,7 +32,8 @@ __all__ = ["CLIENT_SIDE", "AssetCiphertexts", "DirectoryOrgUsers", "is_client_si
 
 #: The content-context entry that marks client-sealed ciphertext.
 CLIENT_SIDE: Final = "client_side"
-_MAGIC: Final = b"OKH1"
+_MAGIC: Final = b"OKH2"
+_NOT_SEALED: Final = "must be a sealed 1001 message (OKH2)"
 _PAGE = 1000
 
 
@@ -38,18 +42,35 @@ def is_client_side(record: AssetRecord) -> bool:
     return record.context.get(CLIENT_SIDE) == "true"
 
 
-def _inner_key_id(sealed: bytes) -> bytes:
+def _short(sealed: bytes, at: int) -> tuple[str, int]:
+    """One ``u8 len | ASCII`` field of the header at ``at``, and where the next one starts."""
+    if at >= len(sealed) or sealed[at] == 0 or at + 1 + sealed[at] > len(sealed):
+        raise InvalidRequest("body", _NOT_SEALED)
+    raw = sealed[at + 1 : at + 1 + sealed[at]]
+    if not raw.isascii():
+        raise InvalidRequest("body", _NOT_SEALED)
+    return raw.decode("ascii"), at + 1 + sealed[at]
+
+
+def _inner_key_id(sealed: bytes, message: str, writer: str) -> bytes:
     """The key id of the envelope inside a sealed 1001 message; InvalidRequest if it is not one
-    (the platform refuses to store what a client could not open either)."""
+    (the platform refuses to store what a client could not open either), or if it claims
+    another message id than its slot or another author than its writer."""
     if len(sealed) < 6 or sealed[:4] != _MAGIC:
-        raise InvalidRequest("body", "must be a sealed 1001 message (OKH1)")
+        raise InvalidRequest("body", _NOT_SEALED)
     (size,) = struct.unpack_from(">H", sealed, 4)
     if size == 0 or len(sealed) <= 6 + size:
-        raise InvalidRequest("body", "must be a sealed 1001 message (OKH1)")
+        raise InvalidRequest("body", _NOT_SEALED)
+    claimed, at = _short(sealed, 6 + size)
+    author, at = _short(sealed, at)
+    if claimed != message:
+        raise InvalidRequest("body", f"is sealed as message {claimed!r}, not {message!r}")
+    if author != writer:
+        raise InvalidRequest("body", "is sealed by another author than its writer")
     try:
-        return peek_key_id(sealed[6 + size :])
+        return peek_key_id(sealed[at:])
     except Exception as exc:  # InvalidCiphertext and friends: one typed answer
-        raise InvalidRequest("body", "must be a sealed 1001 message (OKH1)") from exc
+        raise InvalidRequest("body", _NOT_SEALED) from exc
 
 
 class AssetCiphertexts:
@@ -69,7 +90,8 @@ class AssetCiphertexts:
         self, org: str, service: str, conversation: str, message: str, writer: str, sealed: bytes
     ) -> AssetRecord:
         """Store (or, by its own writer only, replace) one message's ciphertext."""
-        key_id = _inner_key_id(sealed)
+        writer = canonical_email("writer", writer)
+        key_id = _inner_key_id(sealed, message, writer)
         asset_id = self.asset_id(org, conversation, message)
 
         def guard(stored: Mapping[str, Any] | None) -> None:
