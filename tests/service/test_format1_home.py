@@ -11,8 +11,11 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,8 +36,8 @@ OLD_KEY_IDS = {
 
 
 @pytest.fixture
-def runtime(tmp_path: Path) -> Iterator[Runtime]:
-    """The old home, copied (the fixture is never written) and opened: migrated to head."""
+def old_home(tmp_path: Path) -> Path:
+    """The old home, copied (the fixture is never written)."""
     home = tmp_path / "home"
     home.mkdir(mode=0o700)
     for name in ("local-keys.json", "root.key", "audit-signing.key"):
@@ -45,7 +48,13 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
         conn.executescript((FIXTURE / "ownkey.sql").read_text())
     conn.close()
     database.chmod(0o600)
-    with Runtime.open(home=home, env={"OWNKEY_HOME": str(home)}) as rt:
+    return home
+
+
+@pytest.fixture
+def runtime(old_home: Path) -> Iterator[Runtime]:
+    """The old home opened by today's code: migrated to head."""
+    with Runtime.open(home=old_home, env={"OWNKEY_HOME": str(old_home)}) as rt:
         yield rt
 
 
@@ -115,3 +124,20 @@ def test_upgrading_the_old_database_keeps_every_row(runtime: Runtime) -> None:
         }
     assert before["scope_key_wraps"] == 5
     assert all(after[table] >= before[table] for table in after), (before, after)
+
+
+@pytest.mark.parametrize("org", ["acme", "globex"])
+def test_the_audit_chain_the_old_code_wrote_verifies_after_the_upgrade(
+    old_home: Path, org: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OWNKEY_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "ownkey", "audit", "verify", org],
+        capture_output=True,
+        text=True,
+        env={**env, "OWNKEY_HOME": str(old_home)},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{org}: OK" in done.stdout + done.stderr
