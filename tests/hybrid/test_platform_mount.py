@@ -80,3 +80,20 @@ def test_rotate_and_retire_from_the_command_line(
     assert {k["kid"] for k in first.jwks()["keys"]} == {new}
     with pytest.raises(SystemExit):
         main(["--state", str(tmp_path)])  # serving needs --members and --idp
+
+
+def test_a_sign_in_audience_the_key_service_accepts_is_a_config_error(tmp_path: Path) -> None:
+    """Issue 23 s4: the platform holds every sign-in token; if they were for the key service's
+    audience, the platform would hold the users' authentication too."""
+    members = tmp_path / "members.json"
+    members.write_text(json.dumps({}), encoding="utf-8")
+    env = {
+        "OWNKEY_HOME": str(tmp_path),
+        "OWNKEY_HYBRID_ISSUER": "https://platform.example/hybrid",
+        "OWNKEY_HYBRID_IDP": "http://127.0.0.1:1",
+        "OWNKEY_HYBRID_MEMBERS": str(members),
+        "OWNKEY_HYBRID_IDP_AUDIENCE": "ownkey-hybrid",
+    }
+    store = AssetCiphertexts(platform_store(tmp_path / "state"))
+    with pytest.raises(ConfigError, match="sign-in audience must differ"):
+        mount_platform_routes(FastAPI(), env, ciphertexts=store)

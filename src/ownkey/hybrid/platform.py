@@ -399,7 +399,17 @@ def build_platform_router(
     ``ciphertexts`` and members from ``membership`` (default: the file ``members``).
 
     ``jwks_min_refresh_seconds`` bounds how often an unknown ``kid`` (or a failed fetch) makes
-    the platform ask the identity provider again."""
+    the platform ask the identity provider again.
+
+    The users' sign-in tokens (``idp_audience``) must be for another audience than the key
+    service's (``kacls_audience``): the platform holds every sign-in token, and one the key
+    service accepted would be the user's authentication in the platform's hands (ConfigError).
+    """
+    if idp_audience == kacls_audience:
+        raise ConfigError(
+            "the sign-in audience must differ from the key service's: the platform holds every"
+            " sign-in token and must hold none the key service accepts as the user's"
+        )
     state.mkdir(mode=0o700, parents=True, exist_ok=True)
     membership = membership if membership is not None else JsonMembership(members)
     issuer = AuthorizationIssuer(
