@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 
 def test_serve_on_an_unreachable_database_says_one_line_without_the_password(
@@ -96,3 +97,25 @@ def test_serve_writes_no_credential_to_any_log_line(tmp_path: Path) -> None:
     assert "/v1/orgs/acme/key?token=[redacted]&access_token=[redacted]" in logged  # the line
     for name, secret in secrets.items():
         assert secret.split(".")[-1] not in logged, name
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_way_serve_starts_uvicorn_logs_through_the_redacting_filter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """One worker or many (each child configures logging from the same dict): the redacting
+    configuration is handed to uvicorn either way."""
+    import uvicorn
+
+    from ownkey.cli import _serve
+
+    started: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *_args, **kwargs: started.append(kwargs))
+    monkeypatch.setenv("OWNKEY_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("OWNKEY_DATABASE_URL", raising=False)
+    monkeypatch.setenv(_serve._RECHECK_ENV, "1.0")  # restored after: workers > 1 sets it
+    _serve.serve(port=8000, workers=workers)
+    [kwargs] = started
+    config = kwargs["log_config"]
+    assert isinstance(config, dict)
+    assert all("ownkey_redact" in handler["filters"] for handler in config["handlers"].values())
