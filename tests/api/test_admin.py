@@ -25,6 +25,7 @@ def test_settings_read_and_change(api: Api) -> None:
     assert changed.status_code == 200, changed.text
     body = changed.json()
     assert body["now_customer"] == ["0002"]
+    assert "platform could read it" in body["notice"]
     assert body["settings"]["large_org"] is True
     assert (
         api.client.patch("/v1/orgs/acme/settings", json={"enable": ["0007x"]}, headers=api.acme)

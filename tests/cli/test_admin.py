@@ -171,6 +171,7 @@ def test_org_set_backfills_existing_scope_keys(home: Path) -> None:
     out = js("org", "set", "acme", "--enable", "0001")
     job = out["backfill"]["to_customer"]
     assert (job["state"], job["total"], job["done"]) == ("done", 1, 1)
+    assert "platform could read it" in out["notice"]  # issue 23: said plainly
     report = js("coverage", "acme")
     row = next(s for s in report["services"] if s["service_id"] == "0001")
     assert row["scope_keys"] == {"customer": 1, "platform": 0, "shredded": 0}

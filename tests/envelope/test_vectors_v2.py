@@ -15,12 +15,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ownkey.envelope import EncryptionContext, ScopeKey, combine_shares, open_message
 from ownkey.errors import InvalidCiphertext
+from ownkey.keys import KeyRef, ScopeKeyRecord, record_binding
 
 from . import vectors_v2
 
 PATH = Path(__file__).resolve().parents[2] / "vectors" / "envelope-v2.json"
 # Changing the format, or the vectors, must be a deliberate act: update this digest with it.
-PINNED_SHA256 = "473ccbc0389cf7efc82fa92585152d345bdc5de7b7a39474e72497537f8f9574"
+PINNED_SHA256 = "0c34b078a42e693e4f0b9c81114cc346d7fbb41c92859fae4a830e47d629033e"
 DATA: dict[str, Any] = json.loads(PATH.read_text(encoding="utf-8"))
 
 
@@ -73,6 +74,26 @@ def test_the_bound_combination_of_the_two_share_vector() -> None:
     assert combine_shares(shares).hex() != case["scope_key"]
     info = b"ownkey/v2/combine-shares" + bytes((2,)) + binding
     assert HKDF(hashes.SHA256(), 32, None, info).derive(b"".join(shares)).hex() == case["scope_key"]
+
+
+def test_the_two_share_vector_binds_the_record_its_envelope_names() -> None:
+    """Issue 23: the binding is the one of the record with the envelope's own scope-key id and
+    scope (it once named another id and scope, so it pinned a record no envelope could use)."""
+    case = next(c for c in DATA["valid"] if c["name"] == "message-two-shares-bound")
+    record = ScopeKeyRecord(
+        key_id=bytes.fromhex(case["key_id"]),
+        orgs=("acme", "globex"),
+        service_id=case["context"]["service_id"],
+        scope=case["context"]["scope"],
+        epoch_start=1_764_590_400,
+        epoch_seconds=3600,
+        wraps=(),
+        created_at=0.0,
+        format=3,
+        origin=(KeyRef.customer("acme"), KeyRef.customer("globex")),
+    )
+    assert record_binding(record) == bytes.fromhex(case["binding"])
+    assert bytes.fromhex(case["envelope"])[3:][: len(record.key_id)] == record.key_id
 
 
 @pytest.mark.parametrize("case", DATA["invalid"], ids=lambda case: case["name"])

@@ -43,13 +43,16 @@ CONTEXT = {
     "asset_id": "msg-000001",
     "component": "message",
 }
+SHARED_KEY_ID = b"sk:acme+globex:0008"
+# The binding of the record that names this scope key (a format-3 record, keys/_records.py
+# ``record_binding``): the same key id and scope as the envelope it seals (issue 23).
 BINDING = encode_fields(
     b"ownkey/scope-key",
-    "2",
-    bytes.fromhex("00112233445566778899aabbccddeeff"),
+    "3",
+    SHARED_KEY_ID,
     encode_fields("acme", "globex"),
     "0008",
-    "chat:1",
+    CONTEXT["scope"],
     "1764590400",
     "3600",
 )
@@ -59,7 +62,7 @@ def _valid() -> list[dict[str, Any]]:
     key = ScopeKey(b"sk:acme:0008:02", _bytes("key-1", 32))
     unicode_ctx = {**CONTEXT, "scope": "channel:équipe-ü-日本", "asset_id": ""}
     shares = [_bytes("share-acme", 32), _bytes("share-globex", 32)]
-    shared = ScopeKey(b"sk:acme+globex:0008", combine_shares(shares, BINDING))
+    shared = ScopeKey(SHARED_KEY_ID, combine_shares(shares, BINDING))
     cases: list[dict[str, Any]] = []
 
     def message(

@@ -113,11 +113,11 @@ def test_one_scope_key_at_a_time_for_resumable_jobs() -> None:
     original = store.replace_wraps
     raced: list[bool] = []
 
-    def lose_the_first_race(key_id: bytes, expected: tuple, wraps: tuple) -> bool:  # type: ignore[type-arg]
+    def lose_the_first_race(key_id: bytes, expected: tuple, wraps: tuple, **options: bool) -> bool:  # type: ignore[type-arg]
         if not raced:
             raced.append(True)
             return False
-        return original(key_id, expected, wraps)
+        return original(key_id, expected, wraps, **options)
 
     store.replace_wraps = lose_the_first_race  # type: ignore[method-assign]
     assert rig.rewrapper.backfill_one("acme", p.key.key_id, to_customer=True)

@@ -174,16 +174,20 @@ def test_an_edited_record_attribute_fails_closed(
     assert type(failed.value).__name__ in {"AccessDenied", "InvalidCiphertext"}
 
 
-def test_records_carry_format_two_and_bind_key_share_and_key_list(
+def test_records_carry_format_three_and_bind_key_share_key_list_and_origin(
     place: tuple[Path, str, FakeClock],
 ) -> None:
-    """SK-3: the context of each share names its key, its place and the full key list."""
+    """SK-3, SK-7: the context of each share names its key, its place, the full key list and
+    the keys the record was created with."""
     key_id = peek_key_id(sealed_recording(place))
     with node(place) as rt:
         record = rt._deps.store.get(key_id)
         assert record is not None
-        assert record.format == 2
+        assert record.format == 3
         context = share_context(record.identity, key_id, record.wrap_keys, 0)
     assert (context["key"], context["share"], context["shares"]) == ("customer:acme", "0", "1")
     assert context["keys"] == '["customer:acme"]'
-    assert sql(place, "SELECT format FROM scope_keys WHERE key_id = ?", key_id) == [(2,)]
+    assert context["origin"] == '["customer:acme"]'
+    assert sql(place, "SELECT format, origin FROM scope_keys WHERE key_id = ?", key_id) == [
+        (3, "|customer:acme|")
+    ]

@@ -36,7 +36,16 @@ from ownkey.policy import (
     plan_schema,
     request_schema,
 )
-from ownkey.service import AssetPreview, Coverage, Org, OrgUpdate, RekeyPreview, Rotation, User
+from ownkey.service import (
+    AssetPreview,
+    Coverage,
+    Org,
+    OrgUpdate,
+    RekeyPreview,
+    Rotation,
+    User,
+    backfill_notice,
+)
 from ownkey.storage import ApiToken, AssetRecord, PendingShred
 
 __all__ = [
@@ -375,6 +384,11 @@ class OrgUpdateOut(_Strict):
     settings: OrgSettingsOut
     now_customer: list[str] = Field(description="Services whose new content moved to the CK.")
     now_platform: list[str] = Field(description="Services whose new content left the CK.")
+    notice: str | None = Field(
+        None,
+        description="What turning CMK on does not do: content sealed before was readable by the "
+        "platform, and copies made earlier still open it until a rekey.",
+    )
 
     @classmethod
     def of(cls, update: OrgUpdate, limits: CacheLimits) -> OrgUpdateOut:
@@ -382,6 +396,7 @@ class OrgUpdateOut(_Strict):
             settings=OrgSettingsOut.of(update.org, limits),
             now_customer=list(update.now_customer),
             now_platform=list(update.now_platform),
+            notice=backfill_notice(update.now_customer),
         )
 
 

@@ -50,6 +50,8 @@ class AuditAction(StrEnum):
     PROVIDER_CONFIGURE = "provider.configure"
     # the data plane said no
     ACCESS_DENIED = "access.denied"
+    # the data plane sealed or opened content: who, which asset, how often in a minute
+    CONTENT_ACCESS = "content.access"
 
 
 class Outcome(StrEnum):

@@ -204,6 +204,11 @@ def set_org(
     out["now_customer"] = list(update.now_customer)
     out["now_platform"] = list(update.now_platform)
     out["backfill"] = moved
+    from ownkey.service import backfill_notice
+
+    notice = backfill_notice(update.now_customer)
+    if notice is not None:
+        out["notice"] = notice
 
     def human(console: Console) -> None:
         _org_human(update.org)(console)
@@ -217,6 +222,8 @@ def set_org(
                     f"backfill {direction.replace('_', ' ')}: {job['done']}/{job['total']} "
                     f"existing scope keys re-wrapped ({job['state']})"
                 )
+        if notice is not None:
+            console.print(f"note: {notice}", markup=False)
 
     show(out, as_json, human)
 

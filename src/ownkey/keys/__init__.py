@@ -35,6 +35,7 @@ from ownkey.keys._records import (
     Selector,
     Wrap,
     record_binding,
+    record_context,
     share_context,
     wrap_context,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "destruction_due",
     "next_state",
     "record_binding",
+    "record_context",
     "share_context",
     "stored_time",
     "wrap_context",

@@ -36,6 +36,7 @@ from ownkey.keys._records import (
     ScopeKeyRecord,
     Selector,
     record_binding,
+    record_context,
     share_context,
 )
 from ownkey.keys._revocation import RevocationRule
@@ -131,6 +132,24 @@ class ScopeKeys:
         )
         return AccessDenied(f"access denied: {message}", reason=reason)
 
+    def check_opening(
+        self, identity: ScopeIdentity, required: tuple[KeyRef, ...], key_id: bytes
+    ) -> None:
+        """Refuse (``integrity``, audited) a scope key that lacks a customer key the plan
+        names: content under a record the platform alone could make (a planted platform-only
+        record) must not open as the org's CMK asset (SK-8). Content sealed before CMK covered
+        it opens again once its backfill moved it to the customer key."""
+        for ref in required:
+            if ref.type is KeyType.CUSTOMER and ref not in identity.keys:
+                raise self._denied(
+                    identity,
+                    ref,
+                    "integrity",
+                    f"the scope key is not under {ref}, which the plan requires (content "
+                    "sealed before CMK covered it opens after its backfill)",
+                    key_id,
+                )
+
     # -- sealing ---------------------------------------------------------------------------------
 
     def for_seal(self, identity: ScopeIdentity) -> CacheEntry:
@@ -182,6 +201,17 @@ class ScopeKeys:
                 "the stored scope key does not match the protection plan",
                 record.key_id,
             )
+        if record.moved:
+            # Created under other keys (SK-7): a key that wrapped it then may be the platform's,
+            # and copies of that wrap outlive the move. The origin is in every share's context,
+            # so a row edited to hide the move does not unwrap either.
+            raise self._denied(
+                identity,
+                None,
+                "integrity",
+                "the stored scope key was moved from other keys and may not seal new content",
+                record.key_id,
+            )
         return self._load(record, read_at)
 
     def _retire_outdated(self, record: ScopeKeyRecord) -> None:
@@ -211,6 +241,7 @@ class ScopeKeys:
             wraps=wraps,
             created_at=deps.clock(),
             format=RECORD_FORMAT,
+            origin=identity.keys,
         )
         stored = deps.store.create(record)
         if stored.key_id != key_id:  # another node created it first: use theirs
@@ -322,12 +353,9 @@ class ScopeKeys:
     def _unwrap(self, record: ScopeKeyRecord, *, retry: bool) -> tuple[ScopeKey, ScopeIdentity]:
         """Unwrap every share (all are needed) and combine them; a denial evicts the key's uses."""
         identity = record.identity
-        wrap_keys = record.wrap_keys
         shares = []
         for index, wrap in enumerate(record.wraps):
-            context = share_context(
-                identity, record.key_id, wrap_keys, index, record_format=record.format
-            )
+            context = record_context(record, index)
             try:
                 verify_wrap(self._deps, wrap)
             except AccessDenied as exc:

@@ -71,14 +71,21 @@ class MemoryScopeKeyStore:
             self._records[key_id] = dataclasses.replace(record, sealable=False)
 
     def replace_wraps(
-        self, key_id: bytes, expected: tuple[Wrap, ...], wraps: tuple[Wrap, ...]
+        self,
+        key_id: bytes,
+        expected: tuple[Wrap, ...],
+        wraps: tuple[Wrap, ...],
+        *,
+        retire: bool = False,
     ) -> bool:
         with self._lock:
             record = self._records.get(key_id)
             if record is None or record.shredded or record.wraps != expected:
                 return False
             self._unindex(record)
-            updated = dataclasses.replace(record, wraps=wraps)
+            updated = dataclasses.replace(
+                record, wraps=wraps, sealable=record.sealable and not retire
+            )
             self._records[key_id] = updated
             if updated.sealable and self._live_current(updated.identity) is None:
                 self._current[updated.identity] = key_id

@@ -189,9 +189,17 @@ class ScopeKeyStore(Protocol):
         ...
 
     def replace_wraps(
-        self, key_id: bytes, expected: tuple[Wrap, ...], wraps: tuple[Wrap, ...]
+        self,
+        key_id: bytes,
+        expected: tuple[Wrap, ...],
+        wraps: tuple[Wrap, ...],
+        *,
+        retire: bool = False,
     ) -> bool:
-        """Swap the wraps if they still equal ``expected`` (compare-and-set); say if it did."""
+        """Swap the wraps if they still equal ``expected`` (compare-and-set); say if it did.
+
+        ``retire`` also stops the record sealing, in the same transaction: a move to other keys
+        must never leave a moment where the moved scope key is current for sealing (SK-7)."""
         ...
 
     def shred(self, key_id: bytes, at: float) -> ScopeKeyRecord | None:

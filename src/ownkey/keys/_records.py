@@ -29,6 +29,7 @@ __all__ = [
     "Wrap",
     "describe_selector",
     "record_binding",
+    "record_context",
     "share_context",
     "wrap_context",
 ]
@@ -41,7 +42,10 @@ _MAX_CONTEXT_VALUE = 512
 #: the key list, orgs joined by ``,``, shares combined without a binding. Format 2: the share
 #: index, the key reference and the full key list in every wrap's context, canonical encodings,
 #: and the record's attributes bound into the share combination (docs/spec/key-lifecycle.md SK-3).
-RECORD_FORMAT = 2
+#: Format 3 (issue 23): also the key list the record was *created* with (``origin``), so that a
+#: record moved to other keys (a backfill) is known as such by the key managers themselves, and
+#: never seals again (SK-7).
+RECORD_FORMAT = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,15 @@ class ScopeKeyRecord:
     sealable: bool = True
     shredded_at: float | None = None
     format: int = 1
+    #: The keys the record was created with, sorted (format 3; empty before): a backfill moves
+    #: shares to other keys but never changes this, and every share's context names it.
+    origin: tuple[KeyRef, ...] = ()
+
+    @property
+    def moved(self) -> bool:
+        """Whether the record's keys differ from the ones it was created with (or are unknown:
+        formats before 3). Such a record may open content, never seal it (SK-7)."""
+        return self.format < 3 or tuple(sorted(set(self.origin))) != self.keys
 
     @property
     def wrap_keys(self) -> tuple[KeyRef, ...]:
@@ -183,6 +196,7 @@ def share_context(
     index: int,
     *,
     record_format: int = RECORD_FORMAT,
+    origin: Sequence[KeyRef] | None = None,
 ) -> dict[str, str]:
     """The encryption context of share ``index`` of a record whose shares are wrapped under
     ``wrap_keys`` (combining order), for the record's format (SK-3).
@@ -192,6 +206,10 @@ def share_context(
     The key manager checks the context on unwrap, so a row whose key reference, order or key
     list was changed no longer unwraps, and the customer's own KMS log shows every key its share
     is combined with.
+
+    Format 3 adds ``origin``, the keys the record was created with (``wrap_keys`` sorted when
+    not given): a backfill keeps it, so a moved record's wraps say so to the key manager and an
+    edited ``origin`` column no longer unwraps (SK-7).
     """
     key = wrap_keys[index]
     if record_format < 2:
@@ -212,7 +230,22 @@ def share_context(
     _bounded_pair(context, "keys", _json_list([str(ref) for ref in wrap_keys]))
     if key.org is not None:
         _bounded_pair(context, "org", key.org)
+    if record_format >= 3:
+        created = sorted(set(wrap_keys if origin is None else origin))
+        _bounded_pair(context, "origin", _json_list([str(ref) for ref in created]))
     return context
+
+
+def record_context(record: ScopeKeyRecord, index: int) -> dict[str, str]:
+    """The context share ``index`` of ``record`` was wrapped under (its format's, its origin)."""
+    return share_context(
+        record.identity,
+        record.key_id,
+        record.wrap_keys,
+        index,
+        record_format=record.format,
+        origin=record.origin,
+    )
 
 
 def record_binding(record: ScopeKeyRecord) -> bytes | None:

@@ -35,7 +35,14 @@ from ownkey.audit import AuditAction
 from ownkey.errors import AuditUnavailable, KeyUnavailable, OwnkeyError
 from ownkey.keys._calls import unwrap_share, verify_wrap, wrap_share
 from ownkey.keys._deps import KeyDeps
-from ownkey.keys._records import MasterKey, ScopeKeyRecord, Selector, Wrap, share_context
+from ownkey.keys._records import (
+    MasterKey,
+    ScopeKeyRecord,
+    Selector,
+    Wrap,
+    record_context,
+    share_context,
+)
 
 __all__ = ["RewrapReport", "Rewrapper"]
 
@@ -78,14 +85,16 @@ class Rewrapper:
         old_keys = record.wrap_keys
         new_keys = (*old_keys[:index], target.ref, *old_keys[index + 1 :])
         identity, key_id, fmt = record.identity, record.key_id, record.format
+        origin = record.origin
         deps = self._deps
 
         def rewrap(position: int, master: MasterKey) -> Wrap:
             wrap = record.wraps[position]
             verify_wrap(deps, wrap)
-            old_context = share_context(identity, key_id, old_keys, position, record_format=fmt)
-            share = unwrap_share(deps, wrap, old_context)
-            new_context = share_context(identity, key_id, new_keys, position, record_format=fmt)
+            share = unwrap_share(deps, wrap, record_context(record, position))
+            new_context = share_context(
+                identity, key_id, new_keys, position, record_format=fmt, origin=origin
+            )
             return wrap_share(deps, master, share, new_context)
 
         if fmt >= 2 and new_keys != old_keys:
@@ -97,10 +106,27 @@ class Rewrapper:
             )
         else:
             wraps = (*record.wraps[:index], rewrap(index, target), *record.wraps[index + 1 :])
-        if not deps.store.replace_wraps(record.key_id, record.wraps, wraps):
+        # A move to another set of keys retires the scope key for sealing in the same
+        # transaction (SK-7): whoever held a key it leaves (the platform key, for a backfill)
+        # could open it until now, and keeps a copy of that wrap in every backup.
+        keys_changed = set(new_keys) != set(old_keys)
+        if keys_changed and record.sealable:
+            deps.auditor.emit(
+                AuditAction.SCOPE_KEY_RETIRE,
+                org=record.orgs[0] if record.orgs else None,
+                detail={
+                    "scope_key_id": key_id.hex(),
+                    "reason": "keys_changed",
+                    "from": ",".join(str(ref) for ref in sorted(set(old_keys))),
+                    "to": ",".join(str(ref) for ref in sorted(set(new_keys))),
+                },
+            )
+        if not deps.store.replace_wraps(record.key_id, record.wraps, wraps, retire=keys_changed):
             raise _ConflictError()
-        if target.ref != old_keys[index]:
-            # The set of keys changed: cached checks of this scope key are stale (RW-5).
+        if keys_changed:
+            # The set of keys changed: cached checks of this scope key are stale (RW-5), and
+            # it seals no more here either.
+            deps.cache.unbind(identity)
             deps.cache.evict_id(record.key_id)
 
     def _run(

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
         DirectoryOrgUsers,
         is_client_side,
     )
-    from ownkey.service._job_ops import JobOperations
+    from ownkey.service._job_ops import JobOperations, backfill_notice
     from ownkey.service._jobs import JobRunner, RekeyPreview, ShredCandidate
     from ownkey.service._key_ops import KeyOperations
     from ownkey.service._nodes import NodeSync
@@ -76,6 +76,7 @@ __all__ = [
     "User",
     "Witnessed",
     "address_of",
+    "backfill_notice",
     "build_protector",
     "is_client_side",
     "policy_engine",
@@ -107,6 +108,7 @@ _HOMES: dict[str, str] = {
     "DirectoryOrgUsers": "ownkey.service._hybrid_objects",
     "is_client_side": "ownkey.service._hybrid_objects",
     "JobOperations": "ownkey.service._job_ops",
+    "backfill_notice": "ownkey.service._job_ops",
     "JobRunner": "ownkey.service._jobs",
     "RekeyPreview": "ownkey.service._jobs",
     "ShredCandidate": "ownkey.service._jobs",

@@ -21,7 +21,22 @@ if TYPE_CHECKING:  # the runner and its stores load when a job is made or run, n
     from ownkey.service._protector import Protector
     from ownkey.storage import JobStatus, JobStore, PendingShred
 
-__all__ = ["JobOperations"]
+__all__ = ["JobOperations", "backfill_notice"]
+
+
+def backfill_notice(services: Collection[str]) -> str | None:
+    """What turning CMK on for ``services`` does *not* do, said plainly wherever it is turned on
+    (CLI, API, console; docs/spec/key-lifecycle.md SK-7). None when no service moved."""
+    if not services:
+        return None
+    return (
+        f"Content of {', '.join(sorted(services))} sealed before now was under the platform key, "
+        "so the platform could read it: the backfill puts it under your key from now on, but a "
+        "copy of the database made earlier still opens it with the platform key. New content "
+        "gets fresh scope keys the platform never held. To put old content beyond those copies, "
+        "run a rekey job after the backfill (ownkey jobs run rekey ORG --service S)."
+    )
+
 
 _KINDS = "rewrap, backfill, rekey, shred"
 

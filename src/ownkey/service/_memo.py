@@ -27,13 +27,17 @@ V = TypeVar("V")
 _MARSHAL_VERSION = 2  # the last version without references between objects
 
 
-def request_key(request: Mapping[str, Any], *, without: str | None = None) -> bytes | None:
+def request_key(
+    request: Mapping[str, Any], *, without: tuple[str, ...] | str | None = None
+) -> bytes | None:
     """A key equal for two requests when they are equal as JSON with the same types and order,
-    the top-level field ``without`` left out; ``None`` when the request is not plain data."""
+    the top-level fields ``without`` left out; ``None`` when the request is not plain data."""
     if type(request) is not dict:
         return None
-    if without is not None and without in request:
-        request = {name: value for name, value in request.items() if name != without}
+    if without is not None:
+        names = (without,) if isinstance(without, str) else without
+        if any(name in request for name in names):
+            request = {name: value for name, value in request.items() if name not in names}
     try:
         return marshal.dumps(request, _MARSHAL_VERSION)
     except ValueError:  # an object that is not exactly a built-in type

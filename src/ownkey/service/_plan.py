@@ -12,10 +12,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from ownkey import policy
+from ownkey.errors import InvalidRequest, NotFound
 from ownkey.keys import KeyRef
 from ownkey.service._memo import LruMemo, request_key
 
-__all__ = ["MemoizedPolicy", "PlanView", "PolicyFn", "policy_engine", "view_plan"]
+__all__ = [
+    "MemoizedPolicy",
+    "PlanView",
+    "PolicyFn",
+    "opening_plan",
+    "policy_engine",
+    "view_plan",
+]
 
 #: Anything that answers a policy request (a mapping in docs/policy.md's shape) with a plan.
 #: A policy that also has ``revision(request) -> Hashable`` (what its answer depends on besides
@@ -66,3 +74,19 @@ def view_plan(plan: policy.ProtectionPlan) -> PlanView:
     """The plan's service, protection and keys; the keys keep the plan's order (the share
     order)."""
     return PlanView(plan.service_id, plan.protection.value, plan.keys)
+
+
+def opening_plan(plan: Callable[[], PlanView]) -> PlanView | None:
+    """The plan an opening is checked against (SK-8), or None when the request does not say
+    enough for one.
+
+    Opening needs only the content context (``org``, ``service_id``, ``scope``, ``asset_id``,
+    ``component``): a stored object is opened by its context alone, and content sealed under a
+    customer key stays under it whatever the policy says later. When the caller sends the whole
+    asset, as ``/v1/open`` does, its plan must find every customer key it names among the scope
+    key's keys; a bare context is checked by the scope key's own record only.
+    """
+    try:
+        return plan()
+    except (InvalidRequest, NotFound):
+        return None

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ownkey.audit import Outcome
 from ownkey.envelope import peek_key_id
-from ownkey.errors import InvalidCiphertext
+from ownkey.errors import AccessDenied, InvalidCiphertext
 from ownkey.keys import Lease, ScopeIdentity, ScopeKeys
-from ownkey.service._plan import PlanView
-from ownkey.service._request import ScopeAddress, check_asset_id
+from ownkey.service._access_log import AccessLog
+from ownkey.service._plan import PlanView, opening_plan
+from ownkey.service._request import ScopeAddress, check_actor, check_asset_id
 
 __all__ = ["PreparedScope"]
 
@@ -38,6 +40,7 @@ class PreparedScope:
     """
 
     __slots__ = (
+        "_access",
         "_address",
         "_epoch",
         "_keys",
@@ -46,6 +49,7 @@ class PreparedScope:
         "_plan",
         "_plan_of",
         "_sealing",
+        "_service",
     )
 
     def __init__(
@@ -54,9 +58,12 @@ class PreparedScope:
         address: ScopeAddress,
         plan: Callable[[], PlanView],
         epoch: Epoch,
+        access: AccessLog,
     ) -> None:
         self._keys = keys
+        self._access = access
         self._address = address
+        self._service = address.service_id
         self._plan_of = plan
         self._plan: PlanView | None = None
         self._epoch = epoch
@@ -78,10 +85,15 @@ class PreparedScope:
         """The identity of the scope key that seals this container's content now."""
         return self._identity()[0]
 
-    def _identity(self) -> tuple[ScopeIdentity, float]:
+    def _planned(self) -> PlanView:
+        """The plan, asked of the policy once per handle (on the first seal or open)."""
         plan = self._plan
         if plan is None:
             plan = self._plan = self._plan_of()
+        return plan
+
+    def _identity(self) -> tuple[ScopeIdentity, float]:
+        plan = self._planned()
         start, seconds = self._epoch(plan.service_id)
         address = self._address
         identity = ScopeIdentity(
@@ -102,30 +114,81 @@ class PreparedScope:
             lease = self._sealing = self._keys.seal_lease(identity, until=until)
         return lease
 
-    def seal(self, asset_id: str, data: bytes) -> bytes:
-        """Seal one asset of this container (as ``Protector.seal`` with this request would)."""
+    def seal(self, asset_id: str, data: bytes, *, actor: str | None = None) -> bytes:
+        """Seal one asset of this container (as ``Protector.seal`` with this request would).
+
+        ``actor`` is the end user on whose behalf the platform acts (not the asset's owner):
+        every seal and open lands in the orgs' key-usage log with it (service/_access_log.py).
+        """
         context = self._address.template.encode(check_asset_id(asset_id))
-        return self.seal_lease().entry.cipher.seal_encoded(data, context)
+        if actor is not None:
+            actor = check_actor(actor)
+        try:
+            entry = self.seal_lease().entry
+        except AccessDenied:
+            self._noted(asset_id, actor, "seal", Outcome.DENIED, None)
+            raise
+        sealed = entry.cipher.seal_encoded(data, context)
+        self._access.note(
+            entry.identity.orgs, self._service, self._address.scope, asset_id, actor, "seal"
+        )
+        return sealed
+
+    def _noted(
+        self,
+        asset_id: str,
+        actor: str | None,
+        operation: str,
+        outcome: Outcome,
+        orgs: tuple[str, ...] | None,
+    ) -> None:
+        """Count a use whose scope key was not reached (a denial) under the address's orgs."""
+        self._access.note(
+            self._address.orgs() if orgs is None else orgs,
+            self._service,
+            self._address.scope,
+            asset_id,
+            actor,
+            operation,
+            outcome,
+        )
 
     def open_lease(self, key_id: bytes) -> Lease:
         """A valid lease on scope key ``key_id``, which must belong to this container's scope."""
         lease = self._opening.get(key_id)
         if lease is None or not lease.valid():
             lease = self._keys.open_lease(key_id)
-            if lease.entry.identity.scope != self._address.scope:
+            identity = lease.entry.identity
+            if identity.scope != self._address.scope:
                 raise InvalidCiphertext()  # another scope's key: indistinguishable from garbage
+            plan = self._plan if self._plan is not None else opening_plan(self._plan_of)
+            if plan is not None:
+                self._plan = plan
+                self._keys.check_opening(identity, plan.keys, key_id)
             if len(self._opening) >= _OPEN_LEASES:
                 self._opening.clear()
             self._opening[key_id] = lease
         self._last_open = (bytes((len(key_id),)) + key_id, lease)
         return lease
 
-    def open(self, asset_id: str, sealed: bytes) -> bytes:
-        """Open what :meth:`seal` (or ``Protector.seal``) returned for this asset."""
+    def open(self, asset_id: str, sealed: bytes, *, actor: str | None = None) -> bytes:
+        """Open what :meth:`seal` (or ``Protector.seal``) returned for this asset (``actor``
+        as for :meth:`seal`)."""
         context = self._address.template.encode(check_asset_id(asset_id))
+        if actor is not None:
+            actor = check_actor(actor)
         last = self._last_open
         if last is not None and sealed.startswith(last[0], 2) and last[1].valid():
             lease = last[1]  # the cipher checks the version and suite bytes before it
         else:
-            lease = self.open_lease(peek_key_id(sealed))
-        return lease.entry.cipher.open_encoded(sealed, context)
+            try:
+                lease = self.open_lease(peek_key_id(sealed))
+            except AccessDenied:
+                self._noted(asset_id, actor, "open", Outcome.DENIED, None)
+                raise
+        entry = lease.entry
+        plaintext = entry.cipher.open_encoded(sealed, context)
+        self._access.note(
+            entry.identity.orgs, self._service, self._address.scope, asset_id, actor, "open"
+        )
+        return plaintext

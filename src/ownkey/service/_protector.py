@@ -13,33 +13,44 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from ownkey import envelope
+from ownkey.audit import Outcome
 from ownkey.envelope import Readable, SeekableReadable, Writable, peek_key_id
-from ownkey.errors import InvalidCiphertext, OwnkeyError
+from ownkey.errors import AccessDenied, InvalidCiphertext, OwnkeyError
 from ownkey.keys import (
     CacheEntry,
     KeyAdmin,
     KeyDeps,
     KeyRef,
+    Lease,
     MasterKey,
     Rewrapper,
     ScopeIdentity,
     ScopeKeys,
 )
 from ownkey.policy import ProtectionPlan
+from ownkey.service._access_log import AccessLog
 from ownkey.service._admin import Administration
 from ownkey.service._memo import LruMemo, request_key
-from ownkey.service._plan import PlanView, PolicyFn, view_plan
+from ownkey.service._plan import PlanView, PolicyFn, opening_plan, view_plan
 from ownkey.service._prepared import PreparedScope
-from ownkey.service._request import AssetAddress, address_of, asset_id_of, policy_part, scope_of
+from ownkey.service._request import (
+    AssetAddress,
+    actor_of,
+    address_of,
+    asset_id_of,
+    policy_part,
+    scope_of,
+)
 from ownkey.service._settings import ProtectorSettings
 from ownkey.service._streams import CheckedRanges, PlaintextReader, peek_stream_key_id
 
 __all__ = ["Protector"]
 
 Request = Mapping[str, Any]
+Held = TypeVar("Held", CacheEntry, Lease)
 
 
 class Protector:
@@ -82,6 +93,16 @@ class Protector:
         )
         self._rewrapper = Rewrapper(admin_deps, self._key_admin.get)
         self.admin = Administration(self._key_admin, self._rewrapper, admin_deps)
+        self.access_log = AccessLog(deps.auditor, deps.clock)
+
+    def flush_access(self) -> int:
+        """Write the pending access records now (the data plane writes them within a second
+        by itself); return how many audit events were written."""
+        return self.access_log.flush()
+
+    def close(self) -> None:
+        """Write what the access log holds and stop its timer (a clean stop loses nothing)."""
+        self.access_log.close()
 
     def __repr__(self) -> str:
         return f"<Protector providers={sorted(self._deps.providers)} keys=<redacted>>"
@@ -136,13 +157,15 @@ class Protector:
         ``asset_id`` (which may be absent here). Every per-message check is kept; see
         :class:`~ownkey.service.PreparedScope`."""
         address = scope_of(request)
-        return PreparedScope(self._keys, address, lambda: self._plan(request), self._epoch)
+        return PreparedScope(
+            self._keys, address, lambda: self._plan(request), self._epoch, self.access_log
+        )
 
     def _handle(self, request: Request) -> PreparedScope:
         """The handle for ``request``, remembered when the policy is pure and the request is
         plain JSON data (then an equal request gets the same handle)."""
         if self._revision is not None:
-            key = request_key(request, without="asset_id")
+            key = request_key(request, without=("asset_id", "actor"))
             if key is not None:
                 try:
                     revision = self._revision(request)
@@ -150,6 +173,39 @@ class Protector:
                     return self.prepare(request)
                 return self._handles.get((key, revision), lambda: self.prepare(request))
         return self.prepare(request)
+
+    # -- the key-usage log ------------------------------------------------------------------------
+
+    def _accessed(
+        self, request: Request, address: AssetAddress, operation: str, get: Callable[[], Held]
+    ) -> Held:
+        """``get()`` the scope key of a stream or range, counting the use (or the denial) in
+        the orgs' key-usage log with the request's ``actor`` (service/_access_log.py)."""
+        actor = actor_of(request)
+        try:
+            held = get()
+        except AccessDenied:
+            orgs = tuple(sorted({address.org, *address.chat_orgs}))
+            self.access_log.note(
+                orgs,
+                address.service_id,
+                address.scope,
+                address.asset_id,
+                actor,
+                operation,
+                Outcome.DENIED,
+            )
+            raise
+        entry = held.entry if isinstance(held, Lease) else held
+        self.access_log.note(
+            entry.identity.orgs,
+            address.service_id,
+            address.scope,
+            address.asset_id,
+            actor,
+            operation,
+        )
+        return held
 
     # -- sealing ---------------------------------------------------------------------------------
 
@@ -165,7 +221,7 @@ class Protector:
         seals by itself (docs/spec/envelope-v2.md, ENV2-4.6).
         """
         handle = self._handle(request)
-        return handle.seal(asset_id_of(request), data)
+        return handle.seal(asset_id_of(request), data, actor=actor_of(request))
 
     def seal_stream(
         self,
@@ -176,7 +232,8 @@ class Protector:
         segment_size: int | None = None,
     ) -> int:
         """Seal a large asset from ``source`` into ``sink`` in bounded memory; return its size."""
-        entry, address, _ = self._sealing(request)
+        address = address_of(request)
+        entry = self._accessed(request, address, "seal", lambda: self._sealing(request)[0])
         return envelope.seal_stream(
             entry.key,
             address.context,
@@ -188,16 +245,23 @@ class Protector:
 
     # -- opening ---------------------------------------------------------------------------------
 
-    def _opening(self, key_id: bytes, address: AssetAddress) -> CacheEntry:
+    def _opening(self, key_id: bytes, address: AssetAddress, request: Request | None) -> CacheEntry:
+        """The scope key named by an envelope, checked against the request's scope and, when
+        ``request`` is given, against the plan (SK-8; a rekey passes None: it moves content
+        to the plan of now, so the keys of then may differ)."""
         entry = self._keys.for_open(key_id)
         if entry.identity.scope != address.scope:
             raise InvalidCiphertext()  # sealed for another scope: indistinguishable from garbage
+        if request is not None:
+            plan = opening_plan(lambda: self._plan(request))
+            if plan is not None:
+                self._keys.check_opening(entry.identity, plan.keys, key_id)
         return entry
 
     def open(self, request: Request, sealed: bytes) -> bytes:
         """Open what :meth:`seal` returned, given the same request."""
         handle = self._handle(request)
-        return handle.open(asset_id_of(request), sealed)
+        return handle.open(asset_id_of(request), sealed, actor=actor_of(request))
 
     def open_stream(self, request: Request, source: Readable, sink: Writable) -> int:
         """Open a whole sealed stream into ``sink``; return the plaintext bytes written.
@@ -206,14 +270,18 @@ class Protector:
         """
         address = address_of(request)
         key_id, replay = peek_stream_key_id(source)
-        entry = self._opening(key_id, address)
+        entry = self._accessed(
+            request, address, "open", lambda: self._opening(key_id, address, request)
+        )
         return envelope.open_stream(entry.key, address.context, replay, sink)
 
-    def _seekable_entry(self, source: SeekableReadable, address: AssetAddress) -> CacheEntry:
+    def _seekable_entry(
+        self, source: SeekableReadable, address: AssetAddress, request: Request | None
+    ) -> CacheEntry:
         source.seek(0)
         key_id, _ = peek_stream_key_id(source)
         source.seek(0)
-        return self._opening(key_id, address)
+        return self._opening(key_id, address, request)
 
     def open_ranges(self, request: Request, source: SeekableReadable) -> CheckedRanges:
         """A sealed stream checked once (scope key, header, commitment, final segment), then
@@ -222,7 +290,7 @@ class Protector:
         address = address_of(request)
         source.seek(0)
         key_id, _ = peek_stream_key_id(source)
-        lease = handle.open_lease(key_id)
+        lease = self._accessed(request, address, "open", lambda: handle.open_lease(key_id))
         opener = envelope.StreamOpener(lease.entry.key, address.context, source)
         return CheckedRanges(opener, lambda: handle.open_lease(key_id))
 
@@ -231,7 +299,9 @@ class Protector:
     ) -> bytes:
         """Plaintext bytes ``[start, end)`` of a sealed stream, decrypting only what covers them."""
         address = address_of(request)
-        entry = self._seekable_entry(source, address)
+        entry = self._accessed(
+            request, address, "open", lambda: self._seekable_entry(source, address, request)
+        )
         return envelope.open_range(entry.key, address.context, source, start, end)
 
     def open_range_into(
@@ -244,7 +314,9 @@ class Protector:
     ) -> int:
         """Like :meth:`open_range`, writing into ``sink``; return the bytes written."""
         address = address_of(request)
-        entry = self._seekable_entry(source, address)
+        entry = self._accessed(
+            request, address, "open", lambda: self._seekable_entry(source, address, request)
+        )
         return envelope.open_range_into(entry.key, address.context, source, sink, start, end)
 
     # -- rekey -----------------------------------------------------------------------------------
@@ -267,7 +339,7 @@ class Protector:
     def rekey(self, request: Request, sealed: bytes) -> bytes:
         """Re-encrypt one sealed message under a fresh scope key; return the new envelope."""
         address = address_of(request)
-        old = self._opening(peek_key_id(sealed), address)
+        old = self._opening(peek_key_id(sealed), address, None)
         plaintext = old.cipher.open(sealed, address.context)
         new = self._rekey_target(request, address, old)
         return new.cipher.seal(plaintext, address.context)
@@ -282,7 +354,7 @@ class Protector:
     ) -> int:
         """Re-encrypt a sealed stream under a fresh scope key, segment by segment."""
         address = address_of(request)
-        old = self._seekable_entry(source, address)
+        old = self._seekable_entry(source, address, None)
         layout = envelope.stream_layout(old.key, address.context, source)
         reader = PlaintextReader(old.key, address.context, source, layout.plaintext_len)
         new = self._rekey_target(request, address, old)

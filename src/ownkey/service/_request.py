@@ -1,12 +1,14 @@
 """The Protector's request: the policy request (docs/policy.md), where the asset lives, its id.
 
 ``seal`` and ``open`` take the policy request (``orgs`` and ``asset``) with two more top-level
-fields that the policy engine does not know:
+fields (and one optional) that the policy engine does not know:
 
 - ``scope``: the container the asset belongs to (a channel id, a chat id, a meeting id, a user
   id); one scope key covers one scope per epoch, and revocations can target it;
 - ``asset_id``: the asset's own id, bound into the ciphertext so that a sealed asset cannot be
-  swapped for another one of the same scope.
+  swapped for another one of the same scope;
+- ``actor`` (optional): the end user on whose behalf the platform acts, kept apart from the
+  asset's owner; recorded with every seal and open in the orgs' key-usage log, not bound.
 
 The encryption context of the content is ``org``, ``service_id``, ``scope``, ``asset_id`` and
 ``component``: the platform passes the same request to open that it passed to seal. ``open``
@@ -28,13 +30,17 @@ __all__ = [
     "MAX_ID_CHARS",
     "AssetAddress",
     "ScopeAddress",
+    "actor_of",
     "address_of",
     "asset_id_of",
+    "check_actor",
     "policy_part",
     "scope_of",
 ]
 
-_OWN_FIELDS = ("scope", "asset_id")
+_OWN_FIELDS = ("scope", "asset_id", "actor")
+#: The longest ``actor`` (an e-mail address or a platform's user id).
+MAX_ACTOR_CHARS = 320
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +122,27 @@ def scope_of(request: Mapping[str, Any]) -> ScopeAddress:
 def asset_id_of(request: Mapping[str, Any]) -> str:
     """The request's ``asset_id``, checked like every other id."""
     return _text(request, "asset_id", "asset_id")
+
+
+def check_actor(value: object) -> str:
+    """``value`` if it is a valid ``actor``: the end user on whose behalf the platform seals or
+    opens (printable text, at most 320 characters), else :class:`InvalidRequest` on ``actor``.
+    It is recorded in the orgs' key-usage log, never bound into the ciphertext."""
+    if type(value) is str and 0 < len(value) <= MAX_ACTOR_CHARS and value.isprintable():
+        return value
+    if type(value) is not str:
+        raise InvalidRequest("actor", "must be a string")
+    if not value:
+        raise InvalidRequest("actor", "must not be empty")
+    if len(value) > MAX_ACTOR_CHARS:
+        raise InvalidRequest("actor", f"at most {MAX_ACTOR_CHARS} characters")
+    raise InvalidRequest("actor", "must be printable text")
+
+
+def actor_of(request: Mapping[str, Any]) -> str | None:
+    """The request's optional ``actor`` (see :func:`check_actor`)."""
+    value = request.get("actor")
+    return None if value is None else check_actor(value)
 
 
 def check_asset_id(value: object) -> str:

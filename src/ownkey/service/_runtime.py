@@ -174,8 +174,11 @@ class Runtime:
         if self._closed:
             return
         self._closed = True
-        self._providers.close()
-        self.database.close()
+        try:
+            self.protector.close()  # the pending access records, before the database goes
+        finally:
+            self._providers.close()
+            self.database.close()
 
     def __enter__(self) -> Runtime:
         return self

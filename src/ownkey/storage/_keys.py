@@ -94,6 +94,11 @@ def _wrap_rows(key_id: bytes, wraps: Sequence[Wrap]) -> list[dict[str, Any]]:
     ]
 
 
+def _origin(record: ScopeKeyRecord) -> str | None:
+    """The ``origin`` column: the keys a format-3 record was created with (NULL before)."""
+    return _bars([str(key) for key in record.origin]) if record.origin else None
+
+
 def _keys_of(wraps: Sequence[Wrap]) -> set[tuple[str, str]]:
     return {(wrap.provider, wrap.key_id) for wrap in wraps}
 
@@ -142,6 +147,7 @@ class SqlScopeKeyStore:
             sealable=bool(row.sealable),
             shredded_at=None if row.shredded_at is None else float(row.shredded_at),
             format=int(row.format),
+            origin=tuple(KeyRef.parse(ref) for ref in _unbars(row.origin or "")),
         )
 
     def _load(self, conn: Connection, where: Any) -> list[ScopeKeyRecord]:
@@ -234,6 +240,7 @@ class SqlScopeKeyStore:
                         current_for=digest,
                         wraps_version=0,
                         format=record.format,
+                        origin=_origin(record),
                     )
                 )
                 if record.wraps:
@@ -268,6 +275,7 @@ class SqlScopeKeyStore:
                         "current_for": _current_for(r),
                         "wraps_version": 0,
                         "format": r.format,
+                        "origin": _origin(r),
                     }
                     for r in records
                 ],
@@ -285,7 +293,12 @@ class SqlScopeKeyStore:
             )
 
     def replace_wraps(
-        self, key_id: bytes, expected: tuple[Wrap, ...], wraps: tuple[Wrap, ...]
+        self,
+        key_id: bytes,
+        expected: tuple[Wrap, ...],
+        wraps: tuple[Wrap, ...],
+        *,
+        retire: bool = False,
     ) -> bool:
         with self._db.engine.begin() as conn:
             rows = list(conn.execute(select(scope_keys).where(scope_keys.c.key_id == key_id)))
@@ -304,8 +317,9 @@ class SqlScopeKeyStore:
                 epoch_seconds=current.epoch_seconds,
                 wraps=wraps,
                 created_at=current.created_at,
-                sealable=current.sealable,
+                sealable=current.sealable and not retire,
                 format=current.format,
+                origin=current.origin,
             )
             digest = _current_for(updated)
             if (
@@ -325,6 +339,7 @@ class SqlScopeKeyStore:
                 )
                 .values(
                     keys=_bars([str(key) for key in updated.keys]),
+                    sealable=updated.sealable,
                     current_for=digest,
                     wraps_version=row.wraps_version + 1,
                 )
@@ -369,6 +384,7 @@ class SqlScopeKeyStore:
             sealable=False,
             shredded_at=at,
             format=record.format,
+            origin=record.origin,
         )
 
     def count(self) -> int:

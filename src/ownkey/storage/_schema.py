@@ -136,8 +136,11 @@ scope_keys = Table(
     Column("current_for", String(64), nullable=True, unique=True),
     # Bumped on every change of wraps: replace_wraps is a compare-and-set on it.
     Column("wraps_version", Integer, nullable=False, default=0),
-    # 1: made before issue 10 (read only); 2: bound wrap contexts and combination (SK-3).
+    # 1: made before issue 10 (read only); 2: bound wrap contexts and combination (SK-3);
+    # 3: the keys it was created with in every wrap's context (SK-7).
     Column("format", Integer, nullable=False, server_default=text("1")),
+    # Format 3: "|customer:acme|", the keys the record was created with (a backfill keeps it).
+    Column("origin", Text, nullable=True),
     Index(None, "service_id", "epoch_start"),
 )
 
