@@ -62,3 +62,49 @@ def test_key_manager_describe_calls_are_audited(api: Api) -> None:
     ).json()["events"]
     assert events
     assert events[-1]["outcome"] == "ok"
+
+
+def test_verify_against_the_key_managers_log_checks_every_witnessed_head(api: Api) -> None:
+    """AUD-13 through the API: ``POST /audit/verify`` with the customer's log export; a cut
+    that the newest witnessed head alone would not show fails, and the answer names the
+    anchor and its age."""
+    from ownkey.service import witness
+
+    runtime = api.runtime
+    first = witness(runtime, "acme").head
+    runtime.audit_sink.checkpoint("acme")  # one more event
+    witness(runtime, "acme")
+    log = (runtime.home / "local-keys.log").read_text()
+    url, body = "/v1/orgs/acme/audit/verify", {"witness_log": log, "witness_interval": "0"}
+    ok = api.client.post(url, headers=api.acme, json=body).json()
+    assert ok["ok"] is True, ok
+    [anchor] = ok["anchors"]
+    assert (anchor["kind"], anchor["heads"]) == ("witness_log", 2)
+    assert anchor["age_seconds"] is not None
+    assert api.client.get(url, headers=api.acme).json()["anchors"] == []  # the database alone
+    keep = int(first.split(":")[0]) - 1
+    with runtime.database.engine.begin() as conn:  # a consistent cut before the first head
+        where = audit_records.c.org == "acme"
+        conn.execute(delete(audit_records).where(where, audit_records.c.seq > keep))
+        conn.execute(
+            delete(audit_checkpoints).where(
+                audit_checkpoints.c.org == "acme", audit_checkpoints.c.seq > keep
+            )
+        )
+        row = conn.execute(select(audit_records.c.hash).where(where, audit_records.c.seq == keep))
+        conn.execute(
+            update(audit_heads)
+            .where(audit_heads.c.org == "acme")
+            .values(seq=keep, hash=row.one().hash)
+        )
+    witness(runtime, "acme")  # the honest witness of the cut chain
+    log = (runtime.home / "local-keys.log").read_text()
+    cut = api.client.post(url, headers=api.acme, json=dict(body, witness_log=log)).json()
+    assert cut["ok"] is False
+    assert cut["problems"][0]["kind"] in ("truncated", "edited")
+    gap = api.client.post(url, headers=api.acme, json={"witness_log": '{"Records": []}'}).json()
+    assert [p["kind"] for p in gap["problems"]] == ["witness_gap"]
+    bad = api.client.post(url, headers=api.acme, json={"witness_log": "not json"})
+    assert (bad.status_code, bad.json()["field"]) == (422, "witness_log")
+    short = api.client.post(url, headers=api.acme, json=dict(body, witness_interval="5"))
+    assert (short.status_code, short.json()["field"]) == (422, "witness_interval")

@@ -11,11 +11,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from ownkey.api._auth import OrgAdmin
 from ownkey.api._models import (
@@ -46,10 +48,17 @@ from ownkey.api._models import (
     UsersOut,
 )
 from ownkey.api._state import State, strict_query
-from ownkey.audit._chain import Checkpoint, format_head, parse_head
+from ownkey.audit._chain import ChainProblem, ChainReport, Checkpoint, format_head, parse_head
+from ownkey.audit._witness_log import (
+    check_timeline,
+    describe_witness,
+    grace_ms,
+    read_witness_log,
+    select_entries,
+)
 from ownkey.errors import InvalidRequest, NotFound
 from ownkey.keys import KeyRef
-from ownkey.policy import check_window, parse_time
+from ownkey.policy import check_window, parse_duration, parse_time
 from ownkey.storage import AuditQuery, JobStatus
 from ownkey.storage._audit import ExportedEvent, checkpoint_json, iso_ms, with_checkpoints
 
@@ -359,6 +368,7 @@ def audit_events(
     ] = 0,
 ) -> dict[str, Any]:
     query = _query(user, asset_id, service_id, operation, outcome, since, until)
+    state.runtime.protector.flush_access()  # this node's uses of the last second too
     later = (e for e in state.runtime.audit_log.query(admin.org, query) if e.seq > after)
     found = list(itertools.islice(later, limit + 1))
     answer: dict[str, Any] = {"events": [_event(event) for event in found[:limit]]}
@@ -424,26 +434,118 @@ def audit_verify(
         ),
     ] = None,
 ) -> dict[str, Any]:
-    remembered = None
-    if since_head is not None:
-        try:
-            remembered = parse_head(since_head)
-        except ValueError as exc:
-            raise InvalidRequest("since_head", str(exc)) from None
+    remembered = _remembered(since_head)
     runtime = state.runtime
     key = runtime.signing_key
     report = runtime.audit_log.verify(
         admin.org, {key.key_id: key.public_key}, since_head=remembered
     )
+    return _verified(report, list(report.problems), _anchors(remembered, None))
+
+
+class WitnessedVerifyIn(BaseModel):
+    """``POST /audit/verify``: the customer's key-manager log to check the chain against."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    witness_log: str = Field(
+        description="An export of the customer's own key-manager log, as text: a CloudTrail "
+        "file or `lookup-events` output, the local store's `local-keys.log`, a KMIP log as JSON "
+        "lines (docs/spec/audit-chain.md, AUD-13); within the 1 MiB body limit."
+    )
+    witness_keys: list[str] | None = Field(
+        default=None, description="Count only witness calls under these keys (ARN or key id)."
+    )
+    witness_interval: str = Field(
+        default="3600",
+        max_length=32,
+        description="The interval the witness ran at (`3600`, `15m`, `24h`; `0`: no gap check).",
+    )
+    since_head: str | None = Field(default=None, max_length=96)
+
+
+@admin_router.post(
+    "/audit/verify",
+    tags=["audit"],
+    summary="Verify the org's chain against every head witnessed in its key-manager log",
+)
+def audit_verify_witnessed(
+    admin: OrgAdmin, state: State, body: WitnessedVerifyIn
+) -> dict[str, Any]:
+    remembered = _remembered(body.since_head)
+    text = body.witness_interval.strip()
+    try:
+        interval_s = (
+            0.0 if text in ("0", "0s") else parse_duration("witness_interval", text, minimum=60.0)
+        )
+    except InvalidRequest:
+        raise InvalidRequest("witness_interval", "a duration of at least 60 s, or 0") from None
+    keys = body.witness_keys or None
+    try:
+        found = read_witness_log(admin.org, body.witness_log.encode("utf-8"))
+    except ValueError as exc:
+        raise InvalidRequest("witness_log", str(exc)) from None
+    entries = select_entries(found, keys)
+    runtime = state.runtime
+    key = runtime.signing_key
+    report = runtime.audit_log.verify(
+        admin.org,
+        {key.key_id: key.public_key},
+        since_head=remembered,
+        witnessed_heads=[(e.seq, e.hash) for e in entries],
+    )
+    now_ms = int(time.time() * 1000)
+    problems = list(report.problems)
+    interval_ms = int(interval_s * 1000)
+    if report.ok:
+        problems += check_timeline(
+            admin.org,
+            entries,
+            interval_ms=interval_ms,
+            grace_ms=grace_ms(interval_ms),
+            until_ms=now_ms,
+            keys=keys,
+        )
+    witnessed = describe_witness(entries, now_ms)
+    witnessed["interval_seconds"] = int(interval_s)
+    return _verified(report, problems, _anchors(remembered, witnessed))
+
+
+def _remembered(since_head: str | None) -> tuple[int, bytes] | None:
+    if since_head is None:
+        return None
+    try:
+        return parse_head(since_head)
+    except ValueError as exc:
+        raise InvalidRequest("since_head", str(exc)) from None
+
+
+def _anchors(
+    remembered: tuple[int, bytes] | None, witnessed: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The anchors a verify checked against; none means the database alone, which cannot show
+    a cut of the newest events (docs/spec/audit-chain.md, AUD-9)."""
+    anchors: list[dict[str, Any]] = []
+    if remembered is not None:
+        anchors.append({"kind": "remembered_head", "head": format_head(*remembered)})
+    if witnessed is not None:
+        anchors.append(witnessed)
+    return anchors
+
+
+def _verified(
+    report: ChainReport, problems: list[ChainProblem], anchors: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {
         "org": report.org,
-        "ok": report.ok,
+        "ok": not problems,
         "records": report.records,
         "checkpoints": report.checkpoints,
         "last_seq": report.last_seq,
         "unsigned_tail": report.unsigned_tail,
         "head": format_head(*report.head),
-        "problems": [{"seq": p.seq, "kind": p.kind, "detail": p.detail} for p in report.problems],
+        "anchors": anchors,
+        "problems": [{"seq": p.seq, "kind": p.kind, "detail": p.detail} for p in problems],
     }
 
 

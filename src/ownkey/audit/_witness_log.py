@@ -38,7 +38,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ownkey.audit._chain import ChainProblem, parse_head
+from ownkey.audit._chain import ChainProblem, format_head, parse_head
 
 __all__ = [
     "HEAD_FIELD",
@@ -48,6 +48,8 @@ __all__ = [
     "check_sequence",
     "check_timeline",
     "decode_context",
+    "describe_witness",
+    "grace_ms",
     "read_witness_log",
     "select_entries",
 ]
@@ -57,6 +59,9 @@ HEAD_FIELD: Final = "ownkey.audit-head"
 WITNESS_PURPOSE: Final = "ownkey.audit-witness"
 #: The largest log (after gunzip) read: a month of CloudTrail for one key is far less.
 MAX_LOG_BYTES: Final = 512 * 1024 * 1024
+#: The least grace past the interval before a gap is reported: a round takes time, and
+#: CloudTrail delivers its records within about 15 minutes.
+MIN_GRACE_MS: Final = 900_000
 _ENCRYPTS: Final = ("Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext")
 _U16 = struct.Struct(">H")
 
@@ -330,3 +335,23 @@ def check_sequence(
             )
             break
     return problems
+
+
+def grace_ms(interval_ms: int) -> int:
+    """How far past the interval a gap may run before it is reported: 900 s or a tenth of the
+    interval, whichever is longer (AUD-13)."""
+    return max(MIN_GRACE_MS, interval_ms // 10)
+
+
+def describe_witness(entries: Sequence[WitnessEntry], now_ms: int) -> dict[str, Any]:
+    """What a verify says about a witness log it checked against: how many heads, under which
+    keys, the newest (in time) and how old it is at ``now_ms``."""
+    newest = entries[-1] if entries else None
+    return {
+        "kind": "witness_log",
+        "heads": len(entries),
+        "keys": sorted({e.key for e in entries}),
+        "newest": None if newest is None else format_head(newest.seq, newest.hash),
+        "newest_at": None if newest is None else _iso(newest.at_ms),
+        "age_seconds": None if newest is None else max(0, (now_ms - newest.at_ms) // 1000),
+    }

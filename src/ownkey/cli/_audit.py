@@ -172,9 +172,6 @@ def _interval_s(text: str | None) -> float:
 
 
 _INTERVAL_ENV = "OWNKEY_AUDIT_WITNESS_INTERVAL"
-#: A gap is reported once longer than the interval plus this much (or a tenth of the interval):
-#: a round takes time, and CloudTrail delivers its records within about 15 minutes.
-WITNESS_GRACE_S = 900
 
 
 class _Anchors:
@@ -215,41 +212,30 @@ class _Anchors:
         """What the witness log shows beyond each head being a prefix (checked by verify)."""
         if self.log is None:
             return []
-        from ownkey.audit._witness_log import check_timeline
+        from ownkey.audit._witness_log import check_timeline, grace_ms
 
         interval_ms = int(self.interval_s * 1000)
         return check_timeline(
             self.org,
             self.entries,
             interval_ms=interval_ms,
-            grace_ms=max(WITNESS_GRACE_S * 1000, interval_ms // 10),
+            grace_ms=grace_ms(interval_ms),
             until_ms=self.now_ms,
             keys=self.keys,
         )
 
     def describe(self) -> list[dict[str, Any]]:
         from ownkey.audit._chain import format_head
-        from ownkey.storage._audit import iso_ms
 
         anchors: list[dict[str, Any]] = []
         if self.remembered is not None:
             anchors.append({"kind": "remembered_head", "head": format_head(*self.remembered)})
         if self.log is not None:
-            newest = self.entries[-1] if self.entries else None  # in time order
-            anchors.append(
-                {
-                    "kind": "witness_log",
-                    "file": str(self.log),
-                    "heads": len(self.entries),
-                    "keys": sorted({e.key for e in self.entries}),
-                    "newest": None if newest is None else format_head(newest.seq, newest.hash),
-                    "newest_at": None if newest is None else iso_ms(newest.at_ms),
-                    "age_seconds": None
-                    if newest is None
-                    else max(0, (self.now_ms - newest.at_ms) // 1000),
-                    "interval_seconds": int(self.interval_s),
-                }
-            )
+            from ownkey.audit._witness_log import describe_witness
+
+            anchor = describe_witness(self.entries, self.now_ms)
+            anchor.update(file=str(self.log), interval_seconds=int(self.interval_s))
+            anchors.append(anchor)
         return anchors
 
     def lines(self) -> list[str]:
