@@ -118,3 +118,18 @@ def test_two_spellings_are_one_user_only_when_equal_ignoring_ascii_case(
         return
     assert out == spelling.lower()
     assert spelling.isascii()
+
+
+def test_the_licence_check_compares_canonical_forms_and_merges_no_look_alike() -> None:
+    """The data plane's half: the directory stores ``ann@acme.test``; a request naming
+    ``Ann@Acme.test`` is ann (it fell back to the platform key), ``\\u212aim@acme.test`` is
+    not kim."""
+    from ownkey.policy import OrgSettings
+
+    org = OrgSettings(cmk=True, licensed_users=frozenset({"ann@acme.test", KIM, "legacy-id"}))
+    assert org.licenses("ann@acme.test")
+    assert org.licenses("Ann@Acme.test")
+    assert org.licenses("legacy-id")  # an id that is no email matches as given
+    assert not org.licenses("\u212aim@acme.test")
+    assert not org.licenses("bob@acme.test")
+    assert not org.licenses(None)

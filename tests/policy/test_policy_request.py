@@ -231,4 +231,6 @@ def test_public_names_are_pinned() -> None:
         "MAX_DURATION", "MAX_ID_CHARS", "MAX_TIME", "MIN_TIME", "check_duration", "check_id",
         "check_org", "check_service_id", "check_time", "check_window", "parse_duration",
         "parse_time", "MAX_NOTE_CHARS", "check_note", "MAX_REQUEST_BYTES",
+        # the one identity rule (issue 23): the directory, the platform, the key service
+        "MAX_EMAIL_CHARS", "canonical_email",
     }  # fmt: skip

@@ -19,7 +19,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from ownkey.catalog import SERVICE_IDS, ContainerKind, OwnerKind, asset_type
-from ownkey.errors import PolicyError
+from ownkey.errors import InvalidRequest, PolicyError
 from ownkey.policy._fields import (
     JsonObject,
     child,
@@ -33,6 +33,7 @@ from ownkey.policy._fields import (
     read_str_item,
 )
 from ownkey.policy._flags import ORG_FLAGS
+from ownkey.policy._identity import canonical_email
 
 __all__ = [
     "MAX_REQUEST_BYTES",
@@ -89,8 +90,19 @@ class OrgSettings:
         )
 
     def licenses(self, user: str | None) -> bool:
-        """Whether ``user`` is a CMK-licensed user of this org."""
-        return user is not None and user in self.licensed_users
+        """Whether ``user`` is a CMK-licensed user of this org: listed as given, or, for an email
+        address, in the canonical form the org directory stores (``canonical_email``: a request
+        naming ``Ann@Acme.test`` must not fall back to the platform key because the directory
+        says ``ann@acme.test``; a look-alike such as ``\u212aim@...`` is never kim)."""
+        if user is None:
+            return False
+        if user in self.licensed_users:
+            return True
+        try:
+            canonical = canonical_email("user", user)
+        except InvalidRequest:
+            return False
+        return canonical != user and canonical in self.licensed_users
 
     def to_json(self) -> dict[str, object]:
         """The org's settings as request JSON (lists sorted)."""
