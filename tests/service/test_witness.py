@@ -348,3 +348,30 @@ def test_a_witness_log_that_cannot_be_read_is_bad_input(
         args = ["--witness-log", str(log), *args]
     code, output = _verify(runtime, *args)
     assert code == 2, output
+
+
+def test_an_export_verifies_offline_against_the_witness_log(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """AUD-13 offline: ``verify-export --public-key HEX --witness-log FILE`` trusts nothing of
+    the operator's; an export of the cut chain fails against the customer's log."""
+    env = {"OWNKEY_HOME": str(runtime.home), "OWNKEY_DATABASE_URL": ""}
+    public = runtime.signing_key.public_key.hex()
+
+    def export_and_verify() -> tuple[int, str]:
+        exported = CliRunner().invoke(app, ["audit", "export", "acme"], env=env)
+        assert exported.exit_code == 0, exported.output
+        path = tmp_path / "export.jsonl"
+        path.write_text(exported.output)
+        args = ["audit", "verify-export", "acme", str(path), "--public-key", public]
+        result = CliRunner().invoke(app, [*args, "--witness-log", _log(runtime)], env={})
+        return result.exit_code, result.output
+
+    _events(runtime, 600, witness_every=150)
+    code, output = export_and_verify()
+    assert code == 0, output
+    assert "4 witnessed heads" in output
+    _cut(runtime, 200)
+    code, output = export_and_verify()
+    assert code == 1, output
+    assert "truncated" in output
