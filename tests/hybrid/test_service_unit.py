@@ -289,3 +289,21 @@ def test_the_platform_grants_no_look_alike_identity(tmp_path: Path) -> None:
     assert issuer.authorize("KIM@acme.example", "c-1", "reader")  # ASCII case: one user
     with pytest.raises(InvalidRequest, match="only ASCII"):
         issuer.authorize("\u212aim@acme.example", "c-1", "reader")
+
+
+def test_the_membership_file_gives_no_org_to_a_user_two_orgs_list(tmp_path: Path) -> None:
+    """The standalone platform's member file follows the directory's rule: a user claimed by
+    two orgs is a member of neither (it answered the first org listed, so globex listing
+    ``BOB@ACME.EXAMPLE`` first took bob's grants), and spellings compare canonically."""
+    import json
+
+    from ownkey.hybrid.platform import JsonMembership
+
+    path = tmp_path / "members.json"
+    acme = {"users": ["bob@acme.example"], "conversations": {"c-1": ["Bob@Acme.example"]}}
+    path.write_text(json.dumps({"acme": acme}))
+    members = JsonMembership(path)
+    assert members.org_of("bob@acme.example") == "acme"
+    assert members.is_member("acme", "c-1", "bob@acme.example")
+    path.write_text(json.dumps({"globex": {"users": ["BOB@ACME.EXAMPLE"]}, "acme": acme}))
+    assert members.org_of("bob@acme.example") is None
