@@ -155,6 +155,17 @@ def test_a_usage_window_over_31_days_is_refused_with_the_reason(site: Site) -> N
     assert fine.status_code == 200
 
 
+def test_the_usage_page_says_its_chain_check_has_no_external_anchor(site: Site) -> None:
+    """AUD-9: the page's "verified" is the database alone; it says so and where to check the
+    chain against the key manager's log (AUD-13)."""
+    with site.client() as client:
+        _sign_in(client, site.acme)
+        page = client.get("/admin/acme/usage")
+    assert page.status_code == 200
+    assert "Checked against the database alone" in page.text
+    assert "ownkey audit verify acme --witness-log FILE" in page.text
+
+
 @pytest.mark.parametrize("since", ["1969-12-01T00:00", "0001-01-01T00:00"])
 def test_a_usage_window_before_1970_is_refused_by_the_one_time_rule(site: Site, since: str) -> None:
     """The console's times pass the rule of ownkey.policy, as the CLI's and the API's do."""
