@@ -10,7 +10,9 @@ scoped to ``/admin``.
 Sign-in attempts are limited per client address (:data:`CLIENT_SIGNINS`, failed ones included:
 token guessing) and successful sign-ins per org (:data:`ORG_SIGNINS`); beyond either the answer
 is 429 with ``Retry-After``. The client address is the connection's, which uvicorn takes from
-``X-Forwarded-For`` only for the proxies it trusts (``--forwarded-allow-ips``).
+``X-Forwarded-For`` only when the connection comes from a proxy it trusts (``FORWARDED_ALLOW_IPS``,
+loopback by default): behind a proxy elsewhere, list it there, or every client shares one
+budget.
 """
 
 from __future__ import annotations
