@@ -6,11 +6,12 @@ chain and re-sign it. The customer's key manager is not: so, every ``interval`` 
 demand, ``ownkey audit witness ORG``) the head of each org's chain, ``SEQ:HASH``, goes into the
 encryption context (``ownkey.audit-head``) of one small wrap under the org's own customer key.
 The manager logs the context it was called with (AWS KMS: CloudTrail's ``encryptionContext``;
-KMIP and PKCS#11: the server's audit log holds the call, the context is in ownkey's own record
-of it), so the customer holds a head that ownkey cannot take back. ``ownkey audit verify ORG
---since-head SEQ:HASH`` (or ``GET /v1/orgs/ORG/audit/verify?since_head=``) then fails unless
-the chain still extends it: truncation, rewrite and erasure before that head are detected
-(docs/spec/audit-chain.md, AUD-11; how to check: docs/threat-model.md).
+ownkey's local store: ``local-keys.log``; a KMIP server that logs the associated data), so the
+customer holds every head ownkey ever showed it, out of ownkey's reach. ``ownkey audit verify ORG
+--witness-log FILE`` (or ``POST /v1/orgs/ORG/audit/verify``) checks each of them: a prefix of the
+chain, heads only growing, no gap longer than the interval (docs/spec/audit-chain.md, AUD-13).
+Checking only the newest head is not enough: after a cut the honest witness records a head of the
+cut chain, and only the older heads show the cut.
 
 The witness call is itself a wrap and is recorded in the chain like every key-manager call.
 """
