@@ -120,7 +120,14 @@ def test_a_kmip_log_carries_the_head_in_the_associated_data() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"\x1f\x8b broken", b"\xff\xfe", b"not json\n", json.dumps([[[]] * 3]).encode()[:5]],
+    [
+        b"\x1f\x8b broken",
+        b"\xff\xfe",
+        b"not json\n",
+        json.dumps([[[]] * 3]).encode()[:5],
+        b"[" * 5000,  # nested thousands deep: one ValueError, not a RecursionError
+        b'{"Records": [{"eventName": "Encrypt", "requestParameters": []}]}\n{',
+    ],
 )
 def test_what_is_not_a_key_manager_log_is_a_value_error(data: bytes) -> None:
     with pytest.raises(ValueError, match=r"gzip|UTF-8|JSON|log"):
@@ -203,3 +210,9 @@ def test_a_witness_every_n_records_must_not_skip_one() -> None:
     assert "the witness stopped at seq 48" in gap.detail
     [tail] = check_sequence("acme", every[:2], every=16, last_seq=100)
     assert (tail.kind, tail.seq) == ("witness_gap", 48)
+
+
+@pytest.mark.parametrize("data", [b"[1, 2]", b'{"Records": 5}', b"{}", b'{"Events": [1]}'])
+def test_a_log_of_another_shape_holds_no_witnessed_head(data: bytes) -> None:
+    """Not a failure to read, but nothing witnessed: verification then reports the gap."""
+    assert read_witness_log("acme", data) == []
