@@ -1,4 +1,4 @@
-"""The key service's chain anchored outside its own database (issue 23 section 3).
+"""AUD-14: the key service's chain anchored outside its own database (issue 23 section 3).
 
 Whoever can write ``hybrid.db`` (the key service's operator) can cut its chain together with its
 checkpoints: nothing in the file shows it. So every 16th record's head goes into the encryption
