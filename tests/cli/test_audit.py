@@ -107,3 +107,28 @@ def test_an_event_that_cannot_be_read_is_one_line(
     assert verified.exit_code == 1
     assert "acme: TAMPERED at seq 2" in verified.stdout
     assert "Traceback" not in verified.output
+
+
+def test_audit_events_names_who_sealed_and_opened_which_asset(acme: Path) -> None:
+    """Issue 23: ``--user`` and ``--asset-id`` find the data plane's uses; the table shows the
+    scope, the asset and the actor as the console does."""
+    from tests.cli.test_admin import ANN, recording
+
+    with Runtime.open(env={}, home=acme) as rt:
+        sealed = rt.protector.seal({**recording(), "actor": ANN}, b"minutes")
+        for _ in range(3):
+            rt.protector.open({**recording(), "actor": "bo@acme.test"}, sealed)
+    found = json.loads(ok("audit", "events", "acme", "--user", "bo@acme.test", "--json").stdout)
+    [row] = found["events"]
+    assert (row["action"], row["actor"], row["operation"], row["count"]) == (
+        "content.access",
+        "bo@acme.test",
+        "open",
+        "3",
+    )
+    assert (row["service_id"], row["scope"], row["asset_id"]) == ("0001", "meeting-1", "rec-1")
+    by_asset = json.loads(ok("audit", "events", "acme", "--asset-id", "rec-1", "--json").stdout)
+    assert sorted(e["actor"] for e in by_asset["events"]) == [ANN, "bo@acme.test"]
+    table = ok("audit", "events", "acme", "--asset-id", "rec-1").stdout
+    assert "meeting-1" in table
+    assert "bo@acme.test" in table

@@ -3,6 +3,7 @@ the usage window's limit and CSV cells (fast: an app over a SQLite runtime in a 
 
 from __future__ import annotations
 
+import csv
 import math
 import re
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from ownkey.api import create_app
 from ownkey.service import Runtime
 from ownkey.storage import TokenStore
 from ownkey.web._session import SESSION_SECONDS, Sessions
-from ownkey.web._views import csv_text
+from ownkey.web._views import CSV_COLUMNS, csv_text
 from tests.api.conftest import setup_orgs
 
 
@@ -179,27 +180,28 @@ def test_a_usage_window_before_1970_is_refused_by_the_one_time_rule(site: Site, 
 
 
 def test_csv_cells_never_start_a_formula() -> None:
-    row = dict.fromkeys(
-        (
-            "seq",
-            "at",
-            "action",
-            "outcome",
-            "actor",
-            "user",
-            "service_id",
-            "scope",
-            "asset_id",
-            "key",
-            "reason",
-            "hash",
-        ),
-        "",
-    )
+    row = dict.fromkeys(CSV_COLUMNS, "")
     row.update(seq="7", user="=HYPERLINK(1)", scope="+1", asset_id="@x", reason="-2")
     text = "".join(csv_text([row]))
-    line = text.splitlines()[1]
-    assert line.split(",")[5:11] == ["'=HYPERLINK(1)", "", "'+1", "'@x", "", "'-2"]
+    cells = dict(zip(CSV_COLUMNS, next(csv.reader([text.splitlines()[1]])), strict=True))
+    assert (cells["user"], cells["scope"], cells["asset_id"], cells["reason"]) == (
+        "'=HYPERLINK(1)",
+        "'+1",
+        "'@x",
+        "'-2",
+    )
+
+
+def test_the_console_and_the_cli_export_one_csv_schema() -> None:
+    """Issue 23: one CSV schema for the CLI export and the console export."""
+    from ownkey.audit._export import CSV_COLUMNS as AUDIT_CSV_COLUMNS
+
+    assert CSV_COLUMNS is AUDIT_CSV_COLUMNS
+    assert text_header() == ",".join(AUDIT_CSV_COLUMNS)
+
+
+def text_header() -> str:
+    return "".join(csv_text([])).splitlines()[0]
 
 
 def test_a_session_ends_after_its_lifetime() -> None:

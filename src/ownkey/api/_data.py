@@ -124,6 +124,16 @@ OrgFilter = Annotated[
 ]
 
 
+ActorQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=320,
+        description="The end user on whose behalf the platform reads (the key-usage log).",
+    ),
+]
+
+
 def _object_request(header: str, asset_id: str) -> dict[str, Any]:
     if not header.isascii():
         # HTTP carries header bytes as Latin-1: a UTF-8 "é" would be stored as "Ã©", silently
@@ -261,9 +271,10 @@ def get_object(
         str | None, Header(alias="Range", max_length=256, description="bytes=START-END")
     ] = None,
     org: OrgFilter = None,
+    actor: ActorQuery = None,
 ) -> StreamingResponse:
     # one read of the store: one version throughout (NotFound if it is another org's)
-    stored = state.objects.open(asset_id, org)
+    stored = state.objects.open(asset_id, org, actor=actor)
     record = stored.record
     try:
         wanted = _parse_range(range_header, record.size)

@@ -242,6 +242,11 @@ class AssetIn(_Strict):
         return self.model_dump(mode="json", exclude_unset=True)
 
 
+#: The ``actor`` of a data-plane request: printable text, at most 320 characters (the service
+#: checks it again: ``ownkey.service`` ``check_actor``).
+Actor = Annotated[str, Field(min_length=1, max_length=320, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
 class AssetRequest(_Strict):
     """What the platform says about an asset: the policy's ``asset``, its scope and its id.
 
@@ -251,9 +256,17 @@ class AssetRequest(_Strict):
     asset: Annotated[AssetIn, WithJsonSchema(_asset_schema()), Field(title="Asset")]
     scope: Text = Field(description="The container: a channel, chat, meeting or user id.")
     asset_id: Text = Field(description="The asset's own id, bound into the ciphertext.")
+    actor: Actor | None = Field(
+        None,
+        description="The end user on whose behalf the platform acts (not the asset's owner): "
+        "recorded with every seal and open in the org's key-usage log, never bound.",
+    )
 
     def to_request(self) -> dict[str, Any]:
-        return {"asset": self.asset.to_json(), "scope": self.scope, "asset_id": self.asset_id}
+        request = {"asset": self.asset.to_json(), "scope": self.scope, "asset_id": self.asset_id}
+        if self.actor is not None:
+            request["actor"] = self.actor
+        return request
 
 
 class SealIn(_Strict):

@@ -10,13 +10,81 @@ caller reads the file.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TextIO
 
 from ownkey.audit._chain import ChainRecord, Checkpoint, canonical_body
 
-__all__ = ["MAX_LINE_CHARS", "bounded_lines", "read_export", "spreadsheet_cell"]
+__all__ = [
+    "CSV_COLUMNS",
+    "MAX_LINE_CHARS",
+    "bounded_lines",
+    "csv_row",
+    "read_export",
+    "spreadsheet_cell",
+]
+
+#: The one CSV schema of the audit log: ``ownkey audit export --format csv`` and the console's
+#: usage export write these columns, in this order (issue 23). ``operation`` and ``count`` are
+#: those of access records (``content.access``: a seal or open counted per minute); ``detail``
+#: is the whole detail as JSON, so nothing of the hashed body is lost.
+CSV_COLUMNS = (
+    "seq",
+    "at",
+    "at_ms",
+    "action",
+    "outcome",
+    "actor",
+    "user",
+    "service_id",
+    "scope",
+    "asset_id",
+    "operation",
+    "count",
+    "key",
+    "reason",
+    "detail",
+    "hash",
+)
+
+
+def _iso_ms(at_ms: int) -> str:
+    moment = dt.datetime.fromtimestamp(at_ms / 1000, tz=dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at_ms % 1000:03d}Z"
+
+
+def csv_row(seq: int, hash_hex: str, body: Mapping[str, Any]) -> dict[str, str]:
+    """One event as a CSV row of :data:`CSV_COLUMNS` (plain text; the caller guards cells with
+    :func:`spreadsheet_cell`). Raises KeyError, TypeError or ValueError for a body that is not
+    an event (an edited row)."""
+    detail = body.get("detail") or {}
+    if not isinstance(detail, Mapping):
+        raise TypeError("detail is not an object")
+    at_ms = int(body["at_ms"])
+
+    def text(value: object) -> str:
+        return "" if value is None else str(value)
+
+    return {
+        "seq": str(seq),
+        "at": _iso_ms(at_ms),
+        "at_ms": str(at_ms),
+        "action": text(body["action"]),
+        "outcome": text(body["outcome"]),
+        "actor": text(body.get("actor")),
+        "user": text(detail.get("user")),
+        "service_id": text(detail.get("service_id")),
+        "scope": text(detail.get("scope")),
+        "asset_id": text(detail.get("asset_id")),
+        "operation": text(detail.get("operation")),
+        "count": text(detail.get("count")),
+        "key": text(body.get("key")),
+        "reason": text(detail.get("reason")),
+        "detail": json.dumps(dict(detail), sort_keys=True, ensure_ascii=False),
+        "hash": hash_hex,
+    }
 
 
 def spreadsheet_cell(value: object) -> str:

@@ -346,9 +346,6 @@ def verify(
     _print_report(org, report, anchors, as_json)
 
 
-_CSV_FIELDS = ("seq", "at", "at_ms", "action", "outcome", "key", "actor", "detail", "hash")
-
-
 def _events(log: AuditLog, org: str, query: AuditQuery) -> Iterator[ExportedEvent]:
     """The matching events. A stored body that is not a JSON event (edited in the database)
     ends the export with one line (exit 1), not a traceback: ``verify`` says what happened."""
@@ -363,25 +360,15 @@ def _events(log: AuditLog, org: str, query: AuditQuery) -> Iterator[ExportedEven
         yield event
 
 
-def _csv_row(org: str, event: ExportedEvent) -> list[Any]:
-    from ownkey.storage._audit import iso_ms
+def _csv_row(org: str, event: ExportedEvent) -> list[str]:
+    """The event in the audit log's one CSV schema (the console's export is the same)."""
+    from ownkey.audit._export import CSV_COLUMNS, csv_row
 
-    body = event.body
     try:
-        at_ms = int(body["at_ms"])
-        return [
-            event.seq,
-            iso_ms(at_ms),
-            at_ms,
-            body["action"],
-            body["outcome"],
-            body.get("key") or "",
-            body.get("actor") or "",
-            json.dumps(body.get("detail") or {}, sort_keys=True, ensure_ascii=False),
-            event.hash.hex(),
-        ]
+        row = csv_row(event.seq, event.hash.hex(), event.body)
     except (KeyError, TypeError, ValueError, OverflowError, OSError):
         _unreadable(org, f"seq {event.seq}")
+    return [row[name] for name in CSV_COLUMNS]
 
 
 @audit_app.command("export")
@@ -432,9 +419,10 @@ def export(
                     line = {"seq": item.seq, "hash": item.hash.hex(), "event": item.body}
                 sys.stdout.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
         else:
+            from ownkey.audit._export import CSV_COLUMNS, spreadsheet_cell
+
             writer = csv.writer(sys.stdout, lineterminator="\n")
-            writer.writerow(_CSV_FIELDS)
-            from ownkey.audit._export import spreadsheet_cell
+            writer.writerow(CSV_COLUMNS)
 
             for e in events:
                 writer.writerow([spreadsheet_cell(cell) for cell in _csv_row(org, e)])

@@ -2,8 +2,8 @@
 
 The same filters as ``audit export`` (user, asset, service, operation, outcome, a time window of
 at most 31 days), for a security admin reading the log at a terminal rather than feeding a SIEM:
-one row per event (seq, time, action, outcome, key, actor, service, asset), oldest first,
-``--limit`` rows a page (default 50); the footer names the command for the next page
+one row per event (seq, time, action, outcome, key, actor, service, scope, asset, count),
+oldest first, ``--limit`` rows a page (default 50); the footer names the command for the next page
 (``--after SEQ``). ``--json`` prints the page as a JSON object with ``next_after``.
 """
 
@@ -69,14 +69,27 @@ def events(
     if not page:
         typer.echo(f"no matching events in {org}'s log" + (f" after seq {after}" if after else ""))
         return
-    columns = ("seq", "at", "action", "outcome", "key", "actor", "service", "asset")
+    columns = ("seq", "at", "action", "outcome", "key", "actor", "service", "scope", "asset", "n")
     out = console()
     out.print(table(None, columns, [[row[c] for c in _ROW_KEYS] for row in page]))
     if next_after is not None:
         out.print(f"more: ownkey audit events {org} --after {next_after} (same filters)")
 
 
-_ROW_KEYS = ("seq", "at", "action", "outcome", "key", "actor", "service_id", "asset_id")
+# As the console's table: who (actor), on what (service, scope, asset), how often (n: the count
+# of an access record, a seal or open counted per minute).
+_ROW_KEYS = (
+    "seq",
+    "at",
+    "action",
+    "outcome",
+    "key",
+    "actor",
+    "service_id",
+    "scope",
+    "asset_id",
+    "count",
+)
 
 
 def _row(seq: int, body: dict[str, Any]) -> dict[str, Any]:
@@ -91,5 +104,8 @@ def _row(seq: int, body: dict[str, Any]) -> dict[str, Any]:
         "key": body.get("key"),
         "actor": body.get("actor"),
         "service_id": detail.get("service_id"),
+        "scope": detail.get("scope"),
         "asset_id": detail.get("asset_id"),
+        "operation": detail.get("operation"),
+        "count": detail.get("count"),
     }

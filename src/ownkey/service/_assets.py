@@ -100,8 +100,10 @@ def _users(asset: Mapping[str, Any]) -> set[str]:
 
 def compact_request(request: Request) -> dict[str, Any]:
     """The request as stored with an asset: each org's ``licensed_users`` narrowed to the users
-    the asset names (owner, creator, members), the only ones the policy asks about."""
-    out = dict(request)
+    the asset names (owner, creator, members), the only ones the policy asks about. The
+    ``actor`` of the request that stored it is not kept: it belongs to that one use (the
+    key-usage log has it)."""
+    out = {name: value for name, value in request.items() if name != "actor"}
     orgs, asset = request.get("orgs"), request.get("asset")
     if isinstance(orgs, Mapping) and isinstance(asset, Mapping):
         named = _users(asset)
@@ -127,12 +129,13 @@ def refuse_client_side(record: AssetRecord) -> None:
         )
 
 
-def opening_request(record: AssetRecord) -> dict[str, Any]:
-    """The Protector request that opens a stored asset: its content context, nothing more.
-    Refuses client-sealed ciphertext (:func:`refuse_client_side`)."""
+def opening_request(record: AssetRecord, actor: str | None = None) -> dict[str, Any]:
+    """The Protector request that opens a stored asset: its content context, nothing more, and
+    the ``actor`` the key-usage log records. Refuses client-sealed ciphertext
+    (:func:`refuse_client_side`)."""
     refuse_client_side(record)
     context = record.context
-    return {
+    request: dict[str, Any] = {
         "asset": {
             "service_id": context["service_id"],
             "org": context["org"],
@@ -141,6 +144,9 @@ def opening_request(record: AssetRecord) -> dict[str, Any]:
         "scope": context["scope"],
         "asset_id": context["asset_id"],
     }
+    if actor is not None:
+        request["actor"] = actor
+    return request
 
 
 class _Counting:
@@ -265,15 +271,18 @@ class AssetService:
             org=org, service_id=service_id, prefix=prefix, after=after, limit=limit
         )
 
-    def open_object(self, asset_id: str, org: str | None = None) -> StoredObject:
+    def open_object(
+        self, asset_id: str, org: str | None = None, *, actor: str | None = None
+    ) -> StoredObject:
         """Open a stored asset for ranged reads: one read of the store (record and blob of one
         version), the scope key checked and the layout verified before this returns. With
-        ``org``, another org's asset is NotFound, before any key is used."""
+        ``org``, another org's asset is NotFound, before any key is used. ``actor``: the end
+        user, for the key-usage log."""
         record, reader = self.store.open(asset_id)
         try:
             if org is not None and record.org != org:
                 raise NotFound(f"no asset {asset_id}")
-            request = opening_request(record)
+            request = opening_request(record, actor)
             if blob_suite(reader) == SUITE_MESSAGE:  # small content sealed as one message
                 whole = self.protector.open(request, _read_all(reader))
                 reader.close()

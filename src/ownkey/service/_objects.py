@@ -115,11 +115,13 @@ class Objects:
             org=org, service_id=service_id, prefix=prefix, after=after, limit=limit
         )
 
-    def open(self, asset_id: str, org: str | None = None) -> OpenObject:
+    def open(
+        self, asset_id: str, org: str | None = None, *, actor: str | None = None
+    ) -> OpenObject:
         """Open a stored object once for ranged reads (raises before returning if access is
         denied, a key is unavailable or the object does not open; NotFound if ``org`` is given
-        and the object is another org's)."""
-        return OpenObject(self.assets.open_object(asset_id, org), self._chunk)
+        and the object is another org's). ``actor`` is recorded in the key-usage log."""
+        return OpenObject(self.assets.open_object(asset_id, org, actor=actor), self._chunk)
 
     def read(
         self, asset_id: str, start: int = 0, end: int | None = None, org: str | None = None

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ownkey.audit import AuditAction
-from ownkey.audit._export import spreadsheet_cell
+from ownkey.audit._export import CSV_COLUMNS as AUDIT_CSV_COLUMNS
+from ownkey.audit._export import csv_row, spreadsheet_cell
 from ownkey.errors import InvalidRequest
 from ownkey.policy import check_time
 from ownkey.service import Coverage
@@ -38,20 +39,8 @@ __all__ = [
 
 #: Audit actions that are a use of the key (a wrap or an unwrap at the key manager).
 USES = frozenset({AuditAction.WRAP.value, AuditAction.UNWRAP.value})
-CSV_COLUMNS = (
-    "seq",
-    "at",
-    "action",
-    "outcome",
-    "actor",
-    "user",
-    "service_id",
-    "scope",
-    "asset_id",
-    "key",
-    "reason",
-    "hash",
-)
+#: The audit log's one CSV schema (the CLI's export writes the same columns).
+CSV_COLUMNS = AUDIT_CSV_COLUMNS
 _DAY_MS = 86_400_000
 #: The widest window a usage query may span (the storage layer refuses more: LimitExceeded).
 WINDOW_DAYS = 31
@@ -141,23 +130,14 @@ def day_counts(events: Iterable[Mapping[str, Any]], since_ms: int, until_ms: int
 
 
 def row_of(event: ExportedEvent) -> dict[str, str]:
-    """One usage-log row, as the table and the CSV show it (the hashed body's own fields)."""
-    body = event.body
-    detail = body.get("detail") or {}
-    return {
-        "seq": str(event.seq),
-        "at": iso_ms(int(body.get("at_ms", 0))),
-        "action": str(body.get("action") or ""),
-        "outcome": str(body.get("outcome") or ""),
-        "actor": str(body.get("actor") or ""),
-        "user": str(detail.get("user") or ""),
-        "service_id": str(detail.get("service_id") or ""),
-        "scope": str(detail.get("scope") or ""),
-        "asset_id": str(detail.get("asset_id") or ""),
-        "key": str(body.get("key") or ""),
-        "reason": str(detail.get("reason") or ""),
-        "hash": event.hash.hex(),
-    }
+    """One usage-log row, as the table and the CSV show it (the hashed body's own fields); a
+    body edited into something that is not an event shows as such (``audit verify`` says more)."""
+    try:
+        return csv_row(event.seq, event.hash.hex(), event.body)
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        row = dict.fromkeys(CSV_COLUMNS, "")
+        row.update(seq=str(event.seq), action="(not an event)", hash=event.hash.hex())
+        return row
 
 
 def csv_text(rows: Iterable[Mapping[str, str]]) -> Iterable[str]:
