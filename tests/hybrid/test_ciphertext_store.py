@@ -131,6 +131,16 @@ def test_another_org_cannot_claim_or_shadow_a_user(runtime: Runtime) -> None:
             runtime.add_users("globex", ["new@globex.test", spelling])  # nothing of it is added
     assert runtime.users("globex") == []
     assert users.org_of_user("bob@acme.test") == ORG
+    # acme's log shows each refused claim (it showed nothing), naming the claimant.
+    from ownkey.storage import AuditQuery
+
+    claims = [
+        e.body["detail"]
+        for e in runtime.audit_log.query(ORG, AuditQuery())
+        if e.body["detail"].get("operation") == "claim_refused"
+    ]
+    assert len(claims) == 6
+    assert {(c["first"], c["by_org"]) for c in claims} == {("bob@acme.test", "globex")}
     runtime.add_users(ORG, ["BOB@acme.test"], licensed=True)  # its own org may re-add it
     assert [(u.user, u.licensed) for u in runtime.users(ORG)] == [("bob@acme.test", True)]
 

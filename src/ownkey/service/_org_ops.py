@@ -245,11 +245,24 @@ class OrgOperations:
 
         A user listed by two orgs is a member of neither (CMK Hybrid grants name one org and
         fail closed), so letting globex add ``bob@acme.test`` locked bob out of acme's
-        conversations, silently for acme. The other org is not named. Checked before the write,
-        in the service layer; two orgs racing to add one new user on PostgreSQL can both pass
-        (a unique index on the canonical email is the storage half, not done yet)."""
+        conversations, silently for acme. The claimant is not told which org; the org that lists
+        the user is: the refused claim is an ``org.users`` event (``claim_refused``, the
+        claimant in ``by_org``) in its own log. Checked before the write, in the service layer;
+        two orgs racing to add one new user on PostgreSQL can both pass (a unique index on the
+        canonical email is the storage half, not done yet)."""
         for email in emails:
-            if any(other != org for other in self._store.orgs_of_user(email)):
+            owners = [other for other in self._store.orgs_of_user(email) if other != org]
+            for owner in owners:
+                self._emit(
+                    AuditAction.ORG_USERS,
+                    owner,
+                    None,
+                    operation="claim_refused",
+                    users="1",
+                    first=email,
+                    by_org=org,
+                )
+            if owners:
                 raise Conflict(f"user {email!r} belongs to another org; a user is in one org only")
 
     def remove_users(self, org: str, users: Collection[str], *, actor: str | None = None) -> int:
