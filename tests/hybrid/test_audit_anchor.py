@@ -63,6 +63,7 @@ def test_every_16th_head_lands_in_the_key_managers_log(tmp_path: Path) -> None:
     assert code == 0, output
     assert "6 witnessed heads, newest 96:" in output
     assert "4 records after it rest on the chain alone" in output
+    assert " s old); " in output  # how old the anchor is
 
 
 def test_a_consistent_cut_shows_only_against_the_witness_log(tmp_path: Path) -> None:

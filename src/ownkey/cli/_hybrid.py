@@ -142,8 +142,12 @@ def verify(
 ) -> None:
     """Recompute the chain; exit 1 at the first edited, missing or inserted record, or (with
     --witness-log) a witnessed head the chain no longer holds or a head never witnessed."""
-    from ownkey.audit._chain import format_head
-    from ownkey.audit._witness_log import check_sequence, read_witness_log, select_entries
+    from ownkey.audit._witness_log import (
+        check_sequence,
+        describe_witness,
+        read_witness_log,
+        select_entries,
+    )
 
     store = _store(home, witness=False)
     entries = []
@@ -173,11 +177,11 @@ def verify(
             "(any number, with their checkpoints) cannot show; give --witness-log"
         )
     elif entries:
-        newest = entries[-1]
+        newest = describe_witness(entries, int(time.time() * 1000))
         typer.echo(
-            f"anchor: witness log {witness_log}: {len(entries)} witnessed heads, newest "
-            f"{format_head(newest.seq, newest.hash)}; {report.last_seq - newest.seq} records "
-            "after it rest on the chain alone"
+            f"anchor: witness log {witness_log}: {newest['heads']} witnessed heads, newest "
+            f"{newest['newest']} at {newest['newest_at']} ({newest['age_seconds']} s old); "
+            f"{report.last_seq - entries[-1].seq} records after it rest on the chain alone"
         )
     else:
         typer.echo(f"anchor: witness log {witness_log}: no witnessed head")
