@@ -15,10 +15,12 @@ from ownkey.audit._witness_log import (
     HEAD_FIELD,
     WITNESS_PURPOSE,
     WitnessEntry,
+    check_recorded,
     check_sequence,
     check_timeline,
     decode_context,
     read_witness_log,
+    recorded_witnesses,
 )
 from ownkey.envelope import encode_context
 
@@ -216,3 +218,32 @@ def test_a_witness_every_n_records_must_not_skip_one() -> None:
 def test_a_log_of_another_shape_holds_no_witnessed_head(data: bytes) -> None:
     """Not a failure to read, but nothing witnessed: verification then reports the gap."""
     assert read_witness_log("acme", data) == []
+
+
+def test_a_witness_the_chain_records_but_the_log_lacks_shows_once_delivered() -> None:
+    """A registry edit sends the witness to the insider's key: the chain still records each
+    call (a ``key_manager.wrap`` with the head and the key id), the customer's log does not
+    hold it. Once older than CloudTrail's delivery grace, that is a problem at once, without
+    waiting for a gap."""
+    records = chain(1000)
+    log = [entry(T0, records[99]), entry(T0 + HOUR, records[299])]
+
+    def wrap(at_ms: int, record: ChainRecord, key_id: str) -> dict[str, object]:
+        detail = dict(context("acme", record), key_id=key_id, version="1")
+        return {"action": "key_manager.wrap", "outcome": "ok", "at_ms": at_ms, "detail": detail}
+
+    bodies = [
+        wrap(T0, records[99], "customer-key"),
+        wrap(T0 + HOUR, records[299], "customer-key"),
+        wrap(T0 + 2 * HOUR, records[599], "lk-insider"),
+        {"action": "key_manager.unwrap", "outcome": "ok", "at_ms": T0, "detail": {}},
+    ]
+    recorded = recorded_witnesses(bodies)
+    assert len(recorded) == 3
+    grace = 900_000
+    fresh = check_recorded(log, recorded, grace_ms=grace, until_ms=T0 + 2 * HOUR + 60_000)
+    assert fresh == []  # CloudTrail may not have delivered it yet
+    [late] = check_recorded(log, recorded, grace_ms=grace, until_ms=T0 + 2 * HOUR + grace)
+    assert (late.kind, late.seq) == ("witness_not_in_log", 600)
+    assert "under key lk-insider" in late.detail
+    assert check_recorded(log, recorded[:2], grace_ms=grace, until_ms=T0 + 9 * HOUR) == []

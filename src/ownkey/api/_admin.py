@@ -50,10 +50,12 @@ from ownkey.api._models import (
 from ownkey.api._state import State, strict_query
 from ownkey.audit._chain import ChainProblem, ChainReport, Checkpoint, format_head, parse_head
 from ownkey.audit._witness_log import (
+    check_recorded,
     check_timeline,
     describe_witness,
     grace_ms,
     read_witness_log,
+    recorded_witnesses,
     select_entries,
 )
 from ownkey.errors import InvalidRequest, NotFound
@@ -498,14 +500,18 @@ def audit_verify_witnessed(
     problems = list(report.problems)
     interval_ms = int(interval_s * 1000)
     if report.ok:
+        grace = grace_ms(interval_ms)
         problems += check_timeline(
             admin.org,
             entries,
             interval_ms=interval_ms,
-            grace_ms=grace_ms(interval_ms),
+            grace_ms=grace,
             until_ms=now_ms,
             keys=keys,
         )
+        wraps = AuditQuery(operation="key_manager.wrap", export=True)
+        recorded = recorded_witnesses(e.body for e in runtime.audit_log.query(admin.org, wraps))
+        problems += check_recorded(entries, recorded, grace_ms=grace, until_ms=now_ms)
     witnessed = describe_witness(entries, now_ms)
     witnessed["interval_seconds"] = int(interval_s)
     return _verified(report, problems, _anchors(remembered, witnessed))

@@ -45,12 +45,14 @@ __all__ = [
     "MAX_LOG_BYTES",
     "WITNESS_PURPOSE",
     "WitnessEntry",
+    "check_recorded",
     "check_sequence",
     "check_timeline",
     "decode_context",
     "describe_witness",
     "grace_ms",
     "read_witness_log",
+    "recorded_witnesses",
     "select_entries",
 ]
 
@@ -355,3 +357,51 @@ def describe_witness(entries: Sequence[WitnessEntry], now_ms: int) -> dict[str, 
         "newest_at": None if newest is None else _iso(newest.at_ms),
         "age_seconds": None if newest is None else max(0, (now_ms - newest.at_ms) // 1000),
     }
+
+
+def recorded_witnesses(bodies: Iterable[Mapping[str, Any]]) -> list[tuple[int, str, str]]:
+    """The witness calls the chain itself records: ``(at_ms, "SEQ:HASH", key_id)`` of each
+    ``key_manager.wrap`` event that succeeded with the witness purpose in its context."""
+    found = []
+    for body in bodies:
+        detail = body.get("detail")
+        if (
+            body.get("action") == "key_manager.wrap"
+            and body.get("outcome") == "ok"
+            and isinstance(detail, Mapping)
+            and detail.get("purpose") == WITNESS_PURPOSE
+            and isinstance(detail.get(HEAD_FIELD), str)
+            and isinstance(body.get("at_ms"), int)
+        ):
+            found.append((int(body["at_ms"]), str(detail[HEAD_FIELD]), str(detail.get("key_id"))))
+    return found
+
+
+def check_recorded(
+    entries: Sequence[WitnessEntry],
+    recorded: Iterable[tuple[int, str, str]],
+    *,
+    grace_ms: int,
+    until_ms: int,
+) -> list[ChainProblem]:
+    """Each witness call the chain records (:func:`recorded_witnesses`) within the span the log
+    covers (from its first entry to ``until_ms - grace_ms``, CloudTrail's delivery delay) must
+    be in the log: one that is not went to another key (a registry edit) or another log, and
+    shows at once, without waiting for a gap (*witness_not_in_log*)."""
+    if not entries:
+        return []
+    logged = {format_head(e.seq, e.hash) for e in entries}
+    start, end = entries[0].at_ms - grace_ms, until_ms - grace_ms
+    for at_ms, head, key_id in recorded:
+        if start <= at_ms <= end and head not in logged:
+            seq = int(head.partition(":")[0]) if head.partition(":")[0].isdigit() else 0
+            return [
+                ChainProblem(
+                    seq,
+                    "witness_not_in_log",
+                    f"the chain records a witness of head {head} at {_iso(at_ms)} under key "
+                    f"{key_id} that the key manager's log does not hold: the witness went "
+                    "to another key",
+                )
+            ]
+    return []

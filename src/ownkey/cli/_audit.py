@@ -25,7 +25,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -192,6 +192,7 @@ class _Anchors:
         self.interval_s = _interval_s(interval) if log is not None else 0.0
         self.now_ms = int(time.time() * 1000)
         self.entries: list[WitnessEntry] = []
+        self.recorded: list[tuple[int, str, str]] = []
         if log is not None:
             from ownkey.audit._witness_log import read_witness_log, select_entries
 
@@ -212,17 +213,26 @@ class _Anchors:
         """What the witness log shows beyond each head being a prefix (checked by verify)."""
         if self.log is None:
             return []
-        from ownkey.audit._witness_log import check_timeline, grace_ms
+        from ownkey.audit._witness_log import check_recorded, check_timeline, grace_ms
 
         interval_ms = int(self.interval_s * 1000)
+        grace = grace_ms(interval_ms)
         return check_timeline(
             self.org,
             self.entries,
             interval_ms=interval_ms,
-            grace_ms=grace_ms(interval_ms),
+            grace_ms=grace,
             until_ms=self.now_ms,
             keys=self.keys,
-        )
+        ) + check_recorded(self.entries, self.recorded, grace_ms=grace, until_ms=self.now_ms)
+
+    def read_recorded(self, bodies: Iterable[Mapping[str, Any]]) -> None:
+        """Note the witness calls the chain records (each must be in the log), if a log is
+        checked against."""
+        if self.log is not None:
+            from ownkey.audit._witness_log import recorded_witnesses
+
+            self.recorded = recorded_witnesses(bodies)
 
     def describe(self) -> list[dict[str, Any]]:
         from ownkey.audit._chain import format_head
@@ -343,6 +353,11 @@ def verify(
         if log.head(org) is None and remembered is None and not anchors.entries:
             raise NotFound(f"no audit log for org {org!r}")
         report = log.verify(org, keys, since_head=remembered, witnessed_heads=anchors.heads)
+        if report.ok and anchors.log is not None:
+            from ownkey.storage import AuditQuery
+
+            wraps = AuditQuery(operation="key_manager.wrap", export=True)
+            anchors.read_recorded(e.body for e in log.query(org, wraps))
     _print_report(org, report, anchors, as_json)
 
 
@@ -475,6 +490,8 @@ def verify_export(
     report = verify_chain(
         org, records, checkpoints, keys, remembered_head=remembered, witnessed_heads=anchors.heads
     )
+    if report.ok:  # every body is the hashed one: read the witness calls it records
+        anchors.read_recorded(json.loads(record.body) for record in records)
     _print_report(org, report, anchors, as_json)
 
 
