@@ -53,6 +53,7 @@ def chat_request(asset_id: str = "m1") -> dict[str, Any]:
         },
         "scope": "chat-1",
         "asset_id": asset_id,
+        "actor": ANN,  # every request lands in the key-usage log with its actor (issue 23)
     }
 
 

@@ -48,6 +48,7 @@ class PreparedScope:
         "_opening",
         "_plan",
         "_plan_of",
+        "_scope",
         "_sealing",
         "_service",
     )
@@ -64,6 +65,7 @@ class PreparedScope:
         self._access = access
         self._address = address
         self._service = address.service_id
+        self._scope = address.scope
         self._plan_of = plan
         self._plan: PlanView | None = None
         self._epoch = epoch
@@ -126,12 +128,10 @@ class PreparedScope:
         try:
             entry = self.seal_lease().entry
         except AccessDenied:
-            self._noted(asset_id, actor, "seal", Outcome.DENIED, None)
+            self._noted(asset_id, actor, "seal", Outcome.DENIED.value, None)
             raise
         sealed = entry.cipher.seal_encoded(data, context)
-        self._access.note(
-            entry.identity.orgs, self._service, self._address.scope, asset_id, actor, "seal"
-        )
+        self._access.note(entry.identity.orgs, self._service, self._scope, asset_id, actor, "seal")
         return sealed
 
     def _noted(
@@ -139,7 +139,7 @@ class PreparedScope:
         asset_id: str,
         actor: str | None,
         operation: str,
-        outcome: Outcome,
+        outcome: str,
         orgs: tuple[str, ...] | None,
     ) -> None:
         """Count a use whose scope key was not reached (a denial) under the address's orgs."""
@@ -184,11 +184,9 @@ class PreparedScope:
             try:
                 lease = self.open_lease(peek_key_id(sealed))
             except AccessDenied:
-                self._noted(asset_id, actor, "open", Outcome.DENIED, None)
+                self._noted(asset_id, actor, "open", Outcome.DENIED.value, None)
                 raise
         entry = lease.entry
         plaintext = entry.cipher.open_encoded(sealed, context)
-        self._access.note(
-            entry.identity.orgs, self._service, self._address.scope, asset_id, actor, "open"
-        )
+        self._access.note(entry.identity.orgs, self._service, self._scope, asset_id, actor, "open")
         return plaintext

@@ -193,7 +193,7 @@ class Protector:
                 address.asset_id,
                 actor,
                 operation,
-                Outcome.DENIED,
+                Outcome.DENIED.value,
             )
             raise
         entry = held.entry if isinstance(held, Lease) else held
