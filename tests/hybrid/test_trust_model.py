@@ -114,14 +114,15 @@ def test_a_key_service_whose_identity_provider_is_the_platform_is_refused(tmp_pa
     """The platform signs grants; if it were also the authentication issuer it would mint the
     user's authentication. ``init`` refuses before writing anything; ``serve`` refuses such a
     ``hybrid.json`` edited by hand."""
-    with pytest.raises(InvalidRequest, match="not the platform"):
-        init_home(
-            tmp_path / "bad",
-            org="acme",
-            authentication=Issuer(PLATFORM + "/", "ownkey-hybrid"),
-            authorization=Issuer(PLATFORM, "ownkey-hybrid"),
-        )
-    assert not (tmp_path / "bad").exists()
+    for idp in (PLATFORM + "/", "https://PLATFORM.test/idp"):  # the platform, or its origin
+        with pytest.raises(InvalidRequest, match="not the platform"):
+            init_home(
+                tmp_path / "bad",
+                org="acme",
+                authentication=Issuer(idp, "ownkey-hybrid"),
+                authorization=Issuer(PLATFORM, "ownkey-hybrid"),
+            )
+        assert not (tmp_path / "bad").exists()
     home = tmp_path / "good"
     init_home(
         home,

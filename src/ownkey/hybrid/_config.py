@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from ownkey.envelope import Ed25519Signer
 from ownkey.errors import ConfigError, InvalidRequest
@@ -87,12 +88,18 @@ def open_provider(
     return build_provider(kind, settings, env=base, name="hybrid")
 
 
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
 def check_issuers(authentication: Issuer, authorization: Issuer) -> None:
     """The user's authentication must come from an issuer the platform cannot sign for: the
-    customer's identity provider, never the platform's grant issuer (the platform would then
-    mint the user's authentication as well as the grant, and unwrap anything). InvalidRequest
-    naming ``idp`` otherwise."""
-    if authentication.issuer.rstrip("/") == authorization.issuer.rstrip("/"):
+    customer's identity provider, never the platform's grant issuer nor anything served from
+    the platform's origin (scheme, host and port: another path there is the platform's too),
+    or the platform would mint the user's authentication as well as the grant, and unwrap
+    anything. InvalidRequest naming ``idp`` otherwise."""
+    if _origin(authentication.issuer) == _origin(authorization.issuer):
         raise InvalidRequest("idp", "must be the customer's identity provider, not the platform")
 
 
