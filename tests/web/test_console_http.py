@@ -500,3 +500,24 @@ def test_every_console_form_needs_its_csrf_token(
     after = site.runtime.list_keys("acme")[0]
     assert (after.state, after.version) == (key.state, key.version)
     assert site.runtime.list_jobs("acme") == []
+
+
+def test_the_user_and_asset_filters_find_who_sealed_and_opened_what(site: Site) -> None:
+    """Issue 23: the console's User and Asset filters never matched (no event carried them)."""
+    from tests.api.conftest import recording
+
+    sealed = site.runtime.protector.seal({**recording(), "actor": "alice@acme.test"}, b"x")
+    site.runtime.protector.open({**recording(), "actor": "bob@acme.test"}, sealed)
+    with site.client() as client:
+        _sign_in(client, site.acme)
+        by_bob = client.get("/admin/acme/usage", params={"user": "bob@acme.test"})
+        by_asset = client.get("/admin/acme/usage.csv", params={"asset_id": "rec-1"})
+    assert by_bob.status_code == 200
+    assert len(_seqs(by_bob.text)) == 1, re.sub(r"\s+", " ", by_bob.text)[-1500:]
+    assert "content.access" in by_bob.text
+    assert "meeting-1" in by_bob.text
+    rows = list(csv.DictReader(by_asset.text.splitlines()))
+    assert sorted((row["actor"], row["operation"]) for row in rows) == [
+        ("alice@acme.test", "seal"),
+        ("bob@acme.test", "open"),
+    ]

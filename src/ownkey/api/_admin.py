@@ -369,8 +369,8 @@ def audit_events(
         int, Query(ge=0, le=2**63 - 1, description="The previous page's next_after")
     ] = 0,
 ) -> dict[str, Any]:
-    query = _query(user, asset_id, service_id, operation, outcome, since, until)
     state.runtime.protector.flush_access()  # this node's uses of the last second too
+    query = _query(user, asset_id, service_id, operation, outcome, since, until)
     later = (e for e in state.runtime.audit_log.query(admin.org, query) if e.seq > after)
     found = list(itertools.islice(later, limit + 1))
     answer: dict[str, Any] = {"events": [_event(event) for event in found[:limit]]}

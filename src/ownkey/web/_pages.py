@@ -76,7 +76,7 @@ KEY_ACTIONS: dict[str, tuple[str, str, str]] = {
 _ACTIONS = tuple(
     (a.value, a.value)
     for a in AuditAction
-    if a.value.startswith(("key_manager.", "access.", "key.", "revocation."))
+    if a.value.startswith(("key_manager.", "content.", "access.", "key.", "revocation."))
 )
 
 
@@ -313,6 +313,8 @@ class Pages:
             operations=_ACTIONS,
             outcomes=("ok", "denied", "unavailable", "failed"),
         )
+        # this node's uses of the last second too, before the window ends at "now"
+        runtime.protector.flush_access()
         try:
             wanted = self._filter(request)
             query = wanted.query()
@@ -359,6 +361,7 @@ class Pages:
 
     def usage_csv(self, request: Request, session: Session, form: Form) -> Response:
         """Exactly the rows the filters select (every page of them), as CSV."""
+        self._deps.runtime.protector.flush_access()
         try:
             query = self._filter(request).query()
         except ValueError as exc:
