@@ -115,3 +115,30 @@ def test_the_server_witnesses_too(tmp_path: Path) -> None:
     lines = (home / "keys" / "local-keys.log").read_text().splitlines()
     assert len(lines) == 2
     assert _verify(home, "--witness-log", str(home / "keys" / "local-keys.log"))[0] == 0
+
+
+def test_a_failed_witness_call_does_not_fail_the_key_call_and_shows_as_a_gap(
+    tmp_path: Path,
+) -> None:
+    """AUD-14: the record stands (the key call goes on) when the key manager refuses the
+    witness; verification against the log then reports the missing head."""
+    from ownkey.audit._witness_log import WitnessEntry, check_sequence
+    from ownkey.errors import KeyUnavailable
+    from ownkey.hybrid._store import HybridStore
+
+    witnessed: list[tuple[int, bytes]] = []
+
+    def flaky(seq: int, chain_hash: bytes) -> None:
+        if seq == 32:
+            raise KeyUnavailable("key manager down")
+        witnessed.append((seq, chain_hash))
+
+    store = HybridStore(tmp_path / "hybrid.db", "acme", witness=flaky)
+    for i in range(50):
+        assert store.append({"at_ms": i, "op": "test"}).seq == i + 1
+    assert [seq for seq, _ in witnessed] == [16, 48]
+    entries = [WitnessEntry(seq, seq, digest, "k", "local") for seq, digest in witnessed]
+    assert store.verify(witnessed_heads=witnessed).ok
+    [gap] = check_sequence("acme", entries, every=store.every, last_seq=50)
+    assert (gap.kind, gap.seq) == ("witness_gap", 32)
+    store.close()
