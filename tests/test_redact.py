@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -97,3 +100,32 @@ def test_a_database_error_shows_no_statement_values(tmp_path: Path) -> None:
         database.engine.dispose()
     assert "no_such_table" in str(raised.value)
     assert "hunter2-value" not in str(raised.value)
+
+
+ADVERSARIAL: dict[str, Callable[[int], str]] = {
+    "a long query name": lambda n: "/x?" + "token" * (n // 5),
+    "many schemes": lambda n: "a." * (n // 2),
+    "a JWT start in every word": lambda n: "-eyJ" * (n // 4),
+    "blank lines": lambda n: "\n" * n,
+    "header names": lambda n: "\n authorization" * (n // 15),
+}
+
+
+def _best_of(times: int, text: str) -> float:
+    best = math.inf
+    for _ in range(times):
+        started = time.perf_counter()
+        redact(text)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@pytest.mark.parametrize("shape", sorted(ADVERSARIAL))
+def test_redaction_takes_time_linear_in_the_line(shape: str) -> None:
+    """A log line is up to a 16 KiB request line of the client's choosing: a rule that
+    backtracks quadratically made 16 KB of ``a.`` cost 0.8 s of the node's CPU per line. The
+    verdict is a growth ratio, not a time: 8 times the text costs about 8 times as long when
+    linear, 64 times when quadratic (lines that stay under 50 ms in all are fine anyway)."""
+    build = ADVERSARIAL[shape]
+    small, large = _best_of(5, build(4_000)), _best_of(3, build(32_000))
+    assert large < 0.05 or large < 24 * small, (shape, small, large)

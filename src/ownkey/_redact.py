@@ -28,9 +28,9 @@ __all__ = ["REDACTED", "RedactingFilter", "redact", "uvicorn_log_config"]
 REDACTED: Final = "[redacted]"
 
 #: Names of query parameters (and form fields in a logged URL) whose value is a credential.
-_SECRET_WORDS = r"token|secret|passw|pwd|key|credential|auth|sign|session|cookie|code"  # noqa: S105 - names, not a secret
-_SECRET_NAME = rf"[^=&;\s\"'#?]*(?:{_SECRET_WORDS})[^=&;\s\"'#?]*"
-_VALUE = r"[^&;\s\"'#]*"
+_SECRET_WORDS = r"token|secret|passw|pwd|key|credential|auth|sign|session|cookie|code"  # noqa: S105
+_NAME_CHAR = r"[^=&;\s\"'#?]"
+_B64URL = r"[A-Za-z0-9_-]"
 
 _OKT_ID = re.compile(r"okt_[0-9a-f]{16}\.")
 
@@ -41,35 +41,52 @@ def _okt(token: str) -> str:
     return f"{kept.group(0) if kept else 'okt_'}{REDACTED}"
 
 
+#: Every rule runs in time linear in the text (a log line can be a 16 KiB request line of the
+#: client's choosing): runs are matched possessively (``*+``), and a rule that could fail after
+#: a long run starts only where the run starts (a lookbehind), never inside it again.
 _RULES: Final[tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...]] = (
     # ?token=... &access_token=... ;api_key=... (any case, any position in a query)
-    (re.compile(rf"(?i)([?&;]{_SECRET_NAME}=){_VALUE}"), rf"\g<1>{REDACTED}"),
+    (
+        re.compile(
+            rf"(?i)([?&;](?={_NAME_CHAR}*?(?:{_SECRET_WORDS})){_NAME_CHAR}*+=)[^&;\s\"'#]*+"
+        ),
+        rf"\g<1>{REDACTED}",
+    ),
     # ownkey's tokens anywhere: okt_<public id>.<secret> keeps its id (the row), not the secret
-    (re.compile(r"\bokt_[A-Za-z0-9._~+/=-]+"), lambda found: _okt(found.group(0))),
+    (re.compile(r"\bokt_[A-Za-z0-9._~+/=-]++"), lambda found: _okt(found.group(0))),
     # a JWT (IdP sign-in tokens, grants): header.payload.signature, base64url
-    (re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),
+    (
+        re.compile(rf"(?<![A-Za-z0-9_-])eyJ{_B64URL}*+\.{_B64URL}++\.{_B64URL}*+"),
+        REDACTED,
+    ),
     # Authorization: Bearer ... / Basic ...
-    (re.compile(r"(?i)\b(bearer|basic|digest)\s+[A-Za-z0-9._~+/=\[\]-]+"), rf"\g<1> {REDACTED}"),
+    (
+        re.compile(r"(?i)\b(bearer|basic|digest)[ \t]++[A-Za-z0-9._~+/=\[\]-]++"),
+        rf"\g<1> {REDACTED}",
+    ),
     # headers as uvicorn's trace log prints them: (b'authorization', b'...'), (b'cookie', b'...')
     (
         re.compile(
             r"(?i)(b?['\"](?:proxy-)?(?:authorization|cookie|set-cookie|x-api-key|"
-            r"x-auth-token)['\"],\s*b?['\"])[^'\"]*"
+            r"x-auth-token)['\"],[ \t]*+b?['\"])[^'\"]*+"
         ),
         rf"\g<1>{REDACTED}",
     ),
     # headers as text: Authorization: ..., Cookie: ...
     (
         re.compile(
-            r"(?im)^(\s*(?:proxy-)?(?:authorization|cookie|set-cookie|x-api-key|x-auth-token)"
-            r"\s*:\s*).+$"
+            r"(?im)^([ \t]*+(?:proxy-)?(?:authorization|cookie|set-cookie|x-api-key|x-auth-token)"
+            r"[ \t]*+:[ \t]*+)[^\r\n]+"
         ),
         rf"\g<1>{REDACTED}",
     ),
     # the console's cookies wherever they appear
-    (re.compile(r"(?i)\b(ownkey_console|ownkey_signin)=[^;\s\"',]+"), rf"\g<1>={REDACTED}"),
+    (re.compile(r"(?i)\b(ownkey_console|ownkey_signin)=[^;\s\"',]++"), rf"\g<1>={REDACTED}"),
     # a password in a URL: scheme://user:password@host
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@'\"]*:)[^@/\s'\"]+@"), rf"\g<1>{REDACTED}@"),
+    (
+        re.compile(r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*+://[^/\s:@'\"]*+:)[^@/\s'\"]++@"),
+        rf"\g<1>{REDACTED}@",
+    ),
 )
 
 
