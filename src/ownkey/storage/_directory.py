@@ -24,8 +24,8 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
-from ownkey.errors import Conflict, NotFound
-from ownkey.policy import ORG_FLAGS
+from ownkey.errors import Conflict, InvalidRequest, NotFound
+from ownkey.policy import ORG_FLAGS, canonical_email
 from ownkey.storage._engine import Database
 from ownkey.storage._schema import assets, orgs, providers, scope_keys, users
 
@@ -91,6 +91,13 @@ def _org(row: Row[Any]) -> OrgRow:
         created_at_ms=int(row.created_at_ms),
         changed_at_ms=int(row.changed_at_ms),
     )
+
+
+def _canonical_or_none(email: str) -> str | None:
+    try:
+        return canonical_email("email", email)
+    except InvalidRequest:
+        return None
 
 
 class SqlOrgDirectory:
@@ -235,11 +242,21 @@ class SqlOrgDirectory:
             ]
 
     def orgs_of_user(self, email: str) -> list[str]:
-        """The orgs that list ``email``, compared case-insensitively (identity providers and the
-        directory need not agree on case), sorted. Not indexed: a scan of ``users``."""
-        query = select(users.c.org).where(func.lower(users.c.email) == email.lower())
+        """The orgs that list ``email``, compared in the one canonical form of
+        ``ownkey.policy.canonical_email`` (identity providers and the directory need not agree
+        on case), sorted; an ``email`` with no canonical form is no one's. SQL's ``lower()``
+        only narrows the scan: PostgreSQL's folds Unicode (a row ``\u212aim@...`` written
+        before the rule would be kim), so each row found is compared canonically here, and a
+        stored spelling with no canonical form matches no one. Not indexed: a scan of
+        ``users``."""
+        try:
+            wanted = canonical_email("email", email)
+        except InvalidRequest:
+            return []
+        query = select(users.c.org, users.c.email).where(func.lower(users.c.email) == wanted)
         with self._db.engine.connect() as conn:
-            return sorted(row.org for row in conn.execute(query))
+            rows = list(conn.execute(query))
+        return sorted({row.org for row in rows if _canonical_or_none(row.email) == wanted})
 
     def licensed_users(self, org: str) -> frozenset[str]:
         with self._db.engine.connect() as conn:
