@@ -375,3 +375,16 @@ def test_an_export_verifies_offline_against_the_witness_log(
     code, output = export_and_verify()
     assert code == 1, output
     assert "truncated" in output
+
+
+def test_an_erased_chain_shows_against_the_witness_log(runtime: Runtime) -> None:
+    """The org's records, checkpoints and head row all deleted: without an anchor there is
+    no audit log to verify (exit 2); against the witness log it is *erased*."""
+    _events(runtime, 300, witness_every=100)
+    with runtime.database.engine.begin() as conn:
+        for table in (audit_records, audit_checkpoints, audit_heads):
+            conn.execute(delete(table).where(table.c.org == "acme"))
+    assert _verify(runtime)[0] == 2
+    code, output = _verify(runtime, "--witness-log", _log(runtime), "--witness-interval", "0")
+    assert code == 1, output
+    assert "erased" in output
