@@ -5,6 +5,7 @@ here is moved by hand: no verdict depends on the machine's speed."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -170,3 +171,40 @@ def test_sign_ins_into_one_org_are_limited_and_other_orgs_are_not(node: Node) ->
     assert signed_in[0].get("/admin/acme", follow_redirects=False).status_code == 200
     node.clock.now += period
     assert _sign_in(signed_in[burst], node.acme) == 303
+
+
+def test_a_full_node_answers_503_and_every_session_it_holds_still_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ownkey.web import _router
+
+    monkeypatch.setattr(_router, "Sessions", functools.partial(Sessions, max_sessions=2))
+    home = tmp_path / "home"
+    with Runtime.open(home=home, env={"OWNKEY_HOME": str(home)}) as rt:
+        setup_orgs(rt)
+        rt.create_org("initech")
+        tokens = TokenStore(rt.database)
+        issued = {org: tokens.issue("org", org=org)[1] for org in ("acme", "globex", "initech")}
+        app = FastAPI()
+        app.include_router(console_router(Deps(rt, tokens, BackgroundJobs(rt)), clock=Clock()))
+        clients = {org: TestClient(app, client=(f"192.0.2.{i}", 1)) for i, org in enumerate(issued)}
+        try:
+            assert _sign_in(clients["acme"], issued["acme"]) == 303
+            assert _sign_in(clients["globex"], issued["globex"]) == 303
+            form = clients["initech"].get("/admin/signin")
+            csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+            assert csrf is not None
+            full = clients["initech"].post(
+                "/admin/signin",
+                data={"csrf": csrf.group(1), "token": issued["initech"]},
+                follow_redirects=False,
+            )
+            assert full.status_code == 503
+            assert full.headers["retry-after"] == "60"
+            assert "no room for another session" in full.text
+            for org in ("acme", "globex"):
+                page = clients[org].get(f"/admin/{org}", follow_redirects=False)
+                assert page.status_code == 200, org
+        finally:
+            for client in clients.values():
+                client.close()
