@@ -307,3 +307,13 @@ def test_the_membership_file_gives_no_org_to_a_user_two_orgs_list(tmp_path: Path
     assert members.is_member("acme", "c-1", "bob@acme.example")
     path.write_text(json.dumps({"globex": {"users": ["BOB@ACME.EXAMPLE"]}, "acme": acme}))
     assert members.org_of("bob@acme.example") is None
+
+
+@pytest.mark.parametrize("message", [None, "", "m\u00e9", "a/b", "x" * 129, 7])
+def test_a_wrap_names_a_message_id_the_platform_can_store(tmp_path: Path, message: object) -> None:
+    """The id is bound into the wrap (HYB-14): no id, or one no slot can have, is refused."""
+    service, keys, _, http = _service(tmp_path)
+    body: dict[str, object] = {**_body(keys), "message": message}
+    with pytest.raises(InvalidRequest, match="message"):
+        service.wrap(body)
+    http.close()

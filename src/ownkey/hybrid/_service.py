@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -57,6 +58,9 @@ _WRAP_FORMAT = 1
 MAX_DEK_BYTES: Final = 64
 MAX_REASON_BYTES: Final = 1024
 MAX_WRAPPED_BYTES: Final = 4096
+#: A message id, by the platform's rule for its slots (and the client's): it is bound into the
+#: wrap, so an id the platform could not store would make a wrap nobody can use.
+_MESSAGE_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,128}\Z")
 
 
 def b64encode(data: bytes) -> str:
@@ -153,9 +157,10 @@ class KeyService:
     def _bind(body: Mapping[str, Any], call: _Call, *, author: str | None = None) -> None:
         """The message id (and, except at ``/wrap``, the author) a call names; both are bound
         into the wrap, so naming others than the wrap's makes it not open."""
-        call.message = _usable(body.get("message"))
-        if not call.message:
-            raise InvalidRequest("message", "must name the message id (by the id rule)")
+        message = body.get("message")
+        if not isinstance(message, str) or not _MESSAGE_ID.match(message):
+            raise InvalidRequest("message", "must be the message id: 1-128 of [A-Za-z0-9._-]")
+        call.message = message
         call.author = (
             author if author is not None else canonical_email("author", body.get("author"))
         )
