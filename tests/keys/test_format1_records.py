@@ -6,7 +6,7 @@ No test created one before issue 23, so skipping their retirement for sealing or
 own share context passed every test. The builder below is the old ``_create`` of
 ``keys/_access.py`` at a74eecb^ with its ``wrap_context`` copied verbatim: it must not call
 today's context code, or a change there would change the fixture along with the code.
-``tests/service/test_format1_home.py`` pins the same on a database the old code wrote.
+``tests/service/test_old_homes.py`` pins the same on a database the old code wrote.
 """
 
 from __future__ import annotations
