@@ -58,6 +58,37 @@ def test_users_and_licences(api: Api) -> None:
     )
 
 
+def test_users_are_one_canonical_identity_in_one_org(api: Api) -> None:
+    """Issue 23 s4, through the API: ``Cy@Acme.TEST`` is stored as ``cy@acme.test``, a name
+    that is no ASCII address is refused, and another org's user cannot be claimed (409)."""
+    added = api.client.post(
+        "/v1/orgs/acme/users", json={"users": ["Cy@Acme.TEST"]}, headers=api.acme
+    )
+    assert added.json()["users"] == [{"user": "cy@acme.test", "licensed": False}]
+    for bad in ("cy", "\u212aim@acme.test"):
+        refused = api.client.post("/v1/orgs/acme/users", json={"users": [bad]}, headers=api.acme)
+        assert refused.status_code == 422, refused.text
+    for spelling in (ANN, ANN.upper()):
+        claim = api.client.post(
+            "/v1/orgs/globex/users", json={"users": [spelling]}, headers=api.globex
+        )
+        assert claim.status_code == 409, claim.text
+        assert "acme" not in claim.text.replace(ANN, "")  # the other org is not named
+        put = api.client.put(
+            f"/v1/orgs/globex/users/{spelling}", json={"licensed": True}, headers=api.globex
+        )
+        assert put.status_code == 409, put.text
+    put = api.client.put(
+        "/v1/orgs/acme/users/Cy@Acme.test", json={"licensed": False}, headers=api.acme
+    )
+    assert put.json() == {"user": "cy@acme.test", "licensed": False}
+    globex = api.client.get("/v1/orgs/globex/users", headers=api.globex).json()["users"]
+    assert [u["user"] for u in globex] == [BO]
+    assert (
+        api.client.delete("/v1/orgs/acme/users/cy@acme.test", headers=api.acme).status_code == 204
+    )
+
+
 def test_key_lifecycle(api: Api) -> None:
     key = api.client.get("/v1/orgs/acme/key", headers=api.acme).json()
     assert (key["ref"], key["state"]) == ("customer:acme", "enabled")

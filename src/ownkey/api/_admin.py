@@ -60,7 +60,7 @@ from ownkey.audit._witness_log import (
 )
 from ownkey.errors import InvalidRequest, NotFound
 from ownkey.keys import KeyRef
-from ownkey.policy import check_window, parse_duration, parse_time
+from ownkey.policy import canonical_email, check_window, parse_duration, parse_time
 from ownkey.storage import AuditQuery, JobStatus
 from ownkey.storage._audit import ExportedEvent, checkpoint_json, iso_ms, with_checkpoints
 
@@ -114,7 +114,7 @@ def list_users(
 def add_users(admin: OrgAdmin, state: State, body: UsersIn) -> UsersOut:
     runtime = state.runtime
     runtime.add_users(admin.org, body.users, licensed=body.licensed, actor=admin.actor)
-    wanted = set(body.users)
+    wanted = {canonical_email("users", user) for user in body.users}  # as stored
     users = [user for user in runtime.users(admin.org) if user.user in wanted]
     return UsersOut(users=[UserOut.of(user) for user in users])
 
@@ -122,7 +122,7 @@ def add_users(admin: OrgAdmin, state: State, body: UsersIn) -> UsersOut:
 @admin_router.put("/users/{user}", tags=["users"], summary="Add a user or set its licence")
 def put_user(admin: OrgAdmin, state: State, user: UserPath, body: UserIn) -> UserOut:
     state.runtime.add_users(admin.org, [user], licensed=body.licensed, actor=admin.actor)
-    return UserOut(user=user, licensed=body.licensed)
+    return UserOut(user=canonical_email("user", user), licensed=body.licensed)  # as stored
 
 
 @admin_router.delete("/users/{user}", tags=["users"], summary="Remove a user", status_code=204)
