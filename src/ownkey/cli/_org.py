@@ -29,7 +29,7 @@ from ownkey.cli._common import (
     table,
 )
 from ownkey.cli._jobs import job_json, run_with_progress
-from ownkey.policy import ORG_FLAG_HELP
+from ownkey.policy import ORG_FLAG_HELP, canonical_email
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -232,6 +232,8 @@ def set_org(
 
 
 def _users_changed(org: str, users: list[str], what: str, changed: int, as_json: bool) -> None:
+    """Report users as the directory stores them (the call succeeded: each has that form)."""
+    users = list(dict.fromkeys(canonical_email("user", user) for user in users))
     if as_json:
         emit_json({"org": org, "users": users, "operation": what, "changed": changed})
     else:
