@@ -16,7 +16,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ownkey.api._admin import admin_router
@@ -40,6 +39,7 @@ from ownkey.service import (
     DirectoryOrgUsers,
     NodeSync,
     Objects,
+    Readiness,
     Runtime,
 )
 from ownkey.storage import TokenStore
@@ -60,6 +60,35 @@ _ERRORS: dict[str, str] = {
     "415": "A JSON body sent without Content-Type: application/json (unsupported-media-type)",
     "503": "A key manager, the audit sink, the asset store or the database is unavailable: "
     "retry after Retry-After",
+}
+
+_READY_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["status", "checks"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ready", "not ready"]},
+        "checks": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["status"],
+                "properties": {
+                    "status": {"type": "string", "enum": ["ok", "failed", "n/a"]},
+                    "detail": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+_READY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Ready: every check is ok or n/a",
+        "content": {"application/json": {"schema": _READY_BODY}},
+    },
+    503: {
+        "description": "Not ready: the failed checks say why (Retry-After)",
+        "content": {"application/json": {"schema": _READY_BODY}},
+    },
 }
 
 
@@ -158,8 +187,6 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 "get_object"
             ):
                 codes["416"] = "The range is outside the object"
-            if path == "/healthz":
-                codes["503"] = "The database does not answer"
             for code, description in codes.items():
                 responses[code] = {"description": description, "content": problem}
     _drop_unused_schemas(document)
@@ -193,6 +220,7 @@ def create_app(
         metrics=metrics,
     )
     sync = NodeSync(runtime) if node_sync else None
+    readiness = Readiness(runtime, sync)
     witness = AuditWitness(runtime, witness_interval)
 
     @asynccontextmanager
@@ -235,19 +263,33 @@ def create_app(
         directory=DirectoryOrgUsers(runtime.directory),
     )
 
-    @app.get("/healthz", tags=["node"], summary="Liveness: the database answers")
-    def healthz() -> JSONResponse:
-        try:
-            with runtime.database.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception:
-            return problem_response(
-                503,
-                "database-unavailable",
-                "the database does not answer",
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
-        return JSONResponse({"status": "ok", "database": runtime.database.dialect})
+    @app.get("/livez", tags=["node"], summary="Liveness: the process answers (no I/O)")
+    def livez() -> JSONResponse:
+        return JSONResponse({"status": "alive"})
+
+    def ready() -> JSONResponse:
+        report = readiness.check()
+        headers = {} if report.ready else {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return JSONResponse(
+            report.as_dict(), status_code=200 if report.ready else 503, headers=headers
+        )
+
+    app.add_api_route(
+        "/readyz",
+        ready,
+        methods=["GET"],
+        tags=["node"],
+        summary="Readiness: the database, the blob store, the platform key, the change feed",
+        responses=_READY_RESPONSES,
+    )
+    app.add_api_route(
+        "/healthz",
+        ready,
+        methods=["GET"],
+        tags=["node"],
+        summary="The same answer as /readyz (kept for existing probes)",
+        responses=_READY_RESPONSES,
+    )
 
     @app.get(
         "/metrics",

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ownkey.service._org_ops import OrgOperations, OrgUpdate
     from ownkey.service._plan import PlanView, PolicyFn, policy_engine, view_plan
     from ownkey.service._protector import Protector
+    from ownkey.service._readiness import Readiness, ReadinessReport
     from ownkey.service._request import AssetAddress, address_of, policy_part
     from ownkey.service._runtime import Runtime
     from ownkey.service._settings import ProtectorSettings
@@ -66,6 +67,8 @@ __all__ = [
     "PolicyFn",
     "Protector",
     "ProtectorSettings",
+    "Readiness",
+    "ReadinessReport",
     "RekeyPreview",
     "Rotation",
     "Runtime",
@@ -123,6 +126,8 @@ _HOMES: dict[str, str] = {
     "policy_engine": "ownkey.service._plan",
     "view_plan": "ownkey.service._plan",
     "Protector": "ownkey.service._protector",
+    "Readiness": "ownkey.service._readiness",
+    "ReadinessReport": "ownkey.service._readiness",
     "AssetAddress": "ownkey.service._request",
     "address_of": "ownkey.service._request",
     "policy_part": "ownkey.service._request",

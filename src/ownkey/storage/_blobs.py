@@ -14,7 +14,8 @@ text) never becomes a path. The ``assets`` row says which key is current (docs/s
   fetches only the segments that cover it.
 
 Failures of the storage itself surface as :class:`OSError` (the API maps them to 503); a missing
-blob is :class:`~ownkey.errors.NotFound`.
+blob is :class:`~ownkey.errors.NotFound`. ``probe()`` lists, writes and deletes one small blob
+(a node's readiness: a bucket that does not exist or cannot be listed or written is not ready).
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ S3_PREFIX_ENV = "OWNKEY_S3_PREFIX"
 #: Enough of an envelope's beginning to read its suite and scope key id (3 + up to 255 bytes).
 HEAD_BYTES = 258
 _PARTIAL = ".partial"
+
+
+def _probe_key() -> str:
+    """A readiness probe's blob key: never an asset's (``blob_key`` names are 64+17 hex)."""
+    return f"00/ownkey-probe-{secrets.token_hex(8)}"
+
+
+_PROBE_BODY = b"ownkey readiness probe"
 
 
 def blob_key(asset_id: str) -> str:
@@ -238,6 +247,17 @@ class DirectoryBlobStore:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def probe(self) -> None:
+        """Raise unless blobs can be written, listed and deleted under the root (readiness)."""
+        key = _probe_key()
+        with self.writer(key) as writer:
+            writer.write(_PROBE_BODY)
+            writer.commit()
+        try:
+            next(iter(self.root.iterdir()), None)
+        finally:
+            self.delete(key)
+
     def list(self, *, older_than: float) -> Iterator[str]:
         if not self.root.is_dir():
             return
@@ -257,10 +277,10 @@ def _s3_error(exc: Exception, what: str) -> Exception:
     response: Mapping[str, Any] = getattr(exc, "response", None) or {}
     code = str(response.get("Error", {}).get("Code", ""))
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if code == "NoSuchBucket":  # also a 404: never "no such blob", as if the data were gone
+        return OSError(f"the S3 bucket for blobs does not exist ({what})")
     if code in ("NoSuchKey", "404", "NotFound") or status == 404:
         return NotFound(f"no blob {what}")
-    if code in ("NoSuchBucket",):
-        return ConfigError(f"the S3 bucket for blobs does not exist ({what})")
     return OSError(f"S3 failed on {what}: {code or type(exc).__name__}")
 
 
@@ -495,6 +515,16 @@ class S3BlobStore:
             error = _s3_error(exc, key)
             if not isinstance(error, NotFound):
                 raise error from exc
+
+    def probe(self) -> None:
+        """Raise :class:`OSError` unless the bucket exists and can be listed and written."""
+        name = self.object_name(_probe_key())
+        try:
+            self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
+            self.client.put_object(Bucket=self.bucket, Key=name, Body=_PROBE_BODY)
+            self.client.delete_object(Bucket=self.bucket, Key=name)
+        except Exception as exc:
+            raise _s3_error(exc, self.bucket) from exc
 
     def list(self, *, older_than: float) -> Iterator[str]:
         token: str | None = None

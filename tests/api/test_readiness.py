@@ -1,0 +1,279 @@
+"""Liveness and readiness (issue 28, item 6): a node whose bucket, platform key or change feed is
+broken says so, and says which and why, instead of answering healthy and then 404.
+
+The S3 cases run against moto's server, the change feed against PostgreSQL; nothing here depends
+on how fast the machine is (a hung probe is cut at its timeout, whatever that timeout is).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ownkey.api import create_app
+from ownkey.errors import KeyUnavailable
+from ownkey.keys import KeyRef
+from ownkey.service import Readiness, Runtime
+from ownkey.testing import postgres
+from tests.api.conftest import Api, setup_orgs
+
+SECRET = "okt_0123456789abcdef.s3cr3t"  # a credential that must never be shown
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from tests.providers import _servers
+
+    with _servers.moto_server(tmp_path_factory.mktemp("moto-ready")) as server:
+        yield server.endpoint
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
+        monkeypatch.setenv(name, value)
+
+
+def _s3_runtime(tmp_path: Path, endpoint: str, bucket: str) -> Runtime:
+    home = tmp_path / "home"
+    env = {
+        "OWNKEY_HOME": str(home),
+        "OWNKEY_S3_BUCKET": bucket,
+        "OWNKEY_S3_ENDPOINT_URL": endpoint,
+    }
+    return Runtime.open(home=home, env=env)
+
+
+def test_livez_answers_without_touching_the_database(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(*_args: Any, **_kwargs: Any) -> Any:
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(api.runtime.database.engine, "connect", down)
+    assert api.client.get("/livez").json() == {"status": "alive"}
+    answer = api.client.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"]
+    body = answer.json()
+    assert body["status"] == "not ready"
+    assert body["checks"]["database"] == {"status": "failed", "detail": "connection refused"}
+
+
+def test_readyz_names_every_check_and_healthz_is_the_same(api: Api) -> None:
+    answer = api.client.get("/readyz")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["status"] == "ready"
+    checks = body["checks"]
+    assert list(checks) == ["database", "blob_store", "platform_key", "change_feed"]
+    assert checks["database"] == {"status": "ok", "detail": "sqlite"}
+    assert checks["blob_store"] == {"status": "ok", "detail": "DirectoryBlobStore"}
+    assert checks["platform_key"] == {"status": "ok", "detail": "local"}
+    assert checks["change_feed"] == {"status": "n/a"}  # SQLite: no notifications to follow
+    healthz = api.client.get("/healthz")
+    assert healthz.status_code == 200
+    assert healthz.json() == body
+    assert not list((api.runtime.home / "objects").glob("*/*"))  # the probe left no blob
+
+
+def test_a_bucket_that_does_not_exist_is_not_ready(
+    tmp_path: Path, moto_endpoint: str, aws_env: None
+) -> None:
+    bucket = "ownkey-missing-" + uuid.uuid4().hex[:8]
+    with _s3_runtime(tmp_path, moto_endpoint, bucket) as runtime:
+        setup_orgs(runtime)
+        with TestClient(create_app(runtime)) as client:
+            assert client.get("/livez").status_code == 200  # alive, but not to be sent traffic
+            answer = client.get("/readyz")
+            assert answer.status_code == 503
+            check = answer.json()["checks"]["blob_store"]
+            assert check["status"] == "failed"
+            assert "does not exist" in check["detail"]
+            assert answer.json()["checks"]["database"]["status"] == "ok"
+            assert client.get("/healthz").status_code == 503  # the old probe sees it too
+
+
+def test_a_bucket_that_exists_is_ready_and_keeps_no_probe(
+    tmp_path: Path, moto_endpoint: str, aws_env: None
+) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    bucket = "ownkey-ready-" + uuid.uuid4().hex[:8]
+    s3.create_bucket(Bucket=bucket)
+    with _s3_runtime(tmp_path, moto_endpoint, bucket) as runtime:
+        setup_orgs(runtime)
+        with TestClient(create_app(runtime)) as client:
+            answer = client.get("/readyz")
+            assert answer.status_code == 200, answer.json()
+            assert answer.json()["checks"]["blob_store"] == {
+                "status": "ok",
+                "detail": "S3BlobStore",
+            }
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+def test_a_bucket_that_refuses_writes_is_not_ready(
+    tmp_path: Path, moto_endpoint: str, aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    bucket = "ownkey-readonly-" + uuid.uuid4().hex[:8]
+    s3.create_bucket(Bucket=bucket)
+    with _s3_runtime(tmp_path, moto_endpoint, bucket) as runtime:
+        client = runtime.assets.store.blobs.client  # type: ignore[attr-defined]
+
+        def refused(**_kwargs: Any) -> Any:
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "AccessDenied"}}, "PutObject")
+
+        monkeypatch.setattr(client, "put_object", refused)
+        report = Readiness(runtime).check()
+        assert not report.ready
+        check = report.as_dict()["checks"]["blob_store"]  # type: ignore[index]
+        assert check == {"status": "failed", "detail": f"S3 failed on {bucket}: AccessDenied"}
+
+
+def _platform_provider(runtime: Runtime) -> Any:
+    master = runtime.admin.key(KeyRef.platform())
+    return runtime._deps.provider(master.provider)
+
+
+def test_an_unusable_platform_key_is_not_ready_and_says_nothing_secret(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = _platform_provider(runtime)
+
+    def unavailable(_key_id: str) -> Any:
+        raise KeyUnavailable(f"the key manager refused the call (Bearer {SECRET})")
+
+    monkeypatch.setattr(provider, "describe", unavailable)
+    report = Readiness(runtime).check()
+    assert not report.ready
+    detail = report.as_dict()["checks"]["platform_key"]["detail"]  # type: ignore[index]
+    assert "refused" in detail
+    assert "s3cr3t" not in detail
+
+
+def test_a_hung_platform_key_manager_fails_its_check_within_the_timeout(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = _platform_provider(runtime)
+    release = threading.Event()
+    calls: list[str] = []
+
+    def hung(key_id: str) -> Any:
+        calls.append(key_id)
+        release.wait()
+        raise KeyUnavailable("gave up")
+
+    monkeypatch.setattr(provider, "describe", hung)
+    readiness = Readiness(runtime, timeout=0.05)
+    try:
+        first = readiness.check().as_dict()["checks"]["platform_key"]  # type: ignore[index]
+        second = readiness.check().as_dict()["checks"]["platform_key"]  # type: ignore[index]
+        assert first == {"status": "failed", "detail": "no answer within 0.05 s"}
+        assert second == first
+        assert len(calls) == 1  # the second answer waited on the probe still out
+    finally:
+        release.set()
+
+
+def test_probes_of_the_key_manager_and_the_bucket_are_cached(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = _platform_provider(runtime)
+    describe = provider.describe
+    calls: list[str] = []
+
+    def counted(key_id: str) -> Any:
+        calls.append(key_id)
+        return describe(key_id)
+
+    monkeypatch.setattr(provider, "describe", counted)
+    now = [1000.0]
+    readiness = Readiness(runtime, cache_for=5.0, clock=lambda: now[0])
+    for _ in range(20):
+        assert readiness.check().ready
+    assert len(calls) == 1
+    assert readiness.probes["blob_store"].runs == 1
+    assert readiness.probes["database"].runs == 20  # the database is asked every time
+    now[0] += 5.0
+    assert readiness.check().ready
+    assert len(calls) == 2
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    server = postgres.acquire()
+    try:
+        url = postgres.create_database(server)
+        try:
+            yield url
+        finally:
+            postgres.drop_database(url)
+    finally:
+        postgres.release()
+
+
+def test_the_change_feed_is_checked_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    home = tmp_path / "home"
+    with Runtime.open(home=home, url=pg_url, env={"OWNKEY_HOME": str(home)}) as runtime:
+        app = create_app(runtime, node_sync=True)
+        with TestClient(app) as client:
+            sync = app.state.node_sync
+            assert sync.wait_listening(30)
+            checks = client.get("/readyz").json()["checks"]
+            assert checks["database"] == {"status": "ok", "detail": "postgresql"}
+            assert checks["change_feed"] == {"status": "ok", "detail": "listening"}
+            sync.stop()  # the LISTEN connection gone: this node would miss revocations
+            answer = client.get("/readyz")
+            assert answer.status_code == 503
+            assert answer.json()["checks"]["change_feed"]["status"] == "failed"
+
+
+def test_an_object_in_a_bucket_gone_is_503_not_404(
+    tmp_path: Path, moto_endpoint: str, aws_env: None
+) -> None:
+    import boto3
+
+    from ownkey.storage import TokenStore
+    from tests.api.conftest import bearer
+
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    bucket = "ownkey-gone-" + uuid.uuid4().hex[:8]
+    s3.create_bucket(Bucket=bucket)
+    with _s3_runtime(tmp_path, moto_endpoint, bucket) as runtime:
+        setup_orgs(runtime)
+        tokens = TokenStore(runtime.database)
+        _, platform = tokens.issue("platform")
+        with TestClient(create_app(runtime, tokens=tokens)) as client:
+            header = '{"asset": {"service_id": "0001", "org": "acme", "owner": "ann@acme.test",'
+            header += ' "owner_kind": "user", "container": {"kind": "meeting", "members": []},'
+            header += ' "component": "video"}, "scope": "meeting-1"}'
+            stored = client.put(
+                "/v1/objects/rec-1",
+                content=b"x" * 100_000,
+                headers={**bearer(platform), "Ownkey-Request": header},
+            )
+            assert stored.status_code in (200, 201), stored.text
+            for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=item["Key"])
+            s3.delete_bucket(Bucket=bucket)
+            answer = client.get("/v1/objects/rec-1?org=acme", headers=bearer(platform))
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["type"].endswith("storage-unavailable")
+            assert client.get("/readyz").status_code == 503
