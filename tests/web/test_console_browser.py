@@ -220,6 +220,20 @@ def test_turning_a_service_on_starts_its_backfill_and_the_page_follows_it(
     assert clips["enabled"] is True
 
 
+def _settled(console: Any, token: str) -> None:
+    """Wait until the org's log stops growing: each server worker writes its key-usage counts
+    within a second of a use (AUD-1a), so the page and the API, served by different workers,
+    agree only once every worker has written. Two equal reads 1.5 s apart, within a minute."""
+    previous = -1
+    for _ in range(40):
+        count = len(console.api("GET", "/v1/orgs/globex/audit/export", token).text.splitlines())
+        if count == previous:
+            return
+        previous = count
+        time.sleep(1.5)
+    raise AssertionError("the audit log kept growing for a minute")
+
+
 def _csv_rows(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
 
@@ -259,16 +273,20 @@ def test_a_channel_revocation_previewed_applied_seen_in_the_log_then_lifted(
     ]
     denied = console.api("GET", "/v1/objects/msg-1", platform)
     assert denied.status_code == 403
+    _settled(console, console.globex)  # every worker's key-usage counts written (AUD-1a)
     # the usage log: the denied open, filtered, exported, and the same rows as the API's
     page.get_by_role("link", name="Key-usage log").click()
     page.get_by_label("Service").select_option("0008")
     page.get_by_label("Outcome").select_option("denied")
     page.get_by_role("button", name="Apply filters").click()
     rows = page.locator("#events tbody tr")
-    last = rows.last.inner_text()
-    assert "access.denied" in last
-    assert "channel-7" in last
-    assert "revocation_rule" in last
+    texts = [rows.nth(index).inner_text() for index in range(rows.count())]
+    # the key layer's denial (with its rule) and the key-usage log's count of the refused open
+    denial = next(text for text in texts if "access.denied" in text)
+    assert "channel-7" in denial
+    assert "revocation_rule" in denial
+    counted = next(text for text in texts if "content.access" in text)
+    assert "msg-1" in counted
     assert "verified" in page.locator("#chain").inner_text()
     with page.expect_download() as download:
         page.get_by_role("link", name=re.compile("Export CSV")).click()
@@ -281,6 +299,10 @@ def test_a_channel_revocation_previewed_applied_seen_in_the_log_then_lifted(
         console.globex,
         params={"service_id": "0008", "outcome": "denied"},
     ).json()["events"]
+    # The page's window ends now; an earlier test of this server ran a week ahead, and its
+    # key-usage counts (denied opens) are dated then: compare the same window.
+    window_end = max(r["at"] for r in exported)
+    api_rows = [e for e in api_rows if e["at"] <= window_end]
     assert [(r["seq"], r["hash"], r["action"], r["scope"]) for r in exported] == [
         (str(e["seq"]), e["hash"], e["action"], e["detail"]["scope"]) for e in api_rows
     ]
@@ -290,6 +312,7 @@ def test_a_channel_revocation_previewed_applied_seen_in_the_log_then_lifted(
         for event in map(json.loads, full)
         if event.get("outcome") == "denied"
         and (event.get("detail") or {}).get("service_id") == "0008"
+        and event["at"] <= window_end
     ]
     assert [r["hash"] for r in exported] == wanted
     # lift it: the asset opens again

@@ -11,6 +11,14 @@ The token text is returned once, by :meth:`TokenStore.issue`, and never again. A
 an expiry (``expires_in``): from that instant on it authenticates nothing, like a revoked one.
 Each successful authentication records when the token was last used, to the minute
 (:data:`LAST_USED_GRANULARITY_MS`), so a busy token costs one write a minute, not one a request.
+
+Authentication is served from memory (issue 25): a token's row is read from the database at most
+once every ``recheck_after`` seconds (default 1 s) per node, and the secret, the revocation and
+the expiry are checked against that copy on every request. So a token revoked on any node is
+refused on every node within ``recheck_after`` (at once on the node that revoked it), and a node
+no longer pays a database read per request. Should the database be unreachable when a copy is
+due, the copy keeps serving for at most ``outage_grace`` seconds (default 30 s) after it was last
+read, so warm traffic rides out a short outage; a revocation cannot be written during one.
 """
 
 from __future__ import annotations
@@ -21,13 +29,16 @@ import dataclasses
 import hmac
 import os
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import SQLAlchemyError
 
 from ownkey.envelope import RandomSource, sha256
 from ownkey.errors import NotFound
@@ -53,6 +64,20 @@ _ID_BYTES = 8
 _SHAPE = re.compile(r"okt_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})")
 #: ``last_used_at_ms`` is rewritten only when it is older than this.
 LAST_USED_GRANULARITY_MS: Final = 60_000
+#: How long a node trusts its copy of a token's row (the revocation bound across nodes).
+DEFAULT_RECHECK_AFTER: Final = 1.0
+#: How long a copy keeps serving past ``recheck_after`` when the database cannot be read.
+DEFAULT_OUTAGE_GRACE: Final = 30.0
+_MAX_CACHED = 10_000
+
+
+@dataclass(slots=True)
+class _Copy:
+    """A node's copy of one token's row: its digest, its record, when the row was read."""
+
+    digest: bytes
+    token: ApiToken
+    read_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +149,16 @@ class TokenStore:
         *,
         random: RandomSource = os.urandom,
         clock: Callable[[], float] = time.time,
+        recheck_after: float = DEFAULT_RECHECK_AFTER,
+        outage_grace: float = DEFAULT_OUTAGE_GRACE,
     ) -> None:
         self._db = database
         self._random = random
         self._clock = clock
+        self._recheck_after = recheck_after
+        self._outage_grace = outage_grace
+        self._copies: OrderedDict[str, _Copy] = OrderedDict()
+        self._lock = threading.Lock()
         # A digest to compare against when the id is unknown, so that an unknown id and a wrong
         # secret take the same path.
         self._decoy = sha256(random(_SECRET_BYTES))
@@ -178,31 +209,73 @@ class TokenStore:
 
     def authenticate(self, text: str) -> ApiToken | None:
         """The active token ``text`` names, or None (malformed, unknown, wrong, revoked or
-        expired); records the use (to the minute)."""
+        expired); records the use (to the minute). Served from this node's copy of the row
+        while it is younger than ``recheck_after`` (see the module docstring)."""
         parsed = _parse(text)
         if parsed is None:
             return None
         token_id, secret = parsed
-        with self._db.engine.connect() as conn:
-            row = conn.execute(select(api_tokens).where(api_tokens.c.token_id == token_id)).first()
-        stored = self._decoy if row is None else bytes(row.digest)
+        now = self._clock()
+        copy = self._copy(token_id, now)
+        stored = self._decoy if copy is None else copy.digest
         matches = hmac.compare_digest(stored, sha256(secret))
-        if row is None or not matches or row.revoked_at_ms is not None:
+        if copy is None or not matches or copy.token.revoked_at_ms is not None:
             return None
-        token = _token(row)
-        now_ms = round(self._clock() * 1000)
+        token = copy.token
+        now_ms = round(now * 1000)
         if token.expired(now_ms):
             return None
         last = token.last_used_at_ms
         if last is None or now_ms - last >= LAST_USED_GRANULARITY_MS:
-            with self._db.engine.begin() as conn:
-                conn.execute(
-                    update(api_tokens)
-                    .where(api_tokens.c.token_id == token_id)
-                    .values(last_used_at_ms=now_ms)
-                )
             token = dataclasses.replace(token, last_used_at_ms=now_ms)
+            copy.token = token
+            try:
+                with self._db.engine.begin() as conn:
+                    conn.execute(
+                        update(api_tokens)
+                        .where(api_tokens.c.token_id == token_id)
+                        .values(last_used_at_ms=now_ms)
+                    )
+            except SQLAlchemyError:
+                pass  # bookkeeping only: an outage must not refuse a valid token for it
         return token
+
+    def _copy(self, token_id: str, now: float) -> _Copy | None:
+        """This node's copy of the row, read again when older than ``recheck_after``; on a
+        database error, a copy younger than ``recheck_after + outage_grace`` keeps serving."""
+        with self._lock:
+            copy = self._copies.get(token_id)
+            if copy is not None:
+                self._copies.move_to_end(token_id)
+        if copy is not None and now - copy.read_at < self._recheck_after:
+            return copy
+        try:
+            with self._db.engine.connect() as conn:
+                row = conn.execute(
+                    select(api_tokens).where(api_tokens.c.token_id == token_id)
+                ).first()
+        except SQLAlchemyError:
+            if copy is not None and now - copy.read_at < self._recheck_after + self._outage_grace:
+                return copy
+            raise
+        with self._lock:
+            if row is None:
+                self._copies.pop(token_id, None)
+                return None
+            fresh = _Copy(bytes(row.digest), _token(row), now)
+            self._copies[token_id] = fresh
+            while len(self._copies) > _MAX_CACHED:
+                self._copies.popitem(last=False)
+        return fresh
+
+    def forget(self, token_id: str | None = None) -> None:
+        """Drop this node's copy of a token's row (all of them for None): the next request
+        reads it again. A change feed calls it when another node revokes a token."""
+        with self._lock:
+            if token_id is None:
+                self._copies.clear()
+            else:
+                self._copies.pop(token_id, None)
 
     def all(self, *, org: str | None = None) -> list[ApiToken]:
         """Every token (of one org, if given), oldest first."""
@@ -225,4 +298,5 @@ class TokenStore:
                     .values(revoked_at_ms=round(self._clock() * 1000))
                 )
             row = conn.execute(select(api_tokens).where(api_tokens.c.token_id == token_id)).one()
+        self.forget(token_id)  # refused here from the next request on; elsewhere within 1 s
         return _token(row)
