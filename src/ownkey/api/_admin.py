@@ -176,11 +176,25 @@ def check_key(admin: OrgAdmin, state: State) -> KeyCheckOut:
     return KeyCheckOut.of(admin_api.key(ref), description)
 
 
-@admin_router.post("/key/rotate", tags=["key"], summary="Rotate the key (re-wrap, no content)")
-def rotate_key(admin: OrgAdmin, state: State, body: RotateIn | None = None) -> RotationOut:
+@admin_router.post(
+    "/key/rotate",
+    tags=["key"],
+    status_code=202,
+    summary="Rotate the key at once; its scope keys are re-wrapped by a job (no content touched)",
+    responses={200: {"description": "Rotated with `rewrap: false`: no job", "model": RotationOut}},
+)
+def rotate_key(
+    admin: OrgAdmin, state: State, response: Response, body: RotateIn | None = None
+) -> RotationOut:
     rewrap = True if body is None else body.rewrap
-    rotation = state.runtime.admin.rotate_key(_customer(admin), rewrap=rewrap, actor=admin.actor)
-    return RotationOut.of(rotation)
+    ref = _customer(admin)
+    rotation = state.runtime.admin.rotate_key(ref, rewrap=False, actor=admin.actor)
+    if not rewrap:
+        response.status_code = 200
+        return RotationOut(key=KeyOut.of(rotation.key), job=None)
+    status, _ = state.runtime.job_ops.submit("rewrap", key=ref)  # an equal one, if running
+    state.jobs.start(status.job_id)
+    return RotationOut(key=KeyOut.of(rotation.key), job=_job(status))
 
 
 @admin_router.post("/key/disable", tags=["key"], summary="Deny every use of the key (reversible)")
@@ -569,6 +583,8 @@ def _job(status: JobStatus) -> JobOut:
         done=status.done,
         failed=status.failed,
         error=status.error,
+        node=status.owner,
+        lease_until=status.lease_until,
     )
 
 
@@ -581,14 +597,18 @@ def list_jobs(admin: OrgAdmin, state: State) -> JobsOut:
     "/jobs",
     tags=["jobs"],
     status_code=202,
-    summary="Start a re-wrap, backfill, rekey or due-shred job on this node (resumable anywhere)",
+    summary="Start a re-wrap, backfill, rekey or due-shred job (another node takes it over if "
+    "this one stops)",
+    responses={
+        200: {"description": "An equal job is pending or running: that job", "model": JobOut}
+    },
 )
-def start_job(admin: OrgAdmin, state: State, body: JobIn) -> JobOut:
-    runtime = state.runtime
+def start_job(admin: OrgAdmin, state: State, body: JobIn, response: Response) -> JobOut:
+    ops = state.runtime.job_ops
     if body.kind == "rewrap":
-        status = runtime.create_job("rewrap", key=_customer(admin))
+        status, created = ops.submit("rewrap", key=_customer(admin))
     elif body.kind == "rekey":
-        status = runtime.create_job(
+        status, created = ops.submit(
             "rekey",
             org=admin.org,
             services=body.services,
@@ -596,12 +616,16 @@ def start_job(admin: OrgAdmin, state: State, body: JobIn) -> JobOut:
             shred_old=body.shred_old,
         )
     elif body.kind == "shred":
-        status = runtime.create_job("shred", org=admin.org)  # only what is due
+        status, created = ops.submit("shred", org=admin.org)  # only what is due
     else:
-        status = runtime.create_job(
+        status, created = ops.submit(
             "backfill", org=admin.org, services=body.services, enable=body.enable
         )
-    state.jobs.start(status.job_id)
+    if created:
+        state.jobs.start(status.job_id)
+    else:
+        response.status_code = 200  # no duplicate: the job already made for this request
+        state.jobs.start(status.job_id, takeover=True)  # works on it only if nobody does
     return _job(status)
 
 
@@ -645,9 +669,29 @@ def cancel_shred(admin: OrgAdmin, state: State, scope_key_id: ScopeKeyHex) -> Pe
 JobId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-@admin_router.get("/jobs/{job_id}", tags=["jobs"], summary="One job's progress")
-def get_job(admin: OrgAdmin, state: State, job_id: JobId) -> JobOut:
+def _own_job(admin: OrgAdmin, state: State, job_id: str) -> JobStatus:
     status = state.runtime.job(job_id)
     if status.org != admin.org:
         raise NotFound(f"no job {job_id}")  # the same answer as for an id that does not exist
+    return status
+
+
+@admin_router.get("/jobs/{job_id}", tags=["jobs"], summary="One job's progress")
+def get_job(admin: OrgAdmin, state: State, job_id: JobId) -> JobOut:
+    return _job(_own_job(admin, state, job_id))
+
+
+@admin_router.post(
+    "/jobs/{job_id}/resume",
+    tags=["jobs"],
+    status_code=202,
+    summary="Work on an unfinished job on this node (with any node already on it)",
+    responses={200: {"description": "The job is finished: nothing to do", "model": JobOut}},
+)
+def resume_job(admin: OrgAdmin, state: State, job_id: JobId, response: Response) -> JobOut:
+    status = _own_job(admin, state, job_id)
+    if status.finished:
+        response.status_code = 200
+    else:
+        state.jobs.start(job_id)
     return _job(status)

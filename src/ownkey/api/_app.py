@@ -227,6 +227,7 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if sync is not None:
             sync.start()
+            jobs.start_sweeper()  # a node of a fleet: take over lapsed jobs, sweep blobs
         witness.start()
         try:
             yield

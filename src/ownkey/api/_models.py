@@ -24,7 +24,6 @@ from pydantic import (
 from ownkey.catalog import SERVICE_IDS, ContainerKind, OwnerKind
 from ownkey.errors import InvalidRequest
 from ownkey.keys import CacheLimits, KeyDescription, MasterKey, RevocationRule, stored_time
-from ownkey.keys import RewrapReport as CoreRewrapReport
 from ownkey.policy import (
     MAX_ID_CHARS,
     MAX_TIME,
@@ -42,7 +41,6 @@ from ownkey.service import (
     Org,
     OrgUpdate,
     RekeyPreview,
-    Rotation,
     User,
     backfill_notice,
 )
@@ -498,32 +496,12 @@ class RotateIn(_Strict):
     rewrap: bool = Field(True, description="Re-wrap existing scope keys now (no content touched).")
 
 
-class RewrapOut(_Strict):
-    scanned: int
-    rewrapped: int
-    unchanged: int
-    failed: int
-
-    @classmethod
-    def of(cls, report: CoreRewrapReport) -> RewrapOut:
-        return cls(
-            scanned=report.scanned,
-            rewrapped=report.rewrapped,
-            unchanged=report.unchanged,
-            failed=len(report.failed),
-        )
-
-
 class RotationOut(_Strict):
-    key: KeyOut
-    rewrap: RewrapOut | None
+    """The rotated key, and the re-wrap job of its scope keys (null with ``rewrap: false``):
+    the answer comes at once, the job runs in the background (``GET /jobs/{job_id}``)."""
 
-    @classmethod
-    def of(cls, rotation: Rotation) -> RotationOut:
-        report = rotation.rewrap
-        return cls(
-            key=KeyOut.of(rotation.key), rewrap=None if report is None else RewrapOut.of(report)
-        )
+    key: KeyOut
+    job: JobOut | None
 
 
 class DestructionIn(_Strict):
@@ -684,6 +662,10 @@ class JobOut(_Strict):
     done: int
     failed: int
     error: str | None
+    node: str | None = Field(
+        None, description="The node holding the job's lease (null: none; any node takes it over)."
+    )
+    lease_until: float | None = Field(None, description="Unix seconds the lease lasts until.")
 
 
 class JobsOut(_Strict):
@@ -752,3 +734,6 @@ class TokenOut(_Strict):
             org=token.org,
             created_at_ms=token.created_at_ms,
         )
+
+
+RotationOut.model_rebuild()  # its job is a JobOut, defined after it

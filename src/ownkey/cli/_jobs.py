@@ -13,7 +13,8 @@
 - ``jobs shreds [ORG]`` lists the pending shreds, ``jobs cancel-shred ORG HEX`` stops one
   before it is due (audited);
 - ``jobs resume JOB`` continues an interrupted job (run it from several processes to share the
-  work); ``jobs status [JOB]`` shows progress.
+  work); ``jobs status [JOB]`` shows progress and the node holding each job's lease (a serve node
+  takes over a job whose lease lapsed: docs/operations.md, "Jobs in a fleet").
 
 Rewrap and backfill touch no content; where the asset store holds content of a scope key, a
 backfill moves it only if the policy now calls for it for at least one of its assets. Progress
@@ -62,6 +63,8 @@ def job_json(job: JobStatus) -> dict[str, Any]:
         "done": job.done,
         "failed": job.failed,
         "error": job.error,
+        "node": job.owner,
+        "lease_until": job.lease_until,
     }
 
 
@@ -270,13 +273,15 @@ def status(
     with runtime() as rt:
         found = [rt.job(job_id)] if job_id else rt.list_jobs(org)
     rows = [
-        (j.job_id, j.kind, j.org or "", j.state, f"{j.done}/{j.total}", j.failed) for j in found
+        (j.job_id, j.kind, j.org or "", j.state, f"{j.done}/{j.total}", j.failed, j.owner or "")
+        for j in found
     ]
 
     def human(out: Any) -> None:
         if not found:
             out.print("no jobs")
             return
-        out.print(table("jobs", ("id", "kind", "org", "state", "done", "failed"), rows))
+        columns = ("id", "kind", "org", "state", "done", "failed", "node")
+        out.print(table("jobs", columns, rows))
 
     show([job_json(j) for j in found], as_json, human)

@@ -56,6 +56,7 @@ from ownkey.policy import check_id, check_service_id, check_time, check_window
 from ownkey.service._assets import AssetService
 from ownkey.service._protector import Protector
 from ownkey.storage import JobStatus, JobStore, PendingShred, ShredStore
+from ownkey.storage._jobs import JobLease
 from ownkey.storage._shreds import CANCELLED, PENDING
 
 __all__ = [
@@ -201,7 +202,9 @@ class JobRunner:
 
     # -- creating --------------------------------------------------------------------------------
 
-    def rewrap(self, key: str | KeyRef, *, job_id: str | None = None) -> JobStatus:
+    def rewrap(
+        self, key: str | KeyRef, *, job_id: str | None = None, lease: JobLease | None = None
+    ) -> JobStatus:
         """Re-wrap every scope key with a share under an older version of ``key``."""
         ref = _ref(key)
         master = self._admin.key(ref)
@@ -216,7 +219,7 @@ class JobRunner:
             )
         ]
         created = self.jobs.create(
-            "rewrap", items, org=ref.org, params={"key": str(ref)}, job_id=job_id
+            "rewrap", items, org=ref.org, params={"key": str(ref)}, job_id=job_id, lease=lease
         )
         return self.jobs.status(created)
 
@@ -229,6 +232,7 @@ class JobRunner:
         scopes: Collection[str] | None = None,
         orgs: Mapping[str, Any] | None = None,
         job_id: str | None = None,
+        lease: JobLease | None = None,
     ) -> JobStatus:
         """Move ``org``'s scope keys of ``services`` from the platform key to its customer key
         (``enable``) or back, re-wrapping only (no content touched).
@@ -263,7 +267,9 @@ class JobRunner:
             "scope_keys_with_content": len(stored),
             "skipped_by_policy": len(stored - wanted),
         }
-        created = self.jobs.create("backfill", items, org=org, params=params, job_id=job_id)
+        created = self.jobs.create(
+            "backfill", items, org=org, params=params, job_id=job_id, lease=lease
+        )
         return self.jobs.status(created)
 
     def _asset_votes(
@@ -357,6 +363,7 @@ class JobRunner:
         orgs: Mapping[str, Any] | None = None,
         shred_old: bool = True,
         job_id: str | None = None,
+        lease: JobLease | None = None,
     ) -> JobStatus:
         """Re-encrypt the stored content of ``org``'s selected scope keys under fresh ones, then
         (``shred_old``) make the old keys *pending shred*: once the destruction waiting period
@@ -398,7 +405,9 @@ class JobRunner:
             params["waiting_period"] = self.waiting_period
         if orgs:
             params["orgs"] = dict(orgs)
-        created = self.jobs.create("rekey", items, org=org, params=params, job_id=job_id)
+        created = self.jobs.create(
+            "rekey", items, org=org, params=params, job_id=job_id, lease=lease
+        )
         return self.jobs.status(created)
 
     def rekey_preview(
@@ -523,6 +532,7 @@ class JobRunner:
         *,
         org: str | None = None,
         job_id: str | None = None,
+        lease: JobLease | None = None,
     ) -> JobStatus:
         """Crypto-shred, once its waiting period is over, either
 
@@ -536,7 +546,7 @@ class JobRunner:
             due = self.shreds.pending(org, due_by=self._clock())
             items = [SCOPE_KEY_ITEM + pending.scope_key_id.hex() for pending in due]
             created = self.jobs.create(
-                "shred", items, org=org, params={"pending": True}, job_id=job_id
+                "shred", items, org=org, params={"pending": True}, job_id=job_id, lease=lease
             )
             return self.jobs.status(created)
         ref = _ref(key)
@@ -547,7 +557,7 @@ class JobRunner:
         ]
         items.append(DESTROY_ITEM)
         created = self.jobs.create(
-            "shred", items, org=ref.org, params={"key": str(ref)}, job_id=job_id
+            "shred", items, org=ref.org, params={"key": str(ref)}, job_id=job_id, lease=lease
         )
         return self.jobs.status(created)
 
@@ -683,11 +693,13 @@ class JobRunner:
         *,
         batch: int = 100,
         progress: Callable[[JobStatus], None] | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> JobStatus:
-        """Work on a job until no pending item is left for this worker; return its status.
+        """Work on a job until no pending item is left for this worker (or ``stop`` answers
+        True between two batches); return its status.
 
         Several workers (threads, processes, nodes) may run the same job at once."""
-        return self.jobs.run(job_id, self.step(job_id), limit=batch, progress=progress)
+        return self.jobs.run(job_id, self.step(job_id), limit=batch, progress=progress, stop=stop)
 
     def retry_failed(self, job_id: str) -> int:
         """Put a job's failed items back to pending (after fixing the cause)."""

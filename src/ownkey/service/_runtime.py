@@ -257,6 +257,7 @@ class Runtime:
         found = self._jobs
         if found is not None:
             return found
+        from ownkey.service._job_settings import JobSettings
         from ownkey.storage import JobStore
 
         with self._build_lock:
@@ -269,9 +270,15 @@ class Runtime:
                     assets=lambda: self.assets,
                     clock=self._deps.clock,
                     refresh=lambda: self.invalidate(orgs=()),
+                    settings=JobSettings.from_env(self.env),  # OWNKEY_JOB_LEASE, ...
                 )
                 self._jobs = (store, operations)
             return self._jobs
+
+    @property
+    def node_id(self) -> str:
+        """This runtime's name in job leases (host, process id, a random part)."""
+        return self.job_ops.node_id
 
     @property
     def job_runner(self) -> JobRunner:

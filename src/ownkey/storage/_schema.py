@@ -36,6 +36,7 @@ __all__ = [
     "job_items",
     "jobs",
     "key_versions",
+    "leases",
     "master_keys",
     "metadata",
     "orgs",
@@ -234,6 +235,21 @@ jobs = Table(
     Column("created_at_ms", BigInteger, nullable=False),
     Column("updated_at_ms", BigInteger, nullable=False),
     Column("error", Text, nullable=True),
+    # Migration 0013: the lease of the node working on the job, and the request an equal job
+    # would repeat (set while the job is pending or running: one such job at a time).
+    Column("owner", String(128), nullable=True),
+    Column("lease_until_ms", BigInteger, nullable=True),
+    Column("dedupe", String(64), nullable=True),
+    Index(None, "dedupe", unique=True),
+)
+
+#: Migration 0013: named turns held by one node at a time until ``until_ms`` (the blob sweep).
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(128), nullable=True),
+    Column("until_ms", BigInteger, nullable=False),
 )
 
 job_items = Table(
