@@ -11,6 +11,7 @@ randomness and sleep are injected through :class:`KeyDeps`.
 from ownkey._refs import KeyRef, KeyType
 from ownkey.keys._access import ScopeKeys
 from ownkey.keys._admin import KeyAdmin, ShredEvidence
+from ownkey.keys._bulkhead import CallLimits, KeyCallReport, KeyManagerCalls
 from ownkey.keys._cache import CacheEntry, CacheLimits, CacheReport, ScopeKeyCache
 from ownkey.keys._deps import SCOPE_KEY_ID_BYTES, KeyDeps
 from ownkey.keys._flight import SingleFlight
@@ -51,12 +52,15 @@ __all__ = [
     "CacheEntry",
     "CacheLimits",
     "CacheReport",
+    "CallLimits",
     "DestructionOutcome",
     "DestructionReceipt",
     "KeyAction",
     "KeyAdmin",
+    "KeyCallReport",
     "KeyDeps",
     "KeyDescription",
+    "KeyManagerCalls",
     "KeyOwnership",
     "KeyProvider",
     "KeyRef",

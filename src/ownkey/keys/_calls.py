@@ -3,6 +3,8 @@
 Every wrap, unwrap and describe goes through here, so each one is recorded (with the encryption
 context, the key id and version, and its outcome) before its result is used; if the record
 cannot be written, the result is dropped and :class:`~ownkey.errors.AuditUnavailable` raised (FS-3).
+Each call (its retries included) holds one of its org's slots in the node's bulkhead, and each
+attempt is timed and counted by provider kind (:class:`~ownkey.keys.KeyManagerCalls`).
 """
 
 from __future__ import annotations
@@ -31,18 +33,34 @@ def _outcome(exc: BaseException) -> Outcome:
     return Outcome.FAILED
 
 
+def _call_outcome(exc: BaseException) -> str:
+    return Outcome.DENIED.value if isinstance(exc, NotFound) else _outcome(exc).value
+
+
 def _audited_call(
     deps: KeyDeps,
     action: AuditAction,
     key: KeyRef,
+    provider: str,
     detail: dict[str, str],
     call: Callable[[], T],
     *,
     retry: bool,
 ) -> T:
+    kind = provider.partition("/")[0]  # the kind only: a key's own provider name holds its org
+    verb = action.value.rpartition(".")[2]
+
+    def timed_call() -> T:
+        with deps.calls.timed(kind, verb) as outcome:
+            try:
+                return call()
+            except Exception as exc:
+                outcome(_call_outcome(exc))
+                raise
+
     def attempt() -> T:
         try:
-            result = call()
+            result = timed_call()
         except NotFound as exc:
             denied = AccessDenied(f"the key manager does not know {key}", reason="provider_denied")
             _record(deps, action, key, detail, denied)
@@ -55,11 +73,12 @@ def _audited_call(
         deps.auditor.emit(action, Outcome.OK, org=key.org, key=str(key), detail=detail)
         return result
 
-    if not retry:
-        return attempt()
-    return call_with_retry(
-        attempt, policy=deps.retry, clock=deps.clock, sleep=deps.sleep, random=deps.random
-    )
+    with deps.calls.slot(key.org):
+        if not retry:
+            return attempt()
+        return call_with_retry(
+            attempt, policy=deps.retry, clock=deps.clock, sleep=deps.sleep, random=deps.random
+        )
 
 
 def _record(
@@ -86,6 +105,7 @@ def wrap_share(
         deps,
         AuditAction.WRAP,
         master.ref,
+        master.provider,
         detail,
         lambda: provider.wrap(master.key_id, share, context),
         retry=retry,
@@ -103,6 +123,7 @@ def unwrap_share(
         deps,
         AuditAction.UNWRAP,
         wrap.key,
+        wrap.provider,
         detail,
         lambda: provider.unwrap(wrap.key_id, wrap.blob, context),
         retry=retry,
@@ -115,7 +136,13 @@ def describe_key(deps: KeyDeps, ref: KeyRef, provider: str, key_id: str) -> KeyD
     backend = deps.provider(provider)
     detail = {"key_id": key_id, "provider": provider}
     return _audited_call(
-        deps, AuditAction.DESCRIBE, ref, detail, lambda: backend.describe(key_id), retry=False
+        deps,
+        AuditAction.DESCRIBE,
+        ref,
+        provider,
+        detail,
+        lambda: backend.describe(key_id),
+        retry=False,
     )
 
 

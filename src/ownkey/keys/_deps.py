@@ -7,11 +7,12 @@ administration and the re-wrap jobs, so they share one cache, one audit trail an
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ownkey.audit import Auditor
 from ownkey.envelope import RandomSource
 from ownkey.errors import ConfigError
+from ownkey.keys._bulkhead import KeyManagerCalls
 from ownkey.keys._cache import ScopeKeyCache
 from ownkey.keys._ports import KeyProvider, KeyRegistry, RuleStore, ScopeKeyStore
 from ownkey.keys._retry import RetryPolicy
@@ -36,6 +37,8 @@ class KeyDeps:
     random: RandomSource
     sleep: Callable[[float], None]
     retry: RetryPolicy
+    #: the per-org bulkhead of key-manager calls and their counters (one per node)
+    calls: KeyManagerCalls = field(default_factory=KeyManagerCalls)
 
     def provider(self, name: str) -> KeyProvider:
         """The provider registered as ``name``."""

@@ -31,6 +31,7 @@ from ownkey.envelope import RandomSource
 from ownkey.errors import ConfigError
 from ownkey.keys import (
     KeyDeps,
+    KeyManagerCalls,
     KeyProvider,
     KeyRef,
     KeyRegistry,
@@ -104,6 +105,7 @@ def assemble(
         random=effects.random,
         sleep=effects.sleep,
         retry=settings.retry_policy,
+        calls=KeyManagerCalls(settings.call_limits),
     )
     admin_deps = dataclasses.replace(
         deps,

@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 from ownkey.envelope import DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE
 from ownkey.errors import ConfigError
-from ownkey.keys import CacheLimits, RetryPolicy
+from ownkey.keys import CacheLimits, CallLimits, RetryPolicy
 
 __all__ = ["ProtectorSettings"]
 
@@ -49,6 +49,12 @@ class ProtectorSettings:
     #: plan is a ConfigError, never a fallback to another key.
     auto_create_keys: bool = False
     segment_size: int = DEFAULT_SEGMENT_SIZE
+    #: One org's key-manager calls on this node: at most this many in flight, this many more
+    #: waiting for a slot, each for at most ``key_calls_wait`` seconds (then 503): one org's
+    #: slow key manager cannot hold another org's requests (issue 28, item 6).
+    key_calls_per_org: int = 8
+    key_calls_waiting: int = 8
+    key_calls_wait: float = 2.0
 
     def __post_init__(self) -> None:
         epochs = dict(self.epoch_seconds)
@@ -66,7 +72,8 @@ class ProtectorSettings:
         if not 1 <= self.segment_size <= MAX_SEGMENT_SIZE:
             raise ConfigError("segment_size must be between 1 byte and 16 MiB")
         object.__setattr__(self, "epoch_seconds", MappingProxyType(epochs))
-        _ = self.cache_limits, self.retry_policy  # building them checks them (ConfigError)
+        # building them checks them (ConfigError)
+        _ = self.cache_limits, self.retry_policy, self.call_limits
 
     def epoch_for(self, service_id: str) -> int:
         """The epoch length, in seconds, of a service's scope keys."""
@@ -80,6 +87,15 @@ class ProtectorSettings:
             refresh_after=self.cache_refresh_after,
             max_uses=self.cache_max_uses,
             max_entries=self.cache_max_entries,
+        )
+
+    @property
+    def call_limits(self) -> CallLimits:
+        """The per-org bulkhead of key-manager calls."""
+        return CallLimits(
+            concurrent=self.key_calls_per_org,
+            waiting=self.key_calls_waiting,
+            wait=self.key_calls_wait,
         )
 
     @property
