@@ -38,6 +38,10 @@ MESSAGE = bytes(range(256)) * 4  # 1 KiB
 CHUNK = 1 << 20
 
 
+#: Messages per request of the batch case (``POST /v1/seal/batch``).
+BATCH_ITEMS = 100
+
+
 def chat_request(asset_id: str = "m1") -> dict[str, Any]:
     return {
         "asset": {
@@ -224,12 +228,20 @@ def http_bench(seconds: int, connections: int, quiet: bool) -> dict[str, Any]:
                 f"{url}/v1/seal", json={"request": chat_request(), "data": data}, headers=headers
             )
             sealed.raise_for_status()
+            container = {k: v for k, v in chat_request().items() if k != "asset_id"}
+            batch = [{"asset_id": f"m{n}", "data": data} for n in range(BATCH_ITEMS)]
             bodies = {
                 "echo": json.dumps({"request": chat_request(), "data": data}),
                 "seal": json.dumps({"request": chat_request(), "data": data}),
                 "open": json.dumps({"request": chat_request(), "sealed": sealed.json()["sealed"]}),
+                "seal_batch": json.dumps({"request": container, "items": batch}),
             }
-            paths = {"echo": "/bench/echo", "seal": "/v1/seal", "open": "/v1/open"}
+            paths = {
+                "echo": "/bench/echo",
+                "seal": "/v1/seal",
+                "open": "/v1/open",
+                "seal_batch": "/v1/seal/batch",
+            }
             results: dict[str, Any] = {}
             for name_, body in bodies.items():
                 if not quiet:
@@ -239,6 +251,11 @@ def http_bench(seconds: int, connections: int, quiet: bool) -> dict[str, Any]:
     echo = results["echo"]["requests_s"]
     for name_ in ("seal", "open"):
         results[name_]["ratio_to_echo"] = results[name_]["requests_s"] / echo
+    # Issue 25: messages per second through batches against single seals, same run.
+    batch_case = results["seal_batch"]
+    batch_case["items"] = BATCH_ITEMS
+    batch_case["messages_s"] = batch_case["requests_s"] * BATCH_ITEMS
+    batch_case["ratio_to_single_seal"] = batch_case["messages_s"] / results["seal"]["requests_s"]
     return {
         "server": "ownkey serve's app, 2 uvicorn workers, SQLite home, loopback",
         "connections": connections,

@@ -1060,6 +1060,17 @@ def summary_table(report: dict[str, Any]) -> list[tuple[str, ...]]:
                     "0.70",
                 )
             )
+    if http is not None and "seal_batch" in http["cases"]:
+        batch = http["cases"]["seal_batch"]
+        rows.append(
+            (
+                f"HTTP 1 KiB seal, {batch['items']} a batch (p50 {batch.get('p50_ms', 0):.1f} ms)",
+                f"{fmt(batch['messages_s'])} msg/s",
+                f"single /v1/seal {fmt(http['cases']['seal']['requests_s'])} msg/s",
+                f"{batch['ratio_to_single_seal']:.1f}x",
+                ">= 10x",
+            )
+        )
     get = report.get("streamed_get")
     if get is not None:
         rows.append(

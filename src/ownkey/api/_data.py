@@ -28,6 +28,14 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Resp
 from fastapi.responses import StreamingResponse
 
 from ownkey.api._auth import ORG_PATTERN, PlatformService
+from ownkey.api._batch import (
+    OpenBatchIn,
+    OpenBatchOut,
+    SealBatchIn,
+    SealBatchOut,
+    decoded_items,
+    results_of,
+)
 from ownkey.api._models import (
     MAX_MESSAGE_BYTES,
     ObjectOut,
@@ -78,6 +86,48 @@ def open_sealed(body: OpenIn, _caller: PlatformService, state: State) -> OpenOut
     data = state.runtime.protector.open(body.request.to_request(), sealed)
     state.metrics.opened("message")
     return OpenOut(data=encode_base64(data))
+
+
+@data_router.post(
+    "/seal/batch",
+    tags=["data plane"],
+    summary="Seal up to 1000 messages of one container; each item's result on its own",
+)
+def seal_batch(body: SealBatchIn, _caller: PlatformService, state: State) -> SealBatchOut:
+    items, failed = decoded_items(body.items)
+    if sum(len(data) for _, data in items) > MAX_MESSAGE_BYTES:
+        raise LimitExceeded(f"items: at most {MAX_MESSAGE_BYTES} bytes (16 MiB) in all")
+    request = body.request.to_request()
+    done = state.runtime.protector.seal_batch(request, items)
+    results = results_of(body.items, done, failed)
+    sealed = [answer for answer in done if isinstance(answer, bytes)]
+    state.metrics.sealed("message", len(sealed))
+    protection = None
+    if sealed:
+        first = next(r for r in results if r.value is not None)
+        protection = protection_of(
+            state.runtime, {**request, "asset_id": first.asset_id}, sealed_key_id(sealed[0])
+        )
+    return SealBatchOut(
+        results=results,
+        sealed=len(sealed),
+        failed=len(results) - len(sealed),
+        protection=protection,
+    )
+
+
+@data_router.post(
+    "/open/batch",
+    tags=["data plane"],
+    summary="Open up to 1000 envelopes of one container; each item's result on its own",
+)
+def open_batch(body: OpenBatchIn, _caller: PlatformService, state: State) -> OpenBatchOut:
+    items, failed = decoded_items(body.items)
+    done = state.runtime.protector.open_batch(body.request.to_request(), items)
+    results = results_of(body.items, done, failed)
+    opened = sum(1 for answer in done if isinstance(answer, bytes))
+    state.metrics.opened("message", opened)
+    return OpenBatchOut(results=results, opened=opened, failed=len(results) - opened)
 
 
 def _explain_body() -> dict[str, Any]:

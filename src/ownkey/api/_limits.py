@@ -47,7 +47,7 @@ SEAL_BODY_LIMIT: Final = 4 * (SEAL_PAYLOAD_BYTES + 64 * 1024) // 3 + 4 + 1024 * 
 #: Every other JSON body (admin changes, ``/v1/policy/explain``): 1 MiB.
 JSON_BODY_LIMIT: Final = MAX_REQUEST_BYTES
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_LARGE = frozenset({"/v1/seal", "/v1/open"})
+_LARGE = frozenset({"/v1/seal", "/v1/open", "/v1/seal/batch", "/v1/open/batch"})
 #: Bodies that are bytes, not JSON: a client-sealed 1001 message (at most 1 MiB).
 _BINARY_PUT = "/hybrid/conversations/"
 #: Where every body is JSON (the console's ``/admin`` forms are not).

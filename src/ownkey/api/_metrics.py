@@ -35,18 +35,18 @@ class Metrics(Collector):
         self._registry.register(self)
 
     @staticmethod
-    def _bump(counts: dict[str, int], label: str) -> None:
-        counts[label] = counts.get(label, 0) + 1
+    def _bump(counts: dict[str, int], label: str, count: int = 1) -> None:
+        counts[label] = counts.get(label, 0) + count
 
-    def sealed(self, kind: str) -> None:
-        """One seal of a ``message`` or an ``object``."""
+    def sealed(self, kind: str, count: int = 1) -> None:
+        """``count`` seals of a ``message`` or an ``object`` (a batch counts its items)."""
         with self._lock:
-            self._bump(self._seals, kind)
+            self._bump(self._seals, kind, count)
 
-    def opened(self, kind: str) -> None:
-        """One successful open of a ``message`` or an ``object`` (range)."""
+    def opened(self, kind: str, count: int = 1) -> None:
+        """``count`` successful opens of a ``message`` or an ``object`` (range)."""
         with self._lock:
-            self._bump(self._opens, kind)
+            self._bump(self._opens, kind, count)
 
     def denied(self, reason: str) -> None:
         """One open or seal refused with AccessDenied."""

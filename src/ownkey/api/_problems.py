@@ -59,6 +59,7 @@ __all__ = [
     "RETRY_AFTER_SECONDS",
     "ApiProblem",
     "install_problem_handlers",
+    "problem_body",
     "problem_response",
     "problem_schema",
 ]
@@ -141,21 +142,44 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _ownkey_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, OwnkeyError)
-    status, slug = next(
+def _status_of(exc: OwnkeyError) -> tuple[int, str]:
+    return next(
         ((status, slug) for cls, status, slug in _BY_ERROR if isinstance(exc, cls)),
         (500, "internal-error"),
     )
+
+
+def _extensions_of(exc: OwnkeyError) -> dict[str, Any]:
     extensions: dict[str, Any] = {}
-    headers: dict[str, str] = {}
     if isinstance(exc, AccessDenied):
         extensions.update(reason=exc.reason, tombstone=True)
+    if isinstance(exc, InvalidRequest):
+        extensions["field"] = exc.field
+    return extensions
+
+
+def problem_body(exc: OwnkeyError) -> dict[str, Any]:
+    """The problem document of ``exc`` as a route would answer it, for one item of a batch
+    (``api/_batch.py``): the same ``type``, ``status``, ``detail`` and extensions."""
+    status, slug = _status_of(exc)
+    return {
+        "type": PROBLEM_PREFIX + slug,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": _one_line(str(exc)),
+        **_extensions_of(exc),
+    }
+
+
+def _ownkey_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, OwnkeyError)
+    status, slug = _status_of(exc)
+    extensions = _extensions_of(exc)
+    headers: dict[str, str] = {}
+    if isinstance(exc, AccessDenied):
         on_denied = getattr(request.app.state, "on_denied", None)
         if on_denied is not None:
             on_denied(exc.reason)
-    if isinstance(exc, InvalidRequest):
-        extensions["field"] = exc.field
     if isinstance(exc, KeyUnavailable):
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return problem_response(status, slug, _one_line(str(exc)), headers=headers, **extensions)

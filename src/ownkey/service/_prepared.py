@@ -15,11 +15,11 @@ denies the very next message, exactly as on the plain path.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from ownkey.audit import Outcome
 from ownkey.envelope import peek_key_id
-from ownkey.errors import AccessDenied, InvalidCiphertext
+from ownkey.errors import AccessDenied, InvalidCiphertext, OwnkeyError
 from ownkey.keys import Lease, ScopeIdentity, ScopeKeys
 from ownkey.service._access_log import AccessLog
 from ownkey.service._plan import PlanView, opening_plan
@@ -133,6 +133,37 @@ class PreparedScope:
         sealed = entry.cipher.seal_encoded(data, context)
         self._access.note(entry.identity.orgs, self._service, self._scope, asset_id, actor, "seal")
         return sealed
+
+    def seal_many(
+        self, items: Iterable[tuple[str, bytes]], *, actor: str | None = None
+    ) -> list[bytes | OwnkeyError]:
+        """Seal many assets of this container in one call: each item's result on its own, in
+        order (its envelope, or the error that refused it).
+
+        An item's own fault (a bad asset id, too many bytes) fails that item alone; what
+        concerns the container (a revocation, a key manager down, the audit sink down) fails
+        every item the same way, since they share the scope key. The policy is asked once.
+        """
+        results: list[bytes | OwnkeyError] = []
+        for asset_id, data in items:
+            try:
+                results.append(self.seal(asset_id, data, actor=actor))
+            except OwnkeyError as exc:
+                results.append(exc)
+        return results
+
+    def open_many(
+        self, items: Iterable[tuple[str, bytes]], *, actor: str | None = None
+    ) -> list[bytes | OwnkeyError]:
+        """Open many envelopes of this container (``(asset_id, sealed)`` pairs), each item's
+        result on its own, as :meth:`seal_many`: a damaged envelope fails alone."""
+        results: list[bytes | OwnkeyError] = []
+        for asset_id, sealed in items:
+            try:
+                results.append(self.open(asset_id, sealed, actor=actor))
+            except OwnkeyError as exc:
+                results.append(exc)
+        return results
 
     def _noted(
         self,

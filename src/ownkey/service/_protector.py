@@ -12,7 +12,7 @@ for the jobs that need old wrapped copies to become useless.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ownkey import envelope
@@ -222,6 +222,21 @@ class Protector:
         """
         handle = self._handle(request)
         return handle.seal(asset_id_of(request), data, actor=actor_of(request))
+
+    def seal_batch(
+        self, request: Request, items: Sequence[tuple[str, bytes]]
+    ) -> list[bytes | OwnkeyError]:
+        """Seal many assets of one container (``request`` without ``asset_id``; each item is
+        ``(asset_id, data)``): one plan, one prepared handle, each item's result on its own
+        (see :meth:`PreparedScope.seal_many`). The request's ``actor`` applies to every item."""
+        return self._handle(request).seal_many(items, actor=actor_of(request))
+
+    def open_batch(
+        self, request: Request, items: Sequence[tuple[str, bytes]]
+    ) -> list[bytes | OwnkeyError]:
+        """Open many envelopes of one container (``(asset_id, sealed)`` pairs), as
+        :meth:`seal_batch`."""
+        return self._handle(request).open_many(items, actor=actor_of(request))
 
     def seal_stream(
         self,
