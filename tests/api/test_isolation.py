@@ -46,10 +46,7 @@ def test_an_org_admin_cannot_bind_the_platform_key(api: Api) -> None:
 
 def test_an_org_admin_cannot_bind_a_local_key_made_for_nobody(api: Api) -> None:
     """Finding 1: a local key not created for this org proves no control: refused."""
-    from ownkey.providers import LocalKeyStoreProvider
-
-    home = api.runtime.home
-    stray = LocalKeyStoreProvider(env={"OWNKEY_HOME": str(home)}).create_key(label="customer:acme")
+    stray = api.runtime.local_keys.create_key(label="customer:acme")
     taken = api.client.put(
         "/v1/orgs/globex/key", json={"provider": "local", "key_id": stray}, headers=api.globex
     )

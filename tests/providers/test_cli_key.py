@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from ownkey.cli import app
 from ownkey.keys import KeyRef, KeyState
-from ownkey.providers import LocalKeyStoreProvider
+from ownkey.service import Runtime
 from ownkey.storage import Database, SqlKeyRegistry
 from ownkey.testing.faultproxy import Fault, FaultProxy
 from tests.providers._servers import KmipServer, MotoServer, SoftHsm
@@ -53,9 +53,15 @@ def _one_line(stderr: str) -> str:
 # -- the local store ----------------------------------------------------------------------------
 
 
+def _local_store(home: Path) -> Runtime:
+    """The deployment whose database holds the embedded store's keys (issue 28, item 2)."""
+    return Runtime.open(home=home, env={"OWNKEY_HOME": str(home)})
+
+
 @pytest.fixture
 def local_key(home: Path) -> str:
-    return LocalKeyStoreProvider(env={"OWNKEY_HOME": str(home)}).create_key(label="acme")
+    with _local_store(home) as runtime:
+        return runtime.local_keys.create_key(label="acme")
 
 
 def test_register_a_local_key(env: dict[str, str], home: Path, local_key: str) -> None:
@@ -78,10 +84,11 @@ def test_check_only_records_nothing(env: dict[str, str], home: Path, local_key: 
     report = json.loads(out)
     assert report["registered"] is False
     assert report["state"] == "enabled"
-    described = LocalKeyStoreProvider(env={"OWNKEY_HOME": str(home)}).describe(local_key)
+    with _local_store(home) as runtime:
+        described = runtime.local_keys.describe(local_key)
     assert report["version"] == described.primary_version  # asked the key manager itself
     assert all(isinstance(report[f], float) for f in ("wrap_ms", "unwrap_ms"))  # timed both
-    assert not (home / "ownkey.db").exists()
+    assert _registered(home, "acme") is None
 
 
 def test_unknown_key_says_not_found(env: dict[str, str]) -> None:
@@ -93,11 +100,12 @@ def test_unknown_key_says_not_found(env: dict[str, str]) -> None:
 
 
 def test_disabled_key_is_refused(env: dict[str, str], home: Path, local_key: str) -> None:
-    LocalKeyStoreProvider(env={"OWNKEY_HOME": str(home)}).disable(local_key)
+    with _local_store(home) as runtime:
+        runtime.local_keys.disable(local_key)
     code, _, err = _run(env, "acme", "--provider", "local", "--key-id", local_key)
     assert code == 1
     assert "is disabled; only an enabled key can be registered" in _one_line(err)
-    assert not (home / "ownkey.db").exists()
+    assert _registered(home, "acme") is None
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,8 @@ from ownkey.testing.faultproxy import Fault, FaultProxy
 from tests.providers._servers import MotoServer, SoftHsm
 
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+#: The root key every node of the test's fleet is given (issue 28, item 2).
+FLEET_ROOT_KEY = "5e" * 32
 ACME, SLOWCO = KeyRef.customer("acme"), KeyRef.customer("slowco")
 
 
@@ -59,6 +61,7 @@ def _kms_key(moto_server: MotoServer, label: str) -> str:
 def _register(tmp_path: Path, url: str, org: str, key_id: str, proxy: FaultProxy) -> None:
     env = {
         "OWNKEY_HOME": str(tmp_path / "cli-home"),
+        "OWNKEY_ROOT_KEY": FLEET_ROOT_KEY,
         "OWNKEY_DATABASE_URL": url,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -78,7 +81,12 @@ def _register(tmp_path: Path, url: str, org: str, key_id: str, proxy: FaultProxy
 
 def _node(tmp_path: Path, name: str, url: str, clock: FakeClock) -> Runtime:
     return Runtime.open(
-        home=tmp_path / name, url=url, clock=clock, sleep=clock.sleep, env={}, recheck_interval=1.0
+        home=tmp_path / name,
+        url=url,
+        clock=clock,
+        sleep=clock.sleep,
+        env={"OWNKEY_ROOT_KEY": FLEET_ROOT_KEY},  # every node of a fleet is given it (issue 28)
+        recheck_interval=1.0,
     )
 
 
@@ -135,6 +143,7 @@ def test_settings_that_fail_the_round_trip_leave_the_key_as_it_was(
     _register(tmp_path, url, "acme", acme_key, via_a)
     env = {
         "OWNKEY_HOME": str(tmp_path / "cli-home"),
+        "OWNKEY_ROOT_KEY": FLEET_ROOT_KEY,
         "OWNKEY_DATABASE_URL": url,
     }
     args = ["key", "register", "acme", "--provider", "aws_kms", "--key-id", acme_key]
@@ -164,6 +173,7 @@ def test_a_key_id_of_one_manager_stays_bound_to_one_org(
     _register(tmp_path, url, "acme", acme_key, via_a)
     env = {
         "OWNKEY_HOME": str(tmp_path / "cli-home"),
+        "OWNKEY_ROOT_KEY": FLEET_ROOT_KEY,
         "OWNKEY_DATABASE_URL": url,
     }
     args = ["key", "register", "slowco", "--provider", "aws_kms", "--key-id", acme_key]
@@ -207,7 +217,7 @@ def test_a_running_node_follows_new_settings_at_the_notification(
         url=postgres_url,
         clock=clock,
         sleep=clock.sleep,
-        env={},
+        env={"OWNKEY_ROOT_KEY": FLEET_ROOT_KEY},
         recheck_interval=3600.0,
     )
     sync = NodeSync(node)
@@ -243,6 +253,7 @@ def test_a_pin_is_in_no_row_answer_or_record(
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     env = {
         "OWNKEY_HOME": str(tmp_path / "cli-home"),
+        "OWNKEY_ROOT_KEY": FLEET_ROOT_KEY,
         "OWNKEY_DATABASE_URL": url,
         "OWNKEY_PKCS11_PIN": softhsm.pin,
     }

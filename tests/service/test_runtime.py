@@ -24,7 +24,6 @@ from ownkey.errors import (
     PolicyError,
 )
 from ownkey.keys import KeyRef, RevocationRule
-from ownkey.providers import LocalKeyStoreProvider
 from ownkey.service import Runtime
 from ownkey.testing import postgres
 from ownkey.testing.fakes import FakeClock
@@ -137,7 +136,9 @@ def test_default_home_and_database_come_from_the_environment(tmp_path: Path) -> 
         assert rt.home == tmp_path / "h"
         assert rt.database.dialect == "sqlite"
     assert (tmp_path / "h" / "ownkey.db").exists()
-    assert (tmp_path / "h" / "local-keys.json").exists()  # the platform key, in the local store
+    # the platform key, in the local store, whose keys are the database's (issue 28, item 2)
+    assert not (tmp_path / "h" / "local-keys.json").exists()
+    assert (tmp_path / "h" / "root.key").exists()  # a fresh home's node made the fleet's root key
 
 
 def test_close_is_idempotent(
@@ -429,7 +430,7 @@ def test_a_configured_provider_is_rebuilt_by_another_process(
     runtime: Runtime, home: Path, db_url: str, clock: FakeClock
 ) -> None:
     runtime.create_org("acme")
-    key_id = LocalKeyStoreProvider(env={"OWNKEY_HOME": str(home)}).create_key(label="customer:acme")
+    key_id = runtime.local_keys.create_key(label="customer:acme")
     master = runtime.register_key("acme", provider="vault", kind="local", key_id=key_id)
     # the settings are acme's own row, whatever name the caller gave (issue 28)
     assert (master.provider, master.key_id) == ("local/customer:acme", key_id)

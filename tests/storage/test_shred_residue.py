@@ -12,6 +12,7 @@ scope key's material (never stored; checked all the same): 0 hits.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ import pytest
 from ownkey.envelope import SECRET_KEY_ACCESS
 from ownkey.errors import AccessDenied
 from ownkey.service import Runtime
-from ownkey.storage import AuditQuery
+from ownkey.storage import AuditQuery, FleetStore
 from ownkey.testing.fakes import FakeClock
 
 ANN = "ann@acme.test"
@@ -107,9 +108,10 @@ def test_no_wrap_blob_survives_a_key_destruction(
     assert hits(home, blobs)  # the probe finds them before the shred
     admin = runtime.admin
     master = admin.key("customer:acme")
-    key_file = json.loads((home / "local-keys.json").read_bytes())
-    [stored] = [k for k in key_file["keys"] if k["key_id"] == master.key_id]
+    # the embedded store's record of the customer key, a row of the database (issue 28)
+    stored = json.loads(FleetStore(runtime.database).get_key(master.key_id) or "{}")
     sealed = [v["sealed"].encode("ascii") for v in stored["versions"]]  # the customer key
+    sealed += [base64.b64decode(v["sealed"]) for v in stored["versions"]]  # and its bytes
     assert hits(home, sealed)
     admin.disable_key("customer:acme")
     admin.schedule_key_destruction("customer:acme", waiting_period=86_400)

@@ -132,22 +132,29 @@ def _check(provider: Any, kind: str, key_id: str, org: str) -> dict[str, Any]:
     }
 
 
-def _record(provider: Any, kind: str, key_id: str, org: str, settings: dict[str, str]) -> Any:
-    """Register ``customer:ORG`` through the runtime, in ownkey's database; the provider's
-    non-secret settings are kept there too, as ORG's own (``KIND/customer:ORG``), so every
-    ownkey process can build it again and no other org's registration changes them. The key
-    ORG already has, registered again with other settings, is re-pointed to them."""
+def _runtime() -> Any:
+    """The deployment (the embedded store's keys are in its database)."""
     try:
         from ownkey.service import Runtime
     except ImportError:
         raise _say(
             "recording a key needs the 'sql' extra: pip install 'ownkey[sql]'", EXIT_BAD_INPUT
         ) from None
-    with Runtime.open() as runtime:
-        if kind == "local":  # the embedded store: no settings, OWNKEY_HOME says where
-            return runtime.register_key(
-                org, provider=kind, key_id=key_id, actor="cli:key-register", operator=True
-            )
+    return Runtime.open()
+
+
+def _record(
+    provider: Any, kind: str, key_id: str, org: str, settings: dict[str, str], runtime: Any
+) -> Any:
+    """Register ``customer:ORG`` through the runtime, in ownkey's database; the provider's
+    non-secret settings are kept there too, as ORG's own (``KIND/customer:ORG``), so every
+    ownkey process can build it again and no other org's registration changes them. The key
+    ORG already has, registered again with other settings, is re-pointed to them."""
+    if kind == "local":  # the embedded store: no settings, its keys are the database's
+        return runtime.register_key(
+            org, provider=kind, key_id=key_id, actor="cli:key-register", operator=True
+        )
+    with _runtime() as runtime:
         return runtime.register_key(
             org,
             provider=kind,
@@ -185,7 +192,7 @@ def register(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check KEY-ID with a real wrap/unwrap round trip, then register it as ORG's key."""
-    from ownkey.providers import build_provider
+    from ownkey.providers import build_provider, provider_settings
 
     org = org.strip()
     if not org or any(c.isspace() for c in org) or ":" in org:
@@ -195,14 +202,21 @@ def register(
     if not key_id.strip():
         raise _say("--key-id must not be empty", EXIT_BAD_INPUT)
     given = _parse_settings(settings or [])
+    runtime = None
     try:
-        provider = build_provider(provider_kind, given)
+        if provider_kind == "local":
+            # The embedded store lives in the database, the same on every node (issue 28).
+            provider_settings(provider_kind, given)
+            runtime = _runtime()
+            provider = runtime.local_keys
+        else:
+            provider = build_provider(provider_kind, given)
     except ConfigError as exc:
         raise _say(str(exc), EXIT_BAD_INPUT) from None
     try:
         report = _check(provider, provider_kind, key_id, org)
         if not check_only:
-            master = _record(provider, provider_kind, key_id, org, given)
+            master = _record(provider, provider_kind, key_id, org, given, runtime)
             report["version"] = master.version
     except typer.Exit:
         raise
@@ -214,6 +228,8 @@ def register(
         close = getattr(provider, "close", None)
         if callable(close):
             close()
+        if runtime is not None:
+            runtime.close()
     report.update(
         {
             "org": org,

@@ -83,7 +83,8 @@ def open_provider(
     """The key provider of this home; the ``local`` store lives in ``home/keys``."""
     base = dict(os.environ if env is None else env)
     base["OWNKEY_HOME"] = str(home / KEYS_DIR)
-    base.pop("OWNKEY_ROOT_KEY", None)  # never the platform's root key
+    for name in ("OWNKEY_ROOT_KEY", "OWNKEY_ROOT_KEY_FILE"):
+        base.pop(name, None)  # never the platform's root key
     (home / KEYS_DIR).mkdir(mode=0o700, parents=True, exist_ok=True)
     return build_provider(kind, settings, env=base, name="hybrid")
 

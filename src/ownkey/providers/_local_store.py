@@ -4,8 +4,9 @@ Every key version is 32 random bytes, stored only sealed (envelope message suite
 key of :mod:`ownkey.providers._rootkey`, with the key id and version as the encryption context.
 Records live behind :class:`LocalKeyRecords`, a four-method port: :class:`JsonKeyFile` keeps them
 in ``$OWNKEY_HOME/local-keys.json`` (written atomically: temp file, fsync, rename, fsync of the
-directory; a lock file serialises writers across processes) until the SQL storage adapter
-implements the same port.
+directory; a lock file serialises writers across processes), the store of a customer-run key
+service; a runtime keeps them in its database instead (``service/_fleet.py``, issue 28 item 2),
+so that every node of a fleet reads the same keys.
 
 Wrapping uses the message suite too: the wrapping key's id is ``<key id>/<version>`` (it travels
 in the envelope header, which is associated data) and the canonical encryption context is bound
@@ -280,8 +281,11 @@ class LocalKeyStoreProvider:
     """The ``local`` provider: versioned keys sealed under a root key, persisted by a port.
 
     ``records`` defaults to :class:`JsonKeyFile` under ``OWNKEY_HOME``; ``root_key`` to
-    :func:`~ownkey.providers._rootkey.load_root_key`. A key whose destruction date has passed
-    is destroyed on its next use (its sealed versions deleted, a tombstone kept).
+    :func:`~ownkey.providers._rootkey.load_root_key`; ``log`` (the witness log) to
+    ``local-keys.log`` beside the JSON file (none for other records unless given). A runtime
+    gives it the database's records (``service/_fleet.py``), so every node reads the same keys.
+    A key whose destruction date has passed is destroyed on its next use (its sealed versions
+    deleted, a tombstone kept).
     """
 
     def __init__(
@@ -293,15 +297,14 @@ class LocalKeyStoreProvider:
         env: Mapping[str, str] | None = None,
         random: RandomSource = os.urandom,
         clock: Callable[[], float] = time.time,
+        log: Path | None = None,
     ) -> None:
         self._records: LocalKeyRecords = (
             records if records is not None else JsonKeyFile(ownkey_home(env) / KEY_FILE)
         )
-        self._log = (
-            self._records.path.with_name(LOG_FILE)
-            if isinstance(self._records, JsonKeyFile)
-            else None
-        )
+        if log is None and isinstance(self._records, JsonKeyFile):
+            log = self._records.path.with_name(LOG_FILE)
+        self._log = log
         self._root = root_key if root_key is not None else load_root_key(env, random=random)
         self._name = name
         self._random = random

@@ -2,8 +2,10 @@
 
 The local store keeps every key version sealed under this one 256-bit key. It comes from the
 environment (``OWNKEY_ROOT_KEY``: 64 hex digits or the base64 of 32 bytes) when an operator
-injects it from a secret manager, else from ``$OWNKEY_HOME/root.key``, created with mode 0600 on
-first run. A root-key file that others can read is refused, as ssh refuses such a private key.
+injects it from a secret manager, else from the file ``OWNKEY_ROOT_KEY_FILE`` names, else from
+``$OWNKEY_HOME/root.key``, created with mode 0600 on first run. A root-key file that others can
+read is refused, as ssh refuses such a private key. :func:`given_root_key` reads the same places
+without creating anything: a node of a fleet must be given the fleet's key, not make its own.
 """
 
 from __future__ import annotations
@@ -19,11 +21,20 @@ from typing import Final
 from ownkey.envelope import ScopeKey
 from ownkey.errors import ConfigError
 
-__all__ = ["HOME_ENV", "ROOT_KEY_ENV", "ROOT_KEY_FILE", "load_root_key", "ownkey_home"]
+__all__ = [
+    "HOME_ENV",
+    "ROOT_KEY_ENV",
+    "ROOT_KEY_FILE",
+    "ROOT_KEY_FILE_ENV",
+    "given_root_key",
+    "load_root_key",
+    "ownkey_home",
+]
 
 HOME_ENV: Final = "OWNKEY_HOME"
 ROOT_KEY_ENV: Final = "OWNKEY_ROOT_KEY"
 ROOT_KEY_FILE: Final = "root.key"
+ROOT_KEY_FILE_ENV: Final = "OWNKEY_ROOT_KEY_FILE"
 ROOT_KEY_ID: Final = b"ownkey/local-store/root"
 _KEY_BYTES = 32
 
@@ -48,31 +59,29 @@ def _parse(text: str) -> bytes | None:
     return raw if len(raw) == _KEY_BYTES else None
 
 
-def load_root_key(
-    env: Mapping[str, str] | None = None,
-    *,
-    random: Callable[[int], bytes] = os.urandom,
-) -> ScopeKey:
-    """The root key, from the environment or the home directory (created on first run)."""
+def given_root_key(env: Mapping[str, str] | None = None) -> tuple[ScopeKey, str] | None:
+    """The root key this node was given and where it came from (the setting's name, or the
+    file), or None when there is none: nothing is created."""
     env = os.environ if env is None else env
     setting = env.get(ROOT_KEY_ENV)
     if setting:
         material = _parse(setting)
         if material is None:
             raise ConfigError(f"{ROOT_KEY_ENV} must be 64 hex digits or the base64 of 32 bytes")
-        return ScopeKey(ROOT_KEY_ID, material)
+        return ScopeKey(ROOT_KEY_ID, material), ROOT_KEY_ENV
+    named = env.get(ROOT_KEY_FILE_ENV)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError(f"{ROOT_KEY_FILE_ENV}: no such file {path}")
+        return _read_file(path), ROOT_KEY_FILE_ENV
     path = ownkey_home(env) / ROOT_KEY_FILE
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process created it first: read theirs
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(random(_KEY_BYTES).hex() + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+        return None
+    return _read_file(path), str(path)
+
+
+def _read_file(path: Path) -> ScopeKey:
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
@@ -83,3 +92,27 @@ def load_root_key(
     if material is None:
         raise ConfigError(f"the root key file {path} does not hold a 32-byte key")
     return ScopeKey(ROOT_KEY_ID, material)
+
+
+def load_root_key(
+    env: Mapping[str, str] | None = None,
+    *,
+    random: Callable[[int], bytes] = os.urandom,
+) -> ScopeKey:
+    """The root key, from the environment or a file (the home's is created on first run)."""
+    env = os.environ if env is None else env
+    given = given_root_key(env)
+    if given is not None:
+        return given[0]
+    path = ownkey_home(env) / ROOT_KEY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass  # another process created it first: read theirs
+    else:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(random(_KEY_BYTES).hex() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    return _read_file(path)

@@ -8,7 +8,9 @@ platform key on first build), chosen by one of two profiles:
   its ``orgs`` and the caller is the authority on org settings. :func:`build_protector` (the
   library's front door) builds this profile.
 - :class:`SqlProfile` -- one :class:`~ownkey.storage.Database` holds scope keys, key records,
-  rules, the audit chain and the org directory; providers are the embedded local store and
+  rules, the audit chain, the org directory and what every node needs (the embedded store's
+  keys and the audit signing key under the fleet's root key, ``service/_fleet.py``); a node
+  without the fleet's root key refuses to start. Providers are the embedded local store and
   every provider configured in the database, built on first use; key records and rules are
   read through caches re-checked every ``recheck_interval`` seconds. ``orgs`` come from the
   directory, and a request that carries them is refused (the directory is the authority). The
@@ -43,8 +45,10 @@ from ownkey.keys import (
     ScopeKeyStore,
 )
 from ownkey.providers import LocalKeyProvider, LocalKeyStoreProvider
+from ownkey.providers._local_store import LOG_FILE as LOCAL_LOG_FILE
 from ownkey.service._caching import CachedKeyRegistry, CachedRuleStore
 from ownkey.service._directory import OrgDirectory
+from ownkey.service._fleet import FleetKeys, open_fleet
 from ownkey.service._plan import MemoizedPolicy, PolicyFn
 from ownkey.service._policy_directory import DirectoryPolicy
 from ownkey.service._protector import Protector
@@ -58,11 +62,12 @@ from ownkey.storage import (
     SqlOrgDirectory,
     SqlRuleStore,
     SqlScopeKeyStore,
+    ownkey_home,
 )
 
 __all__ = ["Effects", "MemoryProfile", "SqlDeployment", "SqlProfile", "assemble"]
 
-#: The embedded provider every SQL deployment has (its keys under ``OWNKEY_HOME``).
+#: The embedded provider every SQL deployment has (its keys in the database, service/_fleet.py).
 LOCAL = "local"
 
 
@@ -168,6 +173,7 @@ class SqlDeployment:
     policy: DirectoryPolicy
     audit_sink: SqlAuditSink
     signing_key: AuditSigningKey
+    fleet: FleetKeys
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,14 +197,28 @@ class SqlProfile:
     def build(self, settings: ProtectorSettings, effects: Effects) -> SqlDeployment:
         database, env, clock = self.database, self.env, effects.clock
         directory_store = SqlOrgDirectory(database)
-        factories: dict[str, Callable[[], KeyProvider]] = {
-            LOCAL: lambda: LocalKeyStoreProvider(env=env, random=effects.random, clock=clock),
-        }
+        # The root key, the local store's records and the audit signing key: the same on every
+        # node of the database, or this node refuses to start (issue 28, item 2).
+        fleet = open_fleet(database, env, random=effects.random, clock=clock)
+
+        def local(name: str = LOCAL) -> KeyProvider:
+            return LocalKeyStoreProvider(
+                records=fleet.records,
+                root_key=fleet.root,
+                name=name,
+                random=effects.random,
+                clock=clock,
+                log=ownkey_home(env) / LOCAL_LOG_FILE,
+            )
+
+        factories: dict[str, Callable[[], KeyProvider]] = {LOCAL: local}
 
         def rows() -> dict[str, ProviderSpec]:
             return {row.name: (row.kind, row.settings) for row in directory_store.providers()}
 
         def build(name: str, spec: ProviderSpec) -> Callable[[], KeyProvider]:
+            if spec[0] == LOCAL:  # the embedded store is the database's, whatever the row says
+                return lambda: local(name)
             return provider_factory(spec[0], spec[1], env, name)
 
         # Rows re-read within the same interval as key records, so a provider another node
@@ -211,29 +231,28 @@ class SqlProfile:
             max_age=self.recheck_interval,
             clock=clock,
         )
-        signing_key = AuditSigningKey.load(env)
+        signing_key = fleet.signing_key
         sink = SqlAuditSink(database, signing_key, clock=clock)
         interval = self.recheck_interval
         registry = CachedKeyRegistry(SqlKeyRegistry(database), max_age=interval, clock=clock)
         rules = CachedRuleStore(SqlRuleStore(database), max_age=interval, clock=clock)
         directory = OrgDirectory(directory_store, recheck_interval=interval, clock=clock)
         policy = DirectoryPolicy(directory)
-        with database.setup_lock():  # the platform key: one node creates it, the others find it
-            protector, deps = assemble(
-                settings,
-                effects,
-                providers=providers,
-                registry=registry,
-                store=SqlScopeKeyStore(database),
-                rules=rules,
-                audit=sink,
-                policy=policy,
-                # Scope keys another process shreds, retires or re-wraps are seen within the
-                # same interval as its key and rule changes (KL-8a).
-                recheck_after=interval,
-                admin_registry=registry.read_through(),
-                admin_rules=rules.read_through(),
-            )
+        protector, deps = assemble(
+            settings,
+            effects,
+            providers=providers,
+            registry=registry,
+            store=SqlScopeKeyStore(database),
+            rules=rules,
+            audit=sink,
+            policy=policy,
+            # Scope keys another process shreds, retires or re-wraps are seen within the same
+            # interval as its key and rule changes (KL-8a).
+            recheck_after=interval,
+            admin_registry=registry.read_through(),
+            admin_rules=rules.read_through(),
+        )
         return SqlDeployment(
             database=database,
             env=env,
@@ -246,4 +265,5 @@ class SqlProfile:
             policy=policy,
             audit_sink=sink,
             signing_key=signing_key,
+            fleet=fleet,
         )

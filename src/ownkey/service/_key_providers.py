@@ -31,7 +31,6 @@ from ownkey.service._providers import (
     INSTANCE_SEPARATOR,
     LazyProviders,
     instance_name,
-    provider_factory,
 )
 from ownkey.storage import SqlOrgDirectory
 from ownkey.storage._directory import ProviderRow
@@ -103,7 +102,7 @@ class KeyProviderSettings:
             detail={"name": name, "kind": kind, "settings": ",".join(sorted(given))},
         )
         self._store.put_provider(name, kind, given)
-        factory = provider_factory(kind, given, self._env, name)
+        factory = self._providers.factory(name, (kind, given), self._env)
         self._providers.configure(name, factory, provider, (kind, given))
 
     def _restore(self, name: str, before: ProviderRow | None) -> None:
@@ -112,7 +111,7 @@ class KeyProviderSettings:
             self._providers.invalidate()
             return
         self._store.put_provider(name, before.kind, before.settings)
-        factory = provider_factory(before.kind, before.settings, self._env, name)
+        factory = self._providers.factory(name, (before.kind, before.settings), self._env)
         self._providers.configure(name, factory, None, (before.kind, before.settings))
 
     def with_own(

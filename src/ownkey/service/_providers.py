@@ -140,6 +140,15 @@ class LazyProviders(Mapping[str, KeyProvider]):
         """Re-read the rows on the next use (a change notification from another node)."""
         self._read_at = None
 
+    def factory(
+        self, name: str, spec: ProviderSpec, env: Mapping[str, str]
+    ) -> Callable[[], KeyProvider]:
+        """The builder of ``name`` from the row ``spec``, as the rows are built here (the
+        embedded store is the deployment's own, whatever the row says: issue 28, item 2)."""
+        if self._build is not None:
+            return self._build(name, spec)
+        return provider_factory(spec[0], spec[1], env, name)
+
     def configure(
         self,
         name: str,

@@ -47,7 +47,7 @@ from ownkey.envelope import RandomSource
 from ownkey.keys import KeyProvider
 from ownkey.policy import PolicyRequest, ProtectionPlan
 from ownkey.service._admin import Administration
-from ownkey.service._builder import Effects, SqlDeployment, SqlProfile
+from ownkey.service._builder import LOCAL, Effects, SqlDeployment, SqlProfile
 from ownkey.service._coverage import Coverage, ServiceCoverage
 from ownkey.service._job_ops import JobOperations
 from ownkey.service._key_ops import KeyOperations
@@ -105,6 +105,7 @@ class Runtime:
         self.directory = built.directory
         self.audit_sink = built.audit_sink
         self.signing_key = built.signing_key
+        self._fleet = built.fleet
         self.env = built.env
         self._deps = built.deps
         self._providers = built.providers
@@ -223,6 +224,17 @@ class Runtime:
     @property
     def audit_log(self) -> AuditLog:
         return AuditLog(self.database)
+
+    def audit_public_keys(self) -> dict[str, bytes]:
+        """The public keys ``audit verify`` trusts by default: every key that signs checkpoints
+        in this database, registered under the fleet's root key, so every node answers alike
+        (issue 28, item 2); this node's own key always."""
+        return self._fleet.public_keys()
+
+    @property
+    def local_keys(self) -> KeyProvider:
+        """The embedded local key store (the fleet's, in this database)."""
+        return self._providers[LOCAL]
 
     @property
     def assets(self) -> AssetService:

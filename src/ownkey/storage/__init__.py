@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ownkey.storage._directory import ORG_FLAGS, OrgRow, ProviderRow, SqlOrgDirectory, UserRow
     from ownkey.storage._engine import Database, database_url, ownkey_home
     from ownkey.storage._files import check_private_home
+    from ownkey.storage._fleet import FleetStore
     from ownkey.storage._jobs import JOB_KINDS, JobStatus, JobStore
     from ownkey.storage._keys import SqlKeyRegistry, SqlRuleStore, SqlScopeKeyStore
     from ownkey.storage._shreds import PendingShred, ShredStore
@@ -72,6 +73,7 @@ __all__ = [
     "ChangeListener",
     "Database",
     "DirectoryBlobStore",
+    "FleetStore",
     "JobStatus",
     "JobStore",
     "OrgRow",
@@ -133,6 +135,7 @@ _HOMES: dict[str, str] = {
     "database_url": "ownkey.storage._engine",
     "ownkey_home": "ownkey.storage._engine",
     "check_private_home": "ownkey.storage._files",
+    "FleetStore": "ownkey.storage._fleet",
     "JOB_KINDS": "ownkey.storage._jobs",
     "JobStatus": "ownkey.storage._jobs",
     "JobStore": "ownkey.storage._jobs",

@@ -63,6 +63,8 @@ MAX_QUERY_DAYS = 31
 #: The chain of events that belong to no org (platform-key calls).
 PLATFORM_LOG = ":platform"
 SIGNING_KEY_ENV = "OWNKEY_AUDIT_SIGNING_KEY"
+#: The signing key's file under a home written before issue 28 (imported into the database).
+SIGNING_KEY_FILE = "audit-signing.key"
 _DAY_MS = 86_400_000
 
 
@@ -81,26 +83,29 @@ class AuditSigningKey:
         return cls(signer, "ed25519:" + sha256(public).hex()[:16], public)
 
     @classmethod
-    def load(cls, env: Mapping[str, str] | None = None) -> AuditSigningKey:
-        """From ``OWNKEY_AUDIT_SIGNING_KEY`` (64 hex digits, or a file holding them or 32 raw
-        bytes), else from ``$OWNKEY_HOME/audit-signing.key``, created (mode 0600) on first use.
-        A key file that its group or others may read or write is refused (ConfigError)."""
+    def given(cls, env: Mapping[str, str] | None = None) -> AuditSigningKey | None:
+        """The key ``OWNKEY_AUDIT_SIGNING_KEY`` gives (64 hex digits, or a file holding them or
+        32 raw bytes), or None when it is not set."""
         env = os.environ if env is None else env
         setting = env.get(SIGNING_KEY_ENV, "")
-        if setting and len(setting) == 64 and all(c in "0123456789abcdefABCDEF" for c in setting):
+        if not setting:
+            return None
+        if len(setting) == 64 and all(c in "0123456789abcdefABCDEF" for c in setting):
             return cls.from_seed(bytes.fromhex(setting))
-        path = Path(setting) if setting else ownkey_home(env) / "audit-signing.key"
+        path = Path(setting)
         if not path.exists():
-            if setting:
-                raise ConfigError(f"{SIGNING_KEY_ENV}: no such file {path}")
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass  # another process created it first: read theirs
-            else:
-                with os.fdopen(fd, "w") as handle:
-                    handle.write(os.urandom(32).hex() + "\n")
+            raise ConfigError(f"{SIGNING_KEY_ENV}: no such file {path}")
+        return cls.from_file(path)
+
+    @classmethod
+    def from_file(cls, path: Path) -> AuditSigningKey:
+        """The key in ``path`` (:meth:`read_seed`)."""
+        return cls.from_seed(cls.read_seed(path))
+
+    @staticmethod
+    def read_seed(path: Path) -> bytes:
+        """The seed in ``path`` (64 hex digits or 32 raw bytes). A key file that its group or
+        others may read or write is refused (ConfigError)."""
         mode = path.stat().st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             # Like the root key: whoever reads this key can re-sign a rewritten chain (AUD-8).
@@ -116,7 +121,28 @@ class AuditSigningKey:
             seed = data
         if len(seed) != 32:
             raise ConfigError(f"the audit signing key in {path} is not a 32-byte Ed25519 seed")
-        return cls.from_seed(seed)
+        return seed
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None) -> AuditSigningKey:
+        """From ``OWNKEY_AUDIT_SIGNING_KEY`` (:meth:`given`), else from
+        ``$OWNKEY_HOME/audit-signing.key``, created (mode 0600) on first use. A runtime keeps the
+        fleet's key in its database instead (``service/_fleet.py``)."""
+        env = os.environ if env is None else env
+        given = cls.given(env)
+        if given is not None:
+            return given
+        path = ownkey_home(env) / SIGNING_KEY_FILE
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # another process created it first: read theirs
+            else:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(os.urandom(32).hex() + "\n")
+        return cls.from_file(path)
 
 
 def _checkpoint_of(row: Any) -> Checkpoint:

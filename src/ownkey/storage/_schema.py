@@ -33,10 +33,12 @@ __all__ = [
     "audit_checkpoints",
     "audit_heads",
     "audit_records",
+    "fleet_secrets",
     "job_items",
     "jobs",
     "key_versions",
     "leases",
+    "local_keys",
     "master_keys",
     "metadata",
     "orgs",
@@ -319,4 +321,26 @@ api_tokens = Table(
     # Migration 0009: an optional expiry, and when the token last opened a request (to a minute).
     Column("expires_at_ms", BigInteger, nullable=True),
     Column("last_used_at_ms", BigInteger, nullable=True),
+)
+
+# Migration 0012: what every node of a fleet needs, in the database rather than on one node's disk
+# (issue 28, item 2). ``local_keys``: the embedded local key store's records (the JSON of one
+# key: its state and its versions, each sealed under the fleet's root key), compared whole for a
+# compare-and-set. ``fleet_secrets``: values sealed under the root key by name, first writer wins:
+# ``root-check`` (opening it proves a node holds the fleet's root key), ``audit-signing`` (the
+# fleet's checkpoint signing seed) and ``audit-public:<key id>`` (every public key that signed
+# checkpoints here, which verification trusts).
+local_keys = Table(
+    "local_keys",
+    metadata,
+    Column("key_id", String(128), primary_key=True),
+    Column("body", Text, nullable=False),
+)
+
+fleet_secrets = Table(
+    "fleet_secrets",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
 )
