@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ownkey.storage import Database
+
 
 def test_serve_on_an_unreachable_database_says_one_line_without_the_password(
     tmp_path: Path,
@@ -61,6 +63,7 @@ def test_serve_writes_no_credential_to_any_log_line(tmp_path: Path) -> None:
         "bearer": "okt_fedcba9876543210.YmVhcmVyLXNlY3JldC1iZWFyZXItc2VjcmV0LWJlYXJlci1zZW",
         "cookie": "cookie-hunter2-session",
     }
+    Database.open(f"sqlite:///{home / 'ownkey.db'}").close()  # serve does not migrate
     server = subprocess.Popen(
         [sys.executable, "-m", "ownkey", "serve", "--port", str(port), "--log-level", "trace"],
         stdout=subprocess.PIPE,
@@ -114,6 +117,7 @@ def test_every_way_serve_starts_uvicorn_logs_through_the_redacting_filter(
     monkeypatch.setenv("OWNKEY_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("OWNKEY_DATABASE_URL", raising=False)
     monkeypatch.setenv(_serve._RECHECK_ENV, "1.0")  # restored after: workers > 1 sets it
+    Database.open(f"sqlite:///{tmp_path / 'home' / 'ownkey.db'}").close()  # serve checks it
     _serve.serve(port=8000, workers=workers)
     [kwargs] = started
     config = kwargs["log_config"]

@@ -134,6 +134,7 @@ _ENTRIES: dict[str, Callable[[], Entry]] = {
     "objects": _load("_objects", "objects_app", group=True),
     "hybrid": _load("_hybrid", "hybrid_app", group=True),
     "serve": _load("_serve", "serve", "Serve the REST API on this node."),
+    "db": _load("_db", "db_app", group=True),
 }
 
 

@@ -124,6 +124,16 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def migrates_on_open() -> bool:
+    """Whether a command opening the deployment migrates its schema: a local SQLite database
+    yes (zero set-up: the first command creates it), PostgreSQL never; there the schema changes
+    only by ``ownkey db upgrade`` (docs/storage.md, "Upgrades"), and a command against a schema
+    behind this build refuses with one line that names it."""
+    from ownkey.storage import database_url
+
+    return database_url().startswith("sqlite")
+
+
 @contextlib.contextmanager
 def runtime() -> Iterator[Runtime]:
     """The runtime at ``--home`` / ``OWNKEY_HOME`` / ``OWNKEY_DATABASE_URL``, closed afterwards;
@@ -134,7 +144,7 @@ def runtime() -> Iterator[Runtime]:
         except ImportError:  # pragma: no cover - the sql extra is part of every install we test
             fail("the admin commands need the 'sql' extra: pip install 'ownkey[sql]'", EXIT_FAILED)
         with errors():
-            opened = Runtime.open()
+            opened = Runtime.open(migrate=migrates_on_open())
     try:
         with errors():
             yield opened

@@ -4,6 +4,11 @@
 Any number of nodes can serve one PostgreSQL database: each follows the others' changes through
 ``LISTEN/NOTIFY`` and re-checks keys, rules and org settings every ``--recheck-interval``
 seconds (docs/api.md, "Several nodes").
+
+``serve`` never migrates: it starts against a schema at this build's newest migration, or ahead
+of it where the rolling-upgrade rule allows, and otherwise refuses with one line (behind: run
+``ownkey db upgrade``; docs/storage.md, "Upgrades"). Its first line on stderr names this build and
+the database's schema revision.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from ownkey.cli._common import PORT_MAX, PORT_MIN
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+    from ownkey.service import Runtime
 
 EXIT_BAD_INPUT = 2
 _RECHECK_ENV = "OWNKEY_RECHECK_INTERVAL"
@@ -48,9 +55,19 @@ def worker_app() -> FastAPI:
     from ownkey.api import create_app
     from ownkey.service import Runtime
 
-    runtime = Runtime.open(recheck_interval=float(os.environ.get(_RECHECK_ENV, "1.0")))
+    runtime = Runtime.open(
+        recheck_interval=float(os.environ.get(_RECHECK_ENV, "1.0")), migrate=False
+    )
     atexit.register(runtime.close)
+    _say_build(runtime)
     return create_app(runtime, node_sync=True)
+
+
+def _say_build(runtime: Runtime) -> None:
+    """The build-info line: this build, its newest migration, the database's schema revision."""
+    from ownkey.cli._db import build_info
+
+    typer.echo(build_info(runtime.database.schema()), err=True)
 
 
 def serve(
@@ -97,6 +114,10 @@ def serve(
     from ownkey.service._witness import interval_from
 
     if workers > 1:
+        from ownkey.storage import Database
+
+        with errors():  # a schema this build cannot run against: one line, before any fork
+            Database.open(migrate=False).close()
         os.environ[_RECHECK_ENV] = str(recheck_interval)
         uvicorn.run(
             "ownkey.cli._serve:worker_app",
@@ -111,8 +132,9 @@ def serve(
 
     with errors():  # an unreachable database is one line, never a traceback with its URL
         witness_interval = interval_from(os.environ)
-        opened = Runtime.open(recheck_interval=recheck_interval)
+        opened = Runtime.open(recheck_interval=recheck_interval, migrate=False)
     with opened as runtime:
+        _say_build(runtime)
         app = create_app(runtime, node_sync=True, witness_interval=witness_interval)
         uvicorn.run(
             app,

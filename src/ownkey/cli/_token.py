@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from ownkey.cli._common import console, duration, iso, table
+from ownkey.cli._common import console, duration, iso, migrates_on_open, table
 from ownkey.errors import NotFound, OwnkeyError
 
 token_app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
@@ -56,7 +56,7 @@ def create(
     from ownkey.storage import TokenStore
 
     try:
-        with Runtime.open() as runtime:
+        with Runtime.open(migrate=migrates_on_open()) as runtime:
             if org is not None and not runtime.org_ops.exists(org):
                 raise _bad(f"no org {org!r} (create it first: ownkey org create {org})")
             record, text = TokenStore(runtime.database).issue(
@@ -87,7 +87,7 @@ def list_tokens(
     from ownkey.service import Runtime
     from ownkey.storage import TokenStore
 
-    with Runtime.open() as runtime:
+    with Runtime.open(migrate=migrates_on_open()) as runtime:
         tokens = TokenStore(runtime.database).all(org=org)
     now_ms = round(time.time() * 1000)
     rows = [
@@ -137,7 +137,7 @@ def revoke(token_id: Annotated[str, typer.Argument(help="The token's id (okt_<id
     from ownkey.service import Runtime
     from ownkey.storage import TokenStore
 
-    with Runtime.open() as runtime:
+    with Runtime.open(migrate=migrates_on_open()) as runtime:
         try:
             TokenStore(runtime.database).revoke(token_id)
         except NotFound as exc:

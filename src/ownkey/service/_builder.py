@@ -238,21 +238,22 @@ class SqlProfile:
         rules = CachedRuleStore(SqlRuleStore(database), max_age=interval, clock=clock)
         directory = OrgDirectory(directory_store, recheck_interval=interval, clock=clock)
         policy = DirectoryPolicy(directory)
-        protector, deps = assemble(
-            settings,
-            effects,
-            providers=providers,
-            registry=registry,
-            store=SqlScopeKeyStore(database),
-            rules=rules,
-            audit=sink,
-            policy=policy,
-            # Scope keys another process shreds, retires or re-wraps are seen within the same
-            # interval as its key and rule changes (KL-8a).
-            recheck_after=interval,
-            admin_registry=registry.read_through(),
-            admin_rules=rules.read_through(),
-        )
+        with database.setup_lock():  # the platform key: one node creates it, the others find it
+            protector, deps = assemble(
+                settings,
+                effects,
+                providers=providers,
+                registry=registry,
+                store=SqlScopeKeyStore(database),
+                rules=rules,
+                audit=sink,
+                policy=policy,
+                # Scope keys another process shreds, retires or re-wraps are seen within the
+                # same interval as its key and rule changes (KL-8a).
+                recheck_after=interval,
+                admin_registry=registry.read_through(),
+                admin_rules=rules.read_through(),
+            )
         return SqlDeployment(
             database=database,
             env=env,

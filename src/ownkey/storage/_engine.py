@@ -4,29 +4,37 @@
 the database is the SQLite file ``$OWNKEY_HOME/ownkey.db`` (``OWNKEY_HOME`` defaults to
 ``~/.ownkey``), opened in WAL mode with a busy timeout so that several processes can share it,
 and with ``secure_delete`` on, so that a deleted row (a shredded wrapped share) is overwritten
-with zeros in its page instead of lingering in free space. Every open runs the Alembic
-migrations shipped in this package up to head.
+with zeros in its page instead of lingering in free space. An open either migrates the schema to
+this build's newest migration (under the migration lock, ``_migrate.py``) or only checks that
+this build may run against it (``migrate=False``: ``ownkey serve``); docs/storage.md, "Upgrades".
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
 
 from ownkey.errors import ConfigError, KeyUnavailable
 from ownkey.storage._files import private_dir, private_file
+
+if TYPE_CHECKING:
+    from ownkey.storage._revision import SchemaStatus
 
 __all__ = ["Database", "database_url", "ownkey_home"]
 
 DATABASE_URL_ENV = "OWNKEY_DATABASE_URL"
 HOME_ENV = "OWNKEY_HOME"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: The PostgreSQL advisory lock key of a node's first-open set-up ("ownkeyst" as an integer);
+#: the migrations have their own (``_migrate.MIGRATION_LOCK``).
+SETUP_LOCK: Final = int.from_bytes(b"ownkeyst", "big") - 2**63
 
 
 #: A database error's text never shows a statement's values (token hashes, wrapped keys, asset
@@ -96,7 +104,8 @@ def _sqlite_engine(url: str) -> Engine:
 class Database:
     """One engine plus what the stores need to know about its dialect.
 
-    Build it with :meth:`open` (which migrates) in the composition root; stores receive it.
+    Build it with :meth:`open` (which migrates, or checks the schema) in the composition root;
+    stores receive it.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -112,8 +121,11 @@ class Database:
         return self.dialect == "postgresql"
 
     @classmethod
-    def open(cls, url: str | None = None, *, migrate: bool = True) -> Database:
-        """Connect to ``url`` (default: :func:`database_url`) and migrate it to head."""
+    def open(cls, url: str | None = None, *, migrate: bool = True, check: bool = True) -> Database:
+        """Connect to ``url`` (default: :func:`database_url`) and migrate it to this build's
+        newest migration; with ``migrate=False`` only check that this build may run against the
+        schema as it is (:meth:`check_schema`), and with ``check=False`` not even that
+        (``ownkey db status`` and ``db upgrade``, which say what they find)."""
         url = url or database_url()
         try:
             if url.startswith("sqlite"):
@@ -129,9 +141,36 @@ class Database:
                 "the SQL storage needs the 'sql' extra: pip install 'ownkey[sql]'"
             ) from exc
         database = cls(engine)
-        if migrate:
-            database.migrate()
+        try:
+            if migrate:
+                database.migrate()
+            elif check:
+                database.check_schema()
+        except BaseException:
+            database.close()
+            raise
         return database
+
+    @contextlib.contextmanager
+    def setup_lock(self) -> Iterator[None]:
+        """Hold the set-up lock for a block: a node's first-open set-up (creating the platform
+        key when there is none) is then one node's at a time, and a node that waited finds the
+        key the first one made, instead of registering a second one over it.
+
+        PostgreSQL: a session advisory lock (:data:`SETUP_LOCK`) on a connection of its own,
+        released at the end of the block. SQLite: nothing beyond its write lock; the nodes of a
+        SQLite file are one host's processes (docs/storage.md, "Upgrades")."""
+        if not self.is_postgresql:
+            yield
+            return
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SETUP_LOCK})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SETUP_LOCK})
+                conn.commit()
 
     def purge_deleted(self) -> None:
         """Make rows deleted so far unreadable from the database's files (KL-9).
@@ -166,17 +205,36 @@ class Database:
                 "shred again to finish"
             )
 
-    def migrate(self) -> None:
-        """Run the shipped Alembic migrations up to head (idempotent); a database already at
-        head is recognised by one cheap query, without importing Alembic
-        (:mod:`ownkey.storage._revision`)."""
-        from ownkey.storage._revision import is_current
+    def schema(self) -> SchemaStatus:
+        """The schema's revision against this build's newest migration (one cheap query)."""
+        from ownkey.storage._revision import schema_status
 
-        if is_current(self.engine):
-            return
+        return schema_status(self.engine)
+
+    def check_schema(self) -> SchemaStatus:
+        """The schema status if this build may run against it as it is: at its newest
+        migration, or ahead of it where the rolling-upgrade rule allows. Otherwise
+        :class:`ConfigError`, one line: behind (``run `ownkey db upgrade```), ahead past a
+        migration older builds cannot run against, or a revision this build does not know."""
+        status = self.schema()
+        refusal = status.refusal()
+        if refusal is not None:
+            raise ConfigError(refusal)
+        return status
+
+    def migrate(self, *, breaking: bool = False) -> SchemaStatus:
+        """Run the shipped Alembic migrations up to head under the migration lock (idempotent,
+        safe from any number of processes at once); the schema status after. A database already
+        at head is recognised by one cheap query, without importing Alembic
+        (:mod:`ownkey.storage._revision`); one ahead of this build is left as it is, and
+        refused unless the rolling-upgrade rule allows it (:meth:`check_schema`). A migration
+        that older builds cannot run against is applied only with ``breaking``."""
+        status = self.schema()
+        if status.state != "behind":
+            return self.check_schema()
         from ownkey.storage._migrate import upgrade
 
-        upgrade(self.engine)
+        return upgrade(self.engine, breaking=breaking)[1]
 
     def close(self) -> None:
         """Release every pooled connection."""
