@@ -7,7 +7,8 @@ OWNKEY_HOME) on one database, SQLite and PostgreSQL, on one injected clock.
 - a node that stops normally hands its jobs over at once (the survivor's next look);
 - heartbeats keep a live node's lease however long its job runs;
 - an equal request while a job is pending or running answers that job, not a duplicate;
-- the blob sweep runs on one node per interval.
+- the blob sweep runs on one node per interval, and aborts a crashed writer's S3 multipart
+  upload on its schedule.
 """
 
 from __future__ import annotations
@@ -280,3 +281,55 @@ def test_a_worker_killed_mid_job_is_replaced_within_the_bound(fleet: Fleet) -> N
     done = fleet.b.job(job_id)
     assert (done.state, done.done, done.failed) == ("done", SCOPE_KEYS, 0)
     assert fleet.versions() == {"v2"}
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from tests.providers import _servers
+
+    with _servers.moto_server(tmp_path_factory.mktemp("moto-sweep")) as server:
+        yield server.endpoint
+
+
+def test_the_scheduled_sweep_aborts_a_crashed_writers_multipart_upload(
+    tmp_path: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    from ownkey.storage._blobs import blob_key
+
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
+        monkeypatch.setenv(name, value)
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    bucket = f"ownkey-sweep-{os.getpid()}"
+    s3.create_bucket(Bucket=bucket)
+    home = _home(tmp_path / "home")
+    env = {
+        "OWNKEY_HOME": str(home),
+        "OWNKEY_ROOT_KEY": ROOT_KEY,
+        "OWNKEY_S3_BUCKET": bucket,
+        "OWNKEY_S3_ENDPOINT_URL": moto_endpoint,
+    }
+    clock = FakeClock(time.time())
+    with Runtime.open(home=home, env=env, clock=clock) as runtime:
+        crashed = runtime.assets.store.blobs.writer(blob_key("recording"))
+        crashed.write(os.urandom(9 << 20))  # one 8 MiB part uploaded, then the writer died
+        orphan = f"ownkey/ab/{'0' * 64}-0123456789abcdef"
+        s3.put_object(Bucket=bucket, Key=orphan, Body=b"no row names it")
+        assert len(s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])) == 1
+        jobs = BackgroundJobs(runtime)
+        try:
+            jobs.tick()  # moto says every upload was initiated in 2010: old enough at once
+            assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+            listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+            assert [item["Key"] for item in listed] == [orphan]  # younger than an hour: kept
+            clock.advance(3600 + 60)  # the orphan was written after the clock was read
+            jobs.tick()  # the next turn, an hour later: the orphan is old enough now
+            assert jobs.sweeps == 2
+            assert s3.list_objects_v2(Bucket=bucket).get("Contents", []) == []
+        finally:
+            jobs.close()

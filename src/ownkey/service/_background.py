@@ -85,7 +85,9 @@ class BackgroundJobs:
         interval = self.settings.blob_sweep_interval
         if interval <= 0 or not self._runtime.job_ops.take_turn(BLOB_SWEEP_TURN, interval):
             return None
-        report = self._runtime.assets.store.sweep(min_age=self.settings.blob_sweep_min_age)
+        report = self._runtime.assets.store.sweep(
+            min_age=self.settings.blob_sweep_min_age, now=self._runtime.job_ops.now()
+        )
         self.sweeps += 1
         _log.info(
             "blob sweep: %d examined, %d orphans and %d partial writes removed",

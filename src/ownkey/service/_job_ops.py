@@ -336,6 +336,11 @@ class JobOperations:
 
     # -- leases ----------------------------------------------------------------------------------
 
+    def now(self) -> float:
+        """The time by which leases (and the scheduled blob sweep) are judged: the runtime's
+        clock, injected in tests."""
+        return self._clock()
+
     def hold(self, job_id: str) -> bool:
         """Hold or renew this node's lease of an unfinished job for one lease from now; False
         if a live node holds it (or it is finished)."""

@@ -547,13 +547,14 @@ class AssetStore:
 
     # -- housekeeping ------------------------------------------------------------------------
 
-    def sweep(self, *, min_age: float = 3600.0) -> SweepReport:
-        """Remove blobs no row names and abandoned partial writes, older than ``min_age``.
+    def sweep(self, *, min_age: float = 3600.0, now: float | None = None) -> SweepReport:
+        """Remove blobs no row names and abandoned partial writes, older than ``min_age``
+        (at ``now``, by default this store's clock).
 
         Younger ones are left alone: a writer may be between committing its blob and its row.
         """
         report = SweepReport()
-        cutoff = self._clock() - min_age
+        cutoff = (self._clock() if now is None else now) - min_age
         keys = self.blobs.list(older_than=cutoff)
         while True:
             chunk = [key for _, key in zip(range(_BATCH), keys, strict=False)]
