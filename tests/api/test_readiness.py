@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from ownkey.api import create_app
 from ownkey.errors import KeyUnavailable
 from ownkey.keys import KeyRef
 from ownkey.service import Readiness, Runtime
+from ownkey.storage._revision import shipped_head
 from ownkey.testing import postgres
 from tests.api.conftest import Api, setup_orgs
 
@@ -76,8 +78,11 @@ def test_readyz_names_every_check_and_healthz_is_the_same(api: Api) -> None:
     body = answer.json()
     assert body["status"] == "ready"
     checks = body["checks"]
-    assert list(checks) == ["database", "blob_store", "platform_key", "change_feed"]
+    assert list(checks) == ["database", "schema", "blob_store", "platform_key", "change_feed"]
     assert checks["database"] == {"status": "ok", "detail": "sqlite"}
+    head = shipped_head()
+    assert checks["schema"] == {"status": "ok", "detail": f"{head} (this build: up to {head})"}
+    assert body["build"] == f"ownkey {version('ownkey')}"
     assert checks["blob_store"] == {"status": "ok", "detail": "DirectoryBlobStore"}
     assert checks["platform_key"] == {"status": "ok", "detail": "local"}
     assert checks["change_feed"] == {"status": "n/a"}  # SQLite: no notifications to follow

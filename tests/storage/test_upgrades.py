@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from ownkey.errors import ConfigError
+from ownkey.service._readiness import PROBE_CACHE_SECONDS
 from ownkey.storage import Database, _revision
 from ownkey.storage._migrate import upgrade
 from ownkey.storage._revision import shipped_head
@@ -412,3 +413,44 @@ def test_a_revision_this_build_does_not_know_is_refused_in_one_line(
     for argv in (("org", "list"), ("db", "upgrade"), ("serve", "--port", "0")):
         line = _one_line(_ownkey(home, None, *argv))
         assert f"is not one ownkey {VERSION} knows (its newest is {shipped_head()})" in line
+
+
+def test_a_running_node_reports_a_schema_it_can_no_longer_run_against(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``/readyz`` (and ``/healthz``) name the node's build and its schema check: once a newer
+    build applied a migration that stops this one, the node answers 503 with that one line, so
+    its load balancer stops sending it requests."""
+    from fastapi.testclient import TestClient
+
+    from ownkey.api import create_app
+    from ownkey.service import Runtime
+
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    url = f"sqlite:///{home / 'ownkey.db'}"
+    head = shipped_head()
+    nxt = f"{int(head) + 1:04d}"
+    newer = _build(tmp_path, "newer", newer=f'breaks_builds_before = "{nxt}"')
+    with Runtime.open(home=home, env={}) as runtime, TestClient(create_app(runtime)) as client:
+        answer = client.get("/healthz").json()
+        assert answer["build"] == f"ownkey {VERSION}"
+        assert answer["checks"]["schema"] == {
+            "status": "ok",
+            "detail": f"{head} (this build: up to {head})",
+        }
+        shipped = _revision.MIGRATIONS
+        monkeypatch.setattr(_revision, "MIGRATIONS", newer)  # the newer build, elsewhere
+        database = Database.open(url, migrate=False, check=False)
+        database.migrate(breaking=True)
+        database.close()
+        monkeypatch.setattr(_revision, "MIGRATIONS", shipped)
+        time.sleep(PROBE_CACHE_SECONDS)  # the schema answer is reused for that long
+        refused = client.get("/readyz")
+        assert refused.status_code == 503
+        assert refused.json()["checks"]["schema"] == {
+            "status": "failed",
+            "detail": f"the database schema is at revision {nxt}, which needs builds from "
+            f"revision {nxt} on; ownkey {VERSION} knows revisions up to {head}: "
+            "upgrade this node",
+        }

@@ -6,6 +6,8 @@ part a request stands on, and says which failed and why (never a secret: ownkey'
 messages, redacted, or the failing call's error type):
 
 - ``database``: ``SELECT 1`` through the pool;
+- ``schema``: this build may run against the database's schema revision (docs/operations.md,
+  "Upgrades"): failed once another build applied a migration that stops this one;
 - ``blob_store``: the asset store's blobs can be listed, written and deleted (``probe()``);
 - ``platform_key``: the platform key's key manager describes it as usable (not audited: it
   releases no key and would fill the platform's chain with probes);
@@ -31,6 +33,7 @@ from sqlalchemy import text
 from ownkey._redact import redact
 from ownkey.errors import OwnkeyError
 from ownkey.keys import KeyRef
+from ownkey.storage._revision import build_name
 
 if TYPE_CHECKING:
     from ownkey.service._nodes import NodeSync
@@ -69,6 +72,8 @@ class ReadinessReport:
     """Every check, in a fixed order; ready when none failed."""
 
     checks: tuple[Check, ...]
+    #: This node's build (``ownkey 0.1.0``), so that an operator tells nodes apart.
+    build: str = ""
 
     @property
     def ready(self) -> bool:
@@ -77,6 +82,7 @@ class ReadinessReport:
     def as_dict(self) -> dict[str, object]:
         return {
             "status": "ready" if self.ready else "not ready",
+            "build": self.build,
             "checks": {check.name: check.as_dict() for check in self.checks},
         }
 
@@ -153,12 +159,14 @@ class Readiness:
     ) -> None:
         self._runtime = runtime
         self._sync = sync
+        self._build = build_name()
 
         def probe(name: str, fn: Callable[[], str], ttl: float) -> _Probe:
             return _Probe(name, fn, timeout=timeout, cache_for=ttl, clock=clock)
 
         self.probes: dict[str, _Probe] = {
             "database": probe("database", self._database, 0.0),
+            "schema": probe("schema", self._schema, cache_for),
             "blob_store": probe("blob_store", self._blob_store, cache_for),
             "platform_key": probe("platform_key", self._platform_key, cache_for),
         }
@@ -167,6 +175,15 @@ class Readiness:
         with self._runtime.database.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         return self._runtime.database.dialect
+
+    def _schema(self) -> str:
+        """The schema revision and this build's newest migration, or why this build may not
+        run against it."""
+        status = self._runtime.database.schema()
+        refusal = status.refusal()
+        if refusal is not None:
+            raise OwnkeyError(refusal)
+        return f"{status.described()} (this build: up to {status.head})"
 
     def _blob_store(self) -> str:
         store = self._runtime.assets.store.blobs
@@ -196,4 +213,4 @@ class Readiness:
     def check(self) -> ReadinessReport:
         """Every check now (the slow ones from their cache when fresh)."""
         checks = [probe.check() for probe in self.probes.values()]
-        return ReadinessReport((*checks, self._change_feed()))
+        return ReadinessReport((*checks, self._change_feed()), self._build)

@@ -158,10 +158,22 @@ class Database:
         key the first one made, instead of registering a second one over it.
 
         PostgreSQL: a session advisory lock (:data:`SETUP_LOCK`) on a connection of its own,
-        released at the end of the block. SQLite: nothing beyond its write lock; the nodes of a
-        SQLite file are one host's processes (docs/storage.md, "Upgrades")."""
+        released at the end of the block. SQLite: an exclusive ``flock`` on ``<database>.lock``
+        beside the file (the nodes of a SQLite file are one host's processes); nothing for an
+        in-memory database."""
         if not self.is_postgresql:
-            yield
+            path = self.engine.url.database
+            if not path or path == ":memory:":
+                yield
+                return
+            import fcntl
+
+            fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing releases the flock
             return
         with self.engine.connect() as conn:
             conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SETUP_LOCK})

@@ -85,6 +85,11 @@ class SchemaStatus:
     oldest_build: str | None = None
 
     @property
+    def build(self) -> str:
+        """This build as ``ownkey --version`` names it (``ownkey 0.1.0``)."""
+        return build_name()
+
+    @property
     def revision(self) -> str | None:
         """The database's revision, None when it has none (empty) or several (unknown)."""
         return self.revisions[0] if len(self.revisions) == 1 else None
