@@ -23,6 +23,7 @@ from ownkey.api._data import data_router
 from ownkey.api._limits import BodyGate
 from ownkey.api._listing import listing_router
 from ownkey.api._metrics import CONTENT_TYPE, Metrics
+from ownkey.api._observe import NodeCollector, Observe, RouteLatency
 from ownkey.api._problems import (
     PROBLEM_JSON,
     RETRY_AFTER_SECONDS,
@@ -211,6 +212,11 @@ def create_app(
     """
     objects = Objects(runtime.assets)
     metrics = Metrics(runtime.protector.admin.cache_report)
+    latency = RouteLatency()
+    node = NodeCollector(runtime)
+    metrics.include(latency)
+    metrics.include(node)
+    node.start()  # database errors counted from now on
     jobs = BackgroundJobs(runtime)
     state = ApiState(
         runtime=runtime,
@@ -236,6 +242,7 @@ def create_app(
             if sync is not None:
                 sync.stop()
             jobs.close()
+            node.stop()
 
     app = FastAPI(
         title="ownkey",
@@ -305,4 +312,5 @@ def create_app(
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(BodyGate, authority=state, routes=app.router.routes)
     app.add_middleware(_CountAnswers, metrics=metrics)
+    app.add_middleware(Observe, latency=latency)  # outermost: the request id, the route timer
     return app

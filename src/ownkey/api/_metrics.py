@@ -89,6 +89,10 @@ class Metrics(Collector):
         for name, (text, gauge) in gauges.items():
             yield GaugeMetricFamily(name, text, value=gauge)
 
+    def include(self, collector: Collector) -> None:
+        """Render ``collector``'s metrics with these (the node's own: :mod:`._observe`)."""
+        self._registry.register(collector)
+
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self._registry)

@@ -8,6 +8,7 @@ written. Sinks therefore raise on failure (any exception), and :class:`Auditor` 
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Mapping
 from typing import Protocol
@@ -61,6 +62,9 @@ class Auditor:
     def __init__(self, sink: AuditSink, clock: Callable[[], float]) -> None:
         self._sink = sink
         self._clock = clock
+        self._failures = itertools.count()
+        #: How many events the sink refused (``/metrics``: audit append failures).
+        self.failures = 0
 
     def emit(
         self,
@@ -85,6 +89,7 @@ class Auditor:
         try:
             self._sink.record(event)
         except Exception as exc:
+            self.failures = next(self._failures) + 1
             raise AuditUnavailable(
                 f"the audit sink could not record {action.value}; the operation was refused"
             ) from exc

@@ -11,7 +11,13 @@ randomness and sleep are injected through :class:`KeyDeps`.
 from ownkey._refs import KeyRef, KeyType
 from ownkey.keys._access import ScopeKeys
 from ownkey.keys._admin import KeyAdmin, ShredEvidence
-from ownkey.keys._bulkhead import CallLimits, KeyCallReport, KeyManagerCalls
+from ownkey.keys._bulkhead import (
+    LATENCY_BUCKETS,
+    CallLimits,
+    CallStats,
+    KeyCallReport,
+    KeyManagerCalls,
+)
 from ownkey.keys._cache import CacheEntry, CacheLimits, CacheReport, ScopeKeyCache
 from ownkey.keys._deps import SCOPE_KEY_ID_BYTES, KeyDeps
 from ownkey.keys._flight import SingleFlight
@@ -45,6 +51,7 @@ from ownkey.keys._revocation import RevocationPreview, RevocationRule, stored_ti
 from ownkey.keys._rewrap import Rewrapper, RewrapReport
 
 __all__ = [
+    "LATENCY_BUCKETS",
     "LEASE_USES",
     "SCOPE_KEY_ID_BYTES",
     "SCOPE_KEY_PURPOSE",
@@ -53,6 +60,7 @@ __all__ = [
     "CacheLimits",
     "CacheReport",
     "CallLimits",
+    "CallStats",
     "DestructionOutcome",
     "DestructionReceipt",
     "KeyAction",

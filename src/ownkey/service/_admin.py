@@ -14,6 +14,7 @@ from ownkey.audit import AuditAction
 from ownkey.keys import (
     CacheReport,
     KeyAdmin,
+    KeyCallReport,
     KeyDeps,
     KeyDescription,
     KeyRef,
@@ -232,6 +233,14 @@ class Administration:
     def cache_report(self) -> CacheReport:
         """The cache's limits and counters."""
         return self._deps.cache.report()
+
+    def key_call_report(self) -> KeyCallReport:
+        """The key-manager calls' counters and the per-org bulkhead's state (no org names)."""
+        return self._deps.calls.report()
+
+    def audit_failures(self) -> int:
+        """How many audit events the sink refused since the node started."""
+        return self._deps.auditor.failures
 
     def evict(
         self,
