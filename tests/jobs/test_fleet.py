@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -187,6 +188,48 @@ def test_an_equal_job_is_answered_while_one_runs(fleet: Fleet) -> None:
     assert created
     assert fresh.job_id != job_id
     assert fresh.total == 0
+
+
+def test_exactly_one_node_wins_a_lapsed_lease(fleet: Fleet) -> None:
+    job_id = _rewrap_on_a(fleet)
+    fleet.clock.advance(LEASE)
+    store = fleet.b.jobs
+    barrier = threading.Barrier(6)
+    won: list[str] = []
+
+    def race(node: str) -> None:
+        barrier.wait()
+        if store.hold(job_id, node, now=fleet.clock(), lease=LEASE):
+            won.append(node)
+
+    threads = [threading.Thread(target=race, args=(f"node-{n}",)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(won) == 1
+    assert fleet.b.job(job_id).owner == won[0]
+
+
+def test_equal_requests_at_once_make_one_job(fleet: Fleet) -> None:
+    barrier = threading.Barrier(4)
+    answers: list[tuple[str, bool]] = []
+
+    def submit(runtime: Runtime) -> None:
+        barrier.wait()
+        status, created = runtime.job_ops.submit("rewrap", key=ACME)
+        answers.append((status.job_id, created))
+
+    nodes = [fleet.a, fleet.b, fleet.a, fleet.b]
+    threads = [threading.Thread(target=submit, args=(node,)) for node in nodes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(answers) == 4
+    assert len({job_id for job_id, _ in answers}) == 1
+    assert sum(created for _, created in answers) == 1
+    assert len(fleet.b.list_jobs("acme")) == 1
 
 
 def test_a_stopping_worker_leaves_the_rest_for_another_node(fleet: Fleet) -> None:
