@@ -6,6 +6,7 @@ the settings) into the asset store the CLI opens (blobs under ``$OWNKEY_HOME/obj
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,3 +114,23 @@ def test_org_set_backfills_by_the_stored_content(acme: Path, assets: AssetServic
     assert [str(k) for k in ann.keys] == ["customer:acme"]
     assert [str(k) for k in al.keys] == ["platform"]
     assert (assets.get_asset("ann-1"), assets.get_asset("al-1")) == (b"ann", b"al")
+
+
+def test_jobs_watch_follows_a_job_another_node_runs(acme: Path, assets: AssetService) -> None:
+    """``jobs watch`` reads the job until it is finished, however long another node takes."""
+    for n in range(3):
+        assets.put_asset(stored(f"w{n}", f"meeting-{n}"), b"x" * 100)
+    with Runtime.open(home=acme, env={}) as rt:
+        rt.admin.rotate_key("customer:acme", rewrap=False)
+        job, created = rt.job_ops.submit("rewrap", key="customer:acme")
+        assert created
+        assert job.total == 3
+        other = threading.Thread(target=rt.run_job, args=(job.job_id,))
+        other.start()
+        try:
+            watched = js("jobs", "watch", job.job_id, "--interval", "0.1")
+        finally:
+            other.join(60)
+    assert (watched["job_id"], watched["state"], watched["done"]) == (job.job_id, "done", 3)
+    again = ok("jobs", "watch", job.job_id).stdout  # finished: answered at once
+    assert "done" in again

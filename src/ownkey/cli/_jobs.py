@@ -13,7 +13,8 @@
 - ``jobs shreds [ORG]`` lists the pending shreds, ``jobs cancel-shred ORG HEX`` stops one
   before it is due (audited);
 - ``jobs resume JOB`` continues an interrupted job (run it from several processes to share the
-  work); ``jobs status [JOB]`` shows progress and the node holding each job's lease (a serve node
+  work); ``jobs watch JOB`` follows one the serve nodes run (a progress bar, no work);
+  ``jobs status [JOB]`` shows progress and the node holding each job's lease (a serve node
   takes over a job whose lease lapsed: docs/operations.md, "Jobs in a fleet").
 
 Rewrap and backfill touch no content; where the asset store holds content of a scope key, a
@@ -260,6 +261,50 @@ def resume(
     """Continue an interrupted job where it stopped."""
     with runtime() as rt:
         job = run_with_progress(rt, rt.job(job_id), quiet=as_json)
+    _report(job, as_json)
+
+
+def _follow(rt: Runtime, job: JobStatus, interval: float, quiet: bool) -> JobStatus:
+    """Read the job every ``interval`` seconds until it is finished, with a progress bar."""
+    import time
+
+    if quiet or job.finished:
+        while not job.finished:
+            time.sleep(interval)
+            job = rt.job(job.job_id)
+        return job
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    label = f"{job.kind} {job.org or job.params.get('key', '')}".strip()
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("items"),
+        TimeElapsedColumn(),
+        console=progress_console(),
+        transient=False,
+    ) as bar:
+        task = bar.add_task(label, total=job.total, completed=job.done + job.failed)
+        while not job.finished:
+            time.sleep(interval)
+            job = rt.job(job.job_id)
+            bar.update(task, completed=job.done + job.failed)
+    return job
+
+
+@jobs_app.command("watch")
+def watch(
+    job_id: Annotated[str, typer.Argument(help="The job to follow.")],
+    interval: Annotated[
+        float, typer.Option("--interval", help="Seconds between reads.", min=0.1, max=60)
+    ] = 1.0,
+    as_json: Annotated[bool, JSON_OPTION] = False,
+) -> None:
+    """Follow a job the serve nodes run (a key rotation's re-wrap, a POST /jobs) to its end,
+    with a progress bar; does no work itself (``jobs resume`` does)."""
+    with runtime() as rt:
+        job = _follow(rt, rt.job(job_id), interval, as_json)
     _report(job, as_json)
 
 
