@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -454,3 +455,51 @@ def test_a_running_node_reports_a_schema_it_can_no_longer_run_against(
             f"revision {nxt} on; ownkey {VERSION} knows revisions up to {head}: "
             "upgrade this node",
         }
+
+
+#: Migrations up to this one predate the rule: builds before ``ownkey db`` migrated on every open.
+RULE_FROM = "0013"
+_CONTRACTS = re.compile(r"\b(drop_column|drop_table|drop_constraint|rename_table|alter_column)\b")
+
+
+def _contracts(upgrading: str) -> bool:
+    """Whether an ``upgrade`` body looks like more than an expansion."""
+    if _CONTRACTS.search(upgrading):
+        return True
+    added = re.findall(r"add_column\((.*?)\)\s*\)", upgrading, re.DOTALL)
+    return any("nullable=False" in col and "server_default" not in col for col in added)
+
+
+def test_every_migration_after_the_rule_is_expand_only_or_says_it_is_not() -> None:
+    """A guard, not a proof: a later migration whose ``upgrade`` drops, renames, alters a column
+    or adds a NOT NULL one without a server default declares ``breaks_builds_before`` (or says in a
+    ``# expand-only:`` comment why older builds are not affected); a declared revision is one
+    the migration's own build has."""
+    for path in sorted(_revision.VERSIONS.glob("[0-9][0-9][0-9][0-9]_*.py")):
+        revision, source = path.name[:4], path.read_text(encoding="utf-8")
+        declared = re.search(r'^breaks_builds_before = "(\d{4})"', source, re.MULTILINE)
+        if declared is not None:
+            assert declared.group(1) <= revision, path.name
+        if revision <= RULE_FROM:
+            continue
+        upgrading = source.partition("def upgrade(")[2].partition("def downgrade(")[0]
+        if _contracts(upgrading):
+            assert declared is not None or "# expand-only:" in source, path.name
+
+
+@pytest.mark.parametrize(
+    ("body", "contracts"),
+    [
+        ('batch_op.add_column(sa.Column("origin", sa.Text(), nullable=True))', False),
+        (
+            'op.add_column("t", sa.Column("x", sa.Text(), nullable=False, server_default="a"))',
+            False,
+        ),
+        ('op.create_table("t", sa.Column("x", sa.Text(), nullable=False))', False),
+        ('batch_op.add_column(sa.Column("x", sa.Text(), nullable=False))', True),
+        ('op.drop_column("t", "x")', True),
+        ('batch_op.alter_column("x", new_column_name="y")', True),
+    ],
+)
+def test_the_guard_tells_expansions_from_contractions(body: str, contracts: bool) -> None:
+    assert _contracts(body) is contracts

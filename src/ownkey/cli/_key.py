@@ -140,7 +140,9 @@ def _runtime() -> Any:
         raise _say(
             "recording a key needs the 'sql' extra: pip install 'ownkey[sql]'", EXIT_BAD_INPUT
         ) from None
-    return Runtime.open()
+    from ownkey.cli._common import migrates_on_open
+
+    return Runtime.open(migrate=migrates_on_open())
 
 
 def _record(
