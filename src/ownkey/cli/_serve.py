@@ -9,6 +9,10 @@ seconds (docs/api.md, "Several nodes").
 of it where the rolling-upgrade rule allows, and otherwise refuses with one line (behind: run
 ``ownkey db upgrade``; docs/storage.md, "Upgrades"). Its first line on stderr names this build and
 the database's schema revision.
+
+Every log line is one event with an ISO 8601 time and, inside a request, its ``X-Request-Id``:
+``--log-format json`` (or ``OWNKEY_LOG_FORMAT=json``) writes one JSON object a line
+(:mod:`ownkey._logs`), and no credential reaches either format (:mod:`ownkey._redact`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,13 @@ MAX_WORKERS = 32
 #: The longest ``--recheck-interval``: it bounds how late a node sees a revocation whose change
 #: notification was lost, so it stays within an hour (and finite).
 MAX_RECHECK_SECONDS = 3600.0
+
+
+class LogFormat(enum.StrEnum):
+    """How each log line is written: text (ISO time, level, logger, request id) or JSON."""
+
+    TEXT = "text"
+    JSON = "json"
 
 
 class LogLevel(enum.StrEnum):
@@ -88,6 +99,14 @@ def serve(
     log_level: Annotated[
         LogLevel, typer.Option("--log-level", help="uvicorn's log level.")
     ] = LogLevel.INFO,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            envvar="OWNKEY_LOG_FORMAT",
+            help="One line per event: text, or json (one JSON object a line).",
+        ),
+    ] = LogFormat.TEXT,
     workers: Annotated[
         int,
         typer.Option(
@@ -108,7 +127,7 @@ def serve(
         raise typer.Exit(code=EXIT_BAD_INPUT) from None
     import os
 
-    from ownkey._redact import uvicorn_log_config
+    from ownkey._logs import log_config
     from ownkey.cli._common import errors
     from ownkey.service import Runtime
     from ownkey.service._witness import interval_from
@@ -126,7 +145,7 @@ def serve(
             host=host,
             port=port,
             log_level=log_level.value,
-            log_config=uvicorn_log_config(),
+            log_config=log_config(log_format.value),
         )
         return
 
@@ -141,5 +160,5 @@ def serve(
             host=host,
             port=port,
             log_level=log_level.value,
-            log_config=uvicorn_log_config(),  # no credential in any line (issue 23)
+            log_config=log_config(log_format.value),  # no credential in any line (issue 23)
         )
