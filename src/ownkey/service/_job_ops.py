@@ -121,14 +121,14 @@ class JobOperations:
         """``refresh`` drops the data plane's cached key records and rules: a job that re-seals
         decides on the records as stored. ``node_id`` names this node in job leases,
         ``settings`` says how long a lease lasts and how often it is renewed."""
+        from ownkey.service._job_settings import JobSettings, new_node_id  # with the first job
+
         self._protector = protector
         self._refresh = refresh
         self._store = store
         self._orgs = orgs
         self._assets = assets
         self._clock = clock
-        from ownkey.service._job_settings import JobSettings, new_node_id
-
         self.settings = settings or JobSettings()
         self.node_id = node_id or new_node_id()
 
