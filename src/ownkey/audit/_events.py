@@ -52,6 +52,8 @@ class AuditAction(StrEnum):
     ACCESS_DENIED = "access.denied"
     # the data plane sealed or opened content: who, which asset, how often in a minute
     CONTENT_ACCESS = "content.access"
+    # an operator acknowledged that the database went back in time (a restore)
+    RESTORE_RECONCILED = "audit.restore_reconciled"
 
 
 class Outcome(StrEnum):

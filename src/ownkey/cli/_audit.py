@@ -32,7 +32,16 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from ownkey.cli._common import EXIT_BAD_INPUT, EXIT_FAILED, checked, fail, moment, runtime
+from ownkey.cli._common import (
+    CLI_ACTOR,
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    checked,
+    emit_json,
+    fail,
+    moment,
+    runtime,
+)
 from ownkey.errors import AuditDamaged, LimitExceeded, NotFound
 
 if TYPE_CHECKING:
@@ -319,7 +328,7 @@ def verify(
         typer.Option(
             "--public-key",
             help="Trust only this Ed25519 public key (64 hex digits; repeatable), not the "
-            "signing key found in OWNKEY_HOME.",
+            "signing keys registered in the database under the fleet's root key.",
         ),
     ] = None,
     since_head: Annotated[
@@ -348,7 +357,7 @@ def verify(
     anchors = _Anchors(org, remembered, witness_log, witness_key, witness_interval)
     with runtime() as rt:
         if not keys:
-            keys[rt.signing_key.key_id] = rt.signing_key.public_key
+            keys.update(rt.audit_public_keys())  # every node's, registered (issue 28)
         log = rt.audit_log
         if log.head(org) is None and remembered is None and not anchors.entries:
             raise NotFound(f"no audit log for org {org!r}")
@@ -526,3 +535,33 @@ def witness_head(
             f"{org}: head {done.head} witnessed by {done.provider} key {done.key_id} "
             "(encryption context ownkey.audit-head)"
         )
+
+
+@audit_app.command("reconcile-restore")
+def reconcile_restore(
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: the database was restored on purpose.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """After a restore of the database: say so in every org's audit chain
+    (audit.restore_reconciled) and let this deployment's nodes open content again. Nodes
+    refuse opens while the database is behind the audit heads they saw (docs/operations.md,
+    "Backup and restore"): first apply again what the restore lost (revocation rules, disabled
+    keys, shreds after the dump; the audit export taken before lists them), then run this."""
+    with runtime() as rt:
+        behind = rt.restore_watch.check()
+        if not behind and not yes:
+            typer.echo("no org is behind what this node saw: nothing to reconcile")
+            return
+        if not yes:
+            names = ", ".join(sorted(item.org for item in behind))
+            fail(
+                f"the database is behind for {len(behind)} org(s) ({names}); apply again what "
+                "the restore lost, then add --yes"
+            )
+        told = rt.reconcile_restore(actor=CLI_ACTOR)
+    if as_json:
+        emit_json({"orgs_told": told, "behind": [item.org for item in behind]})
+    else:
+        typer.echo(f"restore reconciled: {told} org chain(s) record it; opens resume")

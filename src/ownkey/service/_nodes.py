@@ -44,9 +44,11 @@ class NodeSync:
         return self._listener is not None and self._listener.listening
 
     def start(self) -> None:
-        """Listen for changes (PostgreSQL), on a daemon thread."""
+        """Listen for changes (PostgreSQL), on a daemon thread; watch for a restore (every
+        node of a fleet, on any database: service/_restore.py)."""
         if self._listener is not None:
             self._listener.start()
+        self._runtime.restore_watch.start()
 
     def wait_listening(self, timeout: float) -> bool:
         """Wait for the first LISTEN (True at once without PostgreSQL: nothing to wait for)."""
@@ -55,6 +57,7 @@ class NodeSync:
     def stop(self) -> None:
         if self._listener is not None:
             self._listener.stop()
+        self._runtime.restore_watch.stop()
 
     def resync(self) -> None:
         """Forget everything cached: notifications may have been missed."""

@@ -24,6 +24,7 @@ from ownkey.keys import Lease, ScopeIdentity, ScopeKeys
 from ownkey.service._access_log import AccessLog
 from ownkey.service._plan import PlanView, opening_plan
 from ownkey.service._request import ScopeAddress, check_actor, check_asset_id
+from ownkey.service._restore import OpenGate
 
 __all__ = ["PreparedScope"]
 
@@ -43,6 +44,7 @@ class PreparedScope:
         "_access",
         "_address",
         "_epoch",
+        "_gate",
         "_keys",
         "_last_open",
         "_opening",
@@ -60,9 +62,11 @@ class PreparedScope:
         plan: Callable[[], PlanView],
         epoch: Epoch,
         access: AccessLog,
+        gate: OpenGate,
     ) -> None:
         self._keys = keys
         self._access = access
+        self._gate = gate
         self._address = address
         self._service = address.service_id
         self._scope = address.scope
@@ -186,6 +190,7 @@ class PreparedScope:
 
     def open_lease(self, key_id: bytes) -> Lease:
         """A valid lease on scope key ``key_id``, which must belong to this container's scope."""
+        self._gate.check()
         lease = self._opening.get(key_id)
         if lease is None or not lease.valid():
             lease = self._keys.open_lease(key_id)
@@ -208,6 +213,8 @@ class PreparedScope:
         context = self._address.template.encode(check_asset_id(asset_id))
         if actor is not None:
             actor = check_actor(actor)
+        if self._gate.reason is not None:  # a restore waits for an operator (service/_restore.py)
+            self._gate.check()
         last = self._last_open
         if last is not None and sealed.startswith(last[0], 2) and last[1].valid():
             lease = last[1]  # the cipher checks the version and suite bytes before it

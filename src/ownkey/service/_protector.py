@@ -44,6 +44,7 @@ from ownkey.service._request import (
     policy_part,
     scope_of,
 )
+from ownkey.service._restore import OpenGate
 from ownkey.service._settings import ProtectorSettings
 from ownkey.service._streams import CheckedRanges, PlaintextReader, peek_stream_key_id
 
@@ -94,6 +95,8 @@ class Protector:
         self._rewrapper = Rewrapper(admin_deps, self._key_admin.get)
         self.admin = Administration(self._key_admin, self._rewrapper, admin_deps)
         self.access_log = AccessLog(deps.auditor, deps.clock)
+        #: Shut while a restore waits for an operator: opens refused (service/_restore.py).
+        self.open_gate = OpenGate()
 
     def flush_access(self) -> int:
         """Write the pending access records now (the data plane writes them within a second
@@ -158,7 +161,12 @@ class Protector:
         :class:`~ownkey.service.PreparedScope`."""
         address = scope_of(request)
         return PreparedScope(
-            self._keys, address, lambda: self._plan(request), self._epoch, self.access_log
+            self._keys,
+            address,
+            lambda: self._plan(request),
+            self._epoch,
+            self.access_log,
+            self.open_gate,
         )
 
     def _handle(self, request: Request) -> PreparedScope:
@@ -264,6 +272,7 @@ class Protector:
         """The scope key named by an envelope, checked against the request's scope and, when
         ``request`` is given, against the plan (SK-8; a rekey passes None: it moves content
         to the plan of now, so the keys of then may differ)."""
+        self.open_gate.check()
         entry = self._keys.for_open(key_id)
         if entry.identity.scope != address.scope:
             raise InvalidCiphertext()  # sealed for another scope: indistinguishable from garbage

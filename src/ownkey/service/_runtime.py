@@ -54,6 +54,7 @@ from ownkey.service._key_ops import KeyOperations
 from ownkey.service._org_ops import OrgOperations, OrgUpdate
 from ownkey.service._plan import policy_engine
 from ownkey.service._request import policy_part
+from ownkey.service._restore import RestoreWatch
 from ownkey.service._settings import ProtectorSettings
 from ownkey.storage import AuditLog, Database, check_private_home, database_url, ownkey_home
 
@@ -116,6 +117,14 @@ class Runtime:
         self._jobs: tuple[JobStore, JobOperations] | None = None
         self._build_lock = threading.Lock()
         self._closed = False
+        #: Notices a database that went back in time (a restore) and shuts opens until an
+        #: operator reconciles (service/_restore.py); checked at open, and by serving nodes.
+        self.restore_watch = RestoreWatch(
+            AuditLog(self.database),
+            ownkey_home(self.env),
+            self.protector.open_gate,
+            built.deps.clock,
+        )
         admin = self.protector.admin
         self.org_ops = OrgOperations(
             built.directory,
@@ -163,7 +172,9 @@ class Runtime:
         try:
             profile = SqlProfile(database, environ, dict(providers or {}), recheck_interval)
             built = profile.build(settings or ProtectorSettings(), Effects(clock, random, sleep))
-            return cls(built)
+            runtime = cls(built)
+            runtime.restore_watch.check()
+            return runtime
         except BaseException:
             database.close()
             raise
@@ -177,6 +188,8 @@ class Runtime:
         self._closed = True
         try:
             self.protector.close()  # the pending access records, before the database goes
+            self.restore_watch.stop()
+            self.restore_watch.remember()  # the heads this process wrote, for the next start
         finally:
             self._providers.close()
             self.database.close()
@@ -224,6 +237,11 @@ class Runtime:
     @property
     def audit_log(self) -> AuditLog:
         return AuditLog(self.database)
+
+    def reconcile_restore(self, *, actor: str) -> int:
+        """Acknowledge a restore of the database in every org's chain and open again (see
+        service/_restore.py); return how many orgs' chains record it."""
+        return self.restore_watch.reconcile(self._deps.auditor, actor=actor)
 
     def audit_public_keys(self) -> dict[str, bytes]:
         """The public keys ``audit verify`` trusts by default: every key that signs checkpoints

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from ownkey.audit._chain import (
@@ -380,6 +380,45 @@ class AuditLog:
         with self._db.engine.connect() as conn:
             row = conn.execute(select(audit_heads).where(audit_heads.c.org == org)).first()
         return None if row is None else (int(row.seq), bytes(row.hash))
+
+    def heads(self) -> dict[str, tuple[int, bytes]]:
+        """Every org's head (seq, hash), in one read: what a node remembers to notice a
+        restore (service/_restore.py)."""
+        with self._db.engine.connect() as conn:
+            return {
+                row.org: (int(row.seq), bytes(row.hash))
+                for row in conn.execute(select(audit_heads))
+            }
+
+    def hashes_at(self, places: Sequence[tuple[str, int]]) -> dict[tuple[str, int], bytes]:
+        """The stored hashes of records ``(org, seq)``, read in batches of 500 (those that
+        exist)."""
+        found: dict[tuple[str, int], bytes] = {}
+        with self._db.engine.connect() as conn:
+            for start in range(0, len(places), 500):
+                batch = list(places[start : start + 500])
+                rows = conn.execute(
+                    select(audit_records.c.org, audit_records.c.seq, audit_records.c.hash).where(
+                        tuple_(audit_records.c.org, audit_records.c.seq).in_(batch)
+                    )
+                )
+                for row in rows:
+                    found[(row.org, int(row.seq))] = bytes(row.hash)
+        return found
+
+    def recorded_since(self, org: str, action: str, since_ms: int) -> bool:
+        """Whether ``org``'s chain holds an ``action`` event later than ``since_ms``."""
+        with self._db.engine.connect() as conn:
+            row = conn.execute(
+                select(audit_records.c.seq)
+                .where(
+                    audit_records.c.org == org,
+                    audit_records.c.action == action,
+                    audit_records.c.at_ms > since_ms,
+                )
+                .limit(1)
+            ).first()
+        return row is not None
 
     def records(self, org: str, *, batch: int = 5000) -> Iterator[ChainRecord]:
         """The org's records in stored order (by row id), read in batches."""
