@@ -305,7 +305,7 @@ main()
 
 
 def _serve(home: Path, url: str, migrations: Path | None) -> tuple[subprocess.Popen[str], str, str]:
-    """A running ``ownkey serve`` of a build; its process, address and first line on stderr."""
+    """A running ``ownkey serve`` of a build; its process, address and build-info line."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -318,7 +318,11 @@ def _serve(home: Path, url: str, migrations: Path | None) -> tuple[subprocess.Po
         text=True,
     )
     assert process.stderr is not None
-    first = process.stderr.readline().strip()
+    first = ""
+    while "(migrations up to " not in first:  # the build-info line, in the log's format
+        first = process.stderr.readline()
+        assert first, "ownkey serve wrote no build-info line"
+    first = first[first.index(f"ownkey {VERSION}") :].strip()
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:

@@ -127,7 +127,7 @@ def collector_paused() -> Iterator[None]:
 def migrates_on_open() -> bool:
     """Whether a command opening the deployment migrates its schema: a local SQLite database
     yes (zero set-up: the first command creates it), PostgreSQL never; there the schema changes
-    only by ``ownkey db upgrade`` (docs/storage.md, "Upgrades"), and a command against a schema
+    only by ``ownkey db upgrade`` (docs/operations.md, "Upgrades"), and a command against a schema
     behind this build refuses with one line that names it."""
     from ownkey.storage import database_url
 

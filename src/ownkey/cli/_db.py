@@ -1,4 +1,4 @@
-"""``ownkey db``: the database schema, changed on purpose (docs/storage.md, "Upgrades").
+"""``ownkey db``: the database schema, changed on purpose (docs/operations.md, "Upgrades").
 
 ``status`` shows this build (``ownkey --version``) and the newest migration it ships, the
 database's schema revision, and whether this build can run against it: exit 0 when it can

@@ -7,8 +7,8 @@ seconds (docs/api.md, "Several nodes").
 
 ``serve`` never migrates: it starts against a schema at this build's newest migration, or ahead
 of it where the rolling-upgrade rule allows, and otherwise refuses with one line (behind: run
-``ownkey db upgrade``; docs/storage.md, "Upgrades"). Its first line on stderr names this build and
-the database's schema revision.
+``ownkey db upgrade``; docs/operations.md, "Upgrades"). It logs one line at start (every worker
+does) naming this build and the database's schema revision.
 
 Every log line is one event with an ISO 8601 time and, inside a request, its ``X-Request-Id``:
 ``--log-format json`` (or ``OWNKEY_LOG_FORMAT=json``) writes one JSON object a line
@@ -74,11 +74,25 @@ def worker_app() -> FastAPI:
     return create_app(runtime, node_sync=True)
 
 
-def _say_build(runtime: Runtime) -> None:
-    """The build-info line: this build, its newest migration, the database's schema revision."""
+def _say_build(runtime: Runtime, log_format: str | None = None, log_level: str = "info") -> None:
+    """The build-info line (this build, its newest migration, the database's schema revision)
+    through the node's log, in its format and with its redaction: in a worker, uvicorn has
+    configured logging already; otherwise it is configured here as ``uvicorn.run`` will."""
+    import logging
+
     from ownkey.cli._db import build_info
 
-    typer.echo(build_info(runtime.database.schema()), err=True)
+    logger = logging.getLogger("uvicorn.error")
+    if log_format is not None:
+        import logging.config
+
+        from uvicorn.config import LOG_LEVELS
+
+        from ownkey._logs import log_config
+
+        logging.config.dictConfig(log_config(log_format))
+        logger.setLevel(LOG_LEVELS[log_level])
+    logger.info(build_info(runtime.database.schema()))
 
 
 def serve(
@@ -153,7 +167,7 @@ def serve(
         witness_interval = interval_from(os.environ)
         opened = Runtime.open(recheck_interval=recheck_interval, migrate=False)
     with opened as runtime:
-        _say_build(runtime)
+        _say_build(runtime, log_format.value, log_level.value)
         app = create_app(runtime, node_sync=True, witness_interval=witness_interval)
         uvicorn.run(
             app,

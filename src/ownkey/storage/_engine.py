@@ -6,7 +6,7 @@ the database is the SQLite file ``$OWNKEY_HOME/ownkey.db`` (``OWNKEY_HOME`` defa
 and with ``secure_delete`` on, so that a deleted row (a shredded wrapped share) is overwritten
 with zeros in its page instead of lingering in free space. An open either migrates the schema to
 this build's newest migration (under the migration lock, ``_migrate.py``) or only checks that
-this build may run against it (``migrate=False``: ``ownkey serve``); docs/storage.md, "Upgrades".
+this build may run against it (``migrate=False``: ``ownkey serve``); docs/operations.md, "Upgrades".
 """
 
 from __future__ import annotations

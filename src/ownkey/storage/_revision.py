@@ -7,7 +7,7 @@ found by file name (``NNNN_<slug>.py``, whose revision id is ``NNNN``:
 ``tests/storage/test_revision.py`` checks both against Alembic's own view). Only a database that is
 behind runs the migrations; the shortcut never skips one.
 
-The rolling-upgrade rule (docs/storage.md, "Upgrades"): every migration is *expand-only* unless it
+The rolling-upgrade rule (docs/operations.md, "Upgrades"): every migration is *expand-only* unless it
 says otherwise, so a build may run against a schema newer than its own newest migration (the
 other nodes' newer build migrated it). A migration that older builds cannot run against declares
 ``breaks_builds_before = "NNNN"``; applying it records the revision in ``schema_compat``, and a
