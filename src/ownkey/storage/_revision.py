@@ -7,13 +7,13 @@ found by file name (``NNNN_<slug>.py``, whose revision id is ``NNNN``:
 ``tests/storage/test_revision.py`` checks both against Alembic's own view). Only a database that is
 behind runs the migrations; the shortcut never skips one.
 
-The rolling-upgrade rule (docs/operations.md, "Upgrades"): every migration is *expand-only* unless it
-says otherwise, so a build may run against a schema newer than its own newest migration (the
+The rolling-upgrade rule (docs/operations.md, "Upgrades"): every migration is *expand-only* unless
+it says otherwise, so a build may run against a schema newer than its own newest migration (the
 other nodes' newer build migrated it). A migration that older builds cannot run against declares
 ``breaks_builds_before = "NNNN"``; applying it records the revision in ``schema_compat``, and a
 build whose newest migration is older than that refuses to run, with one line naming both
-revisions. A revision id that is not four digits, or several rows, is a schema this build does
-not know: it refuses too, and never hands the database to Alembic.
+revisions. A revision id that is not four digits, or several rows, is a schema this build does not
+know: it refuses too, and never hands the database to Alembic.
 """
 
 from __future__ import annotations
