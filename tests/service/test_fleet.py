@@ -234,3 +234,32 @@ def test_an_existing_single_node_home_moves_into_the_database_on_its_first_start
         assert node_b.audit_sink.checkpoint("acme") is not None
         report = node_b.audit_log.verify("acme", node_b.audit_public_keys())
         assert report.ok, report.problems
+
+
+def _cli(folder: Path, url: str, *args: str, **env: str) -> tuple[int, str, str]:
+    from typer.testing import CliRunner
+
+    from ownkey.cli import app
+
+    given = {"OWNKEY_HOME": str(folder), "OWNKEY_DATABASE_URL": url, **env}
+    result = CliRunner().invoke(app, list(args), env=given)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_ownkey_audit_verify_says_ok_on_every_node_and_a_node_without_the_root_key_says_why(
+    node_a: Runtime, tmp_path: Path, shared_url: str
+) -> None:
+    fleet_root = root_key_of(tmp_path / "a")
+    own = {"OWNKEY_ROOT_KEY": fleet_root, "OWNKEY_AUDIT_SIGNING_KEY": "77" * 32}
+    with node(home(tmp_path, "c"), shared_url, **own) as node_c:
+        for rt in (node_a, node_c):
+            rt.protector.seal(recording("acme", ANN, "m"), b"x")
+            assert rt.audit_sink.checkpoint("acme") is not None
+    homes = {"a": {}, "b": {"OWNKEY_ROOT_KEY": fleet_root}, "c": own}
+    home(tmp_path, "b")
+    for name, env in homes.items():
+        code, out, err = _cli(tmp_path / name, shared_url, "audit", "verify", "acme", **env)
+        assert code == 0, (name, out, err)
+    code, _, err = _cli(home(tmp_path, "d"), shared_url, "org", "list")
+    assert code != 0
+    assert "OWNKEY_ROOT_KEY: this database's key store is sealed" in err

@@ -452,10 +452,7 @@ def audit_verify(
 ) -> dict[str, Any]:
     remembered = _remembered(since_head)
     runtime = state.runtime
-    key = runtime.signing_key
-    report = runtime.audit_log.verify(
-        admin.org, {key.key_id: key.public_key}, since_head=remembered
-    )
+    report = runtime.audit_log.verify(admin.org, runtime.audit_public_keys(), since_head=remembered)
     return _verified(report, list(report.problems), _anchors(remembered, None))
 
 
@@ -503,10 +500,9 @@ def audit_verify_witnessed(
         raise InvalidRequest("witness_log", str(exc)) from None
     entries = select_entries(found, keys)
     runtime = state.runtime
-    key = runtime.signing_key
     report = runtime.audit_log.verify(
         admin.org,
-        {key.key_id: key.public_key},
+        runtime.audit_public_keys(),
         since_head=remembered,
         witnessed_heads=[(e.seq, e.hash) for e in entries],
     )

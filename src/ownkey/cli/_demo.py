@@ -780,7 +780,7 @@ def _raises(call: Callable[[], object], error: type[Exception]) -> bool:
 
 def _verify_audit(story: _Story, rt: Runtime) -> None:
     log = rt.audit_log
-    keys = {rt.signing_key.key_id: rt.signing_key.public_key}
+    keys = rt.audit_public_keys()
     rows = []
     for org in ("acme", "globex", ":platform"):
         report = log.verify(org, keys)

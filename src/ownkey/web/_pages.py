@@ -338,8 +338,7 @@ class Pages:
                 rows.append(row_of(event))
             elif next_after is None:
                 next_after = int(rows[-1]["seq"])
-        key = runtime.signing_key
-        verify = runtime.audit_log.verify(org, {key.key_id: key.public_key})
+        verify = runtime.audit_log.verify(org, runtime.audit_public_keys())
         base = f"/admin/{org}/usage"
         context.update(
             f=wanted,
