@@ -123,7 +123,20 @@ def test_a_node_that_saw_nothing_newer_stays_open(tmp_path: Path) -> None:
         assert again.restore_watch.check() == []
         assert not again.protector.open_gate.shut
     memory = json.loads((tmp_path / "a" / "audit-heads.json").read_text())
-    assert "acme" in memory
+    [(_, orgs)] = memory.items()  # one database's heads
+    assert "acme" in orgs
+
+
+def test_another_database_seen_from_the_same_home_is_no_alarm(tmp_path: Path) -> None:
+    """The memory is kept per database: a home pointed at a new database (a test's, a new
+    deployment's) remembers nothing of it, rather than calling it a restore."""
+    with node(tmp_path / "a", tmp_path / "one.db") as first:
+        first.create_org("acme")
+        first.create_key("acme", actor="test")
+    with node(tmp_path / "a", tmp_path / "two.db") as second:
+        second.create_org("acme")
+        assert second.restore_watch.check() == []
+        assert not second.protector.open_gate.shut
     assert oct((tmp_path / "a" / "audit-heads.json").stat().st_mode & 0o777) == "0o600"
 
 
@@ -151,3 +164,15 @@ def test_a_cut_of_the_newest_records_is_noticed_like_a_restore(tmp_path: Path) -
             )
         assert [item.org for item in a.restore_watch.check()] == ["acme"]
         assert a.protector.open_gate.shut
+
+
+def test_a_new_empty_database_at_the_same_place_is_no_alarm(tmp_path: Path) -> None:
+    """Starting over (the database file removed) leaves nothing to un-revoke: no alarm."""
+    db = tmp_path / "ownkey.db"
+    with node(tmp_path / "a", db) as first:
+        first.create_org("acme")
+    db.unlink()
+    with node(tmp_path / "a", db) as again:
+        assert again.restore_watch.check() == []
+        again.create_org("globex")
+        assert again.restore_watch.check() == []

@@ -22,6 +22,7 @@ export taken before, which the procedure lists.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -92,9 +93,15 @@ class RestoreWatch:
         home: Path,
         gate: OpenGate,
         clock: Callable[[], float],
+        *,
+        database: str = "",
     ) -> None:
+        """``database`` names the database the heads are of (its URL without a password): a
+        home that serves, or tested, several databases keeps one memory per database, and a
+        node pointed at another database has no memory of it (never a false alarm)."""
         self._log = log
         self._path = home / HEADS_FILE
+        self._database = hashlib.sha256(database.encode("utf-8")).hexdigest()[:32]
         self._gate = gate
         self._clock = clock
         self._lock = threading.Lock()
@@ -104,7 +111,7 @@ class RestoreWatch:
 
     # -- memory ----------------------------------------------------------------------------------
 
-    def _read(self) -> dict[str, dict[str, Any]]:
+    def _read_all(self) -> dict[str, Any]:
         try:
             raw = json.loads(self._path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -115,7 +122,17 @@ class RestoreWatch:
             return {}
         return raw if isinstance(raw, dict) else {}
 
+    def _read(self) -> dict[str, dict[str, Any]]:
+        """This database's part of the memory: {org: {"seq", "hash", "at"}}."""
+        mine = self._read_all().get(self._database)
+        return mine if isinstance(mine, dict) else {}
+
     def _write(self, memory: dict[str, dict[str, Any]]) -> None:
+        everything = self._read_all()
+        everything[self._database] = memory
+        self._write_all(everything)
+
+    def _write_all(self, memory: dict[str, Any]) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".audit-heads.")
         try:
@@ -138,33 +155,65 @@ class RestoreWatch:
             memory = self._read()
             heads = self._log.heads()
             behind: list[Behind] = []
-            remembered: dict[str, tuple[int, str, float]] = {}
+            remembered: dict[str, tuple[int, str, float, str]] = {}
             for org, seen in memory.items():
                 try:
-                    remembered[org] = (int(seen["seq"]), str(seen["hash"]), float(seen["at"]))
+                    remembered[org] = (
+                        int(seen["seq"]),
+                        str(seen["hash"]),
+                        float(seen["at"]),
+                        str(seen.get("first", "")),
+                    )
                 except (KeyError, TypeError, ValueError):
                     continue
-            # the hash at each remembered seq where the chain moved on: one read for all
-            moved = [
+            # the hash at each remembered seq where the chain moved on, and each chain's first
+            # record (its lineage): one read for all
+            places = [(org, 1) for org in remembered]
+            places += [
                 (org, seq)
-                for org, (seq, _, _) in remembered.items()
+                for org, (seq, _, _, _) in remembered.items()
                 if org in heads and heads[org][0] > seq
             ]
-            stored = self._log.hashes_at(moved)
-            for org, (seq, digest, seen_at) in remembered.items():
+            stored = self._log.hashes_at(places)
+            lineage = [
+                stored[(org, 1)].hex() == first
+                for org, (_, _, _, first) in remembered.items()
+                if first and (org, 1) in stored
+            ]
+            if lineage and not any(lineage):
+                # Every chain still here starts with another first record: another database
+                # at the same place (started over), not a restore of the one remembered (a
+                # restore keeps the first records). Editing every first hash to look so is a
+                # database writer's act that `audit verify` reports (AUD-7).
+                remembered, memory = {}, {}
+            for org, (seq, digest, seen_at, _first) in remembered.items():
                 head = heads.get(org)
                 if head is not None and head[0] >= seq:
                     at_seq = head[1] if head[0] == seq else stored.get((org, seq))
                     if at_seq is not None and at_seq.hex() == digest:
                         continue  # the chain extends what this node saw
                 action = AuditAction.RESTORE_RECONCILED.value
-                if head is not None and self._log.recorded_since(org, action, int(seen_at * 1000)):
-                    continue  # an operator acknowledged it: remembered anew below
+                if not heads or self._log.recorded_since(action, int(seen_at * 1000), org):
+                    continue  # an operator acknowledged it (or a new, empty database)
+                if head is None and self._log.recorded_since(action, int(seen_at * 1000)):
+                    continue  # an org the restore erased: acknowledged in the others' chains
                 behind.append(Behind(org, seq, None if head is None else head[0]))
             lagging = {item.org for item in behind}
+            for org in [org for org in memory if org not in heads and org not in lagging]:
+                del memory[org]  # acknowledged as gone (or never had a chain here)
+            firsts = self._log.hashes_at(
+                [(org, 1) for org in heads if org not in lagging and org not in remembered]
+            )
+            firsts.update({place: value for place, value in stored.items() if place[1] == 1})
             for org, (head_seq, head_hash) in heads.items():
                 if org not in lagging:
-                    memory[org] = {"seq": head_seq, "hash": head_hash.hex(), "at": now}
+                    genesis = firsts.get((org, 1))
+                    memory[org] = {
+                        "seq": head_seq,
+                        "hash": head_hash.hex(),
+                        "at": now,
+                        "first": "" if genesis is None else genesis.hex(),
+                    }
             self._write(memory)
             self.behind = behind
             if behind:

@@ -124,6 +124,7 @@ class Runtime:
             ownkey_home(self.env),
             self.protector.open_gate,
             built.deps.clock,
+            database=self.database.engine.url.set(password=None).render_as_string(False),
         )
         admin = self.protector.admin
         self.org_ops = OrgOperations(

@@ -406,18 +406,14 @@ class AuditLog:
                     found[(row.org, int(row.seq))] = bytes(row.hash)
         return found
 
-    def recorded_since(self, org: str, action: str, since_ms: int) -> bool:
-        """Whether ``org``'s chain holds an ``action`` event later than ``since_ms``."""
+    def recorded_since(self, action: str, since_ms: int, org: str | None = None) -> bool:
+        """Whether ``org``'s chain (any org's, for None) holds an ``action`` event later than
+        ``since_ms``."""
+        where = [audit_records.c.action == action, audit_records.c.at_ms > since_ms]
+        if org is not None:
+            where.append(audit_records.c.org == org)
         with self._db.engine.connect() as conn:
-            row = conn.execute(
-                select(audit_records.c.seq)
-                .where(
-                    audit_records.c.org == org,
-                    audit_records.c.action == action,
-                    audit_records.c.at_ms > since_ms,
-                )
-                .limit(1)
-            ).first()
+            row = conn.execute(select(audit_records.c.seq).where(*where).limit(1)).first()
         return row is not None
 
     def records(self, org: str, *, batch: int = 5000) -> Iterator[ChainRecord]:
