@@ -78,7 +78,14 @@ def test_readyz_names_every_check_and_healthz_is_the_same(api: Api) -> None:
     body = answer.json()
     assert body["status"] == "ready"
     checks = body["checks"]
-    assert list(checks) == ["database", "schema", "blob_store", "platform_key", "change_feed"]
+    assert list(checks) == [
+        "database",
+        "schema",
+        "blob_store",
+        "platform_key",
+        "change_feed",
+        "restore",
+    ]
     assert checks["database"] == {"status": "ok", "detail": "sqlite"}
     head = shipped_head()
     assert checks["schema"] == {"status": "ok", "detail": f"{head} (this build: up to {head})"}
@@ -86,6 +93,7 @@ def test_readyz_names_every_check_and_healthz_is_the_same(api: Api) -> None:
     assert checks["blob_store"] == {"status": "ok", "detail": "DirectoryBlobStore"}
     assert checks["platform_key"] == {"status": "ok", "detail": "local"}
     assert checks["change_feed"] == {"status": "n/a"}  # SQLite: no notifications to follow
+    assert checks["restore"]["status"] == "ok"
     healthz = api.client.get("/healthz")
     assert healthz.status_code == 200
     assert healthz.json() == body
@@ -282,3 +290,17 @@ def test_an_object_in_a_bucket_gone_is_503_not_404(
             assert answer.status_code == 503, answer.text
             assert answer.json()["type"].endswith("storage-unavailable")
             assert client.get("/readyz").status_code == 503
+
+
+def test_a_restore_waiting_for_an_operator_is_not_ready(api: Api) -> None:
+    """Issue 28 item 5: a node whose database went back in time says so at /readyz."""
+    api.runtime.protector.open_gate.close("behind: run ownkey audit reconcile-restore")
+    try:
+        answer = api.client.get("/readyz")
+        assert answer.status_code == 503
+        assert answer.json()["checks"]["restore"] == {
+            "status": "failed",
+            "detail": "behind: run ownkey audit reconcile-restore",
+        }
+    finally:
+        api.runtime.protector.open_gate.open()

@@ -210,7 +210,15 @@ class Readiness:
             return Check("change_feed", "ok", "listening")
         return Check("change_feed", "failed", "the LISTEN connection is down (reconnecting)")
 
+    def _restore(self) -> Check:
+        """Not ready while the database is behind the audit heads this node saw (a restore
+        waiting for ``ownkey audit reconcile-restore``: service/_restore.py)."""
+        reason = self._runtime.protector.open_gate.reason
+        if reason is None:
+            return Check("restore", "ok", "the database extends every head this node saw")
+        return Check("restore", "failed", reason)
+
     def check(self) -> ReadinessReport:
         """Every check now (the slow ones from their cache when fresh)."""
         checks = [probe.check() for probe in self.probes.values()]
-        return ReadinessReport((*checks, self._change_feed()), self._build)
+        return ReadinessReport((*checks, self._change_feed(), self._restore()), self._build)
