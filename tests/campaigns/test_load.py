@@ -12,10 +12,9 @@ run wrote under the home and every row of its database is searched for the plain
 secrets and the key material: every scope key the run created and still holds (unwrapped in the
 test process through the library's own access path), the root key, each version of the local key
 store's keys and the audit signing seed, each raw, as hex (both cases), base64 and base64url.
-0 hits. Not searched: the key stores themselves, which hold those keys legitimately
-(``root.key``, ``audit-signing.key``, ``local-keys.json`` and its lock; what ``local-keys.json``
-holds is sealed under the root key, and its rows of the database, the wrapped scope keys, are
-searched like the rest).
+0 hits. Not searched: the root key's file, which holds it legitimately (``root.key``); the local
+key store's keys and the audit signing seed are rows of the database sealed under the root key
+(issue 28, item 2), searched like every other row, as are the wrapped scope keys.
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ from tests.api.conftest import bearer, chat, recording, setup_orgs
 from tests.api.test_nodes import _serve, _wait_healthy
 from tests.campaigns.conftest import soak
 
-KEY_FILES = {"root.key", "local-keys.json", "local-keys.json.lock", "audit-signing.key"}
+KEY_FILES = {"root.key"}
 
 
 @dataclass
@@ -316,23 +315,26 @@ def _key_material(home: Path, url: str, env: dict[str, str]) -> tuple[list[tuple
     Returns the material and how many scope keys were shredded (their keys are gone)."""
     from ownkey.envelope import SECRET_KEY_ACCESS, open_message
     from ownkey.keys import ScopeKeys, Selector
-    from ownkey.providers._local_store import KEY_FILE, JsonKeyFile
     from ownkey.providers._rootkey import load_root_key
+    from ownkey.service._fleet import SIGNING
     from ownkey.storage import SqlScopeKeyStore
 
     root = load_root_key(env)
     found = [("root key", root.material(SECRET_KEY_ACCESS))]
-    for stored in JsonKeyFile(home / KEY_FILE).all():
-        for version in stored.versions:
-            context = {
-                "purpose": "ownkey.local-store.key",
-                "key_id": stored.key_id,
-                "version": version.name,
-            }
-            found.append(("local key store key", open_message(root, version.sealed, context)))
-    seed = bytes.fromhex((home / "audit-signing.key").read_text().strip())
-    found.append(("audit signing seed", seed))
     with Runtime.open(home=home, url=url, env=env) as runtime:
+        fleet = runtime._fleet  # the store's keys and the signing seed: rows under the root key
+        for stored in fleet.records.all():
+            for version in stored.versions:
+                context = {
+                    "purpose": "ownkey.local-store.key",
+                    "key_id": stored.key_id,
+                    "version": version.name,
+                }
+                found.append(("local key store key", open_message(root, version.sealed, context)))
+        sealed_seed = fleet.store.secret(SIGNING)
+        assert sealed_seed is not None
+        seed = open_message(root, sealed_seed, {"purpose": "ownkey.fleet", "name": SIGNING})
+        found.append(("audit signing seed", seed))
         access = ScopeKeys(runtime._deps)
         for record in SqlScopeKeyStore(runtime.database).scan(Selector()):
             key, _ = access._unwrap(record, retry=False)
@@ -367,11 +369,10 @@ def _database_rows(url: str) -> list[tuple[str, bytes]]:
 def _positive_controls(home: Path, needles: list[tuple[str, bytes]]) -> dict[str, str]:
     """The same search over the key stores finds their keys (so a 0 above can mean 0)."""
     found = {}
-    for name in ("root.key", "audit-signing.key"):
+    for name in ("root.key",):
         text = (home / name).read_bytes()
         found[name] = ", ".join(sorted({what for what, needle in needles if needle in text}))
     assert found["root.key"] == "root key hex", found
-    assert found["audit-signing.key"] == "audit signing seed hex", found
     return found
 
 
