@@ -23,7 +23,6 @@ import httpx
 import pytest
 
 from ownkey.errors import ConfigError
-from ownkey.service._readiness import PROBE_CACHE_SECONDS
 from ownkey.storage import Database, _revision
 from ownkey.storage._migrate import upgrade
 from ownkey.storage._revision import shipped_head
@@ -430,6 +429,7 @@ def test_a_running_node_reports_a_schema_it_can_no_longer_run_against(
 
     from ownkey.api import create_app
     from ownkey.service import Runtime
+    from ownkey.service._readiness import PROBE_CACHE_SECONDS
 
     home = tmp_path / "home"
     home.mkdir(mode=0o700)
@@ -507,3 +507,42 @@ def test_every_migration_after_the_rule_is_expand_only_or_says_it_is_not() -> No
 )
 def test_the_guard_tells_expansions_from_contractions(body: str, contracts: bool) -> None:
     assert _contracts(body) is contracts
+
+
+def test_a_new_root_key_file_appears_whole_and_the_first_one_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three nodes starting at once on one new home: one read ``root.key`` after another had
+    created it and before it wrote the key ("does not hold a 32-byte key"). The key is written
+    under a name of its own and linked into place: never seen half-written, and a node that
+    loses the race reads the winner's key."""
+    from ownkey.providers._rootkey import ROOT_KEY_FILE, load_root_key
+
+    home = tmp_path / "home"
+    env = {"OWNKEY_HOME": str(home)}
+    seen_while_writing: list[bool] = []
+    fsync = os.fsync
+
+    def watched_fsync(fd: int) -> None:
+        seen_while_writing.append((home / ROOT_KEY_FILE).exists())
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", watched_fsync)
+    load_root_key(env, random=lambda n: b"\x01" * n)
+    assert seen_while_writing == [False]
+    assert sorted(p.name for p in home.iterdir()) == [ROOT_KEY_FILE]
+    assert (home / ROOT_KEY_FILE).read_text() == "01" * 32 + "\n"
+
+    other = tmp_path / "other"
+    link = os.link
+
+    def another_node_wins(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # its key, whole
+        os.write(fd, b"02" * 32 + b"\n")
+        os.close(fd)
+        link(src, dst)  # this node's link then fails: it reads theirs
+
+    monkeypatch.setattr(os, "link", another_node_wins)
+    load_root_key({"OWNKEY_HOME": str(other)}, random=lambda n: b"\x03" * n)
+    assert sorted(p.name for p in other.iterdir()) == [ROOT_KEY_FILE]
+    assert (other / ROOT_KEY_FILE).read_text() == "02" * 32 + "\n"

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import os
 import stat
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final
@@ -106,13 +108,21 @@ def load_root_key(
         return given[0]
     path = ownkey_home(env) / ROOT_KEY_FILE
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass  # another process created it first: read theirs
-    else:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(random(_KEY_BYTES).hex() + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+    if not path.exists():
+        # Written whole under a name of this process's, then linked into place: the link is
+        # atomic and fails if another process's key got there first, so no process ever reads
+        # the file half-written (three nodes starting at once on one home read "does not hold
+        # a 32-byte key" when the key was written after an O_EXCL create).
+        draft = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        draft.unlink(missing_ok=True)  # a crashed process's, under a reused pid
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(random(_KEY_BYTES).hex() + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):  # another's came first: read theirs
+                os.link(draft, path)
+        finally:
+            draft.unlink(missing_ok=True)
     return _read_file(path)
