@@ -263,3 +263,26 @@ def test_ownkey_audit_verify_says_ok_on_every_node_and_a_node_without_the_root_k
     code, _, err = _cli(home(tmp_path, "d"), shared_url, "org", "list")
     assert code != 0
     assert "OWNKEY_ROOT_KEY: this database's key store is sealed" in err
+
+
+def test_ownkey_serve_without_the_fleets_root_key_exits_naming_it_and_never_says_healthy(
+    node_a: Runtime, tmp_path: Path, shared_url: str
+) -> None:
+    """Before, the second node served, said ``/healthz: ok`` and denied the platform's keys."""
+    import os
+
+    from tests.api.test_nodes import _serve
+
+    folder = home(tmp_path, "b")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OWNKEY_")}
+    env.update(OWNKEY_HOME=str(folder), OWNKEY_DATABASE_URL=shared_url)
+    log = tmp_path / "b.log"
+    process, _ = _serve(env, 1.0, log)
+    try:
+        code = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert code != 0
+    assert "OWNKEY_ROOT_KEY: this database's key store is sealed" in log.read_text()
