@@ -3,9 +3,10 @@
 slowco's key manager is made to hang (a gate the test holds shut, standing in for a fault proxy
 that delays every answer by 6 s); slowco's platform sends more concurrent seals than the node
 has worker threads. Before the bulkhead, those requests took every thread and acme's seal
-waited for slowco's key manager. Now slowco holds at most its compartment's slots and queue:
-acme's seal is answered while every one of slowco's key-manager calls is still blocked. The
-assertions are on ordering and counts, never on how long anything took.
+waited for slowco's key manager (the tests then fail at their first wait: slowco's requests
+never all get a thread). Now slowco holds at most its compartment's slots and queue: acme's seal
+is answered while every one of slowco's key-manager calls is still blocked. The assertions are
+on ordering and counts, never on how long anything took.
 """
 
 from __future__ import annotations
@@ -70,6 +71,26 @@ class SlowKeyManager:
     def unwrap(self, key_id: str, wrapped: bytes, context: Mapping[str, str]) -> bytes:
         self._held()
         return self._inner.unwrap(key_id, wrapped, context)
+
+
+class HeldCalls:
+    """Counts the wraps in progress in ``provider`` (calls the key manager has not answered)."""
+
+    def __init__(self, provider: Any) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+        wrap = provider.wrap
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                self.count += 1
+            try:
+                return wrap(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self.count -= 1
+
+        provider.wrap = counted
 
 
 def _until(condition: Any, what: str) -> None:
@@ -220,3 +241,68 @@ def test_calls_are_counted_by_provider_kind_and_outcome() -> None:
     assert stats.total == pytest.approx(2.003)
     assert stats.buckets[0] == 1  # 3 ms
     assert sum(stats.buckets) == 2
+
+
+# -- the issue's own frame: slowco's key in AWS KMS (moto) behind the fault proxy ------------------
+
+
+def test_a_hung_aws_kms_of_one_org_cannot_hold_another_orgs_seal(tmp_path: Path) -> None:
+    """slowco's customer key is in AWS KMS (moto's server) reached through the fault proxy, which
+    stops answering (a key manager slower than anything the test waits for); acme's key is local.
+    acme's seal is answered while slowco's calls are all still held by the proxy."""
+    from ownkey.providers._aws_kms import AwsKmsProvider
+    from ownkey.testing.faultproxy import Fault, FaultProxy
+    from tests.providers._servers import moto_server
+
+    (tmp_path / "moto").mkdir()
+    home = tmp_path / "home"
+    with (
+        moto_server(tmp_path / "moto") as server,
+        FaultProxy(("127.0.0.1", server.port)) as proxy,
+    ):
+        kms = AwsKmsProvider(
+            region="us-east-1",
+            endpoint_url=f"http://127.0.0.1:{proxy.port}",
+            credentials={"aws_access_key_id": "testing", "aws_secret_access_key": "testing"},
+            timeout=PATIENCE,  # slowco's calls wait on the proxy until the test lets them go
+        )
+        env = {"OWNKEY_HOME": str(home)}
+        providers: dict[str, Any] = {"aws_kms": kms}
+        with Runtime.open(home=home, env=env, providers=providers) as runtime:
+            setup_orgs(runtime)
+            runtime.create_org("slowco")
+            runtime.create_key("slowco", provider="aws_kms", actor="test")
+            runtime.update_org("slowco", cmk=True, enable=["0001"], actor="test")
+            runtime.add_users("slowco", [SLOW_USER], licensed=True)
+            tokens = TokenStore(runtime.database)
+            _, platform = tokens.issue("platform")
+            token = bearer(platform)
+            calls = runtime._deps.calls
+            limits = calls.limits
+            held = HeldCalls(kms)
+            with TestClient(create_app(runtime, tokens=tokens)) as client:
+                proxy.set_fault(Fault.BLACKHOLE)
+                pool = ThreadPoolExecutor(max_workers=FLOOD + 1)
+                flood: list[Future[Any]] = []
+                try:
+                    flood = [
+                        pool.submit(_seal, client, token, _slowco(f"kms-{n}")) for n in range(FLOOD)
+                    ]
+
+                    def accounted() -> int:  # answered, held by the proxy, or queued
+                        done = sum(1 for f in flood if f.done())
+                        return done + held.count + calls.report().waiting
+
+                    _until(lambda: accounted() == FLOOD, "slowco's requests answered or held")
+                    acme = pool.submit(_seal, client, token, recording(scope="acme-kms"))
+                    answer = acme.result(timeout=PATIENCE)
+                    assert answer.status_code == 200, answer.text
+                    assert held.count == limits.concurrent  # all still held by the proxy
+                    assert calls.in_flight("slowco") == limits.concurrent
+                    assert not any(f.done() and f.result().status_code == 200 for f in flood)
+                finally:
+                    proxy.set_fault(Fault.RESET)  # slowco's key manager fails: let them go
+                    answers = [f.result(timeout=PATIENCE) for f in flood]
+                    pool.shutdown(wait=True)
+    assert {a.status_code for a in answers} == {503}
+    assert {a.json()["type"] for a in answers} == {"urn:ownkey:problem:key-unavailable"}
