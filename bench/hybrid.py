@@ -86,6 +86,37 @@ def main() -> None:
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(burst, [n // 4] * 4))
         four = time.perf_counter() - start
+    # The same /unwrap burst against a key service that flushes every audit record to disk
+    # (audit_sync: full, the behaviour before issue 25), in the same run.
+    with (
+        tempfile.TemporaryDirectory() as root,
+        HybridStack(Path(root), ORG, MEMBERS, audit_sync="full") as durable,
+    ):
+        durable.client(ALICE).seal_message("c", payload, message="warm")
+        wrapped_full, header_full, _ = split(
+            durable.client(ALICE).seal_message("c", payload, message="m-0")
+        )
+        full_body = {
+            "authentication": durable.sign_in(BOB, KACLS_AUDIENCE),
+            "authorization": durable.grant(BOB, "c", "reader"),
+            "wrapped_key": base64.b64encode(wrapped_full).decode(),
+            "message": header_full.message,
+            "author": header_full.author,
+        }
+        full_url = durable.kacls_url + "/unwrap"
+
+        def full_burst(count: int) -> None:
+            with httpx.Client(timeout=10.0) as http:
+                for _ in range(count):
+                    http.post(full_url, json=full_body).raise_for_status()
+
+        start = time.perf_counter()
+        full_burst(n)
+        full_one = time.perf_counter() - start
+        start = time.perf_counter()
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(full_burst, [n // 4] * 4))
+        full_four = time.perf_counter() - start
     result = {
         "messages": n,
         "payload_bytes": len(payload),
@@ -94,6 +125,8 @@ def main() -> None:
         "open_warm_per_s": _rate(10 * n, warm),
         "kacls_unwrap_req_per_s_1_thread": _rate(n, one),
         "kacls_unwrap_req_per_s_4_threads": _rate(4 * (n // 4), four),
+        "kacls_unwrap_full_sync_req_per_s_1_thread": _rate(n, full_one),
+        "kacls_unwrap_full_sync_req_per_s_4_threads": _rate(4 * (n // 4), full_four),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
     }

@@ -57,6 +57,7 @@ def build_service(config: HybridConfig, *, http: httpx.Client | None = None) -> 
             config.org,
             signer=load_audit_signer(config.home),
             witness=head_witness(provider, config.key_id, config.org),
+            audit_sync=config.audit_sync,
         ),
         privileged=frozenset(config.privileged),
     )

@@ -68,6 +68,8 @@ class HybridConfig:
     provider_settings: Mapping[str, str] = field(default_factory=dict)
     skew_seconds: float = DEFAULT_SKEW_SECONDS
     jwks_min_refresh_seconds: float = 5.0
+    #: ``normal`` or ``full``: how an audit record reaches the disk (HybridStore, issue 25).
+    audit_sync: str = "normal"
 
     def to_json(self) -> dict[str, Any]:
         raw = asdict(self)
@@ -169,6 +171,7 @@ def load_config(home: Path) -> HybridConfig:
             provider_settings={str(k): str(v) for k, v in raw.get("provider_settings", {}).items()},
             skew_seconds=float(raw.get("skew_seconds", DEFAULT_SKEW_SECONDS)),
             jwks_min_refresh_seconds=float(raw.get("jwks_min_refresh_seconds", 5.0)),
+            audit_sync=str(raw.get("audit_sync", "normal")),
         )
         check_issuers(config.authentication, config.authorization)
         return config

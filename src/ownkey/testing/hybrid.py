@@ -73,8 +73,10 @@ class HybridStack:
         members: Mapping[str, Any],
         *,
         privileged: tuple[str, ...] = (),
+        audit_sync: str = "normal",
     ) -> None:
         self.root = root
+        self._audit_sync = audit_sync
         self.org = org
         self.members_file = root / "members.json"
         self.platform_state = root / "platform"
@@ -144,6 +146,11 @@ class HybridStack:
             privileged=self._privileged,
             jwks_min_refresh_seconds=0.0,
         )
+        if self._audit_sync != "normal":  # hybrid.json's audit_sync (HybridStore)
+            config = self.kacls_home / "hybrid.json"
+            raw = json.loads(config.read_text(encoding="utf-8"))
+            raw["audit_sync"] = self._audit_sync
+            config.write_text(json.dumps(raw), encoding="utf-8")
         serve = ["hybrid", "serve", "--home", str(self.kacls_home), "--port", str(kacls_port)]
         kacls = subprocess.Popen(  # noqa: S603 - our own command, our own arguments
             [sys.executable, "-m", "ownkey", *serve],
