@@ -24,8 +24,16 @@ from sqlalchemy import create_engine, insert
 from ownkey.audit import AuditAction, AuditEvent, Outcome
 from ownkey.envelope import ScopeKey, seal_message
 from ownkey.errors import ConfigError
+from ownkey.providers import LocalKeyStoreProvider
 from ownkey.service import Runtime
-from ownkey.storage import AuditQuery, AuditSigningKey, Database, FleetStore, SqlAuditSink
+from ownkey.storage import (
+    AuditLog,
+    AuditQuery,
+    AuditSigningKey,
+    Database,
+    FleetStore,
+    SqlAuditSink,
+)
 from ownkey.storage._schema import fleet_secrets
 
 ANN = "ann@acme.test"
@@ -286,3 +294,43 @@ def test_ownkey_serve_without_the_fleets_root_key_exits_naming_it_and_never_says
             process.wait()
     assert code != 0
     assert "OWNKEY_ROOT_KEY: this database's key store is sealed" in log.read_text()
+
+
+def test_two_old_homes_with_their_own_signing_keys_verify_alike_after_their_first_start(
+    tmp_path: Path, shared_url: str
+) -> None:
+    """Two nodes of one fleet from before: one root key given to both, but each home made its
+    own audit signing key and kept its own ``--create-key`` keys. The checkpoints each signed
+    were a false alarm on the other node, and stayed in the chain."""
+    fleet_root = "6a" * 32
+    old: dict[str, tuple[Path, AuditSigningKey, str]] = {}
+    database = Database.open(shared_url)
+    try:
+        for name in ("a", "b"):
+            folder = home(tmp_path, name)
+            env = {"OWNKEY_HOME": str(folder), "OWNKEY_ROOT_KEY": fleet_root}
+            signing = AuditSigningKey.load(env)  # $OWNKEY_HOME/audit-signing.key, as before
+            own_key = LocalKeyStoreProvider(env=env).create_key(label=f"customer:{name}")
+            sink = SqlAuditSink(database, signing)
+            sink.record(AuditEvent(1.0, AuditAction.KEY_CREATE, Outcome.OK, org="acme"))
+            assert sink.checkpoint("acme") is not None
+            old[name] = (folder, signing, own_key)
+        log = AuditLog(database)
+        a_key = old["a"][1]
+        before = log.verify("acme", {a_key.key_id: a_key.public_key})
+        assert not before.ok  # node a called node b's checkpoint tampered
+    finally:
+        database.close()
+    for folder, signing, own_key in old.values():
+        with node(folder, shared_url, OWNKEY_ROOT_KEY=fleet_root) as rt:
+            assert not (folder / "local-keys.json").exists()
+            assert not (folder / "audit-signing.key").exists()
+            assert rt.local_keys.describe(own_key).state.value == "enabled"
+            assert signing.key_id in rt.audit_public_keys()
+    for folder, _, _ in old.values():
+        with node(folder, shared_url, OWNKEY_ROOT_KEY=fleet_root) as rt:
+            for _, _, own_key in old.values():  # each home's keys, on every node
+                assert rt.local_keys.describe(own_key).state.value == "enabled"
+            assert rt.audit_sink.checkpoint("acme") is not None
+            report = rt.audit_log.verify("acme", rt.audit_public_keys())
+            assert report.ok, report.problems
