@@ -304,3 +304,64 @@ def test_a_restore_waiting_for_an_operator_is_not_ready(api: Api) -> None:
         }
     finally:
         api.runtime.protector.open_gate.open()
+
+
+def test_two_nodes_on_one_postgresql_the_one_on_a_wrong_bucket_is_not_ready(
+    tmp_path: Path, pg_url: str, moto_endpoint: str, aws_env: None
+) -> None:
+    """The issue's frame: two nodes on one PostgreSQL, blobs on S3. Node B was started with a
+    bucket name that does not exist: it is alive but not ready, and the object node A stored is
+    503 through it (never 404), while A serves it."""
+    import boto3
+
+    from ownkey.storage import TokenStore
+    from tests.api.conftest import bearer
+
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    bucket = "ownkey-fleet-" + uuid.uuid4().hex[:8]
+    s3.create_bucket(Bucket=bucket)
+    homes = tmp_path / "a", tmp_path / "b"
+
+    def node(home: Path, name: str) -> Runtime:
+        env = {
+            "OWNKEY_HOME": str(home),
+            "OWNKEY_S3_BUCKET": name,
+            "OWNKEY_S3_ENDPOINT_URL": moto_endpoint,
+            "OWNKEY_ROOT_KEY": "33" * 32,  # the fleet's root key, the same on both nodes
+        }
+        return Runtime.open(home=home, url=pg_url, env=env)
+
+    with node(homes[0], bucket) as a_runtime:
+        setup_orgs(a_runtime)
+        tokens = TokenStore(a_runtime.database)
+        _, platform = tokens.issue("platform")
+        with node(homes[1], bucket + "-typo") as b_runtime:
+            a_app = create_app(a_runtime, tokens=tokens, node_sync=True)
+            b_app = create_app(b_runtime, node_sync=True)
+            with TestClient(a_app) as a, TestClient(b_app) as b:
+                assert a_app.state.node_sync.wait_listening(30)
+                assert b_app.state.node_sync.wait_listening(30)
+                header = (
+                    '{"asset": {"service_id": "0001", "org": "acme", "owner": "ann@acme.test",'
+                    ' "owner_kind": "user", "container": {"kind": "meeting", "members": []},'
+                    ' "component": "video"}, "scope": "meeting-1"}'
+                )
+                stored = a.put(
+                    "/v1/objects/rec-1",
+                    content=b"y" * 100_000,
+                    headers={**bearer(platform), "Ownkey-Request": header},
+                )
+                assert stored.status_code in (200, 201), stored.text
+                assert a.get("/readyz").status_code == 200
+                assert b.get("/livez").status_code == 200
+                not_ready = b.get("/readyz")
+                assert not_ready.status_code == 503
+                checks = not_ready.json()["checks"]
+                assert checks["blob_store"]["status"] == "failed"
+                assert "does not exist" in checks["blob_store"]["detail"]
+                assert checks["database"]["status"] == "ok"
+                assert checks["change_feed"]["status"] == "ok"
+                path = "/v1/objects/rec-1?org=acme"
+                assert a.get(path, headers=bearer(platform)).content == b"y" * 100_000
+                through_b = b.get(path, headers=bearer(platform))
+                assert through_b.status_code == 503, through_b.text
