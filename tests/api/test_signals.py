@@ -143,3 +143,20 @@ def test_every_answer_has_an_id_even_an_error(api: Api) -> None:
     second = api.client.get("/v1/orgs/acme/settings")
     assert first.status_code == 401
     assert first.headers["X-Request-Id"] != second.headers["X-Request-Id"]
+
+
+def test_the_request_id_reaches_the_thread_that_serves_the_request(api: Api) -> None:
+    """A sync route runs on a worker thread: its log lines carry the request's id too."""
+    from ownkey._logs import REQUEST_ID
+
+    seen: list[str] = []
+
+    def route() -> dict[str, str]:
+        seen.append(REQUEST_ID.get())
+        return {}
+
+    api.client.app.add_api_route("/test-only/request-id", route)  # type: ignore[attr-defined]
+    answer = api.client.get("/test-only/request-id", headers={"X-Request-Id": "thread-1"})
+    assert answer.status_code == 200
+    assert seen == ["thread-1"]
+    assert REQUEST_ID.get() == ""  # nothing left behind outside the request
