@@ -1,4 +1,4 @@
-"""One org's slow key manager cannot stall another org's requests (issue 28, item 6).
+"""One org's slow key manager cannot stall another org's requests (issue 28, item 6; FS-6).
 
 slowco's key manager is made to hang (a gate the test holds shut, standing in for a fault proxy
 that delays every answer by 6 s); slowco's platform sends more concurrent seals than the node
