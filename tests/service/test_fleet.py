@@ -334,3 +334,35 @@ def test_two_old_homes_with_their_own_signing_keys_verify_alike_after_their_firs
             assert rt.audit_sink.checkpoint("acme") is not None
             report = rt.audit_log.verify("acme", rt.audit_public_keys())
             assert report.ok, report.problems
+
+
+def test_the_witness_logs_of_every_node_verify_together(
+    node_a: Runtime, tmp_path: Path, shared_url: str
+) -> None:
+    """Each node's embedded store writes the witness calls it serves to its own home's
+    ``local-keys.log``; ``audit verify --witness-log`` takes them concatenated."""
+    from ownkey.service import witness
+
+    fleet_root = root_key_of(tmp_path / "a")
+    with node(home(tmp_path, "b"), shared_url, OWNKEY_ROOT_KEY=fleet_root) as node_b:
+        for rt in (node_a, node_b):
+            rt.protector.seal(recording("acme", ANN, "w"), b"x")
+            witness(rt, "acme")
+    logs = [(tmp_path / name / "local-keys.log").read_bytes() for name in ("a", "b")]
+    assert all(logs)  # each node witnessed into its own log
+    joined = tmp_path / "witness.log"
+    joined.write_bytes(b"".join(logs))
+    for name, env in {"a": {}, "b": {"OWNKEY_ROOT_KEY": fleet_root}}.items():
+        code, out, err = _cli(
+            tmp_path / name,
+            shared_url,
+            "audit",
+            "verify",
+            "acme",
+            "--witness-log",
+            str(joined),
+            "--json",
+            **env,
+        )
+        assert code == 0, (name, out, err)
+        assert json.loads(out)["anchors"][0]["heads"] == 2
