@@ -160,3 +160,15 @@ def test_the_request_id_reaches_the_thread_that_serves_the_request(api: Api) -> 
     assert answer.status_code == 200
     assert seen == ["thread-1"]
     assert REQUEST_ID.get() == ""  # nothing left behind outside the request
+
+
+def test_the_items_of_unfinished_jobs(api: Api) -> None:
+    """A job stored but not yet run (a node's queue): its items count as total, none done."""
+    store = api.runtime.jobs
+    store.create("rekey", [f"item-{n}" for n in range(7)], org="acme")
+    store.create("rekey", ["a", "b"], org="globex")
+    assert ("rekey", "pending", 2, 9, 0, 0) in store.tally()
+    samples = _samples(api)
+    assert _value(samples, "ownkey_jobs", kind="rekey", state="pending") == 2
+    assert _value(samples, "ownkey_job_items", kind="rekey", progress="total") == 9
+    assert _value(samples, "ownkey_job_items", kind="rekey", progress="done") == 0

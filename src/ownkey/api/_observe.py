@@ -280,24 +280,16 @@ class NodeCollector(Collector):
             "Items of unfinished jobs by kind: total, done, failed.",
             labels=["kind", "progress"],
         )
-        counts: dict[tuple[str, str], int] = {}
         progress: dict[tuple[str, str], int] = {}
         try:
-            statuses = self._runtime.jobs.all()
+            tally = self._runtime.jobs.tally()
         except Exception:  # a database error is counted above; the scrape still answers
-            statuses = []
-        for status in statuses:
-            key = (status.kind, status.state)
-            counts[key] = counts.get(key, 0) + 1
-            if not status.finished:
-                for name, value in (
-                    ("total", status.total),
-                    ("done", status.done),
-                    ("failed", status.failed),
-                ):
-                    progress[(status.kind, name)] = progress.get((status.kind, name), 0) + value
-        for (kind, state), count in sorted(counts.items()):
+            tally = []
+        for kind, state, count, total, done, failed in sorted(tally):
             jobs.add_metric([kind, state], count)
+            if state in ("pending", "running"):
+                for name, value in (("total", total), ("done", done), ("failed", failed)):
+                    progress[(kind, name)] = progress.get((kind, name), 0) + value
         for (kind, name), value in sorted(progress.items()):
             items.add_metric([kind, name], value)
         yield jobs

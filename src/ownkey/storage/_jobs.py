@@ -201,6 +201,23 @@ class JobStore:
             lease_until=None if row.lease_until_ms is None else row.lease_until_ms / 1000,
         )
 
+    def tally(self) -> list[tuple[str, str, int, int, int, int]]:
+        """Jobs by (kind, state): how many, and their items' total, done and failed, in one
+        query (``/metrics``; no org, no job id)."""
+        query = select(
+            jobs.c.kind,
+            jobs.c.state,
+            func.count(),
+            func.coalesce(func.sum(jobs.c.total), 0),
+            func.coalesce(func.sum(jobs.c.done), 0),
+            func.coalesce(func.sum(jobs.c.failed), 0),
+        ).group_by(jobs.c.kind, jobs.c.state)
+        with self._db.engine.connect() as conn:
+            return [
+                (str(kind), str(state), int(count), int(total), int(done), int(failed))
+                for kind, state, count, total, done, failed in conn.execute(query)
+            ]
+
     def all(self) -> list[JobStatus]:
         with self._db.engine.connect() as conn:
             ids = [
