@@ -211,6 +211,7 @@ def test_a_running_node_follows_new_settings_at_the_notification(
     via_a, via_b, _ = proxies
     clock = FakeClock()
     slowco_key = _kms_key(moto_server, "slowco")
+    Database.open(postgres_url).close()  # on PostgreSQL only the library and db upgrade migrate
     _register(tmp_path, postgres_url, "slowco", slowco_key, via_a)
     node = Runtime.open(
         home=tmp_path / "node",
