@@ -348,7 +348,10 @@ def test_a_migration_older_builds_cannot_run_against_is_refused_until_asked_for(
     newer = _build(tmp_path, "newer", newer=f'breaks_builds_before = "{nxt}"')
     _all_succeed([_ownkey(home, None, "org", "list", "--json")])  # this build, at its head
     line = _one_line(_ownkey(home, None, "org", "list", migrations=newer))
-    assert f"stop builds older than revision {nxt}" in line
+    assert (
+        f"the migrations from revision {head} to {nxt} stop builds older than revision {nxt}"
+        in line
+    )
     assert "run `ownkey db upgrade --breaking`" in line
     line = _one_line(_ownkey(home, None, "db", "upgrade", migrations=newer))
     assert "--breaking" in line

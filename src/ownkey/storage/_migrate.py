@@ -86,8 +86,9 @@ def upgrade(
                     return before, before
                 pending = breaking_requirement(config, revision, before.revision)
                 if pending is not None and before.revisions and not breaking:
+                    target = before.head if revision == "head" else revision
                     raise ConfigError(
-                        f"the migrations from revision {before.revision} to {revision} stop "
+                        f"the migrations from revision {before.revision} to {target} stop "
                         f"builds older than revision {pending}; once every node runs one from "
                         f"{pending} on, run `ownkey db upgrade --breaking`"
                     )
