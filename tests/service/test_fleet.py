@@ -366,3 +366,18 @@ def test_the_witness_logs_of_every_node_verify_together(
         )
         assert code == 0, (name, out, err)
         assert json.loads(out)["anchors"][0]["heads"] == 2
+
+
+def test_an_old_home_sealed_under_another_root_key_is_refused_and_left_as_it_was(
+    node_a: Runtime, tmp_path: Path, shared_url: str
+) -> None:
+    folder = home(tmp_path, "old")
+    own = {"OWNKEY_HOME": str(folder), "OWNKEY_ROOT_KEY": "7b" * 32}
+    LocalKeyStoreProvider(env=own).create_key(label="customer:acme")  # its own root key
+    before = (folder / "local-keys.json").read_bytes()
+    fleet_root = root_key_of(tmp_path / "a")
+    with pytest.raises(ConfigError) as refused:
+        node(folder, shared_url, OWNKEY_ROOT_KEY=fleet_root)
+    assert str(refused.value).startswith("OWNKEY_ROOT_KEY: ")
+    assert "local-keys.json" in str(refused.value)
+    assert (folder / "local-keys.json").read_bytes() == before
