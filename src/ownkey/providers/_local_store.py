@@ -506,6 +506,9 @@ class LocalKeyStoreProvider:
         before = self._get(key_id)
         if before.state is not KeyState.DESTROYED:
             self._update(key_id, self._shred)
+        purge = getattr(self._records, "purge_deleted", None)
+        if callable(purge):  # records in a database: the old row out of its files (KL-9)
+            purge()
         with self._lock:
             for cache_key in [k for k in self._ciphers if k[0] == key_id]:
                 del self._ciphers[cache_key]

@@ -68,8 +68,10 @@ def _body(key: StoredKey) -> str:
 class SqlLocalKeys:
     """The embedded store's records (``LocalKeyRecords``) as rows of ``local_keys``.
 
-    A destruction's old row (the key's sealed versions) is purged from SQLite's files at once
-    (``Database.purge_deleted``), as the JSON file was rewritten whole (KL-9)."""
+    A destruction's old row (the key's sealed versions) is made unreadable from SQLite's files
+    at once (``Database.purge_deleted``), as the JSON file was rewritten whole (KL-9); the store
+    calls :meth:`purge_deleted` again at every ``destroy``, so a repeated one finishes a purge a
+    reader held up."""
 
     def __init__(self, database: Database, store: FleetStore) -> None:
         self._db = database
@@ -93,8 +95,12 @@ class SqlLocalKeys:
         if not self._store.replace_key(expected.key_id, current, _body(new)):
             return False
         if new.state is KeyState.DESTROYED and expected.state is not KeyState.DESTROYED:
-            self._db.purge_deleted()
+            self._db.purge_deleted()  # a destruction, also one due at a key's next use
         return True
+
+    def purge_deleted(self) -> None:
+        """``Database.purge_deleted``: KeyUnavailable while a reader holds SQLite's WAL."""
+        self._db.purge_deleted()
 
     def all(self) -> list[StoredKey]:
         return [_parse(key_id, body) for key_id, body in self._store.all_keys()]
