@@ -8,6 +8,7 @@ on how fast the machine is (a hung probe is cut at its timeout, whatever that ti
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from importlib.metadata import version
@@ -365,3 +366,37 @@ def test_two_nodes_on_one_postgresql_the_one_on_a_wrong_bucket_is_not_ready(
                 assert a.get(path, headers=bearer(platform)).content == b"y" * 100_000
                 through_b = b.get(path, headers=bearer(platform))
                 assert through_b.status_code == 503, through_b.text
+
+
+def test_the_node_answers_its_probes_while_every_worker_thread_is_held(api: Api) -> None:
+    """Requests holding all of the node's worker threads (anyio's 40) must not make the node
+    look dead: /livez runs on the event loop, /readyz and /metrics on threads of their own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    release = threading.Event()
+    inside: list[int] = []
+    lock = threading.Lock()
+
+    def stuck() -> dict[str, str]:
+        with lock:
+            inside.append(1)
+        release.wait()
+        return {}
+
+    api.client.app.add_api_route("/test-only/stuck", stuck)  # type: ignore[attr-defined]
+    workers = 40
+    pool = ThreadPoolExecutor(max_workers=workers + 5 + 3)  # the held, the queued, the probes
+    try:
+        held = [pool.submit(api.client.get, "/test-only/stuck") for _ in range(workers + 5)]
+        deadline = time.monotonic() + 120  # progress on a loaded machine, not a threshold
+        while len(inside) < workers:
+            assert time.monotonic() < deadline, "the worker threads never filled"
+            time.sleep(0.01)
+        probes = [pool.submit(api.client.get, path) for path in ("/livez", "/readyz", "/metrics")]
+        statuses = [probe.result(timeout=120).status_code for probe in probes]
+        assert statuses == [200, 200, 200]
+        assert len(inside) == workers  # every worker thread still held
+        assert not any(future.done() for future in held)
+    finally:
+        release.set()
+        pool.shutdown(wait=True)

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
@@ -63,6 +65,8 @@ _ERRORS: dict[str, str] = {
     "retry after Retry-After",
 }
 
+#: Threads of the node's own routes (/readyz, /metrics), apart from the request workers.
+_OWN_THREADS = 4
 _READY_BODY: dict[str, Any] = {
     "type": "object",
     "required": ["status", "checks"],
@@ -271,12 +275,22 @@ def create_app(
         directory=DirectoryOrgUsers(runtime.directory),
     )
 
+    # The node's own routes never wait for a worker thread: /livez runs on the event loop, and
+    # /readyz and /metrics run on threads of their own (a few), so a flood of requests holding
+    # every worker thread (a slow key manager, a slow database) cannot make a node look dead.
+    own_threads: list[anyio.CapacityLimiter] = []
+
+    def own_limiter() -> anyio.CapacityLimiter:
+        if not own_threads:
+            own_threads.append(anyio.CapacityLimiter(_OWN_THREADS))
+        return own_threads[0]
+
     @app.get("/livez", tags=["node"], summary="Liveness: the process answers (no I/O)")
-    def livez() -> JSONResponse:
+    async def livez() -> JSONResponse:
         return JSONResponse({"status": "alive"})
 
-    def ready() -> JSONResponse:
-        report = readiness.check()
+    async def ready() -> JSONResponse:
+        report = await anyio.to_thread.run_sync(readiness.check, limiter=own_limiter())
         headers = {} if report.ready else {"Retry-After": str(RETRY_AFTER_SECONDS)}
         return JSONResponse(
             report.as_dict(), status_code=200 if report.ready else 503, headers=headers
@@ -306,8 +320,9 @@ def create_app(
         response_class=Response,
         responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
     )
-    def prometheus() -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+    async def prometheus() -> Response:
+        body = await anyio.to_thread.run_sync(metrics.render, limiter=own_limiter())
+        return Response(body, media_type=CONTENT_TYPE)
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(BodyGate, authority=state, routes=app.router.routes)

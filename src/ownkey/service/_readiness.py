@@ -14,8 +14,8 @@ messages, redacted, or the failing call's error type):
 - ``change_feed``: the PostgreSQL ``LISTEN`` connection of :class:`~ownkey.service.NodeSync` is
   up (``n/a`` on SQLite, or when the node does not follow other nodes).
 
-Every probe runs on its own thread and is given ``timeout`` seconds: a hung key manager makes
-its check fail, it never holds the answer. The blob store and the platform key are asked at most
+Every probe runs on its own thread, all at once, and they are given ``timeout`` seconds together:
+a hung key manager makes its check fail, it never holds the answer. The blob store and the platform key are asked at most
 once per ``cache_for`` seconds (a load balancer probing every second cannot hammer a KMS or a
 bucket); while one probe is still out, the next answer waits on it rather than starting another.
 """
@@ -118,7 +118,8 @@ class _Probe:
         self._running: threading.Event | None = None
         self.runs = 0  # how many times the dependency was asked (for tests)
 
-    def check(self) -> Check:
+    def begin(self) -> Check | threading.Event:
+        """The cached answer while fresh, else the probe's run (started unless one is out)."""
         with self._lock:
             last = self._last
             if last is not None and self._clock() - self._at < self._cache_for:
@@ -129,11 +130,20 @@ class _Probe:
                 self.runs += 1
                 name = f"ownkey-ready-{self._name}"
                 threading.Thread(target=self._run, args=(running,), name=name, daemon=True).start()
-        if not running.wait(self._timeout):
+            return running
+
+    def finish(self, begun: Check | threading.Event, deadline: float) -> Check:
+        """The answer of :meth:`begin`, waiting for the probe until ``deadline`` (monotonic)."""
+        if isinstance(begun, Check):
+            return begun
+        if not begun.wait(max(0.0, deadline - time.monotonic())):
             return Check(self._name, "failed", f"no answer within {self._timeout:g} s")
         with self._lock:
             assert self._last is not None
             return self._last
+
+    def check(self) -> Check:
+        return self.finish(self.begin(), time.monotonic() + self._timeout)
 
     def _run(self, done: threading.Event) -> None:
         try:
@@ -159,6 +169,7 @@ class Readiness:
     ) -> None:
         self._runtime = runtime
         self._sync = sync
+        self._timeout = timeout
         self._build = build_name()
 
         def probe(name: str, fn: Callable[[], str], ttl: float) -> _Probe:
@@ -220,5 +231,8 @@ class Readiness:
 
     def check(self) -> ReadinessReport:
         """Every check now (the slow ones from their cache when fresh)."""
-        checks = [probe.check() for probe in self.probes.values()]
+        # every probe runs at once: a node with two hung dependencies answers within one timeout
+        begun = [(probe, probe.begin()) for probe in self.probes.values()]
+        deadline = time.monotonic() + self._timeout
+        checks = [probe.finish(started, deadline) for probe, started in begun]
         return ReadinessReport((*checks, self._change_feed(), self._restore()), self._build)
