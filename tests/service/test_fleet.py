@@ -381,3 +381,53 @@ def test_an_old_home_sealed_under_another_root_key_is_refused_and_left_as_it_was
     assert str(refused.value).startswith("OWNKEY_ROOT_KEY: ")
     assert "local-keys.json" in str(refused.value)
     assert (folder / "local-keys.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("shared_url", ["postgresql"], indirect=True)
+def test_two_serve_nodes_on_separate_homes_open_each_others_content(
+    node_a: Runtime, tmp_path: Path, shared_url: str
+) -> None:
+    """The issue's frame: two ``ownkey serve`` processes, separate homes, one database."""
+    import os
+
+    import httpx
+
+    from ownkey.storage import TokenStore
+    from tests.api.conftest import bearer
+    from tests.api.test_nodes import _serve, _wait_healthy
+
+    platform = bearer(TokenStore(node_a.database).issue("platform")[1])
+    fleet_root = root_key_of(tmp_path / "a")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OWNKEY_")}
+    base.update(OWNKEY_DATABASE_URL=shared_url, OWNKEY_ROOT_KEY=fleet_root)
+    nodes = []
+    try:
+        for name in ("a", "b"):
+            env = {**base, "OWNKEY_HOME": str(tmp_path / name)}
+            if name == "b":
+                home(tmp_path, name)
+            log = tmp_path / f"{name}.log"
+            process, address = _serve(env, 1.0, log)
+            nodes.append((process, address))
+            _wait_healthy(address, process, log)
+        (_, at_a), (_, at_b) = nodes
+        requests = [recording("acme", ANN, "cmk"), recording("globex", BO, "no-cmk")]
+        with httpx.Client(timeout=10) as client:
+            for request in requests:
+                sealed = client.post(
+                    f"{at_a}/v1/seal",
+                    json={"request": request, "data": base64.b64encode(b"hi").decode()},
+                    headers=platform,
+                )
+                assert sealed.status_code == 200, sealed.text
+                opened = client.post(
+                    f"{at_b}/v1/open",
+                    json={"request": request, "sealed": sealed.json()["sealed"]},
+                    headers=platform,
+                )
+                assert opened.status_code == 200, opened.text
+                assert base64.b64decode(opened.json()["data"]) == b"hi"
+    finally:
+        for process, _ in nodes:
+            process.terminate()
+            process.wait(timeout=30)
