@@ -34,7 +34,14 @@ from ownkey.envelope._message import (
     open_message,
     seal_message,
 )
-from ownkey.envelope._primitives import Ed25519Signer, ed25519_verify, sha256
+from ownkey.envelope._primitives import (
+    GCM_NONCE_BYTES,
+    GCM_TAG_BYTES,
+    Aes256Gcm,
+    Ed25519Signer,
+    ed25519_verify,
+    sha256,
+)
 from ownkey.envelope._stream import (
     DEFAULT_SEGMENT_SIZE,
     MAX_SEGMENT_SIZE,
@@ -56,6 +63,8 @@ from ownkey.envelope._stream import (
 __all__ = [
     "DEFAULT_SEGMENT_SIZE",
     "FORMAT_VERSION",
+    "GCM_NONCE_BYTES",
+    "GCM_TAG_BYTES",
     "MAX_MESSAGE_BYTES",
     "MAX_SEGMENT_SIZE",
     "MESSAGE_FIXED_OVERHEAD",
@@ -64,6 +73,7 @@ __all__ = [
     "SECRET_KEY_ACCESS",
     "SUITE_MESSAGE",
     "SUITE_STREAM",
+    "Aes256Gcm",
     "ContextTemplate",
     "Ed25519Signer",
     "EncryptionContext",

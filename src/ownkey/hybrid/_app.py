@@ -27,10 +27,12 @@ from ownkey.errors import (
 )
 from ownkey.hybrid._config import DB_FILE, HybridConfig, load_audit_signer, open_provider
 from ownkey.hybrid._service import KeyService
+from ownkey.hybrid._sigv4 import SignedRequest
 from ownkey.hybrid._store import HybridStore, head_witness
 from ownkey.hybrid._tokens import JwksCache, TokenVerifier
+from ownkey.hybrid._xks import XksService, load_xks_settings
 
-__all__ = ["build_app", "build_service"]
+__all__ = ["build_app", "build_service", "build_xks"]
 
 _MAX_BODY = 64 * 1024
 
@@ -61,6 +63,43 @@ def build_service(config: HybridConfig, *, http: httpx.Client | None = None) -> 
         ),
         privileged=frozenset(config.privileged),
     )
+
+
+def build_xks(config: HybridConfig, service: KeyService) -> XksService | None:
+    """The XKS proxy API of the home (its ``xks`` section), sharing the key service's provider,
+    key and audit chain; None when the home has no ``xks`` section."""
+    settings = load_xks_settings(config.home)
+    if settings is None:
+        return None
+    return XksService(
+        settings,
+        org=config.org,
+        provider=service.provider,
+        provider_key=service.key_id,
+        store=service.store,
+    )
+
+
+def _mount_xks(app: FastAPI, xks: XksService) -> None:
+    """``POST {prefix}/kms/xks/v1/...`` (GET is 405, as the spec wants)."""
+
+    async def handle(request: Request) -> JSONResponse:
+        raw = await _bounded_body(request)
+        if raw is None:
+            body = {"errorName": "UnsupportedOperationException", "errorMessage": "body too large"}
+            return JSONResponse(body, status_code=501)
+        signed = SignedRequest(
+            method=request.method,
+            path=request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
+            query=request.url.query,
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw],
+            body=raw,
+        )
+        status, answer = await run_in_threadpool(xks.handle, signed)
+        return JSONResponse(answer, status_code=status)
+
+    app.add_api_route("/kms/xks/v1/{tail:path}", handle, methods=["POST"], name="xks")
+    app.add_api_route("/{head:path}/kms/xks/v1/{tail:path}", handle, methods=["POST"], name="xks_p")
 
 
 def _status_of(exc: OwnkeyError) -> int:
@@ -96,8 +135,10 @@ async def _bounded_body(request: Request) -> bytes | None:
     return bytes(body)
 
 
-def build_app(service: KeyService) -> FastAPI:
+def build_app(service: KeyService, xks: XksService | None = None) -> FastAPI:
     app = FastAPI(title="ownkey hybrid key service", docs_url=None, redoc_url=None)
+    if xks is not None:
+        _mount_xks(app, xks)
 
     def endpoint(
         run: Callable[[dict[str, Any]], dict[str, str]],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ownkey._redact import uvicorn_log_config
-from ownkey.hybrid._app import build_app, build_service
+from ownkey.hybrid._app import build_app, build_service, build_xks
 from ownkey.hybrid._config import load_config
 
 __all__ = ["serve"]
@@ -15,7 +15,9 @@ def serve(home: Path, *, host: str = "127.0.0.1", port: int = 8787) -> None:
     """Serve until interrupted. Plain HTTP on loopback by default: put TLS in front of it."""
     import uvicorn
 
-    app = build_app(build_service(load_config(home)))
+    config = load_config(home)
+    service = build_service(config)
+    app = build_app(service, build_xks(config, service))
     uvicorn.run(
         app,
         host=host,

@@ -142,6 +142,20 @@ class KeyService:
         self._privileged = privileged
         self._clock = clock
 
+    @property
+    def provider(self) -> KeyProvider:
+        """The provider of the service's key (the XKS API shares it, ``_xks``)."""
+        return self._provider
+
+    @property
+    def key_id(self) -> str:
+        return self._key_id
+
+    @property
+    def store(self) -> HybridStore:
+        """Revocations and the audit chain (shared with the XKS API)."""
+        return self._store
+
     # -- the checks ---------------------------------------------------------------------------
 
     def _context(self, call: _Call) -> dict[str, str]:
