@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from ownkey.api import create_app
 from ownkey.service import Runtime
-from ownkey.storage import TokenStore
+from ownkey.storage import Database, SessionStore, TokenStore
 from ownkey.web._session import SESSION_SECONDS, Sessions
 from ownkey.web._views import CSV_COLUMNS, csv_text
 from tests.api.conftest import setup_orgs
@@ -204,15 +204,40 @@ def text_header() -> str:
     return "".join(csv_text([])).splitlines()[0]
 
 
-def test_a_session_ends_after_its_lifetime() -> None:
+def test_a_session_ends_after_its_lifetime(tmp_path: Path) -> None:
     now = [1000.0]
-    sessions = Sessions(clock=lambda: now[0])
-    session = sessions.start(token="okt_secret-text", org="acme", actor="token:x")
+    database = Database.open(f"sqlite:///{tmp_path / 'ownkey.db'}")
+    sessions = Sessions(SessionStore(database), clock=lambda: now[0])
+    session = sessions.start(token_id="0123456789abcdef", org="acme", actor="token:x")
     assert sessions.get(session.session_id) == session
-    assert "secret-text" not in repr(session)
     assert session.session_id not in repr(session)
+    assert session.csrf not in repr(session)
     now[0] += SESSION_SECONDS
     assert sessions.get(session.session_id) is None
+    database.close()
+
+
+def test_a_session_is_stored_by_its_digest_with_its_tokens_id_never_the_token(site: Site) -> None:
+    """What a copy of the database holds of a session: nothing that signs anyone in."""
+    from sqlalchemy import select
+
+    from ownkey.envelope import sha256
+    from ownkey.storage._schema import console_sessions
+
+    with site.client() as client:
+        _sign_in(client, site.acme)
+        cookie = client.cookies.get("ownkey_console")
+    assert cookie is not None
+    with site.runtime.database.engine.connect() as conn:
+        rows = conn.execute(select(console_sessions)).all()
+    assert len(rows) == 1
+    (row,) = rows
+    assert bytes(row.digest) == sha256(cookie.encode("utf-8"))
+    assert (row.org, row.token_id, row.actor) == ("acme", site.acme_id, f"token:{site.acme_id}")
+    stored = " ".join(str(value) for value in row)
+    assert cookie not in stored
+    assert site.acme not in stored
+    assert site.acme.split(".", 1)[1] not in stored
 
 
 def test_the_jobs_table_polls_while_a_job_runs_and_stops_when_it_is_done(site: Site) -> None:

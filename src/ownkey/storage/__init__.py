@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from ownkey.storage._fleet import FleetStore
     from ownkey.storage._jobs import JOB_KINDS, JobStatus, JobStore
     from ownkey.storage._keys import SqlKeyRegistry, SqlRuleStore, SqlScopeKeyStore
+    from ownkey.storage._sessions import SessionRecord, SessionStore
     from ownkey.storage._shreds import PendingShred, ShredStore
     from ownkey.storage._tokens import ORG_TOKEN, PLATFORM_TOKEN, TOKEN_KINDS, ApiToken, TokenStore
 
@@ -82,6 +83,8 @@ __all__ = [
     "RetiredScopeKey",
     "S3BlobStore",
     "S3RangeReader",
+    "SessionRecord",
+    "SessionStore",
     "ShredStore",
     "SqlAuditSink",
     "SqlKeyRegistry",
@@ -142,6 +145,8 @@ _HOMES: dict[str, str] = {
     "SqlKeyRegistry": "ownkey.storage._keys",
     "SqlRuleStore": "ownkey.storage._keys",
     "SqlScopeKeyStore": "ownkey.storage._keys",
+    "SessionRecord": "ownkey.storage._sessions",
+    "SessionStore": "ownkey.storage._sessions",
     "PendingShred": "ownkey.storage._shreds",
     "ShredStore": "ownkey.storage._shreds",
     "ORG_TOKEN": "ownkey.storage._tokens",

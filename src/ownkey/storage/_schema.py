@@ -33,6 +33,7 @@ __all__ = [
     "audit_checkpoints",
     "audit_heads",
     "audit_records",
+    "console_sessions",
     "fleet_secrets",
     "job_items",
     "jobs",
@@ -343,4 +344,23 @@ fleet_secrets = Table(
     Column("name", String(128), primary_key=True),
     Column("sealed", LargeBinary, nullable=False),
     Column("created_at_ms", BigInteger, nullable=False),
+)
+
+# Migration 0014: the security console's sessions, shared by every node of a fleet (issue 28,
+# item 7). A row per signed-in org admin: only SHA-256 of the session id (the cookie), the org,
+# the id of the token it signed in with (never the token: each page re-checks that token id is
+# still active), the audit actor, the form (CSRF) token, and when it began, was last seen (to
+# the minute) and ends. ``seq`` orders the sign-ins: an org's oldest session goes first.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("digest", LargeBinary(32), nullable=False, unique=True),
+    Column("org", String(255), nullable=False, index=True),
+    Column("token_id", String(32), nullable=False, index=True),
+    Column("actor", String(255), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("last_seen_ms", BigInteger, nullable=False),
+    Column("expires_at_ms", BigInteger, nullable=False, index=True),
 )

@@ -62,6 +62,7 @@ _PREFIX = "okt_"
 _SECRET_BYTES = 32
 _ID_BYTES = 8
 _SHAPE = re.compile(r"okt_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})")
+_ID = re.compile(r"[0-9a-f]{16}")
 #: ``last_used_at_ms`` is rewritten only when it is older than this.
 LAST_USED_GRANULARITY_MS: Final = 60_000
 #: How long a node trusts its copy of a token's row (the revocation bound across nodes).
@@ -221,6 +222,23 @@ class TokenStore:
         matches = hmac.compare_digest(stored, sha256(secret))
         if copy is None or not matches or copy.token.revoked_at_ms is not None:
             return None
+        return self._used(token_id, copy, now)
+
+    def active(self, token_id: str) -> ApiToken | None:
+        """The token of that id while it is active (neither revoked nor expired), else None;
+        records the use like :meth:`authenticate`, from the same copy of the row (re-read when
+        older than ``recheck_after``). The console checks its sessions' tokens this way: a
+        session holds the token's id, never the token."""
+        if not _ID.fullmatch(token_id):
+            return None
+        now = self._clock()
+        copy = self._copy(token_id, now)
+        if copy is None or copy.token.revoked_at_ms is not None:
+            return None
+        return self._used(token_id, copy, now)
+
+    def _used(self, token_id: str, copy: _Copy, now: float) -> ApiToken | None:
+        """The copy's token unless it expired; its last use recorded, to the minute."""
         token = copy.token
         now_ms = round(now * 1000)
         if token.expired(now_ms):

@@ -70,6 +70,8 @@ ORG_SIGNINS = (20, 60.0)
 class TokenAuthority(Protocol):
     def authenticate(self, text: str) -> ApiToken | None: ...
 
+    def active(self, token_id: str) -> ApiToken | None: ...
+
 
 class ConsoleDeps(Protocol):
     """What the console needs from the app that mounts it (the API's state has all three)."""
@@ -166,11 +168,11 @@ class Guard:
     # -- pages of an org -----------------------------------------------------------------------
 
     def session(self, request: Request) -> Session | None:
-        """The request's live session, its token still valid for its org (else ended)."""
+        """The request's live session, its token still active for its org (else ended)."""
         session = self.sessions.get(request.cookies.get(COOKIE))
         if session is None:
             return None
-        token = self._deps.tokens.authenticate(session.token)
+        token = self._deps.tokens.active(session.token_id)
         if token is None or token.kind != ORG_TOKEN or token.org != session.org:
             self.sessions.end(session.session_id)
             return None
@@ -268,10 +270,12 @@ class Guard:
             return self._too_many(request, wait)
         self.sessions.end(request.cookies.get(COOKIE))  # never two sessions for one browser
         try:
-            session = self.sessions.start(token=text, org=org, actor=f"token:{token.token_id}")
+            session = self.sessions.start(
+                token_id=token.token_id, org=org, actor=f"token:{token.token_id}"
+            )
         except SessionsFull:
             busy = self.signin_page(
-                request, message="This node has no room for another session: try later.", status=503
+                request, message="There is no room for another session: try later.", status=503
             )
             busy.headers["Retry-After"] = "60"
             return busy

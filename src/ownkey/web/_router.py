@@ -16,6 +16,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from ownkey.storage import SessionStore
 from ownkey.web._guard import ConsoleDeps, Form, Guard, PostedForm
 from ownkey.web._pages import Pages
 from ownkey.web._session import Session, Sessions
@@ -32,8 +33,9 @@ def _static() -> dict[str, bytes]:
 
 
 def console_router(deps: ConsoleDeps, *, clock: Callable[[], float] = time.time) -> APIRouter:
-    """The console over ``deps`` (the API's state): its own sessions, nothing global."""
-    guard = Guard(deps, Sessions(clock=clock), clock=clock)
+    """The console over ``deps`` (the API's state): sessions in its runtime's database, shared
+    by every node on it; nothing global."""
+    guard = Guard(deps, Sessions(SessionStore(deps.runtime.database), clock=clock), clock=clock)
     pages = Pages(deps, guard, clock)
     files = _static()
     router = APIRouter(prefix="/admin", include_in_schema=False)
