@@ -23,7 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ownkey.api import create_app
-from ownkey.errors import KeyUnavailable
+from ownkey.errors import ConfigError, KeyUnavailable
 from ownkey.keys import CallLimits, KeyManagerCalls
 from ownkey.providers import LocalKeyProvider
 from ownkey.service import ProtectorSettings, Runtime
@@ -306,3 +306,18 @@ def test_a_hung_aws_kms_of_one_org_cannot_hold_another_orgs_seal(tmp_path: Path)
                     pool.shutdown(wait=True)
     assert {a.status_code for a in answers} == {503}
     assert {a.json()["type"] for a in answers} == {"urn:ownkey:problem:key-unavailable"}
+
+
+def test_a_node_takes_its_bounds_from_the_environment(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {
+        "OWNKEY_HOME": str(home),
+        "OWNKEY_KEY_CALLS_PER_ORG": "3",
+        "OWNKEY_KEY_CALLS_WAIT": "0.5",
+    }
+    with Runtime.open(home=home, env=env) as runtime:
+        assert runtime._deps.calls.limits == CallLimits(concurrent=3, waiting=8, wait=0.5)
+    bad = (("OWNKEY_KEY_CALLS_WAITING", "many"), ("OWNKEY_KEY_CALLS_PER_ORG", "0"))
+    for variable, value in bad:
+        with pytest.raises(ConfigError, match=variable):
+            ProtectorSettings.from_env({variable: value})

@@ -172,7 +172,9 @@ class Runtime:
         database = Database.open(url or database_url(environ), migrate=migrate)
         try:
             profile = SqlProfile(database, environ, dict(providers or {}), recheck_interval)
-            built = profile.build(settings or ProtectorSettings(), Effects(clock, random, sleep))
+            # OWNKEY_KEY_CALLS_* from the environment when the caller gives no settings
+            chosen = settings or ProtectorSettings.from_env(environ)
+            built = profile.build(chosen, Effects(clock, random, sleep))
             runtime = cls(built)
             runtime.restore_watch.check()
             return runtime

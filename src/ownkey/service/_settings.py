@@ -17,7 +17,15 @@ from ownkey.envelope import DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE
 from ownkey.errors import ConfigError
 from ownkey.keys import CacheLimits, CallLimits, RetryPolicy
 
-__all__ = ["ProtectorSettings"]
+__all__ = ["SETTINGS_ENV", "ProtectorSettings"]
+
+#: The settings an operator gives each node in its environment (``ownkey serve``); the others
+#: are the library caller's.
+SETTINGS_ENV: Mapping[str, str] = {
+    "key_calls_per_org": "OWNKEY_KEY_CALLS_PER_ORG",
+    "key_calls_waiting": "OWNKEY_KEY_CALLS_WAITING",
+    "key_calls_wait": "OWNKEY_KEY_CALLS_WAIT",
+}
 
 HOUR = 3600
 DAY = 24 * HOUR
@@ -74,6 +82,25 @@ class ProtectorSettings:
         object.__setattr__(self, "epoch_seconds", MappingProxyType(epochs))
         # building them checks them (ConfigError)
         _ = self.cache_limits, self.retry_policy, self.call_limits
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ProtectorSettings:
+        """The defaults, with what :data:`SETTINGS_ENV` names in ``env`` (ConfigError naming
+        the variable for a value that is not a number)."""
+        given: dict[str, float | int] = {}
+        for name, variable in SETTINGS_ENV.items():
+            raw = env.get(variable, "").strip()
+            if not raw:
+                continue
+            try:
+                given[name] = float(raw) if name == "key_calls_wait" else int(raw)
+            except ValueError:
+                raise ConfigError(f"{variable}: {raw!r} is not a number") from None
+        try:
+            return cls(**given)  # type: ignore[arg-type]
+        except ConfigError as exc:
+            names = ", ".join(SETTINGS_ENV[name] for name in given)
+            raise ConfigError(f"{names}: {exc}") from None
 
     def epoch_for(self, service_id: str) -> int:
         """The epoch length, in seconds, of a service's scope keys."""
