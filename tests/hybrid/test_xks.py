@@ -60,9 +60,10 @@ def _write_credentials(home: Path, *pairs: tuple[str, str]) -> None:
 class Kms:
     """Signs and sends XKS requests as AWS KMS does."""
 
-    def __init__(self, client: TestClient, store: HybridStore) -> None:
+    def __init__(self, client: TestClient, store: HybridStore, xks: XksService) -> None:
         self.client = client
         self.store = store
+        self.xks = xks
 
     def call(
         self,
@@ -116,7 +117,7 @@ def kms(tmp_path: Path) -> Iterator[Kms]:
     )
     service = KeyService.__new__(KeyService)  # the KACLS routes are not under test here
     with TestClient(build_app(service, xks)) as client:
-        yield Kms(client, store)
+        yield Kms(client, store, xks)
     store.close()
 
 
@@ -339,3 +340,26 @@ def test_the_verifier_is_pure_and_takes_its_clock() -> None:
     assert not late.ok
     assert late.access_key_id == AKID
     assert SECRET not in repr(late)
+
+
+def test_health_without_request_metadata_is_validation_400(kms: Kms) -> None:
+    """AWS's test client wants it, although the spec's table excludes health from it."""
+    _is(kms.call(f"{PREFIX}/kms/xks/v1/health", {}), "ValidationException", 400)
+    health = {"requestMetadata": {}}
+    _is(kms.call(f"{PREFIX}/kms/xks/v1/health", health), "ValidationException", 400)
+
+
+def test_key_usage_is_invalid_key_usage_400(kms: Kms, tmp_path: Path) -> None:
+    provider, key_id = kms.xks._provider, kms.xks._provider_key
+    create_xks_key(tmp_path, provider, key_id, ORG, "enc-only", ("ENCRYPT",))
+    create_xks_key(tmp_path, provider, key_id, ORG, "neither", ())
+    meta = kms.key("enc-only", "metadata", {"requestMetadata": META}).json()
+    assert meta["keyUsage"] == ["ENCRYPT"]
+    body = {"requestMetadata": META, "plaintext": "AA==", "encryptionAlgorithm": "AES_GCM"}
+    sealed = kms.key("enc-only", "encrypt", body)
+    assert sealed.status_code == 200
+    cdiv = {**body, "ciphertextDataIntegrityValueAlgorithm": "SHA_256"}
+    _is(kms.key("enc-only", "encrypt", cdiv), "InvalidKeyUsageException", 400)
+    decrypt = {"requestMetadata": META, "encryptionAlgorithm": "AES_GCM", **sealed.json()}
+    _is(kms.key("enc-only", "decrypt", decrypt), "InvalidKeyUsageException", 400)
+    _is(kms.key("neither", "encrypt", body), "InvalidKeyUsageException", 400)

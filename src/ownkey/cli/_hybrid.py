@@ -110,6 +110,29 @@ def revoke(
     typer.echo(f"revoked {kind} {value}")
 
 
+@hybrid_app.command("xks-key-create")
+def xks_key_create(
+    home: HomeOption,
+    key: Annotated[str, typer.Argument(help="the external key id to give AWS KMS ([A-Za-z0-9-])")],
+    usage: Annotated[
+        str, typer.Option(help="ENCRYPT,DECRYPT (default), ENCRYPT, DECRYPT, or NONE")
+    ] = "ENCRYPT,DECRYPT",
+) -> None:
+    """Create an AES-256 key for the AWS XKS proxy API, wrapped by the home's provider key."""
+    from ownkey.hybrid import load_config
+    from ownkey.hybrid._config import open_provider
+    from ownkey.hybrid._xks import create_xks_key
+
+    try:
+        config = load_config(home)
+        provider = open_provider(home, config.provider_kind, config.provider_settings)
+        allowed = tuple(u for u in usage.upper().split(",") if u and u != "NONE")
+        create_xks_key(home, provider, config.key_id, config.org, key, allowed)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
+    typer.echo(f"created XKS key {key}")
+
+
 @hybrid_app.command("restore")
 def restore(
     home: HomeOption,
