@@ -363,3 +363,12 @@ def test_key_usage_is_invalid_key_usage_400(kms: Kms, tmp_path: Path) -> None:
     decrypt = {"requestMetadata": META, "encryptionAlgorithm": "AES_GCM", **sealed.json()}
     _is(kms.key("enc-only", "decrypt", decrypt), "InvalidKeyUsageException", 400)
     _is(kms.key("neither", "encrypt", body), "InvalidKeyUsageException", 400)
+
+
+def test_over_the_size_this_proxy_supports_is_unsupported_operation_501(kms: Kms) -> None:
+    _is(_encrypt(kms, b"x" * 8193), "UnsupportedOperationException", 501)
+    _is(_encrypt(kms, b"x" * 20000), "UnsupportedOperationException", 501)
+    assert _encrypt(kms, b"x" * 4300, b"a" * 8192).status_code == 200  # the spec's floors
+    fields = _encrypt(kms, b"x").json()
+    long_iv = {**fields, "initializationVector": base64.b64encode(b"i" * 16).decode()}
+    _is(_decrypt(kms, long_iv), "InvalidCiphertextException", 400)

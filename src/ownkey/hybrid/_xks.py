@@ -206,8 +206,10 @@ def create_xks_key(
 def _b64(field: str, value: object, limit: int, *, required: bool = True) -> bytes:
     if value is None and not required:
         return b""
-    if not isinstance(value, str) or len(value) > 2 * limit:
+    if not isinstance(value, str):
         raise XksError("ValidationException", f"{field} must be base64 text")
+    if len(value) > 2 * limit:
+        raise XksError("UnsupportedOperationException", f"{field} is over {limit} bytes")
     try:
         raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
@@ -417,8 +419,8 @@ class XksService:
     @staticmethod
     def _decrypt(gcm: Aes256Gcm, body: Mapping[str, Any], aad: bytes) -> dict[str, Any]:
         ciphertext = _b64("ciphertext", body.get("ciphertext"), _MAX_PLAINTEXT)
-        iv = _b64("initializationVector", body.get("initializationVector"), 16)
-        tag = _b64("authenticationTag", body.get("authenticationTag"), 16)
+        iv = _b64("initializationVector", body.get("initializationVector"), 64)
+        tag = _b64("authenticationTag", body.get("authenticationTag"), 64)
         metadata = _b64("ciphertextMetadata", body.get("ciphertextMetadata"), 20, required=False)
         if len(iv) != GCM_NONCE_BYTES or len(tag) != GCM_TAG_BYTES:
             raise XksError("InvalidCiphertextException", "the IV or the tag is not one of ours")
