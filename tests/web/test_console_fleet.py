@@ -17,8 +17,9 @@ from fastapi.testclient import TestClient
 
 from ownkey.api import create_app
 from ownkey.service import Runtime
-from ownkey.storage import TokenStore
+from ownkey.storage import SessionStore, TokenStore
 from ownkey.testing.fakes import FakeClock
+from ownkey.web._session import SESSION_SECONDS, Sessions, SessionsFull
 from tests.api.conftest import setup_orgs
 
 ROOT_KEY = "33" * 32
@@ -153,3 +154,26 @@ def test_a_sign_out_cannot_be_undone_by_a_stale_copy(fleet: Fleet) -> None:
     fleet.clock.advance(3600)
     assert _page(fleet.b.client(), cookie) == 303
     assert _page(on_a, cookie) == 303
+
+
+def test_the_caps_count_the_sessions_of_every_node(fleet: Fleet) -> None:
+    """Per org and in all, the sessions of both nodes count together (the database's rows)."""
+    on = {
+        name: Sessions(
+            SessionStore(node.runtime.database), clock=fleet.clock, max_sessions=3, max_per_org=2
+        )
+        for name, node in (("a", fleet.a), ("b", fleet.b))
+    }
+    first = on["a"].start(token_id="0" * 16, org="acme", actor="token:x")
+    second = on["b"].start(token_id="0" * 16, org="acme", actor="token:x")
+    third = on["a"].start(token_id="0" * 16, org="acme", actor="token:x")  # ends acme's oldest
+    assert on["b"].get(first.session_id) is None
+    assert [on["b"].get(s.session_id) for s in (second, third)] == [second, third]
+    assert on["a"].count("acme") == 2
+    globex = on["b"].start(token_id="1" * 16, org="globex", actor="token:y")
+    with pytest.raises(SessionsFull):  # three live sessions on the two nodes: no room
+        on["a"].start(token_id="2" * 16, org="initech", actor="token:z")
+    assert on["a"].get(globex.session_id) == globex
+    fleet.clock.advance(SESSION_SECONDS)  # all expired: room again, on either node
+    assert on["b"].start(token_id="2" * 16, org="initech", actor="token:z").org == "initech"
+    assert on["a"].count() == 1
