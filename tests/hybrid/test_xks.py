@@ -372,3 +372,38 @@ def test_over_the_size_this_proxy_supports_is_unsupported_operation_501(kms: Kms
     fields = _encrypt(kms, b"x").json()
     long_iv = {**fields, "initializationVector": base64.b64encode(b"i" * 16).decode()}
     _is(_decrypt(kms, long_iv), "InvalidCiphertextException", 400)
+
+
+def test_a_credentials_file_others_can_read_fails_closed_500(kms: Kms, tmp_path: Path) -> None:
+    (tmp_path / XKS_CREDENTIALS_FILE).chmod(0o644)
+    os.utime(tmp_path / XKS_CREDENTIALS_FILE, ns=(time.time_ns(), time.time_ns() + 1000))
+    _is(_encrypt(kms, b"k"), "InternalException", 500)
+    assert kms.records()[-1]["why"] == "InternalException: ConfigError"
+
+
+def test_serve_mounts_xks_from_the_homes_xks_section(tmp_path: Path) -> None:
+    from ownkey.hybrid import Issuer, init_home
+    from ownkey.hybrid._app import build_service, build_xks
+    from ownkey.hybrid._config import load_config
+
+    home = tmp_path / "kacls"
+    config = init_home(
+        home,
+        org=ORG,
+        authentication=Issuer("https://idp.acme.example", "ownkey-hybrid"),
+        authorization=Issuer("https://platform.example/hybrid", "ownkey-hybrid"),
+    )
+    assert build_xks(config, build_service(config)) is None  # no xks section: not served
+    raw = json.loads((home / "hybrid.json").read_text())
+    raw["xks"] = {"region": REGION, "uri_prefix": PREFIX}
+    (home / "hybrid.json").write_text(json.dumps(raw))
+    _write_credentials(home, (AKID, SECRET))
+    config = load_config(home)
+    service = build_service(config)
+    xks = build_xks(config, service)
+    assert xks is not None
+    create_xks_key(home, service.provider, service.key_id, ORG, "key-1")
+    with TestClient(build_app(service, xks)) as client:
+        kms = Kms(client, service.store, xks)
+        assert _encrypt(kms, b"through serve").status_code == 200
+        assert client.get("/status").status_code == 200  # the KACLS routes stay

@@ -249,7 +249,11 @@ class XksService:
     def handle(self, request: SignedRequest) -> tuple[int, dict[str, Any]]:
         record: dict[str, Any] = {"op": "xks", "resource": "", "outcome": "ok", "why": ""}
         try:
-            answer = self._decide(request, record)
+            try:
+                answer = self._decide(request, record)
+            except OwnkeyError as failure:  # a malformed credentials file, the store: fail closed
+                record["why"] = type(failure).__name__
+                raise XksError("InternalException", "the key service could not decide") from None
         except XksError as exc:
             record["outcome"] = "denied" if exc.status < 500 else "error"
             record["why"] = f"{exc.name}: {record['why']}" if record["why"] else exc.name
