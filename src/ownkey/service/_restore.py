@@ -133,7 +133,7 @@ class RestoreWatch:
         self._write_all(everything)
 
     def _write_all(self, memory: dict[str, Any]) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # a home: the owner's only
         fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".audit-heads.")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
