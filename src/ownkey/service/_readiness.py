@@ -14,10 +14,11 @@ messages, redacted, or the failing call's error type):
 - ``change_feed``: the PostgreSQL ``LISTEN`` connection of :class:`~ownkey.service.NodeSync` is
   up (``n/a`` on SQLite, or when the node does not follow other nodes).
 
-Every probe runs on its own thread, all at once, and they are given ``timeout`` seconds together:
-a hung key manager makes its check fail, it never holds the answer. The blob store and the platform key are asked at most
-once per ``cache_for`` seconds (a load balancer probing every second cannot hammer a KMS or a
-bucket); while one probe is still out, the next answer waits on it rather than starting another.
+Every probe runs on its own thread, all at once, and they are given ``timeout`` seconds
+together: a hung key manager makes its check fail, it never holds the answer. The blob store and
+the platform key are asked at most once per ``cache_for`` seconds (a load balancer probing every
+second cannot hammer a KMS or a bucket); while one probe is still out, the next answer waits on
+it rather than starting another.
 """
 
 from __future__ import annotations
