@@ -33,6 +33,7 @@ from ownkey.envelope import peek_key_id
 from ownkey.keys import ScopeKeyRecord
 from ownkey.service import Runtime
 from ownkey.storage import SqlScopeKeyStore
+from ownkey.testing.fakes import FakeClock
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 
@@ -103,8 +104,19 @@ def old_home(tmp_path: Path, home: Home) -> Path:
 
 @pytest.fixture
 def runtime(old_home: Path) -> Iterator[Runtime]:
-    """The old home opened by today's code: migrated to head."""
-    with Runtime.open(home=old_home, env={"OWNKEY_HOME": str(old_home)}) as rt:
+    """The old home opened by today's code: migrated to head, on a clock inside the epochs the
+    old code sealed in (a chat scope key covers one hour: on today's clock a new seal would
+    fall in another epoch, and whether it met the old record would depend on the time of day)."""
+    with sqlite3.connect(old_home / "ownkey.db") as conn:
+        (start,) = conn.execute("SELECT max(epoch_start) FROM scope_keys").fetchone()
+    conn.close()
+    clock = FakeClock(float(start) + 1)
+    with Runtime.open(
+        home=old_home,
+        env={"OWNKEY_HOME": str(old_home)},
+        clock=clock,
+        sleep=clock.sleep,
+    ) as rt:
         yield rt
 
 
