@@ -214,6 +214,7 @@ def test_wrong_or_missing_aad_and_a_flipped_tag_are_invalid_ciphertext_400(kms: 
     [
         ({"tamper": True}, "signature does not match"),
         ({"akid": "AKIAUNKNOWN000000000"}, "unknown access key id"),
+        ({"akid": "A" * 129}, "over 128 characters"),
         ({"secret": "wrong-" + "C" * 40}, "signature does not match"),
         ({"region": "eu-west-1"}, "another region or service"),
         ({"service": "kms"}, "another region or service"),

@@ -112,6 +112,8 @@ def verify(
     if len(scope) != 5 or scope[4] != "aws4_request":
         return Verdict(False, why="malformed credential scope")
     access_key_id, day, signed_region, signed_service, _ = scope
+    if len(access_key_id) > 128:  # the caller's claim is logged: keep it bounded
+        return Verdict(False, why="access key id over 128 characters")
     if access_key_id not in secrets:
         return Verdict(False, access_key_id, "unknown access key id")
     if signed_region != region or signed_service != service:
