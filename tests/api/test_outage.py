@@ -2,9 +2,10 @@
 
 The token check rides it out (each node's copy of a token's row serves for 30 s past its last
 read: ``tests/api/test_tokens.py``); the data plane does not yet, because the org directory's
-re-check (``service/_directory.py``) raises on the database error a re-check interval into the
-outage. The test says what is wanted and is marked as an expected failure until then; strict,
-so that it fails the day it passes and the mark must go. The clock is moved by hand."""
+re-check (``service/_directory.py``) and the key records' and rules' read caches
+(``service/_caching.py``) raise on the database error a re-check interval into the outage. The
+test says what is wanted and is marked as an expected failure until then; strict, so that it
+fails the day it passes and the mark must go. The clock is moved by hand."""
 
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ def nodes(tmp_path: Path) -> Iterator[tuple[FakeClock, list[tuple[Runtime, TestC
 @pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
-    reason="the org directory's re-check raises on a database error (service/_directory.py)",
+    reason="the org directory's and the read caches' re-checks raise on a database error "
+    "(service/_directory.py, service/_caching.py)",
 )
 def test_warm_traffic_rides_out_a_ten_second_outage_on_every_node(
     nodes: tuple[FakeClock, list[tuple[Runtime, TestClient]], str],
