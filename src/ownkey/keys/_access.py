@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ownkey._outage import OUTAGE_GRACE, RETRY_AFTER, is_outage
 from ownkey._refs import KeyRef, KeyType
 from ownkey.audit import AuditAction, Outcome
 from ownkey.envelope import ScopeKey, combine_shares
@@ -334,6 +335,15 @@ class ScopeKeys:
 
         try:
             read_at, record = self._rechecks.run(key_id, read)
+        except Exception as exc:
+            # A short database outage: the entry, checked a moment ago, serves on (bounded by
+            # OUTAGE_GRACE; nothing can change through ownkey meanwhile: ownkey/_outage.py).
+            if is_outage(exc) and cache.recheck_failed(
+                entry, retry_after=RETRY_AFTER, grace=OUTAGE_GRACE
+            ):
+                return True
+            cache.evict_id(key_id)
+            raise
         except BaseException:
             cache.evict_id(key_id)
             raise

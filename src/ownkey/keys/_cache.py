@@ -73,6 +73,7 @@ class CacheEntry:
     __slots__ = (
         "checked_at",
         "cipher",
+        "deferred_until",
         "expires_at",
         "identity",
         "key",
@@ -102,6 +103,8 @@ class CacheEntry:
         self.uses = 0
         # When the stored record was read (before the unwrap, so the window is never understated).
         self.checked_at = now if checked_at is None else checked_at
+        # A re-check the database could not answer (an outage) is not tried before this.
+        self.deferred_until = 0.0
 
     def __repr__(self) -> str:
         return f"<CacheEntry id={self.key.key_id.hex()} uses={self.uses} key=<redacted>>"
@@ -166,7 +169,20 @@ class ScopeKeyCache:
         nothing tells this one, so the record is re-read at most ``recheck_after`` seconds
         after the last read. ``0`` re-reads on every use.
         """
-        return self._clock() >= entry.checked_at + self.recheck_after
+        now = self._clock()
+        return now >= entry.checked_at + self.recheck_after and now >= entry.deferred_until
+
+    def recheck_failed(self, entry: CacheEntry, *, retry_after: float, grace: float) -> bool:
+        """The record could not be read because the database is unreachable: say whether the
+        entry may still serve (its last good check is younger than ``recheck_after + grace``),
+        and if so defer the next re-check by ``retry_after`` (one attempt a second, not one a
+        call). ``_outage.py`` says why the bound is safe."""
+        now = self._clock()
+        if now - entry.checked_at >= self.recheck_after + grace:
+            return False
+        with self._lock:
+            entry.deferred_until = now + retry_after
+        return True
 
     def rechecked(self, entry: CacheEntry, at: float) -> None:
         """The record read at ``at`` (taken before the read) still says what ``entry`` assumes."""

@@ -20,19 +20,22 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
+from ownkey._outage import OUTAGE_GRACE, RETRY_AFTER, is_outage
 from ownkey.keys import KeyRef, KeyRegistry, MasterKey, RevocationRule, RuleStore
 
 __all__ = ["CachedKeyRegistry", "CachedRuleStore", "FreshKeyRegistry", "FreshRuleStore"]
 
 
 class _Snapshot:
-    """A value re-read by ``load`` when invalidated or older than ``max_age``."""
+    """A value re-read by ``load`` when invalidated or older than ``max_age``; through a short
+    database outage the last value keeps serving (service/_outage.py)."""
 
     def __init__(self, max_age: float, clock: Callable[[], float]) -> None:
         self._max_age = max_age
         self._clock = clock
         self._lock = threading.Lock()
         self._loaded_at: float | None = None
+        self._good_at: float | None = None  # when the last successful load started
         self._generation = 0
         self._loads = 0
 
@@ -54,9 +57,18 @@ class _Snapshot:
         with self._lock:
             generation = self._generation
             started = self._clock()
-        load()
+        try:
+            load()
+        except Exception as exc:
+            good = self._good_at
+            if not is_outage(exc) or good is None or started - good >= OUTAGE_GRACE:
+                raise
+            with self._lock:  # the last answer serves on; the next read in RETRY_AFTER
+                self._loaded_at = started - self._max_age + RETRY_AFTER
+            return
         with self._lock:
             self._loads += 1
+            self._good_at = started
             if generation == self._generation:  # no invalidation raced with the load
                 self._loaded_at = started
 

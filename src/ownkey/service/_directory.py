@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ownkey._outage import OUTAGE_GRACE, RETRY_AFTER, is_outage
 from ownkey.catalog import SERVICE_IDS
 from ownkey.errors import InvalidRequest
 from ownkey.policy import OrgSettings, canonical_email, check_org
@@ -131,6 +132,7 @@ class OrgDirectory:
         self._orgs: dict[str, Org] = {}
         self._revisions: Mapping[str, int] = {}
         self._checked_at: float | None = None
+        self._good_at: float | None = None
 
     @property
     def store(self) -> SqlOrgDirectory:
@@ -138,8 +140,18 @@ class OrgDirectory:
 
     def _recheck_revisions(self) -> None:
         started = self._clock()
-        revisions = self._store.revisions()
+        try:
+            revisions = self._store.revisions()
+        except Exception as exc:
+            # Through a short outage the orgs as last read serve on (service/_outage.py).
+            good = self._good_at
+            if not is_outage(exc) or good is None or started - good >= OUTAGE_GRACE:
+                raise
+            with self._lock:
+                self._checked_at = started - self._recheck + RETRY_AFTER
+            return
         with self._lock:
+            self._good_at = started
             self._revisions = revisions
             self._orgs = {
                 name: org for name, org in self._orgs.items() if revisions.get(name) == org.revision
