@@ -263,6 +263,15 @@ def test_dropped_database_connections_are_typed_and_lose_nothing(pg_url: str) ->
             finally:
                 stop.set()
                 killer.join()
+            # The database is back: seals succeed again at once (and, whatever the machine's
+            # speed did to the interleaving above, the open-afterwards check has content).
+            for number in range(5):
+                plain = os.urandom(8).hex().encode()
+                request = chat(scope="chat-after", asset_id=f"after-{number}")
+                body = {"request": request, "data": base64.b64encode(plain).decode()}
+                answer = client.post("/v1/seal", json=body, headers=platform)
+                assert answer.status_code == 200, answer.text
+                sealed.append((request, answer.json()["sealed"], plain))
             for request, envelope, plain in sealed:
                 opened = client.post(
                     "/v1/open", json={"request": request, "sealed": envelope}, headers=platform
@@ -274,7 +283,7 @@ def test_dropped_database_connections_are_typed_and_lose_nothing(pg_url: str) ->
         f"slowest {slowest * 1000:.0f} ms; {len(sealed)} sealed all open afterwards"
     )
     assert sum(kills) > 0
-    assert slowest < 15
+    assert slowest < 60  # bounded (a loaded CI machine is slow, never stuck)
     assert sealed
 
 
@@ -292,7 +301,9 @@ def test_key_manager_slow_down_flapping_garbage(
     from ownkey.testing.faultproxy import Fault, FaultProxy
     from tests.providers._servers import moto_server
 
-    timeout = 0.5
+    # The provider's deadline: long enough that moto answers the set-up calls on a loaded
+    # machine (0.5 s timed out at CreateKey under CI load), short beside the faults' delay.
+    timeout = 2.0
     (tmp_path / "moto").mkdir()
     home = tmp_path / "home"
     with (
