@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,9 +100,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(home: Path, workers: int) -> Iterator[str]:
+def server(home: Path, workers: int, database_url: str | None = None) -> Iterator[str]:
     port = free_port()
     env = dict(os.environ, OWNKEY_HOME=str(home))
+    if database_url is not None:  # a node of a fleet: its own home, the fleet's database
+        env["OWNKEY_DATABASE_URL"] = database_url
     env["PYTHONPATH"] = os.pathsep.join(
         [str(Path(__file__).parent), *filter(None, [env.get("PYTHONPATH")])]
     )
@@ -261,6 +264,53 @@ def http_bench(seconds: int, connections: int, quiet: bool) -> dict[str, Any]:
         "connections": connections,
         "seconds": seconds,
         "message_bytes": len(MESSAGE),
+        "cases": results,
+    }
+
+
+def nodes_bench(seconds: int, connections: int, quiet: bool) -> dict[str, Any]:
+    """Issue 28: 1 KiB seals per second through one ``ownkey serve`` node (one worker), then
+    through two nodes (one worker each, separate homes given the same root key) on the same
+    database, the load split between them; same machine, same run."""
+    with tempfile.TemporaryDirectory(prefix="ownkey-bench-nodes-") as name:
+        home_a, home_b = Path(name) / "a", Path(name) / "b"
+        token = prepare_home(home_a)
+        shutil.copytree(home_a, home_b, ignore=shutil.ignore_patterns("ownkey.db*", "objects"))
+        url = f"sqlite:///{home_a / 'ownkey.db'}"
+        data = base64.b64encode(MESSAGE).decode()
+        body = json.dumps({"request": chat_request(), "data": data})
+        results: dict[str, Any] = {}
+        with server(home_a, 1, url) as first:
+            if not quiet:
+                print("  one node ...", file=sys.stderr, flush=True)
+            load(first, "/v1/seal", body, token, 2, connections)  # warm-up
+            results["one_node"] = load(first, "/v1/seal", body, token, seconds, connections)
+            with server(home_b, 1, url) as second:
+                if not quiet:
+                    print("  two nodes ...", file=sys.stderr, flush=True)
+                load(second, "/v1/seal", body, token, 2, connections)  # warm-up
+                both: list[Any] = [None, None]
+
+                def run(index: int, target: str) -> None:
+                    both[index] = load(target, "/v1/seal", body, token, seconds, connections // 2)
+
+                threads = [
+                    threading.Thread(target=run, args=(index, target))
+                    for index, target in enumerate((first, second))
+                ]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+        two = sum(part["requests_s"] for part in both)
+        results["two_nodes"] = {"requests_s": two, "per_node": both}
+    return {
+        "server": "ownkey serve's app, 1 uvicorn worker a node, one SQLite database, loopback",
+        "connections": connections,
+        "seconds": seconds,
+        "one_node_requests_s": results["one_node"]["requests_s"],
+        "two_nodes_requests_s": two,
+        "ratio": two / results["one_node"]["requests_s"],
         "cases": results,
     }
 

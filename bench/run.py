@@ -1071,6 +1071,17 @@ def summary_table(report: dict[str, Any]) -> list[tuple[str, ...]]:
                 ">= 10x",
             )
         )
+    nodes = report.get("nodes")
+    if nodes is not None:
+        rows.append(
+            (
+                "HTTP 1 KiB seal, two nodes on one database (1 worker each)",
+                f"{fmt(nodes['two_nodes_requests_s'])} req/s",
+                f"one node {fmt(nodes['one_node_requests_s'])} req/s",
+                f"{nodes['ratio']:.2f}x",
+                "-",
+            )
+        )
     get = report.get("streamed_get")
     if get is not None:
         rows.append(
@@ -1211,7 +1222,7 @@ METHOD = {
 }
 
 
-SECTIONS = ("messages", "streams", "providers", "http", "get")
+SECTIONS = ("messages", "streams", "providers", "http", "get", "nodes")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -1276,6 +1287,11 @@ def main(argv: list[str] | None = None) -> int:
         import providers
 
         report["providers"] = providers.provider_bench(50 if args.quick else 200, quiet)
+    if "nodes" in only:
+        import http_load as nodes_load
+
+        note("seals through one node, then two nodes on one database ...", quiet)
+        report["nodes"] = nodes_load.nodes_bench(5 if args.quick else 15, 16, quiet)
     if "http" in only or "get" in only:
         import http_load
 
