@@ -75,7 +75,7 @@ def test_rotate_and_retire_from_the_command_line(
     assert new != old
     assert first.current_kid == new  # a serving instance follows the file
     assert {k["kid"] for k in first.jwks()["keys"]} == {old, new}
-    main(["--state", str(tmp_path), "--retire", old])
+    main(["--state", str(tmp_path), f"--retire={old}"])  # a kid may start with "-"
     assert capsys.readouterr().out.strip() == new
     assert {k["kid"] for k in first.jwks()["keys"]} == {new}
     with pytest.raises(SystemExit):
