@@ -39,6 +39,33 @@ def _rate(count: int, seconds: float) -> float:
     return round(count / seconds, 1)
 
 
+def _unwrap_rates(stack: HybridStack, sealed: bytes, n: int) -> tuple[float, float]:
+    """Seconds for ``n`` raw ``POST /unwrap`` calls of one sealed message with one client
+    thread, then with four."""
+    wrapped, header, _ = split(sealed)
+    body = {
+        "authentication": stack.sign_in(BOB, KACLS_AUDIENCE),
+        "authorization": stack.grant(BOB, "c", "reader"),
+        "wrapped_key": base64.b64encode(wrapped).decode(),
+        "message": header.message,
+        "author": header.author,
+    }
+    url = stack.kacls_url + "/unwrap"
+
+    def burst(count: int) -> None:
+        with httpx.Client(timeout=10.0) as http:
+            for _ in range(count):
+                http.post(url, json=body).raise_for_status()
+
+    start = time.perf_counter()
+    burst(n)
+    one = time.perf_counter() - start
+    start = time.perf_counter()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(burst, [n // 4] * 4))
+    return one, time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=200)
@@ -64,28 +91,7 @@ def main() -> None:
             for i, message in zip(ids, sealed, strict=True):
                 bob.open_message("c", message, message=i)
         warm = time.perf_counter() - start
-        wrapped, header, _ = split(sealed[0])
-        body = {
-            "authentication": stack.sign_in(BOB, KACLS_AUDIENCE),
-            "authorization": stack.grant(BOB, "c", "reader"),
-            "wrapped_key": base64.b64encode(wrapped).decode(),
-            "message": header.message,
-            "author": header.author,
-        }
-        url = stack.kacls_url + "/unwrap"
-
-        def burst(count: int) -> None:
-            with httpx.Client(timeout=10.0) as http:
-                for _ in range(count):
-                    http.post(url, json=body).raise_for_status()
-
-        start = time.perf_counter()
-        burst(n)
-        one = time.perf_counter() - start
-        start = time.perf_counter()
-        with ThreadPoolExecutor(4) as pool:
-            list(pool.map(burst, [n // 4] * 4))
-        four = time.perf_counter() - start
+        one, four = _unwrap_rates(stack, sealed[0], n)
     # The same /unwrap burst against a key service that flushes every audit record to disk
     # (audit_sync: full, the behaviour before issue 25), in the same run.
     with (
@@ -93,30 +99,8 @@ def main() -> None:
         HybridStack(Path(root), ORG, MEMBERS, audit_sync="full") as durable,
     ):
         durable.client(ALICE).seal_message("c", payload, message="warm")
-        wrapped_full, header_full, _ = split(
-            durable.client(ALICE).seal_message("c", payload, message="m-0")
-        )
-        full_body = {
-            "authentication": durable.sign_in(BOB, KACLS_AUDIENCE),
-            "authorization": durable.grant(BOB, "c", "reader"),
-            "wrapped_key": base64.b64encode(wrapped_full).decode(),
-            "message": header_full.message,
-            "author": header_full.author,
-        }
-        full_url = durable.kacls_url + "/unwrap"
-
-        def full_burst(count: int) -> None:
-            with httpx.Client(timeout=10.0) as http:
-                for _ in range(count):
-                    http.post(full_url, json=full_body).raise_for_status()
-
-        start = time.perf_counter()
-        full_burst(n)
-        full_one = time.perf_counter() - start
-        start = time.perf_counter()
-        with ThreadPoolExecutor(4) as pool:
-            list(pool.map(full_burst, [n // 4] * 4))
-        full_four = time.perf_counter() - start
+        full_sealed = durable.client(ALICE).seal_message("c", payload, message="m-0")
+        full_one, full_four = _unwrap_rates(durable, full_sealed, n)
     result = {
         "messages": n,
         "payload_bytes": len(payload),
